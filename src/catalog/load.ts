@@ -1,0 +1,148 @@
+import { sql } from 'kysely';
+import type { Db, Tx } from '../db.js';
+import { RowdoctorError } from '../errors.js';
+import { markerFor, type SoftDeleteSettings } from './soft-delete.js';
+import { tableId, type Catalog, type Column, type ForeignKey, type Table, type UniqueIndex } from './types.js';
+
+/** Schemas that are never user data. rowdoctor_backup holds our own backups. */
+const SYSTEM_SCHEMA = sql`(n.nspname in ('pg_catalog', 'information_schema', 'pg_toast', 'rowdoctor_backup')
+  or n.nspname like 'pg\\_temp\\_%' or n.nspname like 'pg\\_toast\\_temp\\_%')`;
+
+interface RelRow { oid: number; schema: string; name: string; kind: string; is_partition: boolean; root: string | null; estimated_rows: number }
+interface ColRow { oid: number; name: string; type: string; base_type: string; category: string; not_null: boolean; generated: boolean }
+interface IdxRow {
+  table_oid: number; name: string; constraint: string | null; primary: boolean; valid: boolean;
+  columns: (string | null)[]; parts: string[]; include: string[]; predicate: string | null; nnd: boolean; definition: string;
+}
+interface FkRow { name: string; table: string; columns: string[]; references: string; ref_columns: string[]; valid: boolean; on_delete: string; on_partition: boolean }
+interface PartKeyRow { oid: number; columns: (string | null)[] }
+
+/**
+ * Read one consistent snapshot of the catalog. `schemas` limits what is checked; tables of every
+ * user schema are still loaded, because a foreign key may cross schemas.
+ */
+export async function loadCatalog(db: Db | Tx, options: { schemas: string[] | null; softDelete: SoftDeleteSettings }): Promise<Catalog> {
+  const version = await sql<{ v: number }>`select current_setting('server_version_num')::int as v`.execute(db);
+  const serverVersion = version.rows[0]?.v ?? 0;
+
+  const rels = await sql<RelRow>`
+    select c.oid::int as oid, n.nspname as schema, c.relname as name, c.relkind as kind,
+           c.relispartition as is_partition,
+           (select rn.nspname || '.' || r.relname
+              from pg_partition_ancestors(c.oid) a(relid)
+              join pg_class r on r.oid = a.relid join pg_namespace rn on rn.oid = r.relnamespace
+             where not r.relispartition limit 1) as root,
+           greatest(c.reltuples, 0)::float8 as estimated_rows
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where c.relkind in ('r', 'p') and not ${SYSTEM_SCHEMA}
+     order by n.nspname, c.relname`.execute(db);
+
+  const allSchemas = await sql<{ name: string }>`
+    select n.nspname as name from pg_namespace n where not ${SYSTEM_SCHEMA} order by 1`.execute(db);
+  const schemas = options.schemas ?? allSchemas.rows.map((r) => r.name);
+  for (const s of schemas) {
+    if (!allSchemas.rows.some((r) => r.name === s)) {
+      const near = allSchemas.rows.find((r) => r.name.toLowerCase() === s.toLowerCase());
+      throw new RowdoctorError(`Schema "${s}" does not exist in this database.`, {
+        hint: near ? `Names are exact catalog names: did you mean "${near.name}"?` : `Schemas here: ${allSchemas.rows.map((r) => r.name).join(', ') || '(none)'}.`,
+      });
+    }
+  }
+
+  const oids = rels.rows.map((r) => r.oid);
+  const cols = await sql<ColRow>`
+    select a.attrelid::int as oid, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
+           coalesce(bt.typname, t.typname) as base_type, coalesce(bt.typcategory, t.typcategory) as category,
+           a.attnotnull as not_null, a.attgenerated <> '' as generated
+      from pg_attribute a
+      join pg_type t on t.oid = a.atttypid
+      left join pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype
+     where a.attrelid = any(${oids}::oid[]) and a.attnum > 0 and not a.attisdropped
+     order by a.attrelid, a.attnum`.execute(db);
+
+  const nnd = serverVersion >= 150000 ? sql`i.indnullsnotdistinct` : sql`false`;
+  const idx = await sql<IdxRow>`
+    select i.indrelid::int as table_oid, ic.relname as name, con.conname as constraint, i.indisprimary as primary,
+           i.indisvalid as valid,
+           array(select case when i.indkey[k - 1] = 0 then null else
+                   (select attname from pg_attribute where attrelid = i.indrelid and attnum = i.indkey[k - 1]) end
+                   from generate_series(1, i.indnkeyatts) k order by k)::text[] as columns,
+           array(select pg_get_indexdef(i.indexrelid, k, true) from generate_series(1, i.indnkeyatts) k order by k)::text[] as parts,
+           array(select pg_get_indexdef(i.indexrelid, k, true) from generate_series(i.indnkeyatts + 1, i.indnatts) k order by k)::text[] as include,
+           pg_get_expr(i.indpred, i.indrelid, true) as predicate, ${nnd} as nnd,
+           pg_get_indexdef(i.indexrelid) as definition
+      from pg_index i
+      join pg_class ic on ic.oid = i.indexrelid
+      left join pg_constraint con on con.conindid = i.indexrelid and con.contype in ('p', 'u') and con.conrelid = i.indrelid
+     where i.indisunique and i.indrelid = any(${oids}::oid[])
+     order by ic.relname`.execute(db);
+
+  const fks = await sql<FkRow>`
+    select con.conname as name, cn.nspname || '.' || c.relname as table,
+           array(select a.attname from unnest(con.conkey) with ordinality k(n, o)
+                   join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.n order by k.o)::text[] as columns,
+           pn.nspname || '.' || p.relname as references,
+           array(select a.attname from unnest(con.confkey) with ordinality k(n, o)
+                   join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.n order by k.o)::text[] as ref_columns,
+           con.convalidated as valid, con.confdeltype as on_delete, c.relispartition as on_partition
+      from pg_constraint con
+      join pg_class c on c.oid = con.conrelid join pg_namespace cn on cn.oid = c.relnamespace
+      join pg_class p on p.oid = con.confrelid join pg_namespace pn on pn.oid = p.relnamespace
+     where con.contype = 'f' and con.conparentid = 0
+       and not (cn.nspname in ('pg_catalog', 'information_schema', 'rowdoctor_backup'))
+       and not p.relispartition
+     order by 2, 1`.execute(db);
+
+  const partKeys = await sql<PartKeyRow>`
+    select pt.partrelid::int as oid,
+           array(select case when pt.partattrs[k] = 0 then null else
+                   (select attname from pg_attribute where attrelid = pt.partrelid and attnum = pt.partattrs[k]) end
+                   from generate_subscripts(pt.partattrs, 1) k order by k)::text[] as columns
+      from pg_partitioned_table pt where pt.partrelid = any(${oids}::oid[])`.execute(db);
+
+  const colsByOid = groupBy(cols.rows, (c) => c.oid);
+  const idxByOid = groupBy(idx.rows, (i) => i.table_oid);
+  const tables: Table[] = [];
+  const partitionRoot = new Map<string, string>();
+  const partitionColumns = new Map<string, Column[]>();
+  for (const r of rels.rows) {
+    const id = tableId(r.schema, r.name);
+    const columns: Column[] = (colsByOid.get(r.oid) ?? []).map((c) => ({
+      name: c.name, type: c.type, baseType: c.base_type, category: c.category, notNull: c.not_null, generated: c.generated,
+    }));
+    if (r.is_partition) {
+      if (r.root) partitionRoot.set(id, r.root);
+      partitionColumns.set(id, columns);
+      continue;
+    }
+    const uniqueIndexes: UniqueIndex[] = (idxByOid.get(r.oid) ?? []).map((i) => ({
+      name: i.name, constraint: i.constraint, primary: i.primary, valid: i.valid, columns: i.columns, parts: i.parts,
+      include: i.include, predicate: i.predicate, nullsNotDistinct: i.nnd, definition: i.definition,
+    }));
+    const pk = uniqueIndexes.find((i) => i.primary);
+    tables.push({
+      oid: r.oid, schema: r.schema, name: r.name, id, partitioned: r.kind === 'p', columns,
+      primaryKey: pk && pk.columns.every((c) => c !== null) ? (pk.columns as string[]) : null,
+      uniqueIndexes,
+      partitionKey: partKeys.rows.find((p) => p.oid === r.oid)?.columns ?? [],
+      softDelete: markerFor(id, columns, options.softDelete),
+      estimatedRows: r.estimated_rows,
+    });
+  }
+  const foreignKeys: ForeignKey[] = fks.rows.map((f) => ({
+    name: f.name, table: f.table, columns: f.columns, references: f.references, refColumns: f.ref_columns,
+    valid: f.valid, onDelete: f.on_delete, onPartition: f.on_partition,
+  }));
+  return { serverVersion, schemas, tables, foreignKeys, partitionRoot, partitionColumns };
+}
+
+function groupBy<T, K>(items: T[], key: (t: T) => K): Map<K, T[]> {
+  const m = new Map<K, T[]>();
+  for (const it of items) {
+    const k = key(it);
+    const list = m.get(k);
+    if (list) list.push(it);
+    else m.set(k, [it]);
+  }
+  return m;
+}

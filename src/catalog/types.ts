@@ -1,0 +1,92 @@
+/** A snapshot of what pg_catalog says about the user tables: the only source of identifiers. */
+
+export interface Column {
+  name: string;
+  /** format_type(), e.g. `timestamp with time zone` */
+  type: string;
+  /** Base type name after resolving domains (`int4`, `text`, `uuid` …): used for compatibility. */
+  baseType: string;
+  /** pg_type.typcategory of the base type (N numeric, S string, D date/time, B boolean …). */
+  category: string;
+  notNull: boolean;
+  generated: boolean;
+}
+
+/** How a table marks rows as deleted without removing them. */
+export interface SoftDeleteMarker {
+  column: string;
+  /** timestamp: non-NULL means deleted; boolean: true means deleted. */
+  kind: 'timestamp' | 'boolean';
+}
+
+/** A unique index (or the index behind a UNIQUE / PRIMARY KEY constraint). */
+export interface UniqueIndex {
+  name: string;
+  /** The constraint the index backs, when it is one. */
+  constraint: string | null;
+  primary: boolean;
+  valid: boolean;
+  /** Key parts: a column name, or null where the part is an expression. */
+  columns: (string | null)[];
+  /** Key parts as the server deparses them: quoted column names or expressions. */
+  parts: string[];
+  /** Deparsed predicate of a partial index, null when it covers every row. */
+  predicate: string | null;
+  nullsNotDistinct: boolean;
+  /** Non-key INCLUDE columns: they never count towards uniqueness. */
+  include: string[];
+  definition: string;
+}
+
+export interface ForeignKey {
+  name: string;
+  /** schema.table of the referencing (child) table. */
+  table: string;
+  columns: string[];
+  /** schema.table of the referenced (parent) table. */
+  references: string;
+  refColumns: string[];
+  valid: boolean;
+  /** pg_constraint.confdeltype: a no action, r restrict, c cascade, n set null, d set default. */
+  onDelete: string;
+  /** Defined directly on a partition (not inherited from its parent). */
+  onPartition: boolean;
+}
+
+export interface Table {
+  oid: number;
+  schema: string;
+  name: string;
+  /** `schema.table`, exact catalog names, unquoted: the id used in output and maps. */
+  id: string;
+  partitioned: boolean;
+  columns: Column[];
+  primaryKey: string[] | null;
+  uniqueIndexes: UniqueIndex[];
+  /** Columns of the partition key of a partitioned table (expressions as null). */
+  partitionKey: (string | null)[];
+  softDelete: SoftDeleteMarker | null;
+  estimatedRows: number;
+}
+
+export interface Catalog {
+  serverVersion: number;
+  /** Schemas the user asked to check (default: every non-system schema). */
+  schemas: string[];
+  /** Every table in every non-system schema, partitions excluded (they are checked via their parent). */
+  tables: Table[];
+  /** Every foreign key in the database's user schemas, incl. those defined on partitions. */
+  foreignKeys: ForeignKey[];
+  /** Partition `schema.table` → the id of its root partitioned table. */
+  partitionRoot: Map<string, string>;
+  /** Partition `schema.table` → its columns: foreign keys on partitions point from here. */
+  partitionColumns: Map<string, Column[]>;
+}
+
+export function tableId(schema: string, name: string): string {
+  return `${schema}.${name}`;
+}
+
+export function column(table: Table, name: string): Column | undefined {
+  return table.columns.find((c) => c.name === name);
+}

@@ -1,0 +1,82 @@
+import { sql } from 'kysely';
+import type { Db, Tx } from '../db.js';
+import type { OrphanRule } from '../rules/types.js';
+import { and, col, fragment, isAlive, keyAliases, rowId, rowIdOrder, tableRef, type Sql } from '../sql/build.js';
+import { baseFinding, count, type Check, type Finding, type Sample } from './types.js';
+
+/**
+ * orphaned-rows: child rows whose reference points at nothing alive.
+ *
+ * MATCH SIMPLE: a child with a NULL in any reference column is never an orphan. Soft-deleted
+ * children are left out unless includeSoftDeleted (a deleted child of a deleted parent is the
+ * normal end of a soft-delete cascade). `missingParent`: no parent row at all; `deletedParent`:
+ * only soft-deleted parent rows. `groups` = distinct dangling key values.
+ */
+export const orphanedRows: Check<OrphanRule> = {
+  id: 'orphaned-rows',
+  describe: (rule) => `${rule.table.id}(${rule.columns.join(', ')}) -> ${rule.parent.id}(${rule.parentColumns.join(', ')})`,
+  detect,
+};
+
+/** The child rows a rule looks at: in scope, alive, reference fully non-NULL. */
+export function childScope(rule: OrphanRule, alias: string | null): Sql[] {
+  const terms: Sql[] = [];
+  if (rule.where) terms.push(fragment(rule.where));
+  if (rule.table.softDelete && !rule.includeSoftDeleted) terms.push(isAlive(rule.table.softDelete, alias));
+  terms.push(...rule.columns.map((c) => sql`${col(alias, c)} is not null`));
+  return terms;
+}
+
+/** `parent p` matches child `c` on every reference column. */
+export function parentMatches(rule: OrphanRule, parentAlias: string, childAlias: string): Sql {
+  return and(rule.parentColumns.map((pc, i) => sql`${col(parentAlias, pc)} = ${col(childAlias, rule.columns[i]!)}`));
+}
+
+/** NOT EXISTS a live parent: the anti-join that defines an orphan. */
+export function orphanPredicate(rule: OrphanRule, childAlias: string): Sql {
+  const marker = rule.parent.softDelete;
+  const alive = marker ? sql` and ${isAlive(marker, 'p')}` : sql``;
+  return sql`not exists (select 1 from ${tableRef(rule.parent)} p where ${parentMatches(rule, 'p', childAlias)}${alive})`;
+}
+
+async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }): Promise<Finding | null> {
+  const names = keyAliases(rule.columns.length);
+  const keyCols = sql.join(names.map((n) => sql.id(n)));
+  // Only orphans pay for telling "deleted parent" from "no parent": the EXISTS runs on them alone.
+  const hasParent = rule.parent.softDelete
+    ? sql`exists (select 1 from ${tableRef(rule.parent)} p where ${parentMatches(rule, 'p', 'c')})`
+    : sql`false`;
+  const result = await sql<{ missing: string; deleted: string; groups: string; samples: Sample[] }>`
+    with o as (
+      select ${sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(names[i]!)}`))},
+             ${rowId(rule.table, 'c')} as id, row(${rowIdOrder(rule.table, 'c')}) as ord, ${hasParent} as has_parent
+        from (select * from ${tableRef(rule.table)} where ${and(childScope(rule, null))}) c
+       where ${orphanPredicate(rule, 'c')}
+    ),
+    s as (
+      select ${keyCols}, json_agg(id order by ord) as ids from o
+       where (${keyCols}) in (select distinct ${keyCols} from o order by ${keyCols} limit ${options.sample})
+       group by ${keyCols}
+    )
+    select count(*) filter (where not has_parent) as missing,
+           count(*) filter (where has_parent) as deleted,
+           (select count(*) from (select distinct ${keyCols} from o) d) as groups,
+           (select coalesce(json_agg(json_build_object('key', json_build_array(${keyCols}), 'ids', ids) order by ${keyCols}), '[]'::json) from s) as samples
+      from o
+  `.execute(db);
+  const row = result.rows[0]!;
+  const missingParent = count(row.missing);
+  const deletedParent = count(row.deleted);
+  if (missingParent + deletedParent === 0) return null;
+  return {
+    ...baseFinding(rule, rule.columns),
+    groups: count(row.groups),
+    rows: missingParent + deletedParent,
+    samples: row.samples,
+    columns: rule.columns,
+    references: `${rule.parent.id}(${rule.parentColumns.join(', ')})`,
+    missingParent,
+    deletedParent,
+    inferred: rule.inferred,
+  };
+}

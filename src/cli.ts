@@ -1,0 +1,91 @@
+import { Command, CommanderError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { RowdoctorError, describePgError, isPgError } from './errors.js';
+import { redact } from './db.js';
+import { scanCommand } from './commands/scan.js';
+import { initCommand } from './commands/init.js';
+import { demoCommand } from './commands/demo.js';
+import type { CommonOptions } from './commands/options.js';
+
+const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const out = (s: string) => void process.stdout.write(s);
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** Options shared by every command that reads a database (contract §Commands). */
+function withCommonOptions(cmd: Command, formats: string): Command {
+  return cmd
+    .option('--database-url <url>', 'PostgreSQL URL (else DATABASE_URL, else libpq PG* variables)')
+    .option('--config <file>', 'config file (default ./rowdoctor.yml if present; .json also accepted)')
+    .option('--schema <name>', 'schema to check (repeatable; default: every non-system schema)', collect, [])
+    .option('--only <checks>', 'comma-separated checks: duplicate-rows, orphaned-rows, soft-delete-conflicts')
+    .option('--format <format>', `output format: ${formats}`, 'text')
+    .option('--no-color', 'no colour (also NO_COLOR)')
+    .option('--duplicates <spec>', "ad-hoc duplicate check, e.g. 'public.users(lower(email))' (repeatable)", collect, [])
+    .option('--orphans <spec>', "ad-hoc orphan check, e.g. 'public.token.user_id -> public.users.id' (repeatable)", collect, [])
+    .option('--no-discover', 'do not add rules discovered from the catalog')
+    .option('--fail-on <severity>', 'lowest severity that exits 1: error or warning', 'error')
+    .option('--sample <n>', 'sample groups per finding (counts are always exact)', '5')
+    .option('--statement-timeout <duration>', 'statement_timeout for every query, e.g. 30s, 10min', '15min')
+    .option('--debug', 'print stack traces');
+}
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('rowdoctor')
+    .description('Diagnose and repair duplicate and orphaned rows in PostgreSQL.')
+    .version(version)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  withCommonOptions(program.command('scan').description('find duplicate rows, orphaned rows and soft-delete conflicts'), 'text|json|markdown')
+    .action(async (opts: CommonOptions) => setExit(await scanCommand(opts, out)));
+
+  withCommonOptions(program.command('init').description('introspect the database and write a starter rowdoctor.yml'), 'text')
+    .option('--output <file>', 'where to write the config', 'rowdoctor.yml')
+    .option('--force', 'overwrite an existing file')
+    .action(async (opts: CommonOptions & { output: string; force?: boolean }) => setExit(await initCommand(opts, out)));
+
+  program
+    .command('demo')
+    .description('start an embedded PostgreSQL with damaged sample data and show what rowdoctor does')
+    .addOption(new Option('--no-color', 'no colour (also NO_COLOR)'))
+    .option('--debug', 'print stack traces')
+    .action(async (opts: { color: boolean }) => setExit(await demoCommand(opts, out)));
+
+  return program;
+}
+
+/** Print an error once, as a paragraph a person can act on; exit 2 unless the error says otherwise. */
+export function reportError(e: unknown, debug: boolean): number {
+  if (e instanceof RowdoctorError) {
+    process.stderr.write(`rowdoctor: ${redact(e.message)}\n${e.hint ? `  ${redact(e.hint)}\n` : ''}`);
+    if (debug && e.cause instanceof Error) process.stderr.write(`${e.cause.stack}\n`);
+    return e.exitCode;
+  }
+  if (isPgError(e)) {
+    process.stderr.write(`rowdoctor: ${redact(describePgError(e))}\n`);
+    return 2;
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  process.stderr.write(`rowdoctor: internal error: ${redact(err.message)}\n  This is a bug in rowdoctor; run again with --debug and report the output.\n`);
+  if (debug) process.stderr.write(`${redact(err.stack ?? '')}\n`);
+  return 2;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const debug = argv.includes('--debug');
+  const program = buildProgram((code) => {
+    process.exitCode = code;
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // help and --version exit 0; every usage error is exit 2 (commander's own default is 1).
+      process.exitCode = e.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    process.exitCode = reportError(e, debug);
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,60 @@
+import { loadCatalog } from '../catalog/load.js';
+import { softDeleteSettings } from '../catalog/soft-delete.js';
+import type { Catalog } from '../catalog/types.js';
+import { loadConfig, type LoadedConfig } from '../config.js';
+import { openDatabase, readOnly, resolveTarget, type Connection, type Tx } from '../db.js';
+import { collectRules } from '../rules/collect.js';
+import type { Rule } from '../rules/types.js';
+import { validateRules } from '../rules/validate.js';
+import { parseDuration, parseOnly, type CommonOptions } from './options.js';
+
+export interface Snapshot {
+  catalog: Catalog;
+  rules: Rule[];
+}
+
+/** Parse what can be parsed before touching the network: bad flags and configs fail fast. */
+export async function prepare(opts: CommonOptions): Promise<{ loaded: LoadedConfig; statementTimeoutMs: number }> {
+  parseOnly(opts.only);
+  const statementTimeoutMs = parseDuration(opts.statementTimeout, '--statement-timeout');
+  const loaded = await loadConfig(opts.config);
+  return { loaded, statementTimeoutMs };
+}
+
+export async function connect(opts: CommonOptions): Promise<Connection> {
+  return openDatabase(resolveTarget(opts.databaseUrl));
+}
+
+/** Catalog and rules, resolved and server-validated, inside the caller's transaction. */
+export interface SnapshotMode {
+  /** false: only discovered rules (init describes the database, not an existing config's rules). */
+  declared?: boolean;
+}
+
+export async function snapshot(tx: Tx, opts: CommonOptions, loaded: LoadedConfig, mode: SnapshotMode = {}): Promise<Snapshot> {
+  const declared = mode.declared ?? true;
+  const schemas = opts.schema?.length ? opts.schema : loaded.config.schemas ?? null;
+  const catalog = await loadCatalog(tx, { schemas, softDelete: softDeleteSettings(loaded.config.softDelete) });
+  const rules = collectRules(catalog, {
+    config: declared ? loaded.config : {}, configFile: loaded.file,
+    duplicates: declared ? opts.duplicates : [], orphans: declared ? opts.orphans : [],
+    discover: declared ? opts.discover : true, only: parseOnly(opts.only),
+  });
+  await validateRules(tx, rules);
+  return { catalog, rules };
+}
+
+/** Open, run `work` in one read-only snapshot, close. */
+export async function withReadOnlySnapshot<T>(
+  opts: CommonOptions,
+  work: (tx: Tx, snap: Snapshot, conn: Connection) => Promise<T>,
+  mode: SnapshotMode = {},
+): Promise<T> {
+  const { loaded, statementTimeoutMs } = await prepare(opts);
+  const conn = await connect(opts);
+  try {
+    return await readOnly(conn.db, statementTimeoutMs, async (tx) => work(tx, await snapshot(tx, opts, loaded, mode), conn));
+  } finally {
+    await conn.close();
+  }
+}

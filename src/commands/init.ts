@@ -1,0 +1,64 @@
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { stringify } from 'yaml';
+import { RowdoctorError } from '../errors.js';
+import { ruleToConfig } from '../rules/to-config.js';
+import type { Rule } from '../rules/types.js';
+import { withReadOnlySnapshot } from './context.js';
+import type { CommonOptions } from './options.js';
+
+/** rowdoctor init: write a starter rowdoctor.yml with what discovery sees, commented. */
+export async function initCommand(opts: CommonOptions & { output: string; force?: boolean }, out: (s: string) => void): Promise<number> {
+  if (existsSync(opts.output) && !opts.force) {
+    throw new RowdoctorError(`${opts.output} already exists; not overwriting it.`, { hint: 'Pass --force to replace it, or --output <file> to write elsewhere.' });
+  }
+  // init describes the database as it is: an existing config lends its schemas and soft-delete
+  // settings, never its rules.
+  const { text, count } = await withReadOnlySnapshot(
+    opts,
+    async (_tx, snap, conn) => ({ text: renderConfig(snap.rules, snap.catalog.schemas, conn.target.display), count: snap.rules.length }),
+    { declared: false },
+  );
+  await writeFile(opts.output, text);
+  out(`Wrote ${opts.output}: ${count} rule${count === 1 ? '' : 's'} from the catalog. Review each "repair:" action, then run rowdoctor scan.\n`);
+  return 0;
+}
+
+export function renderConfig(rules: Rule[], schemas: string[], database: string): string {
+  const lines = [
+    `# rowdoctor.yml — written by \`rowdoctor init\` from ${database}.`,
+    '# Rules here are "declared": scan reports them as errors and `rowdoctor repair` may fix them',
+    '# (dry run by default). Review every `repair:` action before `repair --apply`.',
+    '# Names are exact catalog names; `where` is one SQL boolean expression over the table.',
+    `schemas: ${JSON.stringify(schemas)}`,
+  ];
+  const declared = rules.filter((r) => !(r.check === 'orphaned-rows' && r.inferred));
+  const inferred = rules.filter((r) => r.check === 'orphaned-rows' && r.inferred);
+  lines.push(declared.length ? 'rules:' : 'rules: []');
+  for (const rule of declared) {
+    lines.push(`  # ${rule.origin ?? 'discovered'}`);
+    lines.push(indent(stringify([ruleToConfig(rule)]), '  '));
+  }
+  lines.push(
+    '',
+    '# Suggestions: references inferred from column names, with no foreign key. Uncomment one to make',
+    '# its orphans errors that repair can fix — or better, add the foreign key (rowdoctor verify-constraints).',
+  );
+  if (!inferred.length) lines.push('#   (none found)');
+  for (const rule of inferred) lines.push(indent(stringify([{ ...ruleToConfig(rule), repair: 'report' }]), '  # '));
+  lines.push(
+    '',
+    '# Other rules you may want (see README "Config file"):',
+    '#  - check: duplicate-rows            # a key that should be unique but is not enforced',
+    '#    table: public.users',
+    '#    key: [{ expr: "lower(email)" }]',
+    '#    keep: { orderBy: ["created_at asc"] }',
+    '#    repair: merge',
+    '',
+  );
+  return lines.join('\n');
+}
+
+function indent(text: string, prefix: string): string {
+  return text.trimEnd().split('\n').map((l) => prefix + l).join('\n');
+}

@@ -1,0 +1,54 @@
+import { RowdoctorError } from '../errors.js';
+import { CHECK_IDS, type CheckId } from '../rules/types.js';
+
+/** Options every command that reads a database shares (contract §Commands). */
+export interface CommonOptions {
+  databaseUrl?: string;
+  config?: string;
+  schema?: string[];
+  only?: string;
+  format: string;
+  color: boolean;
+  duplicates: string[];
+  orphans: string[];
+  discover: boolean;
+  failOn: string;
+  sample: string;
+  statementTimeout: string;
+  debug?: boolean;
+}
+
+export function parseOnly(only: string | undefined): CheckId[] | null {
+  if (!only) return null;
+  const ids = only.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = ids.filter((id) => !CHECK_IDS.includes(id as CheckId));
+  if (bad.length) {
+    throw new RowdoctorError(`--only: unknown check ${bad.map((b) => `"${b}"`).join(', ')}.`, { hint: `Checks are: ${CHECK_IDS.join(', ')}.` });
+  }
+  return ids as CheckId[];
+}
+
+export function parseFormat<T extends string>(format: string, allowed: readonly T[]): T {
+  if (!allowed.includes(format as T)) {
+    throw new RowdoctorError(`--format ${format} is not available here.`, { hint: `Use one of: ${allowed.join(', ')}.` });
+  }
+  return format as T;
+}
+
+export function parsePositiveInt(value: string, flag: string, min = 0): number {
+  if (!/^\d+$/.test(value) || Number(value) < min) throw new RowdoctorError(`${flag} expects a whole number ≥ ${min}, got "${value}".`);
+  return Number(value);
+}
+
+/** "500ms", "2s", "5min", "1h", or plain milliseconds → milliseconds. */
+export function parseDuration(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|min|h)?$/.exec(value.trim());
+  if (!m) throw new RowdoctorError(`${flag} expects a duration such as 500ms, 2s or 5min, got "${value}".`);
+  const factor = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms'];
+  return Math.round(Number(m[1]) * factor);
+}
+
+export function parseFailOn(value: string): 'error' | 'warning' {
+  if (value !== 'error' && value !== 'warning') throw new RowdoctorError(`--fail-on expects "error" or "warning", got "${value}".`);
+  return value;
+}

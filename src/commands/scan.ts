@@ -1,0 +1,25 @@
+import { createProgress } from '../report/progress.js';
+import { scanDocument } from '../report/document.js';
+import { renderScanMarkdown } from '../report/scan-markdown.js';
+import { renderScanText } from '../report/scan-text.js';
+import { makeStyle } from '../report/style.js';
+import { scan } from '../scan.js';
+import { withReadOnlySnapshot } from './context.js';
+import { parseFailOn, parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
+
+/** rowdoctor scan: find the damage, change nothing. Returns the exit code. */
+export async function scanCommand(opts: CommonOptions, out: (s: string) => void): Promise<number> {
+  const format = parseFormat(opts.format, ['text', 'json', 'markdown'] as const);
+  const failOn = parseFailOn(opts.failOn);
+  const sample = parsePositiveInt(opts.sample, '--sample');
+  const progress = createProgress(format === 'text' && process.stderr.isTTY === true);
+  const { result, database } = await withReadOnlySnapshot(opts, async (tx, snap, conn) => ({
+    result: await scan(tx, snap.rules, { sample, progress }),
+    database: conn.target.display,
+  }));
+  if (format === 'json') out(JSON.stringify(scanDocument('scan', database, result.findings, result.checks), null, 2) + '\n');
+  else if (format === 'markdown') out(renderScanMarkdown({ database, ...result }));
+  else out(renderScanText({ database, ...result }, makeStyle(opts.color)));
+  const failing = result.findings.filter((f) => f.severity === 'error' || failOn === 'warning');
+  return failing.length ? 1 : 0;
+}

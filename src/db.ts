@@ -1,0 +1,142 @@
+import pg from 'pg';
+import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
+import { RowdoctorError, describePgError, isPgError } from './errors.js';
+
+/** The database as tables are unknown until introspected: every query is `sql` with catalog names. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Db = Kysely<any>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Tx = Transaction<any>;
+
+/**
+ * Every query goes over the extended protocol, even without parameters. The server then refuses a
+ * second statement in one query text, so a scope or expression from a config can never smuggle in
+ * `; DROP TABLE …` — a guarantee from Postgres itself rather than from our own parsing.
+ */
+class ExtendedProtocolClient extends pg.Client {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override query(config: any, values?: any, callback?: any): any {
+    if (typeof config === 'string') {
+      const cb = typeof values === 'function' ? values : callback;
+      const params = Array.isArray(values) ? values : [];
+      return super.query({ text: config, values: params, queryMode: 'extended' } as pg.QueryConfig, cb);
+    }
+    return super.query(config, values, callback);
+  }
+}
+
+export interface ConnectionTarget {
+  /** What node-postgres connects with; undefined means libpq PG* variables. */
+  connectionString: string | undefined;
+  /** host:port/db, never with a password: what JSON and text output show. */
+  display: string;
+}
+
+/** --database-url, else DATABASE_URL, else libpq PG* variables (node-postgres reads those itself). */
+export function resolveTarget(databaseUrl: string | undefined, env: NodeJS.ProcessEnv = process.env): ConnectionTarget {
+  const connectionString = databaseUrl ?? (env.DATABASE_URL || undefined);
+  if (connectionString) {
+    let url: URL;
+    try {
+      url = new URL(connectionString);
+    } catch {
+      throw new RowdoctorError(`The database URL is not a valid URL: ${redact(connectionString)}`, {
+        hint: 'Use the form postgres://user:password@host:5432/dbname (percent-encode special characters in the password).',
+      });
+    }
+    if (!/^postgres(ql)?:$/.test(url.protocol)) {
+      throw new RowdoctorError(`The database URL must start with postgres:// or postgresql://, got "${url.protocol}//…".`);
+    }
+    const host = url.hostname || url.searchParams.get('host') || 'localhost';
+    const db = decodeURIComponent(url.pathname.replace(/^\//, '')) || decodeURIComponent(url.username) || 'postgres';
+    return { connectionString, display: `${host}:${url.port || '5432'}/${db}` };
+  }
+  const host = env.PGHOST || 'localhost';
+  const db = env.PGDATABASE || env.PGUSER || 'postgres';
+  return { connectionString: undefined, display: `${host}:${env.PGPORT || '5432'}/${db}` };
+}
+
+/** Replace the password in anything URL-shaped, so no error message or log ever shows it. */
+export function redact(text: string): string {
+  return text.replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)([^@\s]*)@/gi, '$1****@');
+}
+
+export interface OpenOptions {
+  maxConnections?: number;
+}
+
+export interface Connection {
+  db: Db;
+  target: ConnectionTarget;
+  close(): Promise<void>;
+}
+
+/** Open a pool and prove it works, turning connection failures into errors a person can act on. */
+export async function openDatabase(target: ConnectionTarget, options: OpenOptions = {}): Promise<Connection> {
+  const pool = new pg.Pool({
+    connectionString: target.connectionString,
+    application_name: 'rowdoctor',
+    max: options.maxConnections ?? 2,
+    connectionTimeoutMillis: 10_000,
+    Client: ExtendedProtocolClient,
+  });
+  // An idle client dying (server restart) must not crash the process with an unhandled event.
+  pool.on('error', () => undefined);
+  try {
+    const client = await pool.connect();
+    client.release();
+  } catch (e) {
+    await pool.end().catch(() => undefined);
+    throw connectionError(e, target);
+  }
+  const db: Db = new Kysely({ dialect: new PostgresDialect({ pool }) });
+  return { db, target, close: () => db.destroy() };
+}
+
+function connectionError(e: unknown, target: ConnectionTarget): RowdoctorError {
+  const where = target.display;
+  if (isPgError(e)) {
+    const hints: Record<string, string> = {
+      '3D000': 'Check the database name in --database-url / DATABASE_URL / PGDATABASE.',
+      '28P01': 'Check the user name and password.',
+      '28000': 'The server refused this user or host (pg_hba.conf); check the user name and where you connect from.',
+      '57P03': 'The server is starting up or shutting down; try again in a moment.',
+    };
+    return new RowdoctorError(`Could not connect to ${where}: ${describePgError(e)}`, { hint: hints[e.code ?? ''], cause: e });
+  }
+  const err = e as NodeJS.ErrnoException;
+  const msg = redact(err?.message ?? String(e));
+  const hint =
+    err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND' || /timeout/i.test(msg)
+      ? 'Is the server running and reachable? Give the database with --database-url, DATABASE_URL or PGHOST/PGPORT/PGDATABASE/PGUSER.'
+      : 'Check the connection settings (--database-url, DATABASE_URL or PG* variables).';
+  return new RowdoctorError(`Could not connect to ${where}: ${msg}`, { hint, cause: e });
+}
+
+/**
+ * Run `work` in a READ ONLY transaction with a statement timeout: whatever a `where` scope or an
+ * expression key says, a scan can never write.
+ */
+export async function readOnly<T>(db: Db, statementTimeoutMs: number, work: (tx: Tx) => Promise<T>): Promise<T> {
+  return db
+    .transaction()
+    .setAccessMode('read only')
+    .execute(async (tx) => {
+      await sql`select set_config('statement_timeout', ${String(statementTimeoutMs)}, true)`.execute(tx);
+      return work(tx);
+    });
+}
+
+/** Turn any error from a query into a RowdoctorError that keeps SQLSTATE, detail and hint. */
+export function queryError(e: unknown, doing: string, hint?: string): RowdoctorError {
+  if (e instanceof RowdoctorError) return e;
+  if (isPgError(e)) {
+    const extra: Record<string, string> = {
+      '57014': 'The statement timed out; raise --statement-timeout or narrow the check with --only/--schema.',
+      '42501': 'The connecting role lacks a privilege; grant it or connect as a role that has it.',
+      '25006': 'A read-only transaction refused a write: scopes and expressions must be read-only.',
+    };
+    return new RowdoctorError(`${doing} failed: ${describePgError(e)}`, { hint: hint ?? extra[e.code ?? ''], cause: e });
+  }
+  return new RowdoctorError(`${doing} failed: ${redact(e instanceof Error ? e.message : String(e))}`, { hint, cause: e });
+}

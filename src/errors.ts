@@ -1,0 +1,38 @@
+/**
+ * The one error type that reaches the user. It carries what went wrong, what to do about it, and
+ * the exit code; `cli.ts` prints it once (no stack trace unless --debug).
+ */
+export class RowdoctorError extends Error {
+  readonly hint: string | undefined;
+  readonly exitCode: number;
+  constructor(message: string, options: { hint?: string; exitCode?: number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'RowdoctorError';
+    this.hint = options.hint;
+    this.exitCode = options.exitCode ?? 2;
+  }
+}
+
+/** Fields node-postgres puts on a server error; kept so messages keep SQLSTATE, detail and hint. */
+export interface PgErrorFields {
+  code?: string;
+  detail?: string;
+  hint?: string;
+  position?: string;
+  routine?: string;
+}
+
+export function isPgError(e: unknown): e is Error & PgErrorFields {
+  return e instanceof Error && typeof (e as PgErrorFields).code === 'string' && /^[0-9A-Z]{5}$/.test((e as PgErrorFields).code ?? '');
+}
+
+/** Render a Postgres server error as one paragraph: message, SQLSTATE, detail and hint. */
+export function describePgError(e: Error & PgErrorFields): string {
+  const parts = [`${e.message} (SQLSTATE ${e.code})`];
+  if (e.detail) parts.push(`Detail: ${e.detail}`);
+  if (e.hint) parts.push(`Hint: ${e.hint}`);
+  return parts.join('. ');
+}
+
+/** SQLSTATEs that mean "retry the batch": lock timeout, deadlock, serialization failure. */
+export const RETRYABLE_SQLSTATES = new Set(['55P03', '40P01', '40001']);

@@ -1,0 +1,35 @@
+import type { Finding } from '../checks/types.js';
+
+/** The versioned JSON document every command prints with --format json (contract §JSON output). */
+export interface Document {
+  tool: 'rowdoctor';
+  schemaVersion: 1;
+  command: string;
+  database: string;
+  findings: FindingJson[];
+  summary: { findings: number; rows: number; checks: number; [k: string]: number };
+  [extra: string]: unknown;
+}
+
+export type FindingJson = Omit<Finding, 'rule' | 'origin'>;
+
+/** A finding as the contract spells it: keys in contract order, orphan-only keys on orphans only. */
+export function findingJson(f: Finding): FindingJson {
+  const base = {
+    check: f.check, table: f.table, key: f.key, where: f.where, source: f.source, severity: f.severity,
+    groups: f.groups, rows: f.rows, samples: f.samples,
+  };
+  if (f.check !== 'orphaned-rows') return base;
+  return { ...base, columns: f.columns, references: f.references, missingParent: f.missingParent, deletedParent: f.deletedParent, inferred: f.inferred };
+}
+
+export function scanDocument(command: string, database: string, findings: Finding[], checks: number): Document {
+  return {
+    tool: 'rowdoctor',
+    schemaVersion: 1,
+    command,
+    database,
+    findings: findings.map(findingJson),
+    summary: { findings: findings.length, rows: findings.reduce((n, f) => n + f.rows, 0), checks },
+  };
+}

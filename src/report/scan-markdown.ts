@@ -1,0 +1,45 @@
+import type { Finding } from '../checks/types.js';
+import { describeRule } from '../rules/types.js';
+import type { ScanView } from './scan-text.js';
+import { sampleLine } from './style.js';
+
+/** GitHub-flavoured markdown, for pasting into an incident doc or a PR comment. */
+export function renderScanMarkdown(view: ScanView): string {
+  const rows = view.findings.reduce((n, f) => n + f.rows, 0);
+  const out = [
+    `### rowdoctor scan — \`${view.database}\``,
+    '',
+    view.findings.length
+      ? `**${view.findings.length} finding${view.findings.length === 1 ? '' : 's'}**, ${rows.toLocaleString('en-US')} rows affected, ${view.checks} checks run.`
+      : `**No findings** (${view.checks} checks run).`,
+    '',
+  ];
+  if (view.findings.length) {
+    out.push('| check | table | key / reference | scope | groups | rows | severity | source | sample |');
+    out.push('|---|---|---|---|--:|--:|---|---|---|');
+    for (const f of view.findings) {
+      out.push(`| ${[f.check, code(f.table), keyCell(f), f.where ? code(f.where) : '', f.groups.toLocaleString('en-US'), f.rows.toLocaleString('en-US'), f.severity, f.origin ? `${f.source}: ${f.origin}` : f.source, f.samples.slice(0, 3).map((s) => code(sampleLine(s.key, s.ids))).join('<br>')].map(cell).join(' | ')} |`);
+    }
+    out.push('');
+  }
+  const inferred = view.rules.filter((r) => r.check === 'orphaned-rows' && r.inferred);
+  if (inferred.length) {
+    out.push('Inferred references (warnings):', '');
+    for (const r of inferred) out.push(`- \`${describeRule(r)}\``);
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+function keyCell(f: Finding): string {
+  if (f.check !== 'orphaned-rows') return code(f.key.join(', '));
+  return `${code(f.columns!.join(', '))} → ${code(f.references!)} (missing ${f.missingParent}, deleted ${f.deletedParent})`;
+}
+
+function code(s: string): string {
+  return `\`${s.replace(/`/g, "'")}\``;
+}
+
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, '<br>');
+}

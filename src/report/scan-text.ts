@@ -1,0 +1,81 @@
+import Table from 'cli-table3';
+import type { ChalkInstance } from 'chalk';
+import type { Finding } from '../checks/types.js';
+import { describeRule, type CheckId, type Rule } from '../rules/types.js';
+import { plural, sampleLine } from './style.js';
+
+export interface ScanView {
+  database: string;
+  findings: Finding[];
+  checks: number;
+  rules: Rule[];
+}
+
+const TITLES: Record<CheckId, string> = {
+  'duplicate-rows': 'duplicate-rows — rows sharing a key that should be unique',
+  'orphaned-rows': 'orphaned-rows — rows pointing at a parent that is gone or soft-deleted',
+  'soft-delete-conflicts': 'soft-delete-conflicts — soft-deleted rows that block or collide with a key',
+};
+
+/** Summary line, one table per check, inferred references, next step. Paste-able into an incident channel. */
+export function renderScanText(view: ScanView, c: ChalkInstance): string {
+  const out: string[] = [summaryLine(view, c), ''];
+  for (const check of Object.keys(TITLES) as CheckId[]) {
+    const fs = view.findings.filter((f) => f.check === check);
+    if (!fs.length) continue;
+    out.push(c.bold(TITLES[check]));
+    out.push(findingTable(check, fs, c), '');
+  }
+  const inferred = view.rules.filter((r) => r.check === 'orphaned-rows' && r.inferred);
+  if (inferred.length) {
+    out.push(c.bold(`Inferred references (${inferred.length}, checked as warnings; no foreign key enforces them):`));
+    for (const rule of inferred) {
+      const f = view.findings.find((x) => x.rule === rule);
+      out.push(`  ${describeRule(rule)}  ${f ? c.yellow(`${plural(f.rows, 'orphan')}`) : c.green('ok')}`);
+    }
+    out.push('');
+  }
+  const errors = view.findings.filter((f) => f.severity === 'error');
+  if (errors.length) {
+    const repairable = errors.some((f) => f.source !== 'discovered');
+    out.push(
+      repairable
+        ? `Next: rowdoctor repair (a dry run: shows exactly what would change), then rowdoctor repair --apply.`
+        : `Next: declare the rules you want repaired in rowdoctor.yml (rowdoctor init writes a starter), then rowdoctor repair.`,
+    );
+  }
+  return out.join('\n').trimEnd() + '\n';
+}
+
+function summaryLine(view: ScanView, c: ChalkInstance): string {
+  const errors = view.findings.filter((f) => f.severity === 'error').length;
+  const warnings = view.findings.length - errors;
+  const rows = view.findings.reduce((n, f) => n + f.rows, 0);
+  const head = `rowdoctor scan · ${view.database} · ${plural(view.checks, 'check')} run`;
+  if (!view.findings.length) return `${head} · ${c.green('no findings')}`;
+  const what = [errors ? c.red(plural(errors, 'error')) : null, warnings ? c.yellow(plural(warnings, 'warning')) : null].filter(Boolean).join(', ');
+  return `${head} · ${plural(view.findings.length, 'finding')} (${what}) · ${plural(rows, 'row')} affected`;
+}
+
+function findingTable(check: CheckId, findings: Finding[], c: ChalkInstance): string {
+  // Severity leads the source cell: one column fewer keeps the table narrow enough to paste.
+  const source = (f: Finding) =>
+    `${f.severity === 'error' ? c.red('error') : c.yellow('warning')} · ${f.source}${f.origin ? `\n${f.origin}` : ''}`;
+  const samples = (f: Finding) => f.samples.map((s) => sampleLine(s.key, s.ids)).join('\n');
+  const style = { head: [], border: c.level ? undefined : [] };
+  const widths = (n: number) => [...Array<null>(n).fill(null), 26, 26] as unknown as number[];
+  if (check === 'orphaned-rows') {
+    const t = new Table({ head: ['table(columns) → references', 'missing parent', 'deleted parent', 'rows', 'groups', 'severity · source', 'sample (key → ids)'], style, wordWrap: true, colWidths: widths(5) });
+    for (const f of findings) {
+      t.push([`${f.table}(${f.columns!.join(', ')})\n→ ${f.references!}`, num(f.missingParent!), num(f.deletedParent!), num(f.rows), num(f.groups), source(f), samples(f)]);
+    }
+    return t.toString();
+  }
+  const t = new Table({ head: ['table', 'key', 'scope', 'groups', 'rows', 'severity · source', 'sample (key → ids)'], style, wordWrap: true, colWidths: widths(5) });
+  for (const f of findings) t.push([f.table, f.key.join(',\n'), f.where ?? '—', num(f.groups), num(f.rows), source(f), samples(f)]);
+  return t.toString();
+}
+
+function num(n: number): { content: string; hAlign: 'right' } {
+  return { content: n.toLocaleString('en-US'), hAlign: 'right' };
+}

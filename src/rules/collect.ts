@@ -1,0 +1,37 @@
+import type { Catalog } from '../catalog/types.js';
+import type { Config } from '../config.js';
+import { discoverRules } from './discover.js';
+import { rulesFromConfig } from './from-config.js';
+import { rulesFromFlags } from './from-flags.js';
+import { ruleIdentity, type CheckId, type Rule } from './types.js';
+
+export interface RuleSources {
+  config: Config;
+  configFile: string | null;
+  duplicates: string[];
+  orphans: string[];
+  discover: boolean;
+  only: CheckId[] | null;
+}
+
+/**
+ * Config rules, then flag rules, then discovered ones. A declared rule replaces a discovered one
+ * of the same check on the same table and columns, so nothing is reported twice.
+ */
+export function collectRules(catalog: Catalog, sources: RuleSources): Rule[] {
+  const declared = [
+    ...rulesFromConfig(catalog, sources.config.rules ?? [], sources.configFile ?? 'config'),
+    ...rulesFromFlags(catalog, { duplicates: sources.duplicates, orphans: sources.orphans }),
+  ];
+  const taken = new Set(declared.map(ruleIdentity));
+  const discovered = sources.discover ? discoverRules(catalog).filter((r) => !taken.has(ruleIdentity(r))) : [];
+  const seen = new Set<string>();
+  return [...declared, ...discovered].filter((r) => {
+    if (sources.only && !sources.only.includes(r.check)) return false;
+    // The same declared rule given twice (config and flag) is checked once.
+    const id = `${ruleIdentity(r)}|${r.where?.text ?? ''}`;
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}

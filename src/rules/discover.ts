@@ -1,0 +1,140 @@
+import type { Catalog, Column, Table, UniqueIndex } from '../catalog/types.js';
+import { predicateExcludesDeleted } from '../catalog/soft-delete.js';
+import { sqlFragment } from '../sql/fragment.js';
+import { parseKeep } from './defaults.js';
+import type { DuplicateRule, KeyPart, OrphanRule, Rule, SoftDeleteRule } from './types.js';
+
+/**
+ * Rules the catalog implies, with no config (contract §"Where checks come from", item 3):
+ * INVALID unique indexes, NOT VALID foreign keys, foreign keys into soft-deleting tables,
+ * inferred `X_id` references, and unique keys that soft-deleted rows keep occupying.
+ * Partitions are never looked at directly: their partitioned parent covers them.
+ */
+export function discoverRules(catalog: Catalog): Rule[] {
+  const rules: Rule[] = [];
+  for (const table of catalog.tables.filter((t) => catalog.schemas.includes(t.schema))) {
+    rules.push(...invalidUniqueIndexes(table));
+    rules.push(...foreignKeyRules(catalog, table));
+    rules.push(...inferredReferences(catalog, table));
+    rules.push(...softDeleteBlockers(table));
+  }
+  return rules;
+}
+
+function indexKey(index: UniqueIndex): KeyPart[] {
+  return index.parts.map((part, i) => {
+    const column = index.columns[i];
+    return column ? { kind: 'column', column } : { kind: 'expr', expr: sqlFragment(part, `index ${index.name} expression`) };
+  });
+}
+
+/** A failed CREATE UNIQUE INDEX CONCURRENTLY leaves an INVALID index: find what made it fail. */
+function invalidUniqueIndexes(table: Table): DuplicateRule[] {
+  return table.uniqueIndexes
+    .filter((i) => !i.valid)
+    .map((index) => ({
+      check: 'duplicate-rows', table, key: indexKey(index),
+      where: index.predicate ? sqlFragment(index.predicate, `index ${index.name} predicate`) : null,
+      // The index's own predicate decides whether soft-deleted rows count, exactly as the index would.
+      includeSoftDeleted: true,
+      nullsNotDistinct: index.nullsNotDistinct,
+      keep: parseKeep(table, undefined, ''), fill: false, repair: 'merge',
+      source: 'discovered', severity: 'error', origin: `INVALID unique index ${index.name}`,
+    }));
+}
+
+/** NOT VALID foreign keys, and foreign keys whose parent soft-deletes (an FK cannot see that). */
+function foreignKeyRules(catalog: Catalog, table: Table): OrphanRule[] {
+  const rules: OrphanRule[] = [];
+  for (const fk of catalog.foreignKeys.filter((f) => f.table === table.id && !f.onPartition)) {
+    const parent = catalog.tables.find((t) => t.id === fk.references);
+    if (!parent || (fk.valid && !parent.softDelete)) continue;
+    rules.push({
+      check: 'orphaned-rows', table, columns: fk.columns, parent, parentColumns: fk.refColumns,
+      where: null, includeSoftDeleted: false, inferred: false, foreignKey: fk.name, repair: 'delete',
+      source: 'discovered', severity: 'error',
+      origin: fk.valid ? `foreign key ${fk.name} into soft-deleting ${parent.id}` : `NOT VALID foreign key ${fk.name}`,
+    });
+  }
+  return rules;
+}
+
+const INT_TYPES = new Set(['int2', 'int4', 'int8']);
+const STRING_TYPES = new Set(['text', 'varchar', 'bpchar']);
+
+/** Could values of these two columns be equal, and compared without a cast error? */
+export function compatibleTypes(a: Column, b: Column): boolean {
+  if (a.baseType === b.baseType) return true;
+  return (INT_TYPES.has(a.baseType) && INT_TYPES.has(b.baseType)) || (STRING_TYPES.has(a.baseType) && STRING_TYPES.has(b.baseType));
+}
+
+/** `X` from `X_id` / `XId` / `XID`, or null. */
+export function referencedStem(column: string): string | null {
+  const snake = /^(.+?)_id$/i.exec(column);
+  if (snake) return snake[1]!;
+  const camel = /^(.*[a-z0-9])(?:Id|ID)$/.exec(column);
+  return camel ? camel[1]! : null;
+}
+
+/** Table names X, Xs, Xes, and X with y → ies, compared case-insensitively. */
+function candidateNames(stem: string): string[] {
+  const s = stem.toLowerCase();
+  const names = [s, `${s}s`, `${s}es`];
+  if (s.endsWith('y')) names.push(`${s.slice(0, -1)}ies`);
+  return names;
+}
+
+/** Columns that look like references but have no foreign key: warnings, never errors. */
+function inferredReferences(catalog: Catalog, table: Table): OrphanRule[] {
+  const rules: OrphanRule[] = [];
+  const fkColumns = new Set(catalog.foreignKeys.filter((f) => f.table === table.id).flatMap((f) => f.columns));
+  const ownPk = table.primaryKey?.length === 1 ? table.primaryKey[0] : null;
+  for (const col of table.columns) {
+    if (fkColumns.has(col.name) || col.name === ownPk) continue;
+    const stem = referencedStem(col.name);
+    if (!stem) continue;
+    const wanted = candidateNames(stem);
+    const parent = wanted
+      .map((n) => catalog.tables.find((t) => t.schema === table.schema && t.name.toLowerCase() === n))
+      .find((t): t is Table => t !== undefined);
+    if (!parent || parent.primaryKey?.length !== 1) continue;
+    const pkName = parent.primaryKey[0]!;
+    if (pkName !== 'id' && pkName.toLowerCase() !== `${stem.toLowerCase()}_id`) continue;
+    const pkCol = parent.columns.find((c) => c.name === pkName);
+    if (!pkCol || !compatibleTypes(col, pkCol)) continue;
+    rules.push({
+      check: 'orphaned-rows', table, columns: [col.name], parent, parentColumns: [pkName],
+      where: null, includeSoftDeleted: false, inferred: true, foreignKey: null, repair: 'delete',
+      source: 'discovered', severity: 'warning', origin: `inferred from the column name ${col.name}`,
+    });
+  }
+  return rules;
+}
+
+/**
+ * The valid, non-primary unique index that makes a soft-deleted row block inserts of its key:
+ * no predicate that leaves deleted rows out, and the marker is not itself part of the key (then a
+ * deleted row's key differs from a live row's).
+ */
+export function blockingIndexes(table: Table): UniqueIndex[] {
+  const marker = table.softDelete;
+  if (!marker) return [];
+  return table.uniqueIndexes.filter(
+    (i) => i.valid && !i.primary && !i.columns.includes(marker.column) && !predicateExcludesDeleted(i.predicate, marker),
+  );
+}
+
+/** For a declared rule: an index of `blockingIndexes` with no predicate whose key is within the rule's. */
+export function enforcingIndex(table: Table, key: KeyPart[]): UniqueIndex | undefined {
+  const labels = new Set(key.map((k) => (k.kind === 'column' ? k.column : k.expr.text)));
+  return blockingIndexes(table).find((i) => !i.predicate && i.columns.every((c, n) => labels.has(c ?? i.parts[n]!)));
+}
+
+function softDeleteBlockers(table: Table): SoftDeleteRule[] {
+  return blockingIndexes(table).map((index) => ({
+    check: 'soft-delete-conflicts', table, key: indexKey(index),
+    where: index.predicate ? sqlFragment(index.predicate, `index ${index.name} predicate`) : null,
+    nullsNotDistinct: index.nullsNotDistinct, enforcedBy: index.constraint ?? index.name, repair: 'purge-deleted',
+    source: 'discovered', severity: 'error', origin: `unique ${index.constraint ? 'constraint' : 'index'} ${index.constraint ?? index.name} counts soft-deleted rows`,
+  }));
+}

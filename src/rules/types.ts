@@ -1,0 +1,77 @@
+import type { Table } from '../catalog/types.js';
+import type { SqlFragment } from '../sql/fragment.js';
+
+export type CheckId = 'duplicate-rows' | 'orphaned-rows' | 'soft-delete-conflicts';
+export const CHECK_IDS: CheckId[] = ['duplicate-rows', 'orphaned-rows', 'soft-delete-conflicts'];
+
+export type Source = 'config' | 'flag' | 'discovered';
+export type Severity = 'error' | 'warning';
+
+/** One part of a key: a catalog column, or an expression over the row (validated by the server). */
+export type KeyPart = { kind: 'column'; column: string } | { kind: 'expr'; expr: SqlFragment };
+
+/** An ORDER BY term for choosing the survivor of a duplicate group. */
+export interface OrderTerm {
+  column: string;
+  direction: 'asc' | 'desc';
+  nulls: 'first' | 'last' | null;
+}
+
+interface RuleBase {
+  table: Table;
+  where: SqlFragment | null;
+  source: Source;
+  severity: Severity;
+  /** Why a discovered rule exists, e.g. "INVALID unique index users_email_key". */
+  origin: string | null;
+}
+
+export interface DuplicateRule extends RuleBase {
+  check: 'duplicate-rows';
+  key: KeyPart[];
+  includeSoftDeleted: boolean;
+  nullsNotDistinct: boolean;
+  keep: OrderTerm[];
+  fill: boolean;
+  repair: 'merge' | 'delete' | 'soft-delete' | 'report';
+}
+
+export interface OrphanRule extends RuleBase {
+  check: 'orphaned-rows';
+  columns: string[];
+  parent: Table;
+  parentColumns: string[];
+  includeSoftDeleted: boolean;
+  inferred: boolean;
+  /** The foreign key this rule checks, when there is one. */
+  foreignKey: string | null;
+  repair: 'delete' | 'soft-delete' | 'set-null' | 'report';
+}
+
+export interface SoftDeleteRule extends RuleBase {
+  check: 'soft-delete-conflicts';
+  key: KeyPart[];
+  nullsNotDistinct: boolean;
+  /** (a): the unique index/constraint that makes a deleted row block inserts, if any. */
+  enforcedBy: string | null;
+  repair: 'purge-deleted' | 'revive' | 'report';
+}
+
+export type Rule = DuplicateRule | OrphanRule | SoftDeleteRule;
+
+export function keyLabel(part: KeyPart): string {
+  return part.kind === 'column' ? part.column : part.expr.text;
+}
+
+/** The identity used to let a declared rule replace a discovered one (same check, table, columns). */
+export function ruleIdentity(rule: Rule): string {
+  const cols = rule.check === 'orphaned-rows' ? rule.columns : rule.key.map(keyLabel);
+  return `${rule.check}|${rule.table.id}|${cols.join(',')}`;
+}
+
+export function describeRule(rule: Rule): string {
+  if (rule.check === 'orphaned-rows') {
+    return `${rule.table.id}(${rule.columns.join(', ')}) -> ${rule.parent.id}(${rule.parentColumns.join(', ')})`;
+  }
+  return `${rule.table.id}(${rule.key.map(keyLabel).join(', ')})${rule.where ? ` where ${rule.where.text}` : ''}`;
+}

@@ -1,0 +1,69 @@
+import { sql, type RawBuilder } from 'kysely';
+import type { SoftDeleteMarker, Table } from '../catalog/types.js';
+import type { KeyPart } from '../rules/types.js';
+import type { SqlFragment } from './fragment.js';
+
+/** Building blocks for queries on user tables. Identifiers only ever come from the catalog. */
+
+export type Sql = RawBuilder<unknown>;
+
+export function tableRef(table: Table): Sql {
+  return sql.id(table.schema, table.name);
+}
+
+export function col(alias: string | null, column: string): Sql {
+  return alias ? sql.id(alias, column) : sql.id(column);
+}
+
+/**
+ * The only place user-written SQL enters a query: a fragment that passed `sqlFragment()` (one
+ * expression, no statement separator or comment), wrapped in parentheses.
+ */
+export function fragment(f: SqlFragment): Sql {
+  return sql`(${sql.raw(f.text)})`;
+}
+
+/** A key part as an expression; expressions are unqualified, so use them on a single-table FROM. */
+export function keyExpr(part: KeyPart, alias: string | null): Sql {
+  return part.kind === 'column' ? col(alias, part.column) : fragment(part.expr);
+}
+
+export function isDeleted(marker: SoftDeleteMarker, alias: string | null): Sql {
+  return marker.kind === 'timestamp' ? sql`${col(alias, marker.column)} is not null` : sql`${col(alias, marker.column)} is true`;
+}
+
+export function isAlive(marker: SoftDeleteMarker, alias: string | null): Sql {
+  return marker.kind === 'timestamp' ? sql`${col(alias, marker.column)} is null` : sql`${col(alias, marker.column)} is not true`;
+}
+
+export function and(terms: Sql[]): Sql {
+  return terms.length ? sql.join(terms, sql` and `) : sql`true`;
+}
+
+/**
+ * How a row is named in samples and plans: its primary key (a JSON array when composite), or
+ * its ctid when the table has none.
+ */
+export function rowId(table: Table, alias: string | null): Sql {
+  const pk = table.primaryKey;
+  if (!pk) return sql`${alias ? sql.id(alias, 'ctid') : sql`ctid`}::text`;
+  if (pk.length === 1) return col(alias, pk[0]!);
+  return sql`json_build_array(${sql.join(pk.map((c) => col(alias, c)))})`;
+}
+
+/** Equality of two key tuples; NULLS NOT DISTINCT keys compare with IS NOT DISTINCT FROM. */
+export function keysEqual(left: Sql[], right: Sql[], nullsNotDistinct: boolean): Sql {
+  return and(left.map((l, i) => (nullsNotDistinct ? sql`${l} is not distinct from ${right[i]!}` : sql`${l} = ${right[i]!}`)));
+}
+
+/** Columns that order rows by their id (json has no ordering, so composite keys sort by parts). */
+export function rowIdOrder(table: Table, alias: string | null): Sql {
+  const pk = table.primaryKey;
+  if (!pk) return alias ? sql.id(alias, 'ctid') : sql`ctid`;
+  return sql.join(pk.map((c) => col(alias, c)));
+}
+
+/** Internal column names for key parts, chosen so they cannot collide with user columns. */
+export function keyAliases(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `__rd_k${i}`);
+}
