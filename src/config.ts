@@ -64,13 +64,21 @@ const configSchema = z
       .optional(),
     rules: z.array(rule).optional(),
   })
-  .superRefine((cfg, ctx) => {
-    cfg.rules?.forEach((r, i) => {
-      if (r.check === 'orphaned-rows' && (r.column === undefined) === (r.columns === undefined)) {
-        ctx.addIssue({ code: 'custom', path: ['rules', i, 'column'], message: 'give exactly one of column or columns' });
-      }
-    });
+  ;
+
+/**
+ * Checks that span keys. Run on the raw data, not as a zod refinement: zod skips refinements of an
+ * object that has other issues, and every problem must be reported at once.
+ */
+function crossFieldIssues(data: unknown): { path: (string | number)[]; message: string }[] {
+  const rules = (data as { rules?: unknown })?.rules;
+  if (!Array.isArray(rules)) return [];
+  return rules.flatMap((r, i) => {
+    const rule = r as { check?: unknown; column?: unknown; columns?: unknown };
+    if (rule?.check !== 'orphaned-rows' || (rule.column === undefined) !== (rule.columns === undefined)) return [];
+    return [{ path: ['rules', i, 'column'], message: 'give exactly one of column or columns' }];
   });
+}
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigRule = NonNullable<Config['rules']>[number];
@@ -103,11 +111,12 @@ export async function loadConfig(explicit: string | undefined): Promise<LoadedCo
 export function parseConfig(text: string, file: string): Config {
   const isJson = extname(file).toLowerCase() === '.json';
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true });
   if (doc.errors.length) {
     const lines = doc.errors.map((e) => {
       const pos = e.linePos?.[0];
-      return `  ${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`;
+      const message = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      return `  ${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${message}`;
     });
     throw new RowdoctorError(`${file} is not valid ${isJson ? 'JSON' : 'YAML'}:\n${lines.join('\n')}`, {
       hint: 'Fix the syntax at the positions above (YAML is indentation-sensitive; quote values that contain ": " or "#").',
@@ -115,11 +124,16 @@ export function parseConfig(text: string, file: string): Config {
   }
   const data = doc.toJS() ?? {};
   const parsed = configSchema.safeParse(data);
-  if (parsed.success) return parsed.data;
-  const lines = parsed.error.issues.map((issue) => {
+  const issues = [...(parsed.success ? [] : parsed.error.issues), ...crossFieldIssues(data)];
+  if (parsed.success && !issues.length) return parsed.data;
+  const lines = issues.map((issue) => {
     const path = issue.path as (string | number)[];
-    const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
-    const pos = node?.range ? lineCounter.linePos(node.range[0]) : undefined;
+    // A missing key has no node: point at the nearest enclosing one instead.
+    let pos: { line: number; col: number } | undefined;
+    for (let n = path.length; n >= 0 && !pos; n--) {
+      const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+      if (node?.range) pos = lineCounter.linePos(node.range[0]);
+    }
     return `  ${file}${pos ? `:${pos.line}:${pos.col}` : ''} ${formatPath(path) || '(top level)'}: ${issue.message}`;
   });
   throw new RowdoctorError(`${file} has ${lines.length} error${lines.length === 1 ? '' : 's'}:\n${lines.join('\n')}`, {

@@ -37,10 +37,18 @@ export function splitDotted(text: string, what: string): string[] {
   return parts;
 }
 
-/** Resolve "schema.table" or a bare "table" (looked up in `defaultSchemas`, in order). */
-export function resolveTable(catalog: Catalog, text: string, defaultSchemas: string[], what = 'Table'): Table {
-  const parts = splitDotted(text, what);
-  if (parts.length > 2) throw new RowdoctorError(`${what} "${text}" has too many parts; write "schema.table".`);
+/** "context: message", or just the message when there is no context. */
+function within(context: string, message: string): string {
+  return context ? `${context}: ${message}` : message.charAt(0).toUpperCase() + message.slice(1);
+}
+
+/**
+ * Resolve "schema.table" or a bare "table" (looked up in `defaultSchemas`, in order). `context`
+ * says where the name came from (`rowdoctor.yml rules[2].table`, `--duplicates '…'`).
+ */
+export function resolveTable(catalog: Catalog, text: string, defaultSchemas: string[], context = ''): Table {
+  const parts = splitDotted(text, within(context, 'table'));
+  if (parts.length > 2) throw new RowdoctorError(within(context, `table "${text}" has too many parts; write "schema.table".`));
   const [a, b] = parts as [string, string | undefined];
   const candidates = b !== undefined ? [[a, b] as const] : defaultSchemas.map((s) => [s, a] as const);
   for (const [schema, name] of candidates) {
@@ -50,7 +58,7 @@ export function resolveTable(catalog: Catalog, text: string, defaultSchemas: str
   const name = b ?? a;
   const partitionOf = [...catalog.partitionRoot.entries()].find(([p]) => p.endsWith(`.${name}`));
   if (partitionOf) {
-    throw new RowdoctorError(`${what} "${text}" is a partition; rules name its partitioned table "${partitionOf[1]}", which covers every partition.`);
+    throw new RowdoctorError(within(context, `table "${text}" is a partition; name its partitioned table "${partitionOf[1]}", which covers every partition.`));
   }
   const near = catalog.tables.filter((t) => t.name.toLowerCase() === name.toLowerCase() && (b === undefined || t.schema.toLowerCase() === a.toLowerCase()));
   const hint = near.length
@@ -58,13 +66,13 @@ export function resolveTable(catalog: Catalog, text: string, defaultSchemas: str
     : b === undefined
       ? `Looked in schema(s) ${defaultSchemas.join(', ') || '(none)'}; qualify it as "schema.table" if it lives elsewhere.`
       : 'Check the spelling; rowdoctor init lists the tables it sees.';
-  throw new RowdoctorError(`${what} "${text}" does not exist.`, { hint });
+  throw new RowdoctorError(within(context, `table "${text}" does not exist.`), { hint });
 }
 
-export function resolveColumn(table: Table, name: string, what = 'Column'): string {
+export function resolveColumn(table: Table, name: string, context = ''): string {
   if (table.columns.some((c) => c.name === name)) return name;
   const near = table.columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
-  throw new RowdoctorError(`${what} "${name}" does not exist in table ${table.id}.`, {
+  throw new RowdoctorError(within(context, `column "${name}" does not exist in table ${table.id}.`), {
     hint: near
       ? `Names are exact catalog names: did you mean "${near.name}"?`
       : `Its columns are: ${table.columns.map((c) => c.name).join(', ')}.`,

@@ -50,8 +50,8 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
     with o as (
       select ${sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(names[i]!)}`))},
              ${rowId(rule.table, 'c')} as id, row(${rowIdOrder(rule.table, 'c')}) as ord, ${hasParent} as has_parent
-        from (select * from ${tableRef(rule.table)} where ${and(childScope(rule, null))}) c
-       where ${orphanPredicate(rule, 'c')}
+        from ${tableRef(rule.table)} c
+       where ${and(childScope(rule, 'c'))} and ${orphanPredicate(rule, 'c')}
     ),
     s as (
       select ${keyCols}, json_agg(id order by ord) as ids from o

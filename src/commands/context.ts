@@ -6,6 +6,7 @@ import { openDatabase, readOnly, resolveTarget, type Connection, type Tx } from 
 import { collectRules } from '../rules/collect.js';
 import type { Rule } from '../rules/types.js';
 import { validateRules } from '../rules/validate.js';
+import { checkFlagSyntax } from '../rules/from-flags.js';
 import { parseDuration, parseOnly, type CommonOptions } from './options.js';
 
 export interface Snapshot {
@@ -16,6 +17,7 @@ export interface Snapshot {
 /** Parse what can be parsed before touching the network: bad flags and configs fail fast. */
 export async function prepare(opts: CommonOptions): Promise<{ loaded: LoadedConfig; statementTimeoutMs: number }> {
   parseOnly(opts.only);
+  checkFlagSyntax(opts.duplicates, opts.orphans);
   const statementTimeoutMs = parseDuration(opts.statementTimeout, '--statement-timeout');
   const loaded = await loadConfig(opts.config);
   return { loaded, statementTimeoutMs };

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { stringify } from 'yaml';
+import { Document, isScalar, visit } from 'yaml';
 import { RowdoctorError } from '../errors.js';
 import { ruleToConfig } from '../rules/to-config.js';
 import type { Rule } from '../rules/types.js';
@@ -14,13 +14,17 @@ export async function initCommand(opts: CommonOptions & { output: string; force?
   }
   // init describes the database as it is: an existing config lends its schemas and soft-delete
   // settings, never its rules.
-  const { text, count } = await withReadOnlySnapshot(
+  const { text, rules, suggestions } = await withReadOnlySnapshot(
     opts,
-    async (_tx, snap, conn) => ({ text: renderConfig(snap.rules, snap.catalog.schemas, conn.target.display), count: snap.rules.length }),
+    async (_tx, snap, conn) => ({
+      text: renderConfig(snap.rules, snap.catalog.schemas, conn.target.display),
+      rules: snap.rules.filter((r) => !isInferred(r)).length,
+      suggestions: snap.rules.filter(isInferred).length,
+    }),
     { declared: false },
   );
   await writeFile(opts.output, text);
-  out(`Wrote ${opts.output}: ${count} rule${count === 1 ? '' : 's'} from the catalog. Review each "repair:" action, then run rowdoctor scan.\n`);
+  out(`Wrote ${opts.output}: ${rules} rule${rules === 1 ? '' : 's'} and ${suggestions} commented suggestion${suggestions === 1 ? '' : 's'} from the catalog. Review each "repair:" action, then run rowdoctor scan.\n`);
   return 0;
 }
 
@@ -30,22 +34,22 @@ export function renderConfig(rules: Rule[], schemas: string[], database: string)
     '# Rules here are "declared": scan reports them as errors and `rowdoctor repair` may fix them',
     '# (dry run by default). Review every `repair:` action before `repair --apply`.',
     '# Names are exact catalog names; `where` is one SQL boolean expression over the table.',
-    `schemas: ${JSON.stringify(schemas)}`,
+    `schemas: ${toYaml(schemas).trim()}`,
   ];
-  const declared = rules.filter((r) => !(r.check === 'orphaned-rows' && r.inferred));
-  const inferred = rules.filter((r) => r.check === 'orphaned-rows' && r.inferred);
+  const declared = rules.filter((r) => !isInferred(r));
+  const inferred = rules.filter(isInferred);
   lines.push(declared.length ? 'rules:' : 'rules: []');
   for (const rule of declared) {
     lines.push(`  # ${rule.origin ?? 'discovered'}`);
-    lines.push(indent(stringify([ruleToConfig(rule)]), '  '));
+    lines.push(indent(toYaml([ruleToConfig(rule)]), '  '));
   }
   lines.push(
     '',
-    '# Suggestions: references inferred from column names, with no foreign key. Uncomment one to make',
-    '# its orphans errors that repair can fix — or better, add the foreign key (rowdoctor verify-constraints).',
+    '# Suggestions: references inferred from column names, with no foreign key. Uncomment one (under',
+    '# rules:) to make its orphans errors that repair can fix — or better, add the foreign key.',
   );
   if (!inferred.length) lines.push('#   (none found)');
-  for (const rule of inferred) lines.push(indent(stringify([{ ...ruleToConfig(rule), repair: 'report' }]), '  # '));
+  for (const rule of inferred) lines.push(indent(toYaml([{ ...ruleToConfig(rule), repair: 'report' }]), '  # '));
   lines.push(
     '',
     '# Other rules you may want (see README "Config file"):',
@@ -57,6 +61,22 @@ export function renderConfig(rules: Rule[], schemas: string[], database: string)
     '',
   );
   return lines.join('\n');
+}
+
+function isInferred(rule: Rule): boolean {
+  return rule.check === 'orphaned-rows' && rule.inferred;
+}
+
+/** YAML with short lists and maps of scalars in flow style: `key: [email]`, as people write it. */
+function toYaml(value: unknown): string {
+  const doc = new Document(value);
+  // Two passes: lists of scalars first, so a map holding only those can then be flowed too.
+  visit(doc, { Seq(_, node) { if (node.items.every((i) => isScalar(i))) node.flow = true; } });
+  visit(doc, { Map(_, node) { if (node.items.every((p) => isScalar(p.value) || (p.value as { flow?: boolean })?.flow)) node.flow = true; } });
+  // The rule itself (the outer list item) stays in block style.
+  const top = doc.contents as { items?: { flow?: boolean }[] } | null;
+  top?.items?.forEach((item) => { item.flow = false; });
+  return doc.toString({ flowCollectionPadding: false });
 }
 
 function indent(text: string, prefix: string): string {

@@ -14,7 +14,7 @@ export function parseKeep(table: Table, orderBy: string[] | undefined, path: str
   return orderBy.map((entry, i) => {
     const m = /^\s*(\S+)(?:\s+(asc|desc))?(?:\s+nulls\s+(first|last))?\s*$/i.exec(entry);
     if (!m) throw new RowdoctorError(`${path}[${i}]: "${entry}" is not "column [asc|desc] [nulls first|last]".`);
-    const column = resolveColumn(table, m[1]!.replace(/^"(.*)"$/, '$1'), `${path}[${i}]: column`);
+    const column = resolveColumn(table, m[1]!.replace(/^"(.*)"$/, '$1'), `${path}[${i}]`);
     return {
       column,
       direction: (m[2]?.toLowerCase() ?? 'asc') as 'asc' | 'desc',

@@ -18,13 +18,13 @@ export function rulesFromConfig(catalog: Catalog, rules: ConfigRule[], file: str
 export function resolveKey(table: Table, key: (string | { expr: string })[], path: string): KeyPart[] {
   return key.map((part, i) =>
     typeof part === 'string'
-      ? { kind: 'column', column: resolveColumn(table, part, `${path}.key[${i}]: column`) }
+      ? { kind: 'column', column: resolveColumn(table, part, `${path}.key[${i}]`) }
       : { kind: 'expr', expr: sqlFragment(part.expr, `${path}.key[${i}].expr`) },
   );
 }
 
 export function resolveConfigRule(catalog: Catalog, r: ConfigRule, path: string, source: Source): Rule {
-  const table = resolveTable(catalog, r.table, defaultSchemas(catalog), `${path}.table`);
+  const table = resolveTable(catalog, r.table, defaultSchemas(catalog), path);
   const where = r.where ? sqlFragment(r.where, `${path}.where`) : null;
   const base = { table, where, source, severity: 'error' as const, origin: null };
   switch (r.check) {
@@ -35,7 +35,7 @@ export function resolveConfigRule(catalog: Catalog, r: ConfigRule, path: string,
         keep: parseKeep(table, r.keep?.orderBy, `${path}.keep.orderBy`), fill: r.fill ?? false, repair: r.repair ?? 'merge',
       };
     case 'orphaned-rows': {
-      const columns = (r.columns ?? [r.column!]).map((c, i) => resolveColumn(table, c, `${path}.columns[${i}]: column`));
+      const columns = (r.columns ?? [r.column!]).map((c, i) => resolveColumn(table, c, `${path}.column${r.columns ? `s[${i}]` : ''}`));
       let parentName: string;
       let parentCols: string[];
       if (typeof r.references === 'string') {
@@ -47,8 +47,8 @@ export function resolveConfigRule(catalog: Catalog, r: ConfigRule, path: string,
         parentName = r.references.table;
         parentCols = r.references.columns;
       }
-      const parent = resolveTable(catalog, parentName, defaultSchemas(catalog), `${path}.references: table`);
-      const parentColumns = parentCols.map((c) => resolveColumn(parent, c, `${path}.references: column`));
+      const parent = resolveTable(catalog, parentName, defaultSchemas(catalog), `${path}.references`);
+      const parentColumns = parentCols.map((c) => resolveColumn(parent, c, `${path}.references`));
       if (parentColumns.length !== columns.length) {
         throw new RowdoctorError(`${path}: ${columns.length} referencing column(s) but ${parentColumns.length} referenced column(s).`);
       }

@@ -4,6 +4,7 @@ import type { ConfigRule } from '../config.js';
 import { RowdoctorError } from '../errors.js';
 import { collectErrors } from './defaults.js';
 import { resolveConfigRule } from './from-config.js';
+import { sqlFragment } from '../sql/fragment.js';
 import type { Rule } from './types.js';
 
 /** `schema.table(col, lower(email))` → table text and key parts (a column name or an expression). */
@@ -62,6 +63,16 @@ function splitColumns(side: string, whole: string, flag: string): Side {
 
 function quoteIfNeeded(p: string): string {
   return /^[^".]+$/.test(p) ? p : `"${p.replace(/"/g, '""')}"`;
+}
+
+/** Syntax only (no catalog needed): a typo fails before any connection is made. */
+export function checkFlagSyntax(duplicates: string[], orphans: string[]): void {
+  for (const f of duplicates) {
+    for (const part of parseTableWithKey(f, '--duplicates').parts) {
+      if (typeof part !== 'string') sqlFragment(part.expr, `--duplicates '${f}' expression`);
+    }
+  }
+  for (const f of orphans) orphanFlagRule(f);
 }
 
 export function rulesFromFlags(catalog: Catalog, flags: { duplicates: string[]; orphans: string[] }): Rule[] {

@@ -42,11 +42,14 @@ export function and(terms: Sql[]): Sql {
 
 /**
  * How a row is named in samples and plans: its primary key (a JSON array when composite), or
- * its ctid when the table has none.
+ * its ctid when the table has none (prefixed by the partition: ctids repeat across partitions).
  */
 export function rowId(table: Table, alias: string | null): Sql {
   const pk = table.primaryKey;
-  if (!pk) return sql`${alias ? sql.id(alias, 'ctid') : sql`ctid`}::text`;
+  if (!pk) {
+    const ctid = sql`${col(alias, 'ctid')}::text`;
+    return table.partitioned ? sql`${col(alias, 'tableoid')}::regclass::text || ':' || ${ctid}` : ctid;
+  }
   if (pk.length === 1) return col(alias, pk[0]!);
   return sql`json_build_array(${sql.join(pk.map((c) => col(alias, c)))})`;
 }
@@ -59,7 +62,7 @@ export function keysEqual(left: Sql[], right: Sql[], nullsNotDistinct: boolean):
 /** Columns that order rows by their id (json has no ordering, so composite keys sort by parts). */
 export function rowIdOrder(table: Table, alias: string | null): Sql {
   const pk = table.primaryKey;
-  if (!pk) return alias ? sql.id(alias, 'ctid') : sql`ctid`;
+  if (!pk) return sql`${col(alias, 'tableoid')}, ${col(alias, 'ctid')}`;
   return sql.join(pk.map((c) => col(alias, c)));
 }
 

@@ -1,0 +1,58 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { freshDatabase, type TestDb } from '../support/db.js';
+import { runCli } from '../support/run.js';
+
+let db: TestDb;
+beforeAll(async () => {
+  db = await freshDatabase(`
+    create table users (id int primary key, email text, deleted_at timestamptz, constraint users_email_key unique (email));
+    insert into users values (1, 'a', null), (2, 'b', now());
+    create table token (id int primary key, user_id int);
+    insert into token values (1, 1), (2, 3);
+  `);
+});
+afterAll(() => db.drop());
+
+describe('init', () => {
+  it('writes a commented starter config from the catalog, and refuses to overwrite it without --force', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rowdoctor-init-'));
+    const file = join(dir, 'rowdoctor.yml');
+    const first = await runCli(['init', '--database-url', db.url, '--output', file]);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/Wrote .*rowdoctor.yml: 1 rule and 1 commented suggestion/);
+    const text = readFileSync(file, 'utf8');
+    expect(text).toMatch(/^# rowdoctor.yml — written by `rowdoctor init`/);
+    expect(text).toContain('# unique constraint users_email_key counts soft-deleted rows');
+    expect(text).toContain('  # - check: orphaned-rows\n  #   table: public.token\n  #   column: user_id\n  #   references: {table: public.users, columns: [id]}');
+    expect(text).toContain('    key: [email]\n');
+    const config = parse(text);
+    expect(config.rules).toEqual([{ check: 'soft-delete-conflicts', table: 'public.users', key: ['email'], repair: 'purge-deleted' }]);
+
+    const again = await runCli(['init', '--database-url', db.url, '--output', file]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already exists; not overwriting it[\s\S]*--force/);
+    expect((await runCli(['init', '--database-url', db.url, '--output', file, '--force'])).code).toBe(0);
+
+    // The written config is a valid config: scanning with it reports the rule as declared.
+    const scan = await runCli(['scan', '--database-url', db.url, '--config', file, '--format', 'json']);
+    expect(JSON.parse(scan.stdout).findings.find((f: { check: string }) => f.check === 'soft-delete-conflicts')).toMatchObject({ source: 'config', rows: 1 });
+  });
+});
+
+describe('demo', () => {
+  it('runs on its own embedded PostgreSQL, shows every kind of finding, and cleans up', async () => {
+    const before = readdirSync(tmpdir()).filter((d) => d.startsWith('rowdoctor-pg-'));
+    const res = await runCli(['demo']);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/rowdoctor scan · 127\.0\.0\.1:\d+\/rowdoctor_demo · \d+ checks run · 7 findings \(6 errors, 1 warning\)/);
+    for (const kind of ['duplicate-rows', 'orphaned-rows', 'soft-delete-conflicts']) expect(res.stdout).toContain(kind);
+    expect(res.stdout).toContain('INVALID unique index');
+    expect(res.stderr).toMatch(/Stopping the embedded PostgreSQL/);
+    const after = readdirSync(tmpdir()).filter((d) => d.startsWith('rowdoctor-pg-') && !before.includes(d));
+    expect(after.filter((d) => existsSync(join(tmpdir(), d)))).toEqual([]);
+  });
+});

@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { z } from 'zod';
+import { join } from 'node:path';
+import { createDemoDatabase, DEMO_DIR } from '../../src/demo/database.js';
+import { freshDatabase, urlFor, type TestDb } from '../support/db.js';
+import { runCli } from '../support/run.js';
+
+// The JSON document exactly as ../shared/contract.md spells it.
+const sample = z.strictObject({ key: z.array(z.unknown()), ids: z.array(z.unknown()) });
+const base = {
+  table: z.string().regex(/^[^.]+\.[^.]+$/), key: z.array(z.string()), where: z.string().nullable(),
+  source: z.enum(['config', 'flag', 'discovered']), severity: z.enum(['error', 'warning']),
+  groups: z.number().int().positive(), rows: z.number().int().positive(), samples: z.array(sample),
+};
+const finding = z.discriminatedUnion('check', [
+  z.strictObject({ check: z.literal('duplicate-rows'), ...base }),
+  z.strictObject({ check: z.literal('soft-delete-conflicts'), ...base }),
+  z.strictObject({
+    check: z.literal('orphaned-rows'), ...base, columns: z.array(z.string()), references: z.string().regex(/^.+\(.+\)$/),
+    missingParent: z.number().int().nonnegative(), deletedParent: z.number().int().nonnegative(), inferred: z.boolean(),
+  }),
+]);
+const scanDocument = z.strictObject({
+  tool: z.literal('rowdoctor'), schemaVersion: z.literal(1), command: z.literal('scan'),
+  database: z.string().regex(/^[^:/@]+:\d+\/.+$/), findings: z.array(finding),
+  summary: z.strictObject({ findings: z.number().int(), rows: z.number().int(), checks: z.number().int() }),
+});
+
+let url: string;
+let db: TestDb;
+const config = join(DEMO_DIR, 'rowdoctor.yml');
+
+beforeAll(async () => {
+  const admin = inject('pgAdminUrl');
+  const name = `rd_demo_${Math.random().toString(36).slice(2, 8)}`;
+  url = await createDemoDatabase(admin, (d) => urlFor(admin, d), name);
+  db = await freshDatabase('create table account (id serial primary key, email text)');
+});
+afterAll(async () => {
+  await db.drop();
+  const { default: pg } = await import('pg');
+  const c = new pg.Client(inject('pgAdminUrl'));
+  await c.connect();
+  await c.query(`drop database if exists ${new URL(url).pathname.slice(1)} with (force)`);
+  await c.end();
+});
+
+describe('scan --format json on the demo database', () => {
+  it('prints one document of the contract shape with the demo\'s exact counts, and exits 1', async () => {
+    const res = await runCli(['scan', '--database-url', url, '--config', config, '--format', 'json']);
+    expect(res.code).toBe(1);
+    const doc = scanDocument.parse(JSON.parse(res.stdout));
+    const byKey = Object.fromEntries(doc.findings.map((f) => [`${f.check} ${f.table}(${(f.check === 'orphaned-rows' ? f.columns : f.key).join(',')})`, f]));
+    expect(byKey['duplicate-rows public.submission(invite_id)']).toMatchObject({ groups: 12, rows: 14, source: 'config' });
+    expect(byKey['duplicate-rows public.cloud_provider_accounts(provider,provider_account_id)']).toMatchObject({ groups: 3, rows: 3, source: 'discovered' });
+    expect(byKey['orphaned-rows public.refresh_token(user_id)']).toMatchObject({ missingParent: 15, deletedParent: 25, rows: 40, groups: 35 });
+    expect(byKey['orphaned-rows public.audit_event(user_id)']).toMatchObject({ missingParent: 3, deletedParent: 5, inferred: true, severity: 'warning' });
+    expect(byKey['soft-delete-conflicts public.moodle_token(moodle_user_id)']).toMatchObject({ groups: 2, rows: 2 });
+    expect(doc.summary).toEqual({ findings: doc.findings.length, rows: doc.findings.reduce((n, f) => n + f.rows, 0), checks: doc.summary.checks });
+    expect(doc.database).toMatch(/^127\.0\.0\.1:\d+\/rd_demo_/);
+  });
+
+  it('changes nothing in the database', async () => {
+    const c = new (await import('pg')).default.Client(url);
+    await c.connect();
+    const sums = async () => (await c.query(`select md5(string_agg(t::text, '|' order by t::text)) as h from (
+      select 'submission' as n, s::text as t from submission s union all select 'refresh', r::text from refresh_token r
+      union all select 'moodle', m::text from moodle_token m) t`)).rows[0].h;
+    const before = await sums();
+    await runCli(['scan', '--database-url', url, '--config', config]);
+    expect(await sums()).toBe(before);
+    await c.end();
+  });
+
+  it('makes a reference declared by --orphans an error (exit 1), where discovery alone only warns', async () => {
+    const flag = ['--orphans', 'public.audit_event.user_id -> public.users.id'];
+    const declared = await runCli(['scan', '--database-url', url, '--no-discover', ...flag, '--format', 'json']);
+    expect(declared.code).toBe(1);
+    expect(JSON.parse(declared.stdout).findings).toEqual([expect.objectContaining({ source: 'flag', severity: 'error', inferred: false, rows: 8 })]);
+  });
+
+  it('renders markdown for an incident doc', async () => {
+    const res = await runCli(['scan', '--database-url', url, '--config', config, '--format', 'markdown']);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toMatch(/^### rowdoctor scan/);
+    expect(res.stdout).toContain('| duplicate-rows | `public.submission` | `invite_id` |  | 12 | 14 | error | config |');
+  });
+
+  it('reads the URL from DATABASE_URL', async () => {
+    const res = await runCli(['scan', '--no-discover', '--format', 'json'], { env: { DATABASE_URL: url } });
+    expect(res.code).toBe(0);
+    expect(JSON.parse(res.stdout).summary).toEqual({ findings: 0, rows: 0, checks: 0 });
+  });
+
+  it('reads libpq PG* variables when no URL is given', async () => {
+    const u = new URL(url);
+    const env = { PGHOST: u.hostname, PGPORT: u.port, PGUSER: u.username, PGPASSWORD: u.password, PGDATABASE: u.pathname.slice(1) };
+    const res = await runCli(['scan', '--no-discover', '--format', 'json'], { env });
+    expect(res.code).toBe(0);
+    expect(JSON.parse(res.stdout).database).toBe(`${u.hostname}:${u.port}/${u.pathname.slice(1)}`);
+  });
+});
+
+describe('warnings only', () => {
+  it('exit 0 on warnings alone, 1 with --fail-on warning', async () => {
+    await db.exec(`create table users (id int primary key); create table note (id int primary key, user_id int);
+                   insert into note values (1, 7);`);
+    const args = ['scan', '--database-url', db.url, '--format', 'json'];
+    const res = await runCli(args);
+    expect(JSON.parse(res.stdout).findings.map((f: { severity: string }) => f.severity)).toEqual(['warning']);
+    expect(res.code).toBe(0);
+    expect((await runCli([...args, '--fail-on', 'warning'])).code).toBe(1);
+  });
+});

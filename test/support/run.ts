@@ -1,0 +1,51 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { withReadOnlySnapshot } from '../../src/commands/context.js';
+import type { CommonOptions } from '../../src/commands/options.js';
+import { findingJson, type FindingJson } from '../../src/report/document.js';
+import { silentProgress } from '../../src/report/progress.js';
+import { scan } from '../../src/scan.js';
+
+export const BIN = fileURLToPath(new URL('../../bin/rowdoctor.js', import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run bin/rowdoctor.js as a subprocess, as a CI job or an operator would. */
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env, NO_COLOR: '1', DATABASE_URL: '', ...options.env };
+    const child = spawn(process.execPath, [BIN, ...args], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Write a config to a temp file; returns its path. */
+export function writeConfig(text: string, ext = 'yml'): string {
+  const dir = mkdtempSync(join(tmpdir(), 'rowdoctor-cfg-'));
+  const file = join(dir, `rowdoctor.${ext}`);
+  writeFileSync(file, text);
+  return file;
+}
+
+/** Scan in-process and return the findings as the JSON document spells them. */
+export async function scanFindings(url: string, options: Partial<CommonOptions> & { configText?: string } = {}): Promise<FindingJson[]> {
+  const { configText, ...rest } = options;
+  const opts: CommonOptions = {
+    databaseUrl: url, format: 'json', color: false, duplicates: [], orphans: [], discover: true, failOn: 'error',
+    sample: '5', statementTimeout: '1min', schema: [], config: configText ? writeConfig(configText) : '/dev/null', ...rest,
+  };
+  const result = await withReadOnlySnapshot(opts, (tx, snap) => scan(tx, snap.rules, { sample: Number(opts.sample), progress: silentProgress }));
+  return result.findings.map(findingJson);
+}
