@@ -4,6 +4,7 @@ import { RowdoctorError, describePgError, isPgError } from './errors.js';
 import { redact } from './db.js';
 import { scanCommand } from './commands/scan.js';
 import { initCommand } from './commands/init.js';
+import { repairCommand, type RepairCommandOptions } from './commands/repair.js';
 import type { CommonOptions } from './commands/options.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -37,6 +38,15 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   withCommonOptions(program.command('scan').description('find duplicate rows, orphaned rows and soft-delete conflicts'), 'text|json|markdown')
     .action(async (opts: CommonOptions) => setExit(await scanCommand(opts, out)));
+
+  withCommonOptions(program.command('repair').description('fix declared rules: a dry run unless --apply'), 'text|json')
+    .option('--apply', 'perform the repair (default: dry run, nothing changed)')
+    .option('--sql', 'print the statements')
+    .option('--batch-size <n>', 'groups per transaction', '1000')
+    .option('--lock-timeout <duration>', 'lock_timeout per batch; a batch that hits it is retried, then skipped', '2s')
+    .option('--no-backup', 'do not copy changed rows to rowdoctor_backup (the run cannot be undone)')
+    .option('--no-infer', 'do not follow inferred references when re-pointing children')
+    .action(async (opts: RepairCommandOptions) => setExit(await repairCommand(opts, out)));
 
   withCommonOptions(program.command('init').description('introspect the database and write a starter rowdoctor.yml'), 'text')
     .option('--output <file>', 'where to write the config', 'rowdoctor.yml')

@@ -2,8 +2,15 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { DuplicateRule } from '../rules/types.js';
 import { keyLabel } from '../rules/types.js';
-import { and, fragment, isAlive, keyAliases, keyExpr, keysEqual, rowId, rowIdOrder, tableRef, type Sql } from '../sql/build.js';
-import { baseFinding, count, type Check, type Finding, type Sample } from './types.js';
+import { and, col, fragment, isAlive, keyAliases, keyExpr, keysEqual, rowId, rowIdOrder, tableRef, type Sql } from '../sql/build.js';
+import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
+import type { Table } from '../catalog/types.js';
+import { count, pkMatches, pkOf, run, type BatchContext } from '../repair/context.js';
+import { createGroups, GROUPS, inBatch } from '../repair/groups.js';
+import { deletedValue } from '../repair/markers.js';
+import { deleteLosers, mergeRows } from '../repair/merge.js';
+import { unreferenced, updateRows } from '../repair/rows.js';
+import type { PlanSample, Repairer } from '../repair/types.js';
 
 /**
  * duplicate-rows: rows that share a key that should be unique.
@@ -52,6 +59,95 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
            (select coalesce(json_agg(json_build_object('key', json_build_array(${keyCols}), 'ids', ids) order by ${keyCols}), '[]'::json) from si) as samples
   `.execute(db);
   const row = result.rows[0]!;
-  if (count(row.groups) === 0) return null;
-  return { ...baseFinding(rule, rule.key.map(keyLabel)), groups: count(row.groups), rows: count(row.rows), samples: row.samples };
+  if (toCount(row.groups) === 0) return null;
+  return { ...baseFinding(rule, rule.key.map(keyLabel)), groups: toCount(row.groups), rows: toCount(row.rows), samples: row.samples };
+}
+
+// ── repair ────────────────────────────────────────────────────────────────────────────────────
+// Groups are walked in key order. Each batch locks the rows of its groups FOR UPDATE and ranks
+// them again under the lock (writers may have added or removed rows since the scan): the first
+// row by `keep` survives, the others are merged into it (children re-pointed), deleted, or
+// soft-deleted.
+
+export const duplicateRepair: Repairer<DuplicateRule> = {
+  groups(session, rule) {
+    const names = keyAliases(rule.key.length);
+    const keys = sql.join(rule.key.map((k, i) => sql`${keyExpr(k, null)} as ${sql.id(`k${i}`)}`));
+    return createGroups(session, rule.key.length, sql`
+      select ${sql.join(names.map((_, i) => sql.id(`k${i}`)))} from (select ${keys} from ${tableRef(rule.table)} where ${and(duplicateScope(rule, null))}) s
+       group by ${sql.join(names.map((_, i) => sql.id(`k${i}`)))} having count(*) > 1`);
+  },
+
+  async batch(ctx, rule, from, to, sample) {
+    const table = rule.table;
+    const pk = pkOf(table);
+    const rows = ctx.nextTemp();
+    const onKey = keysEqual(rule.key.map((k) => keyExpr(k, 't')), rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`), rule.nullsNotDistinct);
+    const keep = sql.join([
+      ...rule.keep.map((o, i) => sql`${sql.id(`o${i}`)} ${sql.raw(o.direction)}${o.nulls ? sql.raw(` nulls ${o.nulls}`) : sql``}`),
+      ...pk.map((_, i) => sql`${sql.id(`p${i}`)}`),
+    ]);
+    await run(ctx, sql`create temp table ${sql.id(rows)} on commit drop as
+      select g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))}
+             ${rule.keep.length ? sql`, ${sql.join(rule.keep.map((o, i) => sql`${col('t', o.column)} as ${sql.id(`o${i}`)}`))}` : sql``}
+        from ${tableRef(table)} t join ${sql.id(GROUPS)} g on ${onKey}
+       where ${inBatch(from, to)} and ${and(duplicateScope(rule, 't'))}
+         for update of t`, 'plan');
+    const map = ctx.nextTemp();
+    await run(ctx, sql`create temp table ${sql.id(map)} on commit drop as
+      select n, ${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`))}, ${sql.join(pk.map((_, i) => sql.id(`s${i}`)))}
+        from (select n, ${sql.join(pk.map((_, i) => sql.id(`p${i}`)))},
+                     ${sql.join(pk.map((_, i) => sql`first_value(${sql.id(`p${i}`)}) over w as ${sql.id(`s${i}`)}`))},
+                     row_number() over w as rn
+                from ${sql.id(rows)} window w as (partition by n order by ${keep})) x
+       where rn > 1`, 'plan');
+    const groups = await count(ctx, sql`select distinct n from ${sql.id(map)}`);
+    const samples = sample > 0 ? await planSamples(ctx, rule, map, sample) : [];
+    if (rule.repair === 'merge') {
+      if (rule.fill) ctx.counts.rowsUpdated += await fillSurvivors(ctx, table, map);
+      ctx.counts.rowsDeleted += await mergeRows(ctx, table, map);
+      return { groups, skipped: 0, samples };
+    }
+    // delete / soft-delete: no re-pointing, so a loser something still points at is left alone.
+    const { free, referenced } = await unreferenced(ctx, table, map);
+    if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, table, free);
+    else ctx.counts.rowsUpdated += await updateRows(ctx, table, free, [{ column: table.softDelete!.column, value: deletedValue(table.softDelete!) }]);
+    const skipped = referenced ? await count(ctx, sql`select distinct m.n from ${sql.id(map)} m where not exists (select 1 from ${sql.id(free)} f where ${and(pk.map((_, i) => sql`f.${sql.id(`l${i}`)} = m.${sql.id(`l${i}`)}`))})`) : 0;
+    return { groups, skipped, samples, reason: skipped ? 'losers still referenced (use repair: merge to re-point their children)' : undefined };
+  },
+};
+
+/** Survivor and losers of the first groups of a batch, for the plan's samples. */
+async function planSamples(ctx: BatchContext, rule: DuplicateRule, map: string, limit: number): Promise<PlanSample[]> {
+  const pkLen = pkOf(rule.table).length;
+  const cols = (p: string) => sql.join(Array.from({ length: pkLen }, (_, i) => sql.id(`${p}${i}`)));
+  const id = (p: string) => (pkLen === 1 ? sql.id(`${p}0`) : sql`json_build_array(${cols(p)})`);
+  const keys = sql.join(rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`));
+  const { rows } = await run<PlanSample>(ctx, sql`
+    select json_build_array(${keys}) as key, (array_agg(${id('s')}))[1] as survivor, json_agg(${id('l')} order by ${cols('l')}) as losers
+      from ${sql.id(map)} m join ${sql.id(GROUPS)} g on g.n = m.n
+     group by g.n, ${keys} order by g.n limit ${limit}`, 'plan');
+  return rows;
+}
+
+/** fill: where a survivor's column is NULL, take the first non-NULL value among its losers. */
+async function fillSurvivors(ctx: BatchContext, table: Table, map: string): Promise<number> {
+  const pk = pkOf(table);
+  const cols = table.columns.filter((c) => !pk.includes(c.name) && !c.generated);
+  if (!cols.length) return 0;
+  const filled = ctx.nextTemp();
+  await run(ctx, sql`create temp table ${sql.id(filled)} on commit drop as
+    select ${sql.join(pk.map((_, i) => sql`m.${sql.id(`s${i}`)} as ${sql.id(`l${i}`)}`))},
+           ${sql.join(cols.map((c) => sql`(array_agg(${col('x', c.name)} order by ${sql.join(pk.map((p) => col('x', p)))}) filter (where ${col('x', c.name)} is not null))[1] as ${sql.id(c.name)}`))}
+      from ${sql.id(map)} m join ${tableRef(table)} x on ${pkMatches(table, 'x', 'm', 'l')}
+     group by ${sql.join(pk.map((_, i) => sql`m.${sql.id(`s${i}`)}`))}`, 'plan');
+  const needs = sql`exists (select 1 from ${sql.id(filled)} f where ${pkMatches(table, 't', 'f', 'l')}
+                     and (${sql.join(cols.map((c) => sql`(${col('t', c.name)} is null and ${col('f', c.name)} is not null)`), sql` or `)}))`;
+  const targets = ctx.nextTemp();
+  await run(ctx, sql`create temp table ${sql.id(targets)} on commit drop as
+    select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`l${i}`)}`))} from ${tableRef(table)} t where ${needs}`, 'plan');
+  return updateRows(ctx, table, targets, cols.map((c) => ({
+    column: c.name,
+    value: sql`coalesce(${col('t', c.name)}, (select ${col('f', c.name)} from ${sql.id(filled)} f where ${pkMatches(table, 't', 'f', 'l')}))`,
+  })));
 }

@@ -2,7 +2,13 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { OrphanRule } from '../rules/types.js';
 import { and, col, fragment, isAlive, keyAliases, rowId, rowIdOrder, tableRef, type Sql } from '../sql/build.js';
-import { baseFinding, count, type Check, type Finding, type Sample } from './types.js';
+import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
+import { count, pkOf, run } from '../repair/context.js';
+import { createGroups, GROUPS, inBatch } from '../repair/groups.js';
+import { deletedValue } from '../repair/markers.js';
+import { deleteLosers } from '../repair/merge.js';
+import { unreferenced, updateRows } from '../repair/rows.js';
+import type { Repairer } from '../repair/types.js';
 
 /**
  * orphaned-rows: child rows whose reference points at nothing alive.
@@ -65,12 +71,12 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
       from o
   `.execute(db);
   const row = result.rows[0]!;
-  const missingParent = count(row.missing);
-  const deletedParent = count(row.deleted);
+  const missingParent = toCount(row.missing);
+  const deletedParent = toCount(row.deleted);
   if (missingParent + deletedParent === 0) return null;
   return {
     ...baseFinding(rule, rule.columns),
-    groups: count(row.groups),
+    groups: toCount(row.groups),
     rows: missingParent + deletedParent,
     samples: row.samples,
     columns: rule.columns,
@@ -80,3 +86,36 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
     inferred: rule.inferred,
   };
 }
+
+// ── repair ────────────────────────────────────────────────────────────────────────────────────
+// Groups are dangling key values. Each batch locks the child rows holding them FOR UPDATE and
+// re-checks that they are still orphans (a parent may have been inserted since the scan). A row
+// that other rows still point at is never deleted (that would cascade or fail): it is skipped.
+
+export const orphanRepair: Repairer<OrphanRule> = {
+  groups(session, rule) {
+    return createGroups(session, rule.columns.length, sql`
+      select distinct ${sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(`k${i}`)}`))}
+        from ${tableRef(rule.table)} c where ${and(childScope(rule, 'c'))} and ${orphanPredicate(rule, 'c')}`);
+  },
+
+  async batch(ctx, rule, from, to) {
+    const child = rule.table;
+    const pk = pkOf(child);
+    const rows = ctx.nextTemp();
+    await run(ctx, sql`create temp table ${sql.id(rows)} on commit drop as
+      select g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`l${i}`)}`))}
+        from ${tableRef(child)} t join ${sql.id(GROUPS)} g on ${and(rule.columns.map((c, i) => sql`${col('t', c)} = g.${sql.id(`k${i}`)}`))}
+       where ${inBatch(from, to)} and ${and(childScope(rule, 't'))} and ${orphanPredicate(rule, 't')}
+         for update of t`, 'plan');
+    const groups = await count(ctx, sql`select distinct n from ${sql.id(rows)}`);
+    const { free, referenced } = rule.repair === 'delete' ? await unreferenced(ctx, child, rows) : { free: rows, referenced: 0 };
+    if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, child, free);
+    else if (rule.repair === 'set-null') ctx.counts.rowsUpdated += await updateRows(ctx, child, free, rule.columns.map((c) => ({ column: c, value: sql`null` })));
+    else ctx.counts.rowsUpdated += await updateRows(ctx, child, free, [{ column: child.softDelete!.column, value: deletedValue(child.softDelete!) }]);
+    const skipped = referenced
+      ? await count(ctx, sql`select distinct r.n from ${sql.id(rows)} r where not exists (select 1 from ${sql.id(free)} f where ${and(pk.map((_, i) => sql`f.${sql.id(`l${i}`)} = r.${sql.id(`l${i}`)}`))})`)
+      : 0;
+    return { groups, skipped, reason: skipped ? 'orphan rows that other rows still reference were left in place' : undefined };
+  },
+};

@@ -1,8 +1,14 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import { keyLabel, type SoftDeleteRule } from '../rules/types.js';
-import { and, fragment, isDeleted, keyAliases, keyExpr, rowId, rowIdOrder, tableRef, type Sql } from '../sql/build.js';
-import { baseFinding, count, type Check, type Finding, type Sample } from './types.js';
+import { and, col, fragment, isDeleted, keyAliases, keyExpr, keysEqual, rowId, rowIdOrder, tableRef, type Sql } from '../sql/build.js';
+import { count, pkOf, run } from '../repair/context.js';
+import { createGroups, GROUPS, inBatch } from '../repair/groups.js';
+import { aliveValue } from '../repair/markers.js';
+import { deleteLosers, mergeRows } from '../repair/merge.js';
+import { unreferenced, updateRows } from '../repair/rows.js';
+import type { Repairer } from '../repair/types.js';
+import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
 
 /**
  * soft-delete-conflicts: a key value v is in conflict when a soft-deleted row holds v and either
@@ -50,6 +56,79 @@ async function detect(db: Db | Tx, rule: SoftDeleteRule, options: { sample: numb
                order by ${keyCols}), '[]'::json) from s) as samples
   `.execute(db);
   const row = result.rows[0]!;
-  if (count(row.groups) === 0) return null;
-  return { ...baseFinding(rule, rule.key.map(keyLabel)), groups: count(row.groups), rows: count(row.rows), samples: row.samples };
+  if (toCount(row.groups) === 0) return null;
+  return { ...baseFinding(rule, rule.key.map(keyLabel)), groups: toCount(row.groups), rows: toCount(row.rows), samples: row.samples };
 }
+
+// ── repair ────────────────────────────────────────────────────────────────────────────────────
+// purge-deleted: a deleted row whose key a live row holds is merged into that live row (children
+// re-pointed), then removed; a deleted row holding its key alone is hard-deleted, or skipped when
+// rows still reference it. revive: where no live row holds the key, the newest deleted row is
+// un-deleted and the others are merged into it; keys that a live row holds are skipped.
+
+export const softDeleteRepair: Repairer<SoftDeleteRule> = {
+  groups(session, rule) {
+    const marker = rule.table.softDelete!;
+    const names = rule.key.map((_, i) => sql.id(`k${i}`));
+    const conflict = rule.enforcedBy !== null ? sql`true` : rule.source === 'discovered' ? sql`false` : sql`count(*) > 1`;
+    return createGroups(session, rule.key.length, sql`
+      select ${sql.join(names)} from (
+        select ${sql.join(rule.key.map((p, i) => sql`${keyExpr(p, null)} as ${names[i]!}`))}, ${isDeleted(marker, null)} as deleted
+          from ${tableRef(rule.table)} where ${and(conflictScope(rule, null))}) k
+       group by ${sql.join(names)}
+      having count(*) filter (where deleted) > 0 and (${conflict})`);
+  },
+
+  async batch(ctx, rule, from, to) {
+    const table = rule.table;
+    const marker = table.softDelete!;
+    const pk = pkOf(table);
+    const rows = ctx.nextTemp();
+    const onKey = keysEqual(rule.key.map((k) => keyExpr(k, 't')), rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`), rule.nullsNotDistinct);
+    const newest = marker.kind === 'timestamp' ? sql`${sql.id('m')} desc nulls last, ` : sql``;
+    await run(ctx, sql`create temp table ${sql.id(rows)} on commit drop as
+      select g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))},
+             ${isDeleted(marker, 't')} as deleted, ${col('t', marker.column)} as m
+        from ${tableRef(table)} t join ${sql.id(GROUPS)} g on ${onKey}
+       where ${inBatch(from, to)} and ${and(conflictScope(rule, 't'))}
+         for update of t`, 'plan');
+    const groups = await count(ctx, sql`select distinct n from ${sql.id(rows)} where deleted`);
+    const pks = sql.join(pk.map((_, i) => sql.id(`p${i}`)));
+    const firstPk = (alias: string) => sql.join(pk.map((_, i) => sql`first_value(${sql.id(`p${i}`)}) over w as ${sql.id(`${alias}${i}`)}`));
+    const asLoser = sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`));
+    const sCols = sql.join(pk.map((_, i) => sql.id(`s${i}`)));
+    const hasLive = sql`n in (select n from ${sql.id(rows)} where not deleted)`;
+
+    if (rule.repair === 'purge-deleted') {
+      // Deleted rows that share their key with a live row: merge into the first live row.
+      const map = ctx.nextTemp();
+      await run(ctx, sql`create temp table ${sql.id(map)} on commit drop as
+        select ${asLoser}, ${sCols} from (
+          select n, deleted, ${pks}, ${firstPk('s')} from ${sql.id(rows)} where ${hasLive}
+          window w as (partition by n order by deleted, ${pks})) x
+         where deleted`, 'plan');
+      ctx.counts.rowsDeleted += await mergeRows(ctx, table, map);
+      // Deleted rows alone with their key: hard-delete unless something still points at them.
+      const lone = ctx.nextTemp();
+      await run(ctx, sql`create temp table ${sql.id(lone)} on commit drop as select n, ${asLoser} from ${sql.id(rows)} where deleted and not ${hasLive}`, 'plan');
+      const { free, referenced } = await unreferenced(ctx, table, lone);
+      ctx.counts.rowsDeleted += await deleteLosers(ctx, table, free);
+      const skipped = referenced ? await count(ctx, sql`select distinct n from ${sql.id(lone)} o where not exists (select 1 from ${sql.id(free)} f where ${and(pk.map((_, i) => sql`f.${sql.id(`l${i}`)} = o.${sql.id(`l${i}`)}`))})`) : 0;
+      return { groups, skipped, reason: skipped ? 'soft-deleted rows alone with their key but still referenced were left in place' : undefined };
+    }
+
+    // revive: only keys no live row holds; the newest deleted row survives and is un-deleted.
+    const map = ctx.nextTemp();
+    await run(ctx, sql`create temp table ${sql.id(map)} on commit drop as
+      select ${asLoser}, ${sCols}, rn from (
+        select ${pks}, ${firstPk('s')}, row_number() over w as rn from ${sql.id(rows)} where not ${hasLive}
+        window w as (partition by n order by ${newest}${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} desc`))})) x`, 'plan');
+    const survivors = ctx.nextTemp();
+    await run(ctx, sql`create temp table ${sql.id(survivors)} on commit drop as select ${sql.join(pk.map((_, i) => sql.id(`l${i}`)))} from ${sql.id(map)} where rn = 1`, 'plan');
+    await run(ctx, sql`delete from ${sql.id(map)} where rn = 1`, 'plan');
+    ctx.counts.rowsDeleted += await mergeRows(ctx, table, map);
+    ctx.counts.rowsUpdated += await updateRows(ctx, table, survivors, [{ column: marker.column, value: aliveValue(marker) }]);
+    const skipped = await count(ctx, sql`select distinct n from ${sql.id(rows)} where deleted and ${hasLive}`);
+    return { groups, skipped, reason: skipped ? 'revive skips keys that a live row already holds (use purge-deleted for those)' : undefined };
+  },
+};

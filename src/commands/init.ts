@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { Document, isScalar, visit } from 'yaml';
+import { toYaml } from '../report/yaml.js';
 import { RowdoctorError } from '../errors.js';
 import { ruleToConfig } from '../rules/to-config.js';
 import type { Rule } from '../rules/types.js';
@@ -65,18 +65,6 @@ export function renderConfig(rules: Rule[], schemas: string[], database: string)
 
 function isInferred(rule: Rule): boolean {
   return rule.check === 'orphaned-rows' && rule.inferred;
-}
-
-/** YAML with short lists and maps of scalars in flow style: `key: [email]`, as people write it. */
-function toYaml(value: unknown): string {
-  const doc = new Document(value);
-  // Two passes: lists of scalars first, so a map holding only those can then be flowed too.
-  visit(doc, { Seq(_, node) { if (node.items.every((i) => isScalar(i))) node.flow = true; } });
-  visit(doc, { Map(_, node) { if (node.items.every((p) => isScalar(p.value) || (p.value as { flow?: boolean })?.flow)) node.flow = true; } });
-  // The rule itself (the outer list item) stays in block style.
-  const top = doc.contents as { items?: { flow?: boolean }[] } | null;
-  top?.items?.forEach((item) => { item.flow = false; });
-  return doc.toString({ flowCollectionPadding: false });
 }
 
 function indent(text: string, prefix: string): string {

@@ -1,0 +1,94 @@
+import { readOnly } from '../db.js';
+import { RowdoctorError } from '../errors.js';
+import { findingJson, scanDocument } from '../report/document.js';
+import { createProgress } from '../report/progress.js';
+import { renderRepairText, totals } from '../report/repair-text.js';
+import { makeStyle } from '../report/style.js';
+import { checkPrivileges } from '../repair/privileges.js';
+import { repairRules, type RepairResult } from '../repair/run.js';
+import type { Rule } from '../rules/types.js';
+import { scan } from '../scan.js';
+import { connect, prepare, snapshot } from './context.js';
+import { parseDuration, parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
+
+export interface RepairCommandOptions extends CommonOptions {
+  apply?: boolean;
+  sql?: boolean;
+  batchSize: string;
+  lockTimeout: string;
+  backup: boolean;
+  infer: boolean;
+}
+
+/** rowdoctor repair: plan (dry run, the default) or perform the repair of declared rules. */
+export async function repairCommand(opts: RepairCommandOptions, out: (s: string) => void): Promise<number> {
+  const format = parseFormat(opts.format, ['text', 'json'] as const);
+  const batchSize = parsePositiveInt(opts.batchSize, '--batch-size', 1);
+  const lockTimeoutMs = parseDuration(opts.lockTimeout, '--lock-timeout');
+  const sample = parsePositiveInt(opts.sample, '--sample');
+  const { loaded, statementTimeoutMs } = await prepare(opts);
+  const progress = createProgress(process.stderr.isTTY === true);
+  const conn = await connect(opts);
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    process.stderr.write('\nrowdoctor: interrupted — finishing the current batch, then stopping (Ctrl-C again to abort it; it rolls back).\n');
+    process.once('SIGINT', () => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  try {
+    const { snap, findings } = await readOnly(conn.db, statementTimeoutMs, async (tx) => {
+      const snap = await snapshot(tx, opts, loaded);
+      return { snap, findings: (await scan(tx, snap.rules, { sample, progress })).findings };
+    });
+    const declared = snap.rules.filter((r) => r.source !== 'discovered');
+    const toRepair = declared.filter((r) => r.repair !== 'report');
+    checkRepairable(toRepair);
+    if (!opts.backup && opts.apply) process.stderr.write('rowdoctor: WARNING --no-backup: changed rows are NOT copied to rowdoctor_backup, and this run cannot be undone.\n');
+    const result: RepairResult = await conn.db.connection().execute(async (session) => {
+      if (opts.apply) await checkPrivileges(session, snap.catalog, toRepair, declared, { backup: opts.backup, infer: opts.infer });
+      return repairRules(session, snap.catalog, toRepair, declared, {
+        apply: opts.apply === true, backup: opts.backup, batchSize, lockTimeoutMs, statementTimeoutMs, infer: opts.infer,
+        sample, progress, interrupted: () => interrupted,
+      });
+    });
+    const unrepaired = findings.filter((f) => f.source === 'discovered');
+    if (format === 'json') {
+      const doc = {
+        ...scanDocument('repair', conn.target.display, findings, snap.rules.length),
+        runId: result.runId,
+        applied: result.applied,
+        actions: result.actions.map((a) => ({
+          check: a.rule.check, table: a.rule.table.id, groups: a.groups, rowsDeleted: a.rowsDeleted, rowsUpdated: a.rowsUpdated,
+          childRowsRepointed: a.childRowsRepointed, childRowsMerged: a.childRowsMerged, skipped: a.skipped,
+        })),
+      };
+      doc.findings = findings.map(findingJson);
+      out(JSON.stringify(doc, null, 2) + '\n');
+    } else {
+      out(renderRepairText({ database: conn.target.display, result, unrepaired, sqlText: opts.sql === true }, makeStyle(opts.color)));
+    }
+    const t = totals(result);
+    if (result.interrupted || t.skipped > 0) return 1;
+    // A dry run that would change something leaves work to do: exit 1, like a scan with findings.
+    if (!result.applied && t.groups > 0) return 1;
+    return 0;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    await conn.close();
+  }
+}
+
+/** Repairs that cannot work on this schema are refused before anything runs. */
+function checkRepairable(rules: Rule[]): void {
+  const problems: string[] = [];
+  for (const r of rules) {
+    if (!r.table.primaryKey) problems.push(`${r.table.id} has no primary key; repair needs one to tell rows apart (use repair: report)`);
+    if (r.check === 'orphaned-rows' && r.repair === 'set-null') {
+      const notNull = r.columns.filter((c) => r.table.columns.find((x) => x.name === c)?.notNull);
+      if (notNull.length) problems.push(`${r.table.id}(${notNull.join(', ')}) is NOT NULL, so set-null is impossible (use delete or soft-delete)`);
+    }
+    if (r.repair === 'soft-delete' && !r.table.softDelete) problems.push(`${r.table.id} has no soft-delete marker column, so repair: soft-delete is impossible`);
+  }
+  if (problems.length) throw new RowdoctorError(`Cannot repair as configured:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+}

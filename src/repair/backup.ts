@@ -1,0 +1,65 @@
+import { sql } from 'kysely';
+import type { Table } from '../catalog/types.js';
+import type { Db, Tx } from '../db.js';
+import { tableRef, type Sql } from '../sql/build.js';
+import { run, type BatchContext } from './context.js';
+
+/**
+ * Backups live in schema rowdoctor_backup: one typed copy per user table (CREATE TABLE … LIKE),
+ * so a restore is an INSERT … SELECT of the very same values — bit for bit, no text round trip.
+ * Every row deleted or updated is copied in the same transaction as the change.
+ */
+export const BACKUP_SCHEMA = 'rowdoctor_backup';
+
+export async function ensureBackupSchema(db: Db | Tx): Promise<void> {
+  await sql`create schema if not exists ${sql.id(BACKUP_SCHEMA)}`.execute(db);
+  await sql`create sequence if not exists ${sql.id(BACKUP_SCHEMA, 'seq')}`.execute(db);
+  await sql`create table if not exists ${sql.id(BACKUP_SCHEMA, 'runs')} (
+    run_id text primary key,
+    command text not null,
+    started_at timestamptz not null default now(),
+    finished_at timestamptz,
+    status text not null,
+    options jsonb not null,
+    counts jsonb,
+    undo_of text
+  )`.execute(db);
+  await sql`create table if not exists ${sql.id(BACKUP_SCHEMA, 'tables')} (
+    backup_table text primary key,
+    table_schema text not null,
+    table_name text not null,
+    unique (table_schema, table_name)
+  )`.execute(db);
+}
+
+/** The backup table's name: the table's oid keeps it unique; the name keeps it readable. */
+export function backupTableName(table: Table): string {
+  return `${table.oid}_${table.name}`.slice(0, 63);
+}
+
+/** Create the typed backup copy of `table` if missing; add columns the table gained since. */
+export async function ensureBackupTable(tx: Tx, table: Table): Promise<void> {
+  const name = backupTableName(table);
+  const bt = sql.id(BACKUP_SCHEMA, name);
+  await sql`create table if not exists ${bt} (
+    _rd_run text not null, _rd_seq bigint not null, _rd_op text not null, _rd_columns text[],
+    like ${tableRef(table)})`.execute(tx);
+  await sql`insert into ${sql.id(BACKUP_SCHEMA, 'tables')} values (${name}, ${table.schema}, ${table.name}) on conflict do nothing`.execute(tx);
+  const existing = await sql<{ name: string }>`select attname as name from pg_attribute
+     where attrelid = ${`${BACKUP_SCHEMA}."${name.replace(/"/g, '""')}"`}::regclass and attnum > 0 and not attisdropped`.execute(tx);
+  const have = new Set(existing.rows.map((r) => r.name));
+  for (const c of table.columns.filter((c) => !have.has(c.name))) {
+    await sql`alter table ${bt} add column ${sql.id(c.name)} ${sql.raw(c.type)}`.execute(tx);
+  }
+}
+
+/** Copy the rows of `table` that `where` selects (alias t) into its backup, before they change. */
+export async function backupRows(ctx: BatchContext, table: Table, op: 'delete' | 'update', where: Sql, columns: string[] | null): Promise<number> {
+  if (ctx.apply) await ensureBackupTable(ctx.tx, table);
+  const cols = sql.join(table.columns.map((c) => sql.id(c.name)));
+  const values = sql.join(table.columns.map((c) => sql.id('t', c.name)));
+  const changed = columns ? sql`${columns}::text[]` : sql`null`;
+  const res = await run(ctx, sql`insert into ${sql.id(BACKUP_SCHEMA, backupTableName(table))} (_rd_run, _rd_seq, _rd_op, _rd_columns, ${cols})
+    select ${ctx.runId}, nextval(${`${BACKUP_SCHEMA}.seq`}), ${op}, ${changed}, ${values} from ${tableRef(table)} t where ${where}`, 'write');
+  return res.affected;
+}

@@ -1,0 +1,91 @@
+import { sql, type RawBuilder } from 'kysely';
+import type { Catalog, Table } from '../catalog/types.js';
+import type { Tx } from '../db.js';
+import type { Rule } from '../rules/types.js';
+import { col, type Sql } from '../sql/build.js';
+
+/** What one rule's repair changed (or, in a dry run, would change). Contract §JSON `actions`. */
+export interface Counts {
+  /** Rows of the rule's own table deleted. */
+  rowsDeleted: number;
+  /** Rows of the rule's own table updated (soft-delete, set-null, revive, fill). */
+  rowsUpdated: number;
+  /** Child rows (at any depth) updated to point at a survivor. */
+  childRowsRepointed: number;
+  /** Child rows (at any depth) merged into a sibling they would collide with, and so deleted. */
+  childRowsMerged: number;
+}
+
+export function zeroCounts(): Counts {
+  return { rowsDeleted: 0, rowsUpdated: 0, childRowsRepointed: 0, childRowsMerged: 0 };
+}
+
+export function addCounts(a: Counts, b: Counts): Counts {
+  return {
+    rowsDeleted: a.rowsDeleted + b.rowsDeleted, rowsUpdated: a.rowsUpdated + b.rowsUpdated,
+    childRowsRepointed: a.childRowsRepointed + b.childRowsRepointed, childRowsMerged: a.childRowsMerged + b.childRowsMerged,
+  };
+}
+
+/** Everything a batch needs: the transaction, the mode, and where to record statements and counts. */
+export interface BatchContext {
+  tx: Tx;
+  catalog: Catalog;
+  /** Declared rules: their orphaned-rows references are followed by merges. */
+  declared: Rule[];
+  infer: boolean;
+  runId: string;
+  /** false: a dry run — only SELECTs and temp tables, never a write to a user table. */
+  apply: boolean;
+  backup: boolean;
+  counts: Counts;
+  /** Distinct statement texts, in first-run order, for --sql. */
+  statements: Map<string, true>;
+  nextTemp(): string;
+}
+
+/**
+ * Run a statement. `plan` statements (locking, ranking into temp tables) and `write` statements are
+ * what --sql shows; a dry run records its writes without running them, so it never changes a user
+ * table by construction — and its --sql shows exactly what --apply would run.
+ */
+export async function run<R = Record<string, unknown>>(ctx: BatchContext, q: RawBuilder<unknown>, kind: 'read' | 'plan' | 'write'): Promise<{ rows: R[]; affected: number }> {
+  const compiled = q.compile(ctx.tx);
+  if (kind !== 'read') ctx.statements.set(compiled.sql.replace(/\s+/g, ' ').trim(), true);
+  if (kind === 'write' && !ctx.apply) return { rows: [], affected: 0 };
+  const res = await ctx.tx.executeQuery<R>(compiled);
+  return { rows: res.rows, affected: Number(res.numAffectedRows ?? res.rows.length) };
+}
+
+export async function count(ctx: BatchContext, q: RawBuilder<unknown>): Promise<number> {
+  const { rows } = await run<{ n: string }>(ctx, sql`select count(*) as n from (${q}) q`, 'read');
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Primary-key columns; merges need them to tell rows apart. */
+export function pkOf(table: Table): string[] {
+  if (!table.primaryKey) throw new Error(`internal: ${table.id} has no primary key`);
+  return table.primaryKey;
+}
+
+/** `alias.pk = other.prefixN` for each primary-key column. */
+export function pkMatches(table: Table, alias: string, other: string, prefix: string): Sql {
+  return sql.join(pkOf(table).map((c, i) => sql`${col(alias, c)} = ${col(other, `${prefix}${i}`)}`), sql` and `);
+}
+
+/**
+ * In a dry run nothing is deleted, so rows a plan has already "removed" are remembered in a temp
+ * table per table and left out of later queries; in an apply they are really gone.
+ */
+export async function goneTable(ctx: BatchContext, table: Table): Promise<string> {
+  const name = `rd_gone_${table.oid}`;
+  const cols = sql.join(pkOf(table).map((c, i) => sql`${col(null, c)} as ${sql.id(`p${i}`)}`));
+  await run(ctx, sql`create temp table if not exists ${sql.id(name)} on commit drop as select ${cols} from ${sql.id(table.schema, table.name)} where false`, 'read');
+  return name;
+}
+
+export async function visible(ctx: BatchContext, table: Table, alias: string): Promise<Sql> {
+  if (ctx.apply || !table.primaryKey) return sql`true`;
+  const gone = await goneTable(ctx, table);
+  return sql`not exists (select 1 from ${sql.id(gone)} g where ${pkMatches(table, alias, 'g', 'p')})`;
+}

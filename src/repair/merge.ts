@@ -1,0 +1,117 @@
+import { sql } from 'kysely';
+import type { Table, UniqueIndex } from '../catalog/types.js';
+import { RowdoctorError } from '../errors.js';
+import { and, col, tableRef, type Sql } from '../sql/build.js';
+import { backupRows } from './backup.js';
+import { count, goneTable, pkMatches, pkOf, run, visible, type BatchContext } from './context.js';
+import { referencesInto, type Reference } from './references.js';
+
+/**
+ * Merge rows of `table` into survivors. `map` is a temp table with columns l0.. (a loser's
+ * primary key) and s0.. (its survivor's). For every reference into the table, children of losers
+ * that would collide with a sibling under the child's own unique key are merged into that sibling
+ * first (recursively, so grandchildren are moved, never cascaded away); the remaining children are
+ * re-pointed; then the losers are backed up and deleted. Returns how many losers were deleted.
+ */
+export async function mergeRows(ctx: BatchContext, table: Table, map: string, depth = 0): Promise<number> {
+  if (depth > 16) throw new RowdoctorError(`Merging ${table.id}: references nest deeper than 16 levels (a cycle?); repair it by hand.`);
+  for (const ref of referencesInto(ctx.catalog, table, ctx.declared, ctx.infer)) {
+    await repoint(ctx, table, map, ref, depth);
+  }
+  return deleteLosers(ctx, table, map);
+}
+
+/** Backup and delete the losers of `map` (in a dry run: count them and remember them as gone). */
+export async function deleteLosers(ctx: BatchContext, table: Table, map: string): Promise<number> {
+  const isLoser = sql`exists (select 1 from ${sql.id(map)} m where ${pkMatches(table, 't', 'm', 'l')})`;
+  if (ctx.backup) await backupRows(ctx, table, 'delete', isLoser, null);
+  const { affected } = await run(ctx, sql`delete from ${tableRef(table)} t where ${isLoser}`, 'write');
+  if (ctx.apply) return affected;
+  const gone = await goneTable(ctx, table);
+  const pk = sql.join(pkOf(table).map((_, i) => sql.id(`l${i}`)));
+  return (await run(ctx, sql`insert into ${sql.id(gone)} select distinct ${pk} from ${sql.id(map)}`, 'read')).affected;
+}
+
+async function repoint(ctx: BatchContext, parent: Table, map: string, ref: Reference, depth: number): Promise<void> {
+  // Loser and survivor values of the referenced columns (usually the primary key itself).
+  const refmap = ctx.nextTemp();
+  const lr = ref.parentColumns.map((_, i) => `lr${i}`);
+  const sr = ref.parentColumns.map((_, i) => `sr${i}`);
+  await run(ctx, sql`create temp table ${sql.id(refmap)} on commit drop as
+    select ${sql.join(ref.parentColumns.map((c, i) => sql`lx.${sql.id(c)} as ${sql.id(lr[i]!)}`))},
+           ${sql.join(ref.parentColumns.map((c, i) => sql`sx.${sql.id(c)} as ${sql.id(sr[i]!)}`))}
+      from ${sql.id(map)} m
+      join ${tableRef(parent)} lx on ${pkMatches(parent, 'lx', 'm', 'l')}
+      join ${tableRef(parent)} sx on ${pkMatches(parent, 'sx', 'm', 's')}
+     where (${sql.join(ref.parentColumns.map((c) => sql`lx.${sql.id(c)}`))}) is distinct from (${sql.join(ref.parentColumns.map((c) => sql`sx.${sql.id(c)}`))})`, 'plan');
+
+  const child = ref.child;
+  const pointsAtLoser = sql`exists (select 1 from ${sql.id(refmap)} r where ${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`))})`;
+
+  // Children that would collide with a sibling once re-pointed are merged into it first.
+  if (child.primaryKey) {
+    for (const index of collidingIndexes(child, ref)) {
+      const childMap = await collisionMap(ctx, child, ref, refmap, index);
+      const n = await count(ctx, sql`select 1 from ${sql.id(childMap)}`);
+      if (n > 0) ctx.counts.childRowsMerged += await mergeRows(ctx, child, childMap, depth + 1);
+    }
+  }
+
+  const set = sql.join(ref.columns.map((c, i) => sql`${sql.id(c)} = r.${sql.id(sr[i]!)}`));
+  const match = and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`));
+  if (ctx.backup) await backupRows(ctx, child, 'update', pointsAtLoser, ref.columns);
+  const { affected } = await run(ctx, sql`update ${tableRef(child)} t set ${set} from ${sql.id(refmap)} r where ${match}`, 'write');
+  ctx.counts.childRowsRepointed += ctx.apply
+    ? affected
+    : await count(ctx, sql`select 1 from ${tableRef(child)} t where ${pointsAtLoser} and ${await visible(ctx, child, 't')}`);
+}
+
+/** Unique keys of the child that re-pointing could break: plain columns, no predicate, sharing a column with the reference. */
+function collidingIndexes(child: Table, ref: Reference): UniqueIndex[] {
+  return child.uniqueIndexes.filter(
+    (i) => i.valid && !i.predicate && i.columns.every((c) => c !== null) && i.columns.some((c) => ref.columns.includes(c!)),
+  );
+}
+
+/**
+ * Children (moved ones, and siblings already in place) grouped by the unique key they will have
+ * after re-pointing; in each group the sibling already in place survives, else the lowest key.
+ */
+async function collisionMap(ctx: BatchContext, child: Table, ref: Reference, refmap: string, index: UniqueIndex): Promise<string> {
+  const pk = pkOf(child);
+  const cols = index.columns as string[];
+  const target = (c: string): Sql => {
+    const i = ref.columns.indexOf(c);
+    return i >= 0 ? sql`r.${sql.id(`sr${i}`)}` : col('t', c);
+  };
+  const tuple = sql.join(cols.map((_, i) => sql.id(`u${i}`)));
+  const pkCols = sql.join(pk.map((_, i) => sql.id(`p${i}`)));
+  const nonNull = index.nullsNotDistinct ? sql`true` : and(cols.map((_, i) => sql`${sql.id(`u${i}`)} is not null`));
+  const visibleT = await visible(ctx, child, 't');
+  const name = ctx.nextTemp();
+  await run(ctx, sql`create temp table ${sql.id(name)} on commit drop as
+    with moved as (
+      select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))},
+             ${sql.join(cols.map((c, i) => sql`${target(c)} as ${sql.id(`u${i}`)}`))}
+        from ${tableRef(child)} t join ${sql.id(refmap)} r on ${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(`lr${i}`)}`))}
+       where ${visibleT}
+    ),
+    candidates as (
+      select ${pkCols}, ${tuple}, 1 as prio from moved where ${nonNull}
+      union all
+      select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))},
+             ${sql.join(cols.map((c, i) => sql`${col('t', c)} as ${sql.id(`u${i}`)}`))}, 0
+        from ${tableRef(child)} t
+       where ${visibleT}
+         and (${sql.join(cols.map((c) => col('t', c)))}) in (select ${tuple} from moved where ${nonNull})
+         and not exists (select 1 from moved mv where ${and(pk.map((c, i) => sql`mv.${sql.id(`p${i}`)} = ${col('t', c)}`))})
+    ),
+    ranked as (
+      select ${pkCols}, ${sql.join(pk.map((_, i) => sql`first_value(${sql.id(`p${i}`)}) over w as ${sql.id(`s${i}`)}`))}
+        from candidates
+      window w as (partition by ${tuple} order by prio, ${pkCols})
+    )
+    select ${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`))}, ${sql.join(pk.map((_, i) => sql.id(`s${i}`)))}
+      from ranked where (${pkCols}) is distinct from (${sql.join(pk.map((_, i) => sql.id(`s${i}`)))})`, 'plan');
+  return name;
+}

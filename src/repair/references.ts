@@ -1,0 +1,40 @@
+import type { Catalog, Table } from '../catalog/types.js';
+import { discoverRules } from '../rules/discover.js';
+import type { OrphanRule, Rule } from '../rules/types.js';
+
+/** A way rows of `child` point at rows of a parent: a foreign key, or a declared/inferred reference. */
+export interface Reference {
+  child: Table;
+  columns: string[];
+  parentColumns: string[];
+  /** What makes this a reference, for plans and messages. */
+  via: string;
+}
+
+/**
+ * Every reference into `parent`: foreign keys from the catalog (composite ones included; one
+ * defined on a partition is followed through its partitioned root, which re-points children in
+ * every partition), declared orphaned-rows rules, and — unless `infer` is off — inferred references.
+ */
+export function referencesInto(catalog: Catalog, parent: Table, declared: Rule[], infer: boolean): Reference[] {
+  const byId = new Map(catalog.tables.map((t) => [t.id, t]));
+  const refs: Reference[] = [];
+  const seen = new Set<string>();
+  const add = (child: Table | undefined, columns: string[], parentColumns: string[], via: string) => {
+    if (!child) return;
+    const key = `${child.id}|${columns.join(',')}|${parentColumns.join(',')}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    refs.push({ child, columns, parentColumns, via });
+  };
+  for (const fk of catalog.foreignKeys.filter((f) => f.references === parent.id)) {
+    add(byId.get(catalog.partitionRoot.get(fk.table) ?? fk.table), fk.columns, fk.refColumns, `foreign key ${fk.name}`);
+  }
+  const orphanRules = (rules: Rule[]) => rules.filter((r): r is OrphanRule => r.check === 'orphaned-rows' && r.parent.id === parent.id);
+  for (const r of orphanRules(declared)) add(r.table, r.columns, r.parentColumns, `${r.source} reference`);
+  if (infer) {
+    const everywhere = { ...catalog, schemas: [...new Set(catalog.tables.map((t) => t.schema))] };
+    for (const r of orphanRules(discoverRules(everywhere)).filter((r) => r.inferred)) add(r.table, r.columns, r.parentColumns, 'inferred reference');
+  }
+  return refs;
+}

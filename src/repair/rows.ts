@@ -1,0 +1,42 @@
+import { sql } from 'kysely';
+import type { Table } from '../catalog/types.js';
+import { and, col, tableRef, type Sql } from '../sql/build.js';
+import { backupRows } from './backup.js';
+import { count, pkMatches, pkOf, run, visible, type BatchContext } from './context.js';
+import { referencesInto } from './references.js';
+
+/** `t` is one of the rows listed (by primary key l0..) in the temp table `targets`. */
+export function listedIn(table: Table, targets: string): Sql {
+  return sql`exists (select 1 from ${sql.id(targets)} m where ${pkMatches(table, 't', 'm', 'l')})`;
+}
+
+/** Backup, then update the listed rows (a dry run counts them). */
+export async function updateRows(ctx: BatchContext, table: Table, targets: string, set: { column: string; value: Sql }[]): Promise<number> {
+  const where = listedIn(table, targets);
+  if (ctx.backup) await backupRows(ctx, table, 'update', where, set.map((s) => s.column));
+  const assignments = sql.join(set.map((s) => sql`${sql.id(s.column)} = ${s.value}`));
+  const { affected } = await run(ctx, sql`update ${tableRef(table)} t set ${assignments} where ${where}`, 'write');
+  return ctx.apply ? affected : count(ctx, sql`select 1 from ${tableRef(table)} t where ${where} and ${await visible(ctx, table, 't')}`);
+}
+
+/** Some row still points at `t` through a foreign key or a declared/inferred reference. */
+export function stillReferenced(ctx: BatchContext, table: Table): Sql {
+  const refs = referencesInto(ctx.catalog, table, ctx.declared, ctx.infer);
+  if (!refs.length) return sql`false`;
+  return sql`(${sql.join(
+    refs.map((r) => sql`exists (select 1 from ${tableRef(r.child)} x where ${and(r.columns.map((c, i) => sql`${col('x', c)} = ${col('t', r.parentColumns[i]!)}`))})`),
+    sql` or `,
+  )})`;
+}
+
+/** Split listed rows into those still referenced (left alone) and the rest (new temp table). */
+export async function unreferenced(ctx: BatchContext, table: Table, targets: string): Promise<{ free: string; referenced: number }> {
+  const free = ctx.nextTemp();
+  const pk = sql.join(pkOf(table).map((_, i) => sql.id(`l${i}`)));
+  await run(ctx, sql`create temp table ${sql.id(free)} on commit drop as
+    select ${pk} from ${sql.id(targets)} m join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'l')}
+     where not ${stillReferenced(ctx, table)}`, 'plan');
+  const total = await count(ctx, sql`select 1 from ${sql.id(targets)}`);
+  const left = await count(ctx, sql`select 1 from ${sql.id(free)}`);
+  return { free, referenced: total - left };
+}

@@ -1,0 +1,161 @@
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Catalog } from '../catalog/types.js';
+import { repairerFor } from '../checks/index.js';
+import type { Db } from '../db.js';
+import { RETRYABLE_SQLSTATES, RowdoctorError, describePgError, isPgError } from '../errors.js';
+import type { Progress } from '../report/progress.js';
+import { describeRule, type Rule } from '../rules/types.js';
+import { BACKUP_SCHEMA, ensureBackupSchema } from './backup.js';
+import { addCounts, zeroCounts, type BatchContext, type Counts } from './context.js';
+import type { PlanSample } from './types.js';
+
+export interface RepairOptions {
+  apply: boolean;
+  backup: boolean;
+  batchSize: number;
+  lockTimeoutMs: number;
+  statementTimeoutMs: number;
+  infer: boolean;
+  sample: number;
+  progress: Progress;
+  /** Set by Ctrl-C: the current batch finishes (or rolls back), no new batch starts. */
+  interrupted: () => boolean;
+  retries?: number;
+}
+
+/** One rule's outcome: the contract's `actions` entry plus what the report shows. */
+export interface RuleAction extends Counts {
+  rule: Rule;
+  groups: number;
+  skipped: number;
+  /** Why groups were skipped (lock timeouts, rows still referenced …). */
+  notes: string[];
+  samples: PlanSample[];
+}
+
+export interface RepairResult {
+  runId: string;
+  applied: boolean;
+  actions: RuleAction[];
+  interrupted: boolean;
+  statements: string[];
+}
+
+export function newRunId(now = new Date()): string {
+  const t = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${t}-${randomBytes(2).toString('hex')}`;
+}
+
+/** Both repairs and undos take it: two of them on one database never overlap. */
+const LOCK_KEY = sql`hashtextextended('rowdoctor.repair', 0)`;
+
+export async function takeRepairLock(session: Db): Promise<void> {
+  const got = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${LOCK_KEY}) as ok`.execute(session);
+  if (got.rows[0]?.ok) return;
+  const holder = await sql<{ pid: number; app: string }>`select l.pid, a.application_name as app from pg_locks l
+      join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.objid = (${LOCK_KEY} & x'ffffffff'::bigint)::oid limit 1`.execute(session);
+  const who = holder.rows[0] ? ` (backend pid ${holder.rows[0].pid}, ${holder.rows[0].app || 'no application_name'})` : '';
+  throw new RowdoctorError(`Another rowdoctor repair or undo is running on this database${who}.`, {
+    hint: 'Wait for it to finish; two repairs on one database never run at once.',
+  });
+}
+
+/**
+ * Repair every rule, batch by batch, on one session (temp tables live there). Each batch is its own
+ * transaction with lock_timeout and statement_timeout; a batch that hits a lock timeout, deadlock
+ * or serialization failure is retried, then reported as skipped. A dry run runs the same planning
+ * queries and rolls every batch back.
+ */
+export async function repairRules(session: Db, catalog: Catalog, rules: Rule[], declared: Rule[], options: RepairOptions): Promise<RepairResult> {
+  const runId = newRunId();
+  const statements = new Map<string, true>();
+  const actions: RuleAction[] = [];
+  let interrupted = false;
+  if (options.apply) {
+    await takeRepairLock(session);
+    await session.transaction().execute(async (tx) => {
+      await ensureBackupSchema(tx);
+      await sql`insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options)
+        values (${runId}, 'repair', 'running', ${JSON.stringify({ rules: rules.map(describeRule), backup: options.backup, batchSize: options.batchSize })})`.execute(tx);
+    });
+  }
+  for (const rule of rules) {
+    const action: RuleAction = { rule, ...zeroCounts(), groups: 0, skipped: 0, notes: [], samples: [] };
+    actions.push(action);
+    if (interrupted) continue;
+    const repairer = repairerFor(rule);
+    const total = await session.transaction().execute((tx) => repairer.groups(tx as unknown as Db, rule));
+    for (let from = 0; from < total; from += options.batchSize) {
+      if (options.interrupted()) {
+        interrupted = true;
+        action.notes.push(`interrupted before groups ${from + 1}–${total}; run the same command again to finish`);
+        break;
+      }
+      const to = Math.min(from + options.batchSize, total);
+      const step = options.progress.start(`${rule.check} ${rule.table.id}: groups ${from + 1}–${to} of ${total}`);
+      const outcome = await runBatch(session, catalog, declared, rule, runId, statements, from, to, options, options.sample - action.samples.length);
+      step.done();
+      if ('error' in outcome) {
+        action.skipped += to - from;
+        action.notes.push(`groups ${from + 1}–${to} skipped: ${outcome.error}`);
+        continue;
+      }
+      Object.assign(action, addCounts(action, outcome.counts));
+      action.groups += outcome.result.groups;
+      action.skipped += outcome.result.skipped;
+      if (outcome.result.reason && !action.notes.includes(outcome.result.reason)) action.notes.push(outcome.result.reason);
+      if (outcome.result.samples) action.samples.push(...outcome.result.samples.slice(0, options.sample - action.samples.length));
+    }
+  }
+  if (options.apply) {
+    const skipped = actions.some((a) => a.skipped > 0);
+    const status = interrupted ? 'interrupted' : skipped ? 'partial' : 'completed';
+    const counts = actions.map((a) => ({ rule: describeRule(a.rule), groups: a.groups, rowsDeleted: a.rowsDeleted, rowsUpdated: a.rowsUpdated, childRowsRepointed: a.childRowsRepointed, childRowsMerged: a.childRowsMerged, skipped: a.skipped }));
+    await sql`update ${sql.id(BACKUP_SCHEMA, 'runs')} set status = ${status}, finished_at = now(), counts = ${JSON.stringify(counts)} where run_id = ${runId}`.execute(session);
+  }
+  return { runId, applied: options.apply, actions, interrupted, statements: [...statements.keys()] };
+}
+
+class DryRunRollback extends Error {}
+
+type BatchOutcome = { counts: Counts; result: import('./types.js').BatchResult } | { error: string };
+
+async function runBatch(
+  session: Db, catalog: Catalog, declared: Rule[], rule: Rule, runId: string, statements: Map<string, true>,
+  from: number, to: number, options: RepairOptions, sample: number,
+): Promise<BatchOutcome> {
+  const attempts = (options.retries ?? 3) + 1;
+  for (let attempt = 1; ; attempt++) {
+    let outcome: BatchOutcome | null = null;
+    try {
+      await session.transaction().execute(async (tx) => {
+        await sql`select set_config('lock_timeout', ${String(options.lockTimeoutMs)}, true), set_config('statement_timeout', ${String(options.statementTimeoutMs)}, true)`.execute(tx);
+        let temp = 0;
+        const ctx: BatchContext = {
+          tx, catalog, declared, infer: options.infer, runId, apply: options.apply, backup: options.backup,
+          counts: zeroCounts(), statements, nextTemp: () => `rd_t${++temp}`,
+        };
+        const result = await repairerFor(rule).batch(ctx, rule, from, to, sample);
+        outcome = { counts: ctx.counts, result };
+        if (!options.apply) throw new DryRunRollback();
+      });
+      return outcome!;
+    } catch (e) {
+      if (e instanceof DryRunRollback) return outcome!;
+      if (isPgError(e) && RETRYABLE_SQLSTATES.has(e.code ?? '')) {
+        if (attempt < attempts) {
+          options.progress.log(`batch ${from + 1}–${to}: ${e.message} (${e.code}); retry ${attempt} of ${attempts - 1}`);
+          await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+          continue;
+        }
+        return { error: `${describePgError(e)} after ${attempts} attempts` };
+      }
+      if (isPgError(e)) {
+        const hint = e.code === '42501' ? 'grant the privilege named above, or run as a role that has it' : undefined;
+        throw new RowdoctorError(`Repairing ${describeRule(rule)} failed: ${describePgError(e)}`, { hint, cause: e });
+      }
+      throw e;
+    }
+  }
+}
