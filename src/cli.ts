@@ -5,6 +5,7 @@ import { redact } from './db.js';
 import { scanCommand } from './commands/scan.js';
 import { initCommand } from './commands/init.js';
 import { repairCommand, type RepairCommandOptions } from './commands/repair.js';
+import { undoCommand, type UndoCommandOptions } from './commands/undo.js';
 import type { CommonOptions } from './commands/options.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -47,6 +48,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--no-backup', 'do not copy changed rows to rowdoctor_backup (the run cannot be undone)')
     .option('--no-infer', 'do not follow inferred references when re-pointing children')
     .action(async (opts: RepairCommandOptions) => setExit(await repairCommand(opts, out)));
+
+  withCommonOptions(program.command('undo').argument('<run-id>', 'the run to undo (printed by repair --apply)').description('restore what a repair run changed: a dry run unless --apply'), 'text|json')
+    .option('--apply', 'perform the restore (default: dry run)')
+    .option('--lock-timeout <duration>', 'lock_timeout for the restore', '2s')
+    .action(async (runId: string, opts: UndoCommandOptions) => setExit(await undoCommand(runId, opts, out)));
 
   withCommonOptions(program.command('init').description('introspect the database and write a starter rowdoctor.yml'), 'text')
     .option('--output <file>', 'where to write the config', 'rowdoctor.yml')

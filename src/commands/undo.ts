@@ -1,0 +1,51 @@
+import Table from 'cli-table3';
+import { readOnly } from '../db.js';
+import { loadCatalog } from '../catalog/load.js';
+import { softDeleteSettings } from '../catalog/soft-delete.js';
+import { makeStyle } from '../report/style.js';
+import { undoRun, type UndoResult } from '../repair/undo.js';
+import { connect, prepare } from './context.js';
+import { parseDuration, parseFormat, type CommonOptions } from './options.js';
+
+export interface UndoCommandOptions extends CommonOptions {
+  apply?: boolean;
+  lockTimeout: string;
+}
+
+/** rowdoctor undo <run-id>: restore what a repair run changed (dry run unless --apply). */
+export async function undoCommand(runId: string, opts: UndoCommandOptions, out: (s: string) => void): Promise<number> {
+  const format = parseFormat(opts.format, ['text', 'json'] as const);
+  const lockTimeoutMs = parseDuration(opts.lockTimeout, '--lock-timeout');
+  const { loaded, statementTimeoutMs } = await prepare(opts);
+  const conn = await connect(opts);
+  try {
+    const catalog = await readOnly(conn.db, statementTimeoutMs, (tx) =>
+      loadCatalog(tx, { schemas: null, softDelete: softDeleteSettings(loaded.config.softDelete) }));
+    const result = await conn.db.connection().execute((session) => undoRun(session, catalog, runId, { apply: opts.apply === true, lockTimeoutMs }));
+    if (format === 'json') {
+      out(JSON.stringify({
+        tool: 'rowdoctor', schemaVersion: 1, command: 'undo', database: conn.target.display, runId: result.runId,
+        applied: result.applied, undoRunId: result.applied ? result.undoRunId : null, refused: result.refused, tables: result.tables,
+        findings: [], summary: { findings: 0, rows: result.tables.reduce((n, t) => n + t.restore + t.revert, 0), checks: 0 },
+      }, null, 2) + '\n');
+    } else {
+      out(renderUndo(result, conn.target.display, opts.color));
+    }
+    return result.refused ? 1 : 0;
+  } finally {
+    await conn.close();
+  }
+}
+
+function renderUndo(r: UndoResult, database: string, color: boolean): string {
+  const c = makeStyle(color);
+  const restore = r.tables.reduce((n, t) => n + t.restore, 0);
+  const revert = r.tables.reduce((n, t) => n + t.revert, 0);
+  const mode = r.refused ? c.red('REFUSED — nothing was changed') : r.applied ? c.green(`APPLIED as run ${r.undoRunId}`) : c.yellow('DRY RUN — nothing was changed; add --apply to perform it');
+  const lines = [`rowdoctor undo ${r.runId} · ${database} · ${mode}`, `${r.applied ? 'restored' : 'would restore'} ${restore} deleted rows, ${r.applied ? 'reverted' : 'would revert'} ${revert} updated rows`, ''];
+  const t = new Table({ head: ['table', 'deleted rows to restore', 'updated rows to revert', 'collisions'], style: { head: [], border: c.level ? undefined : [] } });
+  for (const x of r.tables) t.push([x.table, x.restore, x.revert, x.collisions]);
+  lines.push(t.toString());
+  if (r.refused) lines.push('', c.red(`Refused: ${r.refused}`));
+  return lines.join('\n') + '\n';
+}

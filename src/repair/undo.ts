@@ -1,0 +1,147 @@
+import { sql } from 'kysely';
+import type { Catalog, Table } from '../catalog/types.js';
+import type { Db, Tx } from '../db.js';
+import { RowdoctorError, describePgError, isPgError } from '../errors.js';
+import { tableRef } from '../sql/build.js';
+import { BACKUP_SCHEMA } from './backup.js';
+import { newRunId, takeRepairLock } from './run.js';
+
+export interface UndoTable {
+  table: string;
+  /** Deleted rows to put back. */
+  restore: number;
+  /** Updated rows whose changed columns go back to their values before the run. */
+  revert: number;
+  /** Deleted rows whose primary key is taken again by a row written since. */
+  collisions: number;
+}
+
+export interface UndoResult {
+  runId: string;
+  undoRunId: string;
+  applied: boolean;
+  tables: UndoTable[];
+  refused: string | null;
+}
+
+interface RunRow { run_id: string; command: string; status: string; undo_of: string | null }
+interface BackupInfo { backup: string; table: Table; restore: number; revert: number; lastDelete: number }
+
+/**
+ * Restore what a repair run changed. Deleted rows go back first, tables in reverse order of their
+ * last deletion (parents before the children that point at them); then updated rows get back the
+ * values of the columns the run changed, as they were before its first change. One transaction:
+ * all of it, or nothing.
+ */
+export async function undoRun(session: Db, catalog: Catalog, runId: string, options: { apply: boolean; lockTimeoutMs: number }): Promise<UndoResult> {
+  const exists = await sql<{ ok: boolean }>`select to_regclass(${`${BACKUP_SCHEMA}.runs`}) is not null as ok`.execute(session);
+  if (!exists.rows[0]?.ok) throw new RowdoctorError(`No repair has been applied on this database (schema ${BACKUP_SCHEMA} does not exist).`);
+  const found = await sql<RunRow>`select run_id, command, status, undo_of from ${sql.id(BACKUP_SCHEMA, 'runs')} where run_id = ${runId}`.execute(session);
+  const run = found.rows[0];
+  if (!run) {
+    const recent = await sql<RunRow>`select run_id, command, status from ${sql.id(BACKUP_SCHEMA, 'runs')} order by started_at desc limit 5`.execute(session);
+    throw new RowdoctorError(`There is no run "${runId}" in ${BACKUP_SCHEMA}.runs.`, {
+      hint: recent.rows.length ? `Recent runs: ${recent.rows.map((r) => `${r.run_id} (${r.command}, ${r.status})`).join(', ')}.` : 'No runs are recorded.',
+    });
+  }
+  if (run.command === 'undo') throw new RowdoctorError(`Run ${runId} is itself an undo (of ${run.undo_of}); to change the data again, run repair.`);
+  if (run.status === 'undone') {
+    const by = await sql<{ run_id: string }>`select run_id from ${sql.id(BACKUP_SCHEMA, 'runs')} where undo_of = ${runId}`.execute(session);
+    throw new RowdoctorError(`Run ${runId} was already undone${by.rows[0] ? ` by run ${by.rows[0].run_id}` : ''}; undoing it twice would duplicate rows.`);
+  }
+  const infos = await backupsOf(session, catalog, runId);
+  const undoRunId = newRunId();
+  const tables = infos.map((i) => ({ table: i.table.id, restore: i.restore, revert: i.revert, collisions: 0 }));
+  for (const [n, info] of infos.entries()) tables[n]!.collisions = await collisions(session, info, runId);
+  const taken = tables.filter((t) => t.collisions > 0);
+  const refused = taken.length
+    ? `restoring would collide with rows written since the repair: ${taken.map((t) => `${t.collisions} in ${t.table}`).join(', ')} (same primary key). Remove or rename those rows, then undo again.`
+    : null;
+  if (!options.apply || refused) return { runId, undoRunId, applied: false, tables, refused };
+
+  await takeRepairLock(session);
+  try {
+    await session.transaction().execute(async (tx) => {
+      await sql`select set_config('lock_timeout', ${String(options.lockTimeoutMs)}, true)`.execute(tx);
+      for (const info of [...infos].sort((a, b) => b.lastDelete - a.lastDelete)) await restoreDeleted(tx, info, runId);
+      for (const info of infos) await revertUpdated(tx, info, runId);
+      await sql`update ${sql.id(BACKUP_SCHEMA, 'runs')} set status = 'undone' where run_id = ${runId}`.execute(tx);
+      await sql`insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options, undo_of, finished_at, counts)
+        values (${undoRunId}, 'undo', 'completed', '{}'::jsonb, ${runId}, now(), ${JSON.stringify(tables)})`.execute(tx);
+    });
+  } catch (e) {
+    if (isPgError(e) && e.code === '23505') {
+      return { runId, undoRunId, applied: false, tables, refused: `restoring would violate a unique key: ${describePgError(e)}. Nothing was changed.` };
+    }
+    throw e;
+  }
+  return { runId, undoRunId, applied: true, tables, refused: null };
+}
+
+async function backupsOf(session: Db, catalog: Catalog, runId: string): Promise<BackupInfo[]> {
+  const list = await sql<{ backup_table: string; table_schema: string; table_name: string }>`
+    select backup_table, table_schema, table_name from ${sql.id(BACKUP_SCHEMA, 'tables')} order by 1`.execute(session);
+  const out: BackupInfo[] = [];
+  for (const b of list.rows) {
+    const stats = await sql<{ restore: string; revert: string; last_delete: string | null }>`
+      select count(*) filter (where _rd_op = 'delete') as restore,
+             (select count(*) from (select distinct ${rowIdentity(catalog, b)} from ${sql.id(BACKUP_SCHEMA, b.backup_table)} where _rd_run = ${runId} and _rd_op = 'update') u) as revert,
+             max(_rd_seq) filter (where _rd_op = 'delete') as last_delete
+        from ${sql.id(BACKUP_SCHEMA, b.backup_table)} where _rd_run = ${runId}`.execute(session);
+    const s = stats.rows[0]!;
+    if (Number(s.restore) + Number(s.revert) === 0) continue;
+    const table = catalog.tables.find((t) => t.schema === b.table_schema && t.name === b.table_name);
+    if (!table) throw new RowdoctorError(`Run ${runId} changed ${b.table_schema}.${b.table_name}, which no longer exists; it cannot be restored.`);
+    out.push({ backup: b.backup_table, table, restore: Number(s.restore), revert: Number(s.revert), lastDelete: Number(s.last_delete ?? 0) });
+  }
+  return out;
+}
+
+/** What tells backed-up rows apart: the primary key, or else the row itself (the backup's ctid). */
+function rowIdentity(catalog: Catalog, b: { table_schema: string; table_name: string }) {
+  const table = catalog.tables.find((t) => t.schema === b.table_schema && t.name === b.table_name);
+  return table?.primaryKey ? sql.join(table.primaryKey.map((c) => sql.id(c))) : sql`ctid`;
+}
+
+function pkEquals(table: Table, a: string, b: string) {
+  return sql.join(table.primaryKey!.map((c) => sql`${sql.id(a, c)} = ${sql.id(b, c)}`), sql` and `);
+}
+
+/**
+ * How a live row is matched to its backup when reverting an update: by primary key; in a table
+ * without one, by every column the run did not change (rows equal in all of those are
+ * interchangeable, so the table comes back as the same multiset of rows).
+ */
+function sameRow(table: Table, changed: string[], a: string, b: string) {
+  if (table.primaryKey) return pkEquals(table, a, b);
+  const others = table.columns.filter((c) => !changed.includes(c.name) && !c.generated);
+  return sql.join(others.map((c) => sql`${sql.id(a, c.name)} is not distinct from ${sql.id(b, c.name)}`), sql` and `);
+}
+
+async function collisions(session: Db, info: BackupInfo, runId: string): Promise<number> {
+  if (!info.table.primaryKey) return 0;
+  const r = await sql<{ n: string }>`select count(*) as n from ${sql.id(BACKUP_SCHEMA, info.backup)} b
+     where b._rd_run = ${runId} and b._rd_op = 'delete' and exists (select 1 from ${tableRef(info.table)} t where ${pkEquals(info.table, 't', 'b')})`.execute(session);
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+async function restoreDeleted(tx: Tx, info: BackupInfo, runId: string): Promise<void> {
+  if (!info.restore) return;
+  const cols = sql.join(info.table.columns.filter((c) => !c.generated).map((c) => sql.id(c.name)));
+  await sql`insert into ${tableRef(info.table)} (${cols}) overriding system value
+    select ${cols} from ${sql.id(BACKUP_SCHEMA, info.backup)} where _rd_run = ${runId} and _rd_op = 'delete' order by _rd_seq`.execute(tx);
+}
+
+/** Each updated row gets back its changed columns from its earliest backup in the run. */
+async function revertUpdated(tx: Tx, info: BackupInfo, runId: string): Promise<void> {
+  if (!info.revert) return;
+  const sets = await sql<{ cols: string[] }>`select distinct _rd_columns as cols from ${sql.id(BACKUP_SCHEMA, info.backup)}
+     where _rd_run = ${runId} and _rd_op = 'update'`.execute(tx);
+  const id = info.table.primaryKey ? sql.join(info.table.primaryKey.map((c) => sql.id(c))) : sql`_rd_seq`;
+  for (const { cols } of sets.rows) {
+    await sql`update ${tableRef(info.table)} t set ${sql.join(cols.map((c) => sql`${sql.id(c)} = b.${sql.id(c)}`))}
+      from (select distinct on (${id}) * from ${sql.id(BACKUP_SCHEMA, info.backup)}
+             where _rd_run = ${runId} and _rd_op = 'update' and _rd_columns = ${cols}::text[] order by ${id}, _rd_seq) b
+     where ${sameRow(info.table, cols, 't', 'b')}`.execute(tx);
+  }
+}
