@@ -3,6 +3,7 @@ import { startEmbeddedPostgres } from '../embedded.js';
 import { createDemoDatabase, DEMO_DIR } from '../demo/database.js';
 import { makeStyle } from '../report/style.js';
 import { scanCommand } from './scan.js';
+import { repairCommand } from './repair.js';
 import type { CommonOptions } from './options.js';
 
 /**
@@ -25,13 +26,22 @@ export async function demoCommand(opts: { color: boolean }, out: (s: string) => 
       duplicates: [], orphans: [], discover: true, failOn: 'error', sample: '3', statementTimeout: '1min', schema: [],
     };
 
-    out(c.bold('\n━━ 1. rowdoctor scan ━━  (config: fixtures/demo/rowdoctor.yml, plus what the catalog reveals)\n\n'));
-    const scanExit = await scanCommand(common, out);
-    out(`\n(exit code ${scanExit}: ${scanExit === 1 ? 'problems found — a CI job would fail here' : 'clean'})\n`);
+    const section = (title: string) => out(c.bold(`\n━━ ${title} ━━\n\n`));
+    const exit = (code: number, meaning: string) => out(`\n(exit code ${code}: ${meaning})\n`);
+    const repairOpts = { ...common, batchSize: '1000', lockTimeout: '2s', backup: true, infer: true };
 
-    out(c.bold('\n━━ What each finding means, and the command that fixes it ━━\n\n'));
+    section('1. rowdoctor scan  (config: fixtures/demo/rowdoctor.yml, plus what the catalog reveals)');
+    exit(await scanCommand(common, out), 'problems found — a CI job would fail here');
+    section('What each finding means');
     for (const line of EXPLANATIONS) out(`${line}\n`);
-    out(`\nThe database was ${c.bold('not changed')}: scan runs in a READ ONLY transaction.\n`);
+
+    section('2. rowdoctor repair  (a dry run: the plan, nothing changed)');
+    exit(await repairCommand(repairOpts, out), 'the plan would change rows');
+    section('3. rowdoctor repair --apply  (batches of 1000 groups, each row backed up first)');
+    exit(await repairCommand({ ...repairOpts, apply: true }, out), 'completed');
+    section('4. rowdoctor scan, again');
+    const rescan = await scanCommand(common, out);
+    exit(rescan, rescan === 0 ? 'clean' : 'problems remain');
     return 0;
   } finally {
     process.removeListener('SIGINT', cleanup);
@@ -43,18 +53,15 @@ export async function demoCommand(opts: { color: boolean }, out: (s: string) => 
 
 const EXPLANATIONS = [
   '• submission(invite_id): a double-click beat a read-then-update guard, so one invite has two or three',
-  '  submissions. Fix: `rowdoctor repair` (dry run), then `--apply`: the first submission survives and the',
-  '  others\' files are re-pointed to it before they are deleted.',
-  '• cloud_provider_accounts(provider, provider_account_id): CREATE UNIQUE INDEX CONCURRENTLY failed on',
-  '  accounts claimed twice and left an INVALID index. Declare the rule in rowdoctor.yml to repair it, then',
-  '  `rowdoctor verify-constraints --emit-migration` writes the DROP/CREATE … CONCURRENTLY to rebuild it.',
+  '  submissions. repair merges them: the first submission survives, the others\' files are re-pointed to it.',
+  '• cloud_provider_accounts(provider, provider_account_id): two users claimed one OneDrive account, so',
+  '  CREATE UNIQUE INDEX CONCURRENTLY failed and left an INVALID index (discovery found it by itself).',
   '• refresh_token.user_id: a bulk delete of users raced sign-outs; the tokens point at nobody (missing) or',
-  '  at soft-deleted users. The foreign key was added NOT VALID because VALIDATE failed on them.',
-  '  Fix: `rowdoctor repair --apply` deletes them (backed up first), then VALIDATE CONSTRAINT succeeds.',
-  '• moodle_token / cloud_provider_accounts .user_id: live rows of soft-deleted users; the foreign key',
-  '  cannot see soft deletes. Decide per table: declare an orphaned-rows rule (delete, soft-delete or set-null).',
+  '  at soft-deleted users. Its foreign key had to be added NOT VALID. repair deletes them, backed up first.',
+  '• moodle_token / cloud_provider_accounts .user_id: live rows of soft-deleted users, which no foreign key',
+  '  can see.',
   '• moodle_token(moodle_user_id): soft-deleted tokens still hold their key under a plain UNIQUE constraint,',
-  '  so the next login\'s INSERT fails with 23505. Fix: `repair` with purge-deleted (or revive), and make the',
-  '  constraint a partial unique index WHERE deleted_at IS NULL.',
-  '• audit_event.user_id (warning): looks like a reference to users.id but has no foreign key.',
+  '  so the next login\'s INSERT fails with 23505. repair purges them (purge-deleted).',
+  '• audit_event.user_id: looks like a reference to users.id but has no foreign key; events of users that',
+  '  are gone. repair clears the reference (set-null) and keeps the events.',
 ];

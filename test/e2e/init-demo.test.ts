@@ -48,9 +48,13 @@ describe('demo', () => {
     const before = readdirSync(tmpdir()).filter((d) => d.startsWith('rowdoctor-pg-'));
     const res = await runCli(['demo']);
     expect(res.code).toBe(0);
-    expect(res.stdout).toMatch(/rowdoctor scan · 127\.0\.0\.1:\d+\/rowdoctor_demo · \d+ checks run · 7 findings \(6 errors, 1 warning\)/);
+    expect(res.stdout).toMatch(/rowdoctor scan · 127\.0\.0\.1:\d+\/rowdoctor_demo · 7 checks run · 7 findings \(7 errors\) · 79 rows affected/);
     for (const kind of ['duplicate-rows', 'orphaned-rows', 'soft-delete-conflicts']) expect(res.stdout).toContain(kind);
-    expect(res.stdout).toContain('INVALID unique index');
+    // the repair's dry run, its apply with the same counts, and a clean re-scan
+    const plan = /7 rules · 70 groups · would delete 71 rows, would update 8 rows, would re-point 28 child rows, would merge 0 child rows/;
+    expect(res.stdout).toMatch(plan);
+    expect(res.stdout).toMatch(/APPLIED\n7 rules · 70 groups · deleted 71 rows, updated 8 rows, re-pointed 28 child rows, merged 0 child rows/);
+    expect(res.stdout).toMatch(/4\. rowdoctor scan, again ━━\n\nrowdoctor scan · [^\n]* · no findings\n\n\(exit code 0: clean\)/);
     expect(res.stderr).toMatch(/Stopping the embedded PostgreSQL/);
     const after = readdirSync(tmpdir()).filter((d) => d.startsWith('rowdoctor-pg-') && !before.includes(d));
     expect(after.filter((d) => existsSync(join(tmpdir(), d)))).toEqual([]);

@@ -53,9 +53,21 @@ describe('scan --format json on the demo database', () => {
     const doc = scanDocument.parse(JSON.parse(res.stdout));
     const byKey = Object.fromEntries(doc.findings.map((f) => [`${f.check} ${f.table}(${(f.check === 'orphaned-rows' ? f.columns : f.key).join(',')})`, f]));
     expect(byKey['duplicate-rows public.submission(invite_id)']).toMatchObject({ groups: 12, rows: 14, source: 'config' });
-    expect(byKey['duplicate-rows public.cloud_provider_accounts(provider,provider_account_id)']).toMatchObject({ groups: 3, rows: 3, source: 'discovered' });
+    expect(byKey['duplicate-rows public.cloud_provider_accounts(provider,provider_account_id)']).toMatchObject({ groups: 3, rows: 3, source: 'config' });
     expect(byKey['orphaned-rows public.refresh_token(user_id)']).toMatchObject({ missingParent: 15, deletedParent: 25, rows: 40, groups: 35 });
-    expect(byKey['orphaned-rows public.audit_event(user_id)']).toMatchObject({ missingParent: 3, deletedParent: 5, inferred: true, severity: 'warning' });
+    expect(byKey['orphaned-rows public.audit_event(user_id)']).toMatchObject({ missingParent: 3, deletedParent: 5, inferred: false, severity: 'error' });
+    expect(byKey['orphaned-rows public.moodle_token(user_id)']).toMatchObject({ missingParent: 0, deletedParent: 6 });
+    // Without the config, discovery alone: the INVALID index, the NOT VALID FK, the inferred reference.
+    const zero = scanDocument.parse(JSON.parse((await runCli(['scan', '--database-url', url, '--config', '/dev/null', '--format', 'json'])).stdout));
+    const sources = Object.fromEntries(zero.findings.map((f) => [`${f.table}(${(f.check === 'orphaned-rows' ? f.columns : f.key).join(',')})`, `${f.source} ${f.severity}`]));
+    expect(sources).toEqual({
+      'public.cloud_provider_accounts(provider,provider_account_id)': 'discovered error',
+      'public.refresh_token(user_id)': 'discovered error',
+      'public.audit_event(user_id)': 'discovered warning',
+      'public.cloud_provider_accounts(user_id)': 'discovered error',
+      'public.moodle_token(user_id)': 'discovered error',
+      'public.moodle_token(moodle_user_id)': 'discovered error',
+    });
     expect(byKey['soft-delete-conflicts public.moodle_token(moodle_user_id)']).toMatchObject({ groups: 2, rows: 2 });
     expect(doc.summary).toEqual({ findings: doc.findings.length, rows: doc.findings.reduce((n, f) => n + f.rows, 0), checks: doc.summary.checks });
     expect(doc.database).toMatch(/^127\.0\.0\.1:\d+\/rd_demo_/);

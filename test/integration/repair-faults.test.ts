@@ -1,0 +1,170 @@
+import { spawn } from 'node:child_process';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freshDatabase, type TestDb } from '../support/db.js';
+import { BIN, runCli } from '../support/run.js';
+
+// groups: keys 1..N, each held by 2 or 3 items; every item has one child row.
+const fixture = (groups: number) => `
+  create table item (id serial primary key, k int not null, payload text);
+  insert into item (k, payload) select g, 'first ' || g from generate_series(1, ${groups}) g;
+  insert into item (k, payload) select g, 'second ' || g from generate_series(1, ${groups}) g;
+  insert into item (k, payload) select g, 'third ' || g from generate_series(1, ${groups}) g where g % 3 = 0;
+  create index on item (k);
+  create table item_child (id serial primary key, item_id int not null references item (id));
+  create index on item_child (item_id);
+  insert into item_child (item_id) select id from item;
+  analyze;
+`;
+const dbs: TestDb[] = [];
+async function database(groups: number): Promise<TestDb> {
+  const db = await freshDatabase(fixture(groups));
+  dbs.push(db);
+  return db;
+}
+afterAll(async () => { for (const db of dbs) await db.drop(); });
+
+const userTables = (sums: Record<string, string>) => Object.fromEntries(Object.entries(sums).filter(([t]) => !t.startsWith('rowdoctor_backup.')));
+const repairArgs = (db: TestDb, ...extra: string[]) => ['repair', '--database-url', db.url, '--duplicates', 'item(k)', '--no-discover', '--format', 'json', ...extra];
+const q = async (db: TestDb, text: string) => Number(Object.values((await db.query(text))[0]!)[0]);
+
+describe('repair under faults', () => {
+  it('killed with SIGKILL mid-run, then re-run: the same final state as an uninterrupted run, backups consistent', async () => {
+    const [killed, clean] = [await database(3000), await database(3000)];
+    const itemsBefore = await q(killed, 'select count(*) from item');
+
+    const uninterrupted = await runCli(repairArgs(clean, '--apply', '--batch-size', '25'));
+    expect(uninterrupted.code).toBe(0);
+
+    const child = spawn(process.execPath, [BIN, ...repairArgs(killed, '--apply', '--batch-size', '25')], { stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    // Wait until some batches have committed, then kill it without warning.
+    for (let i = 0; i < 600; i++) {
+      const done = await q(killed, "select count(*) from pg_tables where schemaname = 'rowdoctor_backup' and tablename like '%_item'")
+        ? await q(killed, `select count(*) from rowdoctor_backup."${await q(killed, "select 'item'::regclass::oid")}_item" where _rd_op = 'delete'`) : 0;
+      if (done >= 100) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    const afterKill = await q(killed, 'select count(*) from item');
+    expect(afterKill).toBeLessThan(itemsBefore);
+    expect(afterKill).toBeGreaterThan(3000); // the kill really came mid-run
+
+    const rerun = await runCli(repairArgs(killed, '--apply', '--batch-size', '25'));
+    expect(rerun.code).toBe(0);
+    expect(userTables(await killed.checksums())).toEqual(userTables(await clean.checksums()));
+
+    // Every deleted item is in the backup exactly once, across both runs.
+    const itemOid = await q(killed, "select 'item'::regclass::oid");
+    const backedUp = await killed.query<{ n: string; distinct_ids: string; still_there: string }>(`
+      select count(*) as n, count(distinct id) as distinct_ids, count(*) filter (where id in (select id from item)) as still_there
+        from rowdoctor_backup."${itemOid}_item" where _rd_op = 'delete'`);
+    expect(backedUp[0]).toEqual({ n: String(itemsBefore - 3000), distinct_ids: String(itemsBefore - 3000), still_there: '0' });
+    expect(await killed.query('select status from rowdoctor_backup.runs order by started_at')).toEqual([{ status: 'running' }, { status: 'completed' }]);
+  }, 120_000);
+
+  it('a lock held by another session: lock timeout, retries, the batch reported as skipped, nothing half-done', async () => {
+    const db = await database(10);
+    const holder = new pg.Client(db.url);
+    await holder.connect();
+    await holder.query('begin');
+    await holder.query('select * from item where k = 2 for update'); // in the first batch of 5 groups
+    const before = await db.query('select k, count(*)::int as n from item where k <= 5 group by k order by k');
+    const res = await runCli(['repair', '--database-url', db.url, '--duplicates', 'item(k)', '--no-discover', '--apply', '--batch-size', '5', '--lock-timeout', '100ms']);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toMatch(/groups 1–5 skipped: canceling statement due to lock timeout \(SQLSTATE 55P03\) after 4 attempts/);
+    expect(res.stdout).toMatch(/5 groups skipped/);
+    expect(await db.query('select k, count(*)::int as n from item where k <= 5 group by k order by k')).toEqual(before);
+    expect(await q(db, 'select count(*) from item where k > 5')).toBe(5); // the other batch was done
+    await holder.query('rollback');
+    await holder.end();
+    const rerun = await runCli(repairArgs(db, '--apply', '--batch-size', '5'));
+    expect(rerun.code).toBe(0);
+    expect(await q(db, 'select count(*) from item')).toBe(10);
+  });
+
+  it('a writer inserting duplicates during the repair: no error, nothing lost, only rows inserted after their batch remain', async () => {
+    const db = await database(2000);
+    const before = await q(db, 'select count(*) from item');
+    const maxBefore = await q(db, 'select max(id) from item');
+    const writer = new pg.Client(db.url);
+    await writer.connect();
+    let inserted = 0;
+    let stop = false;
+    const writing = (async () => {
+      // Bounded and paced: this is about correctness under concurrency, not load.
+      while (!stop && inserted < 3000) {
+        await writer.query('insert into item (k, payload) values ($1, $2)', [1 + Math.floor(Math.random() * 2100), 'concurrent']);
+        inserted++;
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    })();
+    const res = await runCli(repairArgs(db, '--apply', '--batch-size', '50'));
+    stop = true;
+    await writing;
+    await writer.end();
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect(inserted).toBeGreaterThan(0);
+    const itemOid = await q(db, "select 'item'::regclass::oid");
+    const deleted = await q(db, `select count(*) from rowdoctor_backup."${itemOid}_item" where _rd_op = 'delete'`);
+    expect(await q(db, 'select count(*) from item') + deleted).toBe(before + inserted);
+    // Any duplicate left involves a row the writer inserted (after that key's batch had passed).
+    const leftovers = await db.query<{ k: number; newest: number }>('select k, max(id) as newest from item group by k having count(*) > 1');
+    for (const g of leftovers) expect(g.newest).toBeGreaterThan(maxBefore);
+    // The two really overlapped: some of the writer's rows were merged away, or are left for the next run.
+    const mergedWriterRows = await q(db, `select count(*) from rowdoctor_backup."${itemOid}_item" where _rd_op = 'delete' and payload = 'concurrent'`);
+    expect(mergedWriterRows + leftovers.length).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('Ctrl-C: the current batch finishes, no new one starts, a message says to re-run; the re-run finishes', async () => {
+    const db = await database(3000);
+    const child = spawn(process.execPath, [BIN, ...repairArgs(db, '--apply', '--batch-size', '25')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    for (let i = 0; i < 600 && !(await q(db, "select count(*) from pg_tables where schemaname = 'rowdoctor_backup' and tablename like '%_item'")); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGINT');
+    expect(await exited).toBe(1);
+    expect(stderr).toMatch(/interrupted — finishing the current batch/);
+    expect(await q(db, 'select count(*) from item')).toBeGreaterThan(3000);
+    expect(await db.query('select status from rowdoctor_backup.runs')).toEqual([{ status: 'interrupted' }]);
+    expect(JSON.parse(stdout).applied).toBe(true);
+    expect((await runCli(repairArgs(db, '--apply'))).code).toBe(0);
+    expect(await q(db, 'select count(*) from item')).toBe(3000);
+  }, 60_000);
+
+  it('two repairs on one database never run at once', async () => {
+    const db = await database(5);
+    const other = new pg.Client(db.url);
+    await other.connect();
+    await other.query("select pg_advisory_lock(hashtextextended('rowdoctor.repair', 0))");
+    const res = await runCli(repairArgs(db, '--apply'));
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/Another rowdoctor repair or undo is running on this database \(backend pid \d+/);
+    expect(await q(db, 'select count(*) from item')).toBe(11);
+    await other.end();
+  });
+
+  it('a role without write privileges: exit 2 naming the privilege, nothing changed', async () => {
+    const db = await database(5);
+    const role = `rd_ro_${db.name.slice(-6)}`;
+    await db.exec(`create role ${role} login password 'ro'; grant usage on schema public to ${role}; grant select on all tables in schema public to ${role};`);
+    const url = new URL(db.url);
+    url.username = role;
+    url.password = 'ro';
+    const before = await db.checksums();
+    const scan = await runCli(['scan', '--database-url', url.toString(), '--duplicates', 'item(k)']);
+    expect(scan.code).toBe(1);
+    const res = await runCli(['repair', '--database-url', url.toString(), '--duplicates', 'item(k)', '--apply']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(new RegExp(`Role "${role}" lacks privileges this repair needs: DELETE on public.item; UPDATE on public.item; UPDATE on public.item_child`));
+    expect(res.stderr).not.toContain(':ro@');
+    expect(await db.checksums()).toEqual(before);
+  });
+});
