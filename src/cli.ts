@@ -6,6 +6,7 @@ import { scanCommand } from './commands/scan.js';
 import { initCommand } from './commands/init.js';
 import { repairCommand, type RepairCommandOptions } from './commands/repair.js';
 import { undoCommand, type UndoCommandOptions } from './commands/undo.js';
+import { verifyCommand, type VerifyCommandOptions } from './commands/verify.js';
 import type { CommonOptions } from './commands/options.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -13,7 +14,8 @@ const out = (s: string) => void process.stdout.write(s);
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** Options shared by every command that reads a database (contract §Commands). */
-function withCommonOptions(cmd: Command, formats: string): Command {
+function withCommonOptions(cmd: Command, formats: string, options: { noDiscover?: boolean } = {}): Command {
+  cmd = options.noDiscover === false ? cmd : cmd.option('--no-discover', 'do not add rules discovered from the catalog');
   return cmd
     .option('--database-url <url>', 'PostgreSQL URL (else DATABASE_URL, else libpq PG* variables)')
     .option('--config <file>', 'config file (default ./rowdoctor.yml if present; .json also accepted)')
@@ -23,7 +25,6 @@ function withCommonOptions(cmd: Command, formats: string): Command {
     .option('--no-color', 'no colour (also NO_COLOR)')
     .option('--duplicates <spec>', "ad-hoc duplicate check, e.g. 'public.users(lower(email))' (repeatable)", collect, [])
     .option('--orphans <spec>', "ad-hoc orphan check, e.g. 'public.token.user_id -> public.users.id' (repeatable)", collect, [])
-    .option('--no-discover', 'do not add rules discovered from the catalog')
     .option('--fail-on <severity>', 'lowest severity that exits 1: error or warning', 'error')
     .option('--sample <n>', 'sample groups per finding (counts are always exact)', '5')
     .option('--statement-timeout <duration>', 'statement_timeout for every query, e.g. 30s, 10min', '15min')
@@ -53,6 +54,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--apply', 'perform the restore (default: dry run)')
     .option('--lock-timeout <duration>', 'lock_timeout for the restore', '2s')
     .action(async (runId: string, opts: UndoCommandOptions) => setExit(await undoCommand(runId, opts, out)));
+
+  withCommonOptions(program.command('verify-constraints').description('check that the unique indexes and foreign keys that should exist do exist'), 'text|json|junit', { noDiscover: false })
+    .option('--discover', 'also expect foreign keys for inferred references')
+    .option('--expect <spec>', "expect a unique key, e.g. 'public.users(email)' (repeatable)", collect, [])
+    .option('--expect-fk <spec>', "expect a foreign key, e.g. 'token(user_id) -> users(id)' (repeatable)", collect, [])
+    .option('--emit-migration <file>', 'write the lock-safe migration to this file')
+    .option('--lock-timeout <duration>', 'the lock_timeout the migration sets', '2s')
+    .action(async (opts: VerifyCommandOptions) => setExit(await verifyCommand(opts, out)));
 
   withCommonOptions(program.command('init').description('introspect the database and write a starter rowdoctor.yml'), 'text')
     .option('--output <file>', 'where to write the config', 'rowdoctor.yml')

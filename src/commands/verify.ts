@@ -1,0 +1,51 @@
+import { writeFile } from 'node:fs/promises';
+import { readOnly } from '../db.js';
+import { makeStyle } from '../report/style.js';
+import { renderVerifyJunit } from '../report/verify-junit.js';
+import { renderVerifyText, verifySummary } from '../report/verify-text.js';
+import { migrationText, verifyConstraints } from '../verify/verify.js';
+import type { Verdict } from '../verify/types.js';
+import { connect, prepare, snapshot } from './context.js';
+import { parseDuration, parseFormat, type CommonOptions } from './options.js';
+
+export interface VerifyCommandOptions extends CommonOptions {
+  expect: string[];
+  expectFk: string[];
+  emitMigration?: string;
+  lockTimeout: string;
+}
+
+/** rowdoctor verify-constraints: are the unique indexes and foreign keys that should exist there? */
+export async function verifyCommand(opts: VerifyCommandOptions, out: (s: string) => void): Promise<number> {
+  const format = parseFormat(opts.format, ['text', 'json', 'junit'] as const);
+  parseDuration(opts.lockTimeout, '--lock-timeout');
+  const { loaded, statementTimeoutMs } = await prepare({ ...opts, discover: false });
+  const conn = await connect(opts);
+  try {
+    // Expectations come from declared rules; --discover adds inferred references, nothing else.
+    const snap = await readOnly(conn.db, statementTimeoutMs, (tx) => snapshot(tx, { ...opts, discover: false }, loaded));
+    const verdicts = await verifyConstraints(conn.db, snap.catalog, snap.rules, {
+      expect: opts.expect, expectFk: opts.expectFk, discover: opts.discover === true, lockTimeout: opts.lockTimeout, statementTimeoutMs,
+    });
+    if (opts.emitMigration) await writeFile(opts.emitMigration, migrationText(verdicts, conn.target.display));
+    if (format === 'json') out(JSON.stringify(verifyDocument(verdicts, conn.target.display), null, 2) + '\n');
+    else if (format === 'junit') out(renderVerifyJunit(verdicts, conn.target.display));
+    else out(renderVerifyText(verdicts, conn.target.display, makeStyle(opts.color)));
+    if (opts.emitMigration) process.stderr.write(`rowdoctor: wrote ${opts.emitMigration}\n`);
+    return verdicts.every((v) => v.status === 'ok') ? 0 : 1;
+  } finally {
+    await conn.close();
+  }
+}
+
+export function verifyDocument(verdicts: Verdict[], database: string) {
+  const s = verifySummary(verdicts);
+  return {
+    tool: 'rowdoctor', schemaVersion: 1, command: 'verify-constraints', database, findings: [],
+    constraints: verdicts.map((v) => ({
+      kind: v.kind, table: v.table, columns: v.columns, ...(v.references ? { references: v.references } : {}), where: v.where,
+      status: v.status, detail: v.detail, violations: v.violations, ddl: v.ddl,
+    })),
+    summary: { findings: 0, rows: verdicts.reduce((n, v) => n + (v.violations ?? 0), 0), checks: verdicts.length, constraints: verdicts.length, ...s },
+  };
+}

@@ -1,0 +1,24 @@
+import type { Verdict } from '../verify/types.js';
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+/** JUnit XML for CI: one testcase per constraint; a failure carries status, violations and the DDL. */
+export function renderVerifyJunit(verdicts: Verdict[], database: string): string {
+  const failures = verdicts.filter((v) => v.status !== 'ok').length;
+  const cases = verdicts.map((v) => {
+    const name = `${v.kind} ${v.table}(${v.columns.join(', ')})${v.references ? ` -> ${v.references}` : ''}${v.where ? ` WHERE ${v.where}` : ''}`;
+    const open = `    <testcase classname="${esc(`rowdoctor.verify-constraints.${v.table}`)}" name="${esc(name)}" time="0">`;
+    if (v.status === 'ok') return `${open}</testcase>`;
+    const body = [`status: ${v.status}`, `detail: ${v.detail}`, `violations: ${v.violations ?? 'n/a'}`, ...v.warnings.map((w) => `note: ${w}`), 'ddl:', ...v.ddl.map((d) => `  ${d};`)].join('\n');
+    return `${open}\n      <failure message="${esc(`${v.status}: ${v.detail}`)}" type="${v.status}">${esc(body)}</failure>\n    </testcase>`;
+  });
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="rowdoctor" tests="${verdicts.length}" failures="${failures}" errors="0">`,
+    `  <testsuite name="${esc(`verify-constraints ${database}`)}" tests="${verdicts.length}" failures="${failures}" errors="0" skipped="0">`,
+    ...cases,
+    '  </testsuite>',
+    '</testsuites>',
+    '',
+  ].join('\n');
+}

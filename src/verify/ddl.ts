@@ -1,0 +1,86 @@
+import { createHash } from 'node:crypto';
+import { sql, type RawBuilder } from 'kysely';
+import type { Catalog, ForeignKey, Table, UniqueIndex } from '../catalog/types.js';
+import type { Db } from '../db.js';
+import { tableRef } from '../sql/build.js';
+import type { NormalizedKey } from './normalize.js';
+import type { ExpectedForeignKey, ExpectedUnique, Status } from './types.js';
+
+/**
+ * Lock-safe DDL, quoted by the same kysely code that quotes every executed statement. Index
+ * builds are CONCURRENTLY (so they cannot run inside a transaction block: the migration is a
+ * list of statements, not a transaction); foreign keys are added NOT VALID, then validated.
+ */
+export interface Ddl {
+  statements: string[];
+  warnings: string[];
+}
+
+const text = (db: Db, q: RawBuilder<unknown>) => q.compile(db).sql;
+
+/** PostgreSQL's own naming pattern, cut to 63 bytes with a hash so long names stay unique. */
+export function constraintName(table: Table, parts: string[], suffix: string): string {
+  const base = `${table.name}_${parts.map((p) => (/^"?[A-Za-z_][\w$]*"?$/.test(p) ? p.replace(/"/g, '') : 'expr')).join('_')}_${suffix}`;
+  if (Buffer.byteLength(base) <= 63) return base;
+  const hash = createHash('sha1').update(base).digest('hex').slice(0, 8);
+  return `${Buffer.from(base).subarray(0, 54).toString().replace(/\uFFFD$/, '')}_${hash}`;
+}
+
+export function uniqueDdl(db: Db, catalog: Catalog, e: ExpectedUnique, key: NormalizedKey, status: Status, found: UniqueIndex | null, lockTimeout: string): Ddl {
+  if (status === 'ok') return { statements: [], warnings: [] };
+  const table = e.table;
+  const warnings: string[] = [];
+  const partitionKey = table.partitionKey;
+  if (table.partitioned) {
+    const missing = partitionKey.filter((c) => c === null || !key.parts.includes(quoted(c)));
+    if (missing.length) {
+      return { statements: [], warnings: [`cannot be enforced: a unique index on partitioned table ${table.id} must include its partition key (${partitionKey.map((c) => c ?? '<expression>').join(', ')})`] };
+    }
+  }
+  const statements = [text(db, sql`SET lock_timeout = ${sql.lit(lockTimeout)}`)];
+  const reuse = status === 'invalid' && found && !table.partitioned;
+  const name = reuse ? found.name : constraintName(table, key.parts, 'key');
+  // An INVALID leftover is dropped first: CREATE … IF NOT EXISTS would keep the broken index.
+  if (reuse) statements.push(text(db, sql`DROP INDEX CONCURRENTLY IF EXISTS ${sql.id(table.schema, found.name)}`));
+  const body = (on: RawBuilder<unknown>) =>
+    sql`${on} (${sql.raw(key.parts.join(', '))})${e.nullsNotDistinct ? sql` NULLS NOT DISTINCT` : sql``}${key.predicate ? sql` WHERE ${sql.raw(key.predicate)}` : sql``}`;
+  if (!table.partitioned) {
+    statements.push(text(db, sql`CREATE UNIQUE INDEX CONCURRENTLY ${sql.id(name)} ${body(sql`ON ${tableRef(table)}`)}`));
+    const eligible = !key.predicate && key.parts.every((p) => table.columns.some((c) => quoted(c.name) === p));
+    if (eligible) statements.push(text(db, sql`ALTER TABLE ${tableRef(table)} ADD CONSTRAINT ${sql.id(name)} UNIQUE USING INDEX ${sql.id(name)}`));
+    return { statements, warnings };
+  }
+  // Partitioned: an invalid index on the parent only, one CONCURRENTLY build per partition, then attach each.
+  statements.push(text(db, sql`CREATE UNIQUE INDEX IF NOT EXISTS ${sql.id(name)} ${body(sql`ON ONLY ${tableRef(table)}`)}`));
+  for (const [partition, root] of catalog.partitionRoot) {
+    if (root !== table.id) continue;
+    const [schema, pname] = [partition.slice(0, partition.indexOf('.')), partition.slice(partition.indexOf('.') + 1)];
+    const pindex = constraintName({ ...table, name: pname }, key.parts, 'key');
+    statements.push(text(db, sql`CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ${sql.id(pindex)} ${body(sql`ON ${sql.id(schema, pname)}`)}`));
+    statements.push(text(db, sql`ALTER INDEX ${sql.id(table.schema, name)} ATTACH PARTITION ${sql.id(schema, pindex)}`));
+  }
+  warnings.push('partition indexes use IF NOT EXISTS so a re-run after a failure continues; drop an INVALID partition index before re-running');
+  return { statements, warnings };
+}
+
+export function foreignKeyDdl(db: Db, e: ExpectedForeignKey, status: Status, found: ForeignKey | null, lockTimeout: string): Ddl {
+  if (status === 'ok') return { statements: [], warnings: [] };
+  const warnings: string[] = [];
+  const parentKey = e.parent.uniqueIndexes.some((i) => i.valid && !i.predicate && i.columns.length === e.parentColumns.length && i.columns.every((c) => c !== null && e.parentColumns.includes(c)));
+  if (!parentKey) warnings.push(`${e.parent.id}(${e.parentColumns.join(', ')}) has no plain unique constraint; a foreign key needs one there first`);
+  const lock = text(db, sql`SET lock_timeout = ${sql.lit(lockTimeout)}`);
+  if (status === 'invalid' && found) return { statements: [lock, text(db, sql`ALTER TABLE ${tableRef(e.table)} VALIDATE CONSTRAINT ${sql.id(found.name)}`)], warnings };
+  const name = constraintName(e.table, e.columns, 'fkey');
+  return {
+    statements: [
+      lock,
+      text(db, sql`ALTER TABLE ${tableRef(e.table)} ADD CONSTRAINT ${sql.id(name)} FOREIGN KEY (${sql.join(e.columns.map((c) => sql.id(c)))}) REFERENCES ${tableRef(e.parent)} (${sql.join(e.parentColumns.map((c) => sql.id(c)))}) NOT VALID`),
+      text(db, sql`ALTER TABLE ${tableRef(e.table)} VALIDATE CONSTRAINT ${sql.id(name)}`),
+    ],
+    warnings,
+  };
+}
+
+function quoted(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+}
