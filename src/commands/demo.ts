@@ -4,6 +4,7 @@ import { createDemoDatabase, DEMO_DIR } from '../demo/database.js';
 import { makeStyle } from '../report/style.js';
 import { scanCommand } from './scan.js';
 import { repairCommand } from './repair.js';
+import { verifyCommand } from './verify.js';
 import type { CommonOptions } from './options.js';
 
 /**
@@ -42,6 +43,9 @@ export async function demoCommand(opts: { color: boolean }, out: (s: string) => 
     section('4. rowdoctor scan, again');
     const rescan = await scanCommand(common, out);
     exit(rescan, rescan === 0 ? 'clean' : 'problems remain');
+    section('5. rowdoctor verify-constraints  (what is now safe to add, and the migration it would write)');
+    const verifyOpts = { ...common, expect: [], expectFk: [], lockTimeout: '2s', discover: false };
+    exit(await verifyCommand(verifyOpts, out), 'constraints are missing: run the migration above with psql -f, then verify again');
     return 0;
   } finally {
     process.removeListener('SIGINT', cleanup);

@@ -9,6 +9,7 @@ import { repairRules, type RepairResult } from '../repair/run.js';
 import type { Rule } from '../rules/types.js';
 import { scan } from '../scan.js';
 import { connect, prepare, snapshot } from './context.js';
+import { verifyConstraints } from '../verify/verify.js';
 import { parseDuration, parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
 
 export interface RepairCommandOptions extends CommonOptions {
@@ -66,7 +67,10 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
       doc.findings = findings.map(findingJson);
       out(JSON.stringify(doc, null, 2) + '\n');
     } else {
-      out(renderRepairText({ database: conn.target.display, result, unrepaired, sqlText: opts.sql === true }, makeStyle(opts.color)));
+      // The constraints that keep this damage from coming back: the same DDL as --emit-migration.
+      const nextSteps = (await verifyConstraints(conn.db, snap.catalog, declared, { expect: [], expectFk: [], discover: false, lockTimeout: opts.lockTimeout, statementTimeoutMs }))
+        .filter((v) => v.ddl.length);
+      out(renderRepairText({ database: conn.target.display, result, unrepaired, sqlText: opts.sql === true, nextSteps }, makeStyle(opts.color)));
     }
     const t = totals(result);
     if (result.interrupted || t.skipped > 0) return 1;

@@ -6,6 +6,7 @@ import type { RepairResult } from '../repair/run.js';
 import { ruleToConfig } from '../rules/to-config.js';
 import { describeRule } from '../rules/types.js';
 import { plural, show } from './style.js';
+import type { Verdict } from '../verify/types.js';
 
 export interface RepairView {
   database: string;
@@ -13,6 +14,8 @@ export interface RepairView {
   /** Discovered findings: listed, never repaired. */
   unrepaired: Finding[];
   sqlText: boolean;
+  /** Constraints still missing for the declared rules, with their DDL. */
+  nextSteps: Verdict[];
 }
 
 /** Summary line, per-rule table, sample groups, what was not repaired, notes, optional SQL. */
@@ -57,6 +60,10 @@ export function renderRepairText(view: RepairView, c: ChalkInstance): string {
   }
   if (!result.applied && result.actions.some((a) => a.groups > 0)) out.push('Next: rowdoctor repair --apply (every changed row is backed up first; rowdoctor undo <run-id> restores them).');
   if (result.applied) out.push(`Backed-up rows are in schema rowdoctor_backup under run ${result.runId}: rowdoctor undo ${result.runId} restores them.`);
+  if (view.nextSteps.length) {
+    out.push('', c.bold('Next step, once repaired — the constraints that keep this from coming back (rowdoctor verify-constraints --emit-migration <file> writes them):'));
+    for (const v of view.nextSteps) out.push(`-- ${v.table}(${v.columns.join(', ')})${v.references ? ` -> ${v.references}` : ''}: ${v.status}`, ...v.ddl.map((d) => `${d};`));
+  }
   if (result.interrupted) out.push(c.red('Interrupted: the batch in progress was finished or rolled back. Run the same command again to finish.'));
   if (view.sqlText && result.statements.length) out.push('', c.bold('Statements (as run for the first batch; parameters shown as $n):'), ...result.statements.map((s) => `${s};`));
   return out.join('\n').trimEnd() + '\n';

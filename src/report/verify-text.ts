@@ -19,7 +19,7 @@ export function renderVerifyText(verdicts: Verdict[], database: string, c: Chalk
     const t = new Table({ head: ['kind', 'constraint', 'status', 'violations', 'detail'], style: { head: [], border: c.level ? undefined : [] }, wordWrap: true, colWidths: [null, 44, null, null, 60] as unknown as number[] });
     for (const v of verdicts) {
       const what = `${v.table}(${v.columns.join(', ')})${v.references ? `\n→ ${v.references}` : ''}${v.where ? `\nWHERE ${v.where}` : ''}`;
-      t.push([v.kind, what, colour[v.status](v.status), { content: v.violations === null ? '—' : v.violations.toLocaleString('en-US'), hAlign: 'right' }, [v.detail, ...v.warnings.map((w) => `note: ${w}`)].join('\n')]);
+      t.push([v.kind, what, colour[v.status](v.status), { content: v.violations === null ? '—' : v.violations.toLocaleString('en-US'), hAlign: 'right' }, v.detail]);
     }
     out.push(t.toString(), '');
   }

@@ -26,7 +26,8 @@ export function expectedConstraints(catalog: Catalog, rules: Rule[], flags: { ex
   out.push(...collectErrors(flags.expect.map((text) => () => {
     const { table, parts } = parseTableWithKey(text, '--expect');
     const t = resolveTable(catalog, table, defaultSchemas(catalog), `--expect '${text}'`);
-    return uniqueFor(t, resolveKey(t, parts, `--expect '${text}'`), null, true, false, 'flag');
+    // An explicit --expect means exactly the key typed: no soft-delete predicate is added.
+    return uniqueFor(t, resolveKey(t, parts, `--expect '${text}'`), null, false, false, 'flag');
   }), '--expect names things the database does not have'));
   out.push(...collectErrors(flags.expectFk.map((text) => () => {
     const r = orphanFlagRule(text, '--expect-fk');

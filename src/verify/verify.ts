@@ -31,7 +31,7 @@ export async function verifyConstraints(db: Db, catalog: Catalog, rules: Rule[],
         if (m.found) seenIndexes.add(m.found as UniqueIndex);
         const ddl = uniqueDdl(db, catalog, e, key, m.status, m.found as UniqueIndex | null, options.lockTimeout);
         verdicts.push({
-          kind: 'unique', table: e.table.id, columns: key.parts, where: key.predicate, status: m.status, detail: m.detail,
+          kind: 'unique', table: e.table.id, columns: key.parts, where: key.predicate, status: m.status, detail: [m.detail, ...ddl.warnings].join('; '),
           violations: m.status === 'ok' ? 0 : await uniqueViolations(tx, e, key), ddl: ddl.statements, found: m.found ? m.found.name : null,
           source: e.source, warnings: ddl.warnings,
         });
@@ -39,7 +39,7 @@ export async function verifyConstraints(db: Db, catalog: Catalog, rules: Rule[],
         const m = matchForeignKey(catalog, e);
         const ddl = foreignKeyDdl(db, e, m.status, m.status === 'invalid' ? (m.found as never) : null, options.lockTimeout);
         verdicts.push({
-          kind: 'foreign-key', table: e.table.id, columns: e.columns, where: null, status: m.status, detail: m.detail,
+          kind: 'foreign-key', table: e.table.id, columns: e.columns, where: null, status: m.status, detail: [m.detail, ...ddl.warnings].join('; '),
           references: `${e.parent.id}(${e.parentColumns.join(', ')})`,
           violations: m.status === 'ok' ? 0 : await foreignKeyViolations(tx, e), ddl: ddl.statements, found: m.found ? m.found.name : null,
           source: e.source, warnings: ddl.warnings,
@@ -73,7 +73,6 @@ export function migrationText(verdicts: Verdict[], database: string): string {
   for (const v of verdicts.filter((x) => x.ddl.length)) {
     lines.push(`-- ${v.kind} ${v.table}(${v.columns.join(', ')})${v.references ? ` -> ${v.references}` : ''}${v.where ? ` WHERE ${v.where}` : ''}: ${v.status} — ${v.detail}`);
     if (v.violations) lines.push(`-- ${v.violations} row(s) violate it today: this step fails until they are repaired (rowdoctor repair --apply).`);
-    for (const w of v.warnings) lines.push(`-- note: ${w}`);
     lines.push(...v.ddl.map((s) => `${s};`), '');
   }
   if (lines.length === 4) lines.push('-- Nothing to do: every expected constraint is in place.');

@@ -55,6 +55,7 @@ describe('demo', () => {
     expect(res.stdout).toMatch(plan);
     expect(res.stdout).toMatch(/APPLIED\n7 rules · 70 groups · deleted 71 rows, updated 8 rows, re-pointed 28 child rows, merged 0 child rows/);
     expect(res.stdout).toMatch(/4\. rowdoctor scan, again ━━\n\nrowdoctor scan · [^\n]* · no findings\n\n\(exit code 0: clean\)/);
+    expect(res.stdout).toMatch(/5\. rowdoctor verify-constraints[\s\S]*6 constraints checked · 2 ok, 2 missing, 2 invalid[\s\S]*CREATE UNIQUE INDEX CONCURRENTLY "submission_invite_id_key"/);
     expect(res.stderr).toMatch(/Stopping the embedded PostgreSQL/);
     const after = readdirSync(tmpdir()).filter((d) => d.startsWith('rowdoctor-pg-') && !before.includes(d));
     expect(after.filter((d) => existsSync(join(tmpdir(), d)))).toEqual([]);
