@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { RowdoctorError, describePgError, isPgError } from './errors.js';
 import { redact } from './db.js';
+import { statementStats } from './repair/context.js';
 import { scanCommand } from './commands/scan.js';
 import { initCommand } from './commands/init.js';
 import { repairCommand, type RepairCommandOptions } from './commands/repair.js';
@@ -100,7 +101,16 @@ export function reportError(e: unknown, debug: boolean): number {
   return 2;
 }
 
+/** For `npm run bench`: peak memory and the longest repair statement, on stderr, at exit. */
+function reportStats(): void {
+  if (process.env.ROWDOCTOR_REPORT_STATS !== '1') return;
+  process.on('exit', () => {
+    process.stderr.write(`rowdoctor-stats ${JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS, longestStatementMs: Math.round(statementStats.longestMs), longestStatement: statementStats.longestSql })}\n`);
+  });
+}
+
 async function main(argv: string[]): Promise<void> {
+  reportStats();
   const debug = argv.includes('--debug');
   const program = buildProgram((code) => {
     process.exitCode = code;

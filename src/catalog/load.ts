@@ -8,8 +8,8 @@ import { tableId, type Catalog, type Column, type ForeignKey, type Table, type U
 const SYSTEM_SCHEMA = sql`(n.nspname in ('pg_catalog', 'information_schema', 'pg_toast', 'rowdoctor_backup')
   or n.nspname like 'pg\\_temp\\_%' or n.nspname like 'pg\\_toast\\_temp\\_%')`;
 
-interface RelRow { oid: number; schema: string; name: string; kind: string; is_partition: boolean; root: string | null; estimated_rows: number }
-interface ColRow { oid: number; name: string; type: string; base_type: string; category: string; not_null: boolean; generated: boolean }
+interface RelRow { oid: number; schema: string; name: string; kind: string; is_partition: boolean; root: string | null; estimated_rows: number; pages: number }
+interface ColRow { oid: number; name: string; type: string; base_type: string; category: string; not_null: boolean; generated: boolean; deterministic: boolean }
 interface IdxRow {
   table_oid: number; name: string; constraint: string | null; primary: boolean; valid: boolean;
   columns: (string | null)[]; parts: string[]; include: string[]; predicate: string | null; nnd: boolean; definition: string;
@@ -32,7 +32,7 @@ export async function loadCatalog(db: Db | Tx, options: { schemas: string[] | nu
               from pg_partition_ancestors(c.oid) a(relid)
               join pg_class r on r.oid = a.relid join pg_namespace rn on rn.oid = r.relnamespace
              where not r.relispartition limit 1) as root,
-           greatest(c.reltuples, 0)::float8 as estimated_rows
+           greatest(c.reltuples, 0)::float8 as estimated_rows, c.relpages::int as pages
       from pg_class c join pg_namespace n on n.oid = c.relnamespace
      where c.relkind in ('r', 'p') and not ${SYSTEM_SCHEMA}
      order by n.nspname, c.relname`.execute(db);
@@ -53,9 +53,11 @@ export async function loadCatalog(db: Db | Tx, options: { schemas: string[] | nu
   const cols = await sql<ColRow>`
     select a.attrelid::int as oid, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
            coalesce(bt.typname, t.typname) as base_type, coalesce(bt.typcategory, t.typcategory) as category,
-           a.attnotnull as not_null, a.attgenerated <> '' as generated
+           a.attnotnull as not_null, a.attgenerated <> '' as generated,
+           coalesce(co.collisdeterministic, true) as deterministic
       from pg_attribute a
       join pg_type t on t.oid = a.atttypid
+      left join pg_collation co on co.oid = a.attcollation
       left join pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype
      where a.attrelid = any(${oids}::oid[]) and a.attnum > 0 and not a.attisdropped
      order by a.attrelid, a.attnum`.execute(db);
@@ -93,6 +95,12 @@ export async function loadCatalog(db: Db | Tx, options: { schemas: string[] | nu
        and not p.relispartition
      order by 2, 1`.execute(db);
 
+  const leading = await sql<{ oid: number; cols: string[] }>`
+    select i.indrelid::int as oid, array_agg(distinct a.attname)::text[] as cols
+      from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+     where i.indisvalid and i.indpred is null and i.indrelid = any(${oids}::oid[])
+     group by 1`.execute(db);
+
   const partKeys = await sql<PartKeyRow>`
     select pt.partrelid::int as oid,
            array(select case when pt.partattrs[k] = 0 then null else
@@ -109,6 +117,7 @@ export async function loadCatalog(db: Db | Tx, options: { schemas: string[] | nu
     const id = tableId(r.schema, r.name);
     const columns: Column[] = (colsByOid.get(r.oid) ?? []).map((c) => ({
       name: c.name, type: c.type, baseType: c.base_type, category: c.category, notNull: c.not_null, generated: c.generated,
+      deterministic: c.deterministic,
     }));
     if (r.is_partition) {
       if (r.root) partitionRoot.set(id, r.root);
@@ -127,6 +136,8 @@ export async function loadCatalog(db: Db | Tx, options: { schemas: string[] | nu
       partitionKey: partKeys.rows.find((p) => p.oid === r.oid)?.columns ?? [],
       softDelete: markerFor(id, columns, options.softDelete),
       estimatedRows: r.estimated_rows,
+      indexedLeading: leading.rows.find((l) => l.oid === r.oid)?.cols ?? [],
+      pages: r.pages,
     });
   }
   const foreignKeys: ForeignKey[] = fks.rows.map((f) => ({

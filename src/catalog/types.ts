@@ -10,6 +10,8 @@ export interface Column {
   category: string;
   notNull: boolean;
   generated: boolean;
+  /** Its collation compares bytes for equality (true for non-text types): GROUP BY … COLLATE "C" gives the same groups. */
+  deterministic: boolean;
 }
 
 /** How a table marks rows as deleted without removing them. */
@@ -67,6 +69,10 @@ export interface Table {
   partitionKey: (string | null)[];
   softDelete: SoftDeleteMarker | null;
   estimatedRows: number;
+  /** Columns that lead a valid, non-partial index: equality on them can use an index scan. */
+  indexedLeading: string[];
+  /** Pages on disk (pg_class.relpages), for time estimates. */
+  pages: number;
 }
 
 export interface Catalog {

@@ -2,11 +2,11 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { DuplicateRule } from '../rules/types.js';
 import { keyLabel } from '../rules/types.js';
-import { and, col, fragment, isAlive, keyAliases, keyExpr, keysEqual, rowId, rowIdOrder, tableRef, type Sql } from '../sql/build.js';
+import { and, col, fragment, groupKeyExpr, isAlive, keyAliases, keyExpr, keysEqual, rowId, rowIdOrder, tableRef, type Sql } from '../sql/build.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
 import type { Table } from '../catalog/types.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from '../repair/context.js';
-import { createGroups, GROUPS, inBatch } from '../repair/groups.js';
+import { createGroups, createMembers, GROUPS, inBatch, MEMBERS } from '../repair/groups.js';
 import { deletedValue } from '../repair/markers.js';
 import { deleteLosers, mergeRows } from '../repair/merge.js';
 import { unreferenced, updateRows } from '../repair/rows.js';
@@ -39,8 +39,8 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
   const t = tableRef(rule.table);
   const names = keyAliases(rule.key.length);
   const keyCols = sql.join(names.map((n) => sql.id(n)));
-  const selectKeys = sql.join(rule.key.map((k, i) => sql`${keyExpr(k, null)} as ${sql.id(names[i]!)}`));
-  const joinOn = keysEqual(rule.key.map((k) => keyExpr(k, 'r')), names.map((n) => sql.id('s', n)), rule.nullsNotDistinct);
+  const selectKeys = sql.join(rule.key.map((k, i) => sql`${groupKeyExpr(rule.table, k, null)} as ${sql.id(names[i]!)}`));
+  const joinOn = keysEqual(rule.key.map((k) => groupKeyExpr(rule.table, k, 'r')), names.map((n) => sql.id('s', n)), rule.nullsNotDistinct);
   const result = await sql<{ groups: string; rows: string; samples: Sample[] }>`
     with g as (
       select ${keyCols}, count(*) as n
@@ -70,29 +70,41 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
 // soft-deleted.
 
 export const duplicateRepair: Repairer<DuplicateRule> = {
-  groups(session, rule) {
+  async groups(session, rule) {
     const names = keyAliases(rule.key.length);
-    const keys = sql.join(rule.key.map((k, i) => sql`${keyExpr(k, null)} as ${sql.id(`k${i}`)}`));
-    return createGroups(session, rule.key.length, sql`
+    const keys = sql.join(rule.key.map((k, i) => sql`${groupKeyExpr(rule.table, k, null)} as ${sql.id(`k${i}`)}`));
+    const total = await createGroups(session, rule.key.length, sql`
       select ${sql.join(names.map((_, i) => sql.id(`k${i}`)))} from (select ${keys} from ${tableRef(rule.table)} where ${and(duplicateScope(rule, null))}) s
        group by ${sql.join(names.map((_, i) => sql.id(`k${i}`)))} having count(*) > 1`);
+    await createMembers(session, rule.table, onGroupKey(rule), and(duplicateScope(rule, 't')));
+    return total;
   },
 
   async batch(ctx, rule, from, to, sample) {
     const table = rule.table;
     const pk = pkOf(table);
     const rows = ctx.nextTemp();
-    const onKey = keysEqual(rule.key.map((k) => keyExpr(k, 't')), rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`), rule.nullsNotDistinct);
+    const onKey = onGroupKey(rule);
     const keep = sql.join([
       ...rule.keep.map((o, i) => sql`${sql.id(`o${i}`)} ${sql.raw(o.direction)}${o.nulls ? sql.raw(` nulls ${o.nulls}`) : sql``}`),
       ...pk.map((_, i) => sql`${sql.id(`p${i}`)}`),
     ]);
+    const picked = sql`g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))}
+             ${rule.keep.length ? sql`, ${sql.join(rule.keep.map((o, i) => sql`${col('t', o.column)} as ${sql.id(`o${i}`)}`))}` : sql``}`;
+    // The members listed when groups were counted, re-checked under the lock (key and scope may
+    // have changed since); where an index serves the key, rows added since are taken too.
     await run(ctx, sql`create temp table ${sql.id(rows)} on commit drop as
-      select g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))}
-             ${rule.keep.length ? sql`, ${sql.join(rule.keep.map((o, i) => sql`${col('t', o.column)} as ${sql.id(`o${i}`)}`))}` : sql``}
-        from ${tableRef(table)} t join ${sql.id(GROUPS)} g on ${onKey}
-       where ${inBatch(from, to)} and ${and(duplicateScope(rule, 't'))}
+      select ${picked}
+        from ${sql.id(MEMBERS)} m join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'p')} join ${sql.id(GROUPS)} g on g.n = m.n
+       where ${inBatch(from, to)} and ${onKey} and ${and(duplicateScope(rule, 't'))}
          for update of t`, 'plan');
+    if (keyIndexed(rule)) {
+      await run(ctx, sql`insert into ${sql.id(rows)}
+        select ${picked} from ${tableRef(table)} t join ${sql.id(GROUPS)} g on ${onKey}
+         where ${inBatch(from, to)} and ${and(duplicateScope(rule, 't'))}
+           and not exists (select 1 from ${sql.id(rows)} r where ${pkMatches(table, 't', 'r', 'p')})
+           for update of t`, 'plan');
+    }
     const map = ctx.nextTemp();
     await run(ctx, sql`create temp table ${sql.id(map)} on commit drop as
       select n, ${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`))}, ${sql.join(pk.map((_, i) => sql.id(`s${i}`)))}
@@ -116,6 +128,17 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
     return { groups, skipped, samples, reason: skipped ? 'losers still referenced (use repair: merge to re-point their children)' : undefined };
   },
 };
+
+/** Row `t` holds group `g`'s key. */
+function onGroupKey(rule: DuplicateRule): Sql {
+  return keysEqual(rule.key.map((k) => groupKeyExpr(rule.table, k, 't')), rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`), rule.nullsNotDistinct);
+}
+
+/** An index leads with the key's first column, so looking rows up by key is cheap. */
+function keyIndexed(rule: DuplicateRule): boolean {
+  const first = rule.key[0];
+  return first?.kind === 'column' && rule.table.indexedLeading.includes(first.column);
+}
 
 /** Survivor and losers of the first groups of a batch, for the plan's samples. */
 async function planSamples(ctx: BatchContext, rule: DuplicateRule, map: string, limit: number): Promise<PlanSample[]> {

@@ -28,6 +28,17 @@ export function keyExpr(part: KeyPart, alias: string | null): Sql {
   return part.kind === 'column' ? col(alias, part.column) : fragment(part.expr);
 }
 
+/**
+ * A key part as grouped: text columns with a deterministic collation are compared COLLATE "C"
+ * (byte equality: the very same groups, without the cost of the locale's comparison rules).
+ * Use it on both sides of a comparison, or the collations conflict.
+ */
+export function groupKeyExpr(table: Table, part: KeyPart, alias: string | null): Sql {
+  if (part.kind !== 'column') return keyExpr(part, alias);
+  const column = table.columns.find((c) => c.name === part.column);
+  return column?.category === 'S' && column.deterministic ? sql`${col(alias, part.column)} collate "C"` : col(alias, part.column);
+}
+
 export function isDeleted(marker: SoftDeleteMarker, alias: string | null): Sql {
   return marker.kind === 'timestamp' ? sql`${col(alias, marker.column)} is not null` : sql`${col(alias, marker.column)} is true`;
 }
