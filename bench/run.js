@@ -38,7 +38,7 @@ const recreate = async (db, template) => {
 function rowdoctor(db, argv) {
   return new Promise((resolve, reject) => {
     const t = performance.now();
-    const child = spawn(process.execPath, ['bin/rowdoctor.js', ...argv, '--database-url', urlFor(db), '--format', 'json', '--config', '/dev/null'], {
+    const child = spawn(process.execPath, ['bin/rowdoctor.js', ...argv, '--database-url', urlFor(db), '--format', 'json', '--config', '/dev/null', '--no-discover'], {
       env: { ...process.env, ROWDOCTOR_REPORT_STATS: '1', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = ''; let err = '';
