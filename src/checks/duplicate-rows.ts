@@ -41,13 +41,19 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
   const keyCols = sql.join(names.map((n) => sql.id(n)));
   const selectKeys = sql.join(rule.key.map((k, i) => sql`${groupKeyExpr(rule.table, k, null)} as ${sql.id(names[i]!)}`));
   const joinOn = keysEqual(rule.key.map((k) => groupKeyExpr(rule.table, k, 'r')), names.map((n) => sql.id('s', n)), rule.nullsNotDistinct);
+  // Samples without a second pass over the table: the one aggregate also collects the ids of the
+  // groups whose key falls in a fixed 1-in-256 hash bucket (bounded memory, deterministic). Only
+  // when that bucket holds too few groups does the exact join back to the table run — lazily.
+  const bucket = sql`hashtext(concat_ws('|', ${sql.join(names.map((n) => sql`${sql.id(n)}::text`))})) & 255 = 0`;
+  const sampleOf = (ids: Sql) => sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${ids})`;
   const result = await sql<{ groups: string; rows: string; samples: Sample[] }>`
     with g as (
-      select ${keyCols}, count(*) as n
-        from (select ${selectKeys} from ${t} where ${and(duplicateScope(rule, null))}) k
+      select ${keyCols}, count(*) as n, array_agg(id) filter (where ${bucket}) as ids
+        from (select ${selectKeys}, ${rowId(rule.table, null)} as id from ${t} where ${and(duplicateScope(rule, null))}) k
        group by ${keyCols}
       having count(*) > 1
     ),
+    bucketed as (select ${keyCols}, ids from g where ids is not null order by ${keyCols} limit ${options.sample}),
     s as (select ${keyCols} from g order by ${keyCols} limit ${options.sample}),
     si as (
       select ${sql.join(names.map((n) => sql.id('s', n)))}, json_agg(${rowId(rule.table, 'r')} order by ${rowIdOrder(rule.table, 'r')}) as ids
@@ -56,7 +62,10 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
     )
     select (select count(*) from g) as groups,
            (select coalesce(sum(n - 1), 0) from g) as rows,
-           (select coalesce(json_agg(json_build_object('key', json_build_array(${keyCols}), 'ids', ids) order by ${keyCols}), '[]'::json) from si) as samples
+           case when (select count(*) from bucketed) >= least(${options.sample}, (select count(*) from g))
+                then (select coalesce(json_agg(${sampleOf(sql`(select json_agg(x order by ${rule.table.primaryKey?.length === 1 ? sql`x` : sql`x::text`}) from unnest(ids) x)`)} order by ${keyCols}), '[]'::json) from bucketed)
+                else (select coalesce(json_agg(${sampleOf(sql`ids`)} order by ${keyCols}), '[]'::json) from si)
+           end as samples
   `.execute(db);
   const row = result.rows[0]!;
   if (toCount(row.groups) === 0) return null;

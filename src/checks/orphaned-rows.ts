@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { OrphanRule } from '../rules/types.js';
-import { and, col, fragment, isAlive, keyAliases, rowId, rowIdOrder, tableRef, type Sql } from '../sql/build.js';
+import { and, col, fragment, isAlive, isDeleted, keyAliases, rowId, rowIdOrder, tableRef, type Sql } from '../sql/build.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
 import { count, pkOf, run } from '../repair/context.js';
 import { createGroups, GROUPS, inBatch } from '../repair/groups.js';
@@ -45,20 +45,38 @@ export function orphanPredicate(rule: OrphanRule, childAlias: string): Sql {
   return sql`not exists (select 1 from ${tableRef(rule.parent)} p where ${parentMatches(rule, 'p', childAlias)}${alive})`;
 }
 
+/** The referenced columns are unique in the parent (a primary key or unique index covers them). */
+function parentKeyUnique(rule: OrphanRule): boolean {
+  return rule.parent.uniqueIndexes.some((i) => i.valid && !i.predicate && i.columns.every((c) => c !== null && rule.parentColumns.includes(c)));
+}
+
+/**
+ * The orphan rows with `has_parent` (a soft-deleted parent exists). With a unique parent key, one
+ * LEFT JOIN finds and classifies them in a single pass; otherwise an anti-join for live parents,
+ * and an EXISTS for "any parent" that only orphans pay for.
+ */
+function orphanRows(rule: OrphanRule, names: string[]): Sql {
+  const keys = sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(names[i]!)}`));
+  const ids = sql`${rowId(rule.table, 'c')} as id, ${rule.table.primaryKey?.length === 1 ? sql`${col('c', rule.table.primaryKey[0]!)}` : sql`row(${rowIdOrder(rule.table, 'c')})`} as ord`;
+  const marker = rule.parent.softDelete;
+  if (parentKeyUnique(rule)) {
+    const found = sql`${col('p', rule.parentColumns[0]!)} is not null`;
+    const gone = marker ? sql`(not ${found} or ${isDeleted(marker, 'p')})` : sql`not ${found}`;
+    return sql`select ${keys}, ${ids}, ${found} as has_parent
+      from ${tableRef(rule.table)} c left join ${tableRef(rule.parent)} p on ${parentMatches(rule, 'p', 'c')}
+     where ${and(childScope(rule, 'c'))} and ${gone}`;
+  }
+  const hasParent = marker ? sql`exists (select 1 from ${tableRef(rule.parent)} p where ${parentMatches(rule, 'p', 'c')})` : sql`false`;
+  return sql`select ${keys}, ${ids}, ${hasParent} as has_parent
+      from ${tableRef(rule.table)} c
+     where ${and(childScope(rule, 'c'))} and ${orphanPredicate(rule, 'c')}`;
+}
+
 async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }): Promise<Finding | null> {
   const names = keyAliases(rule.columns.length);
   const keyCols = sql.join(names.map((n) => sql.id(n)));
-  // Only orphans pay for telling "deleted parent" from "no parent": the EXISTS runs on them alone.
-  const hasParent = rule.parent.softDelete
-    ? sql`exists (select 1 from ${tableRef(rule.parent)} p where ${parentMatches(rule, 'p', 'c')})`
-    : sql`false`;
   const result = await sql<{ missing: string; deleted: string; groups: string; samples: Sample[] }>`
-    with o as (
-      select ${sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(names[i]!)}`))},
-             ${rowId(rule.table, 'c')} as id, row(${rowIdOrder(rule.table, 'c')}) as ord, ${hasParent} as has_parent
-        from ${tableRef(rule.table)} c
-       where ${and(childScope(rule, 'c'))} and ${orphanPredicate(rule, 'c')}
-    ),
+    with o as (${orphanRows(rule, names)}),
     s as (
       select ${keyCols}, json_agg(id order by ord) as ids from o
        where (${keyCols}) in (select distinct ${keyCols} from o order by ${keyCols} limit ${options.sample})

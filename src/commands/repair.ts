@@ -10,6 +10,7 @@ import type { Rule } from '../rules/types.js';
 import { scan } from '../scan.js';
 import { connect, prepare, snapshot } from './context.js';
 import { verifyConstraints } from '../verify/verify.js';
+import { missingSupportingIndexes } from '../repair/indexes.js';
 import { parseDuration, parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
 
 export interface RepairCommandOptions extends CommonOptions {
@@ -70,7 +71,8 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
       // The constraints that keep this damage from coming back: the same DDL as --emit-migration.
       const nextSteps = (await verifyConstraints(conn.db, snap.catalog, declared, { expect: [], expectFk: [], discover: false, lockTimeout: opts.lockTimeout, statementTimeoutMs }))
         .filter((v) => v.ddl.length);
-      out(renderRepairText({ database: conn.target.display, result, unrepaired, sqlText: opts.sql === true, nextSteps }, makeStyle(opts.color)));
+      const missingIndexes = missingSupportingIndexes(conn.db, snap.catalog, toRepair, declared, opts.infer);
+      out(renderRepairText({ database: conn.target.display, result, unrepaired, sqlText: opts.sql === true, nextSteps, missingIndexes, batchSize }, makeStyle(opts.color)));
     }
     const t = totals(result);
     if (result.interrupted || t.skipped > 0) return 1;

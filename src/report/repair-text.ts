@@ -7,6 +7,7 @@ import { ruleToConfig } from '../rules/to-config.js';
 import { describeRule } from '../rules/types.js';
 import { plural, show } from './style.js';
 import type { Verdict } from '../verify/types.js';
+import type { MissingIndex } from '../repair/indexes.js';
 
 export interface RepairView {
   database: string;
@@ -16,6 +17,9 @@ export interface RepairView {
   sqlText: boolean;
   /** Constraints still missing for the declared rules, with their DDL. */
   nextSteps: Verdict[];
+  /** References the repair follows with no index to find their rows by. */
+  missingIndexes: MissingIndex[];
+  batchSize: number;
 }
 
 /** Summary line, per-rule table, sample groups, what was not repaired, notes, optional SQL. */
@@ -39,6 +43,16 @@ export function renderRepairText(view: RepairView, c: ChalkInstance): string {
       table.push([`${a.rule.check}\n${describeRule(a.rule)}`, a.rule.repair, n(a.groups), n(a.rowsDeleted), n(a.rowsUpdated), n(a.childRowsRepointed), n(a.childRowsMerged), n(a.skipped)]);
     }
     out.push(table.toString(), '');
+  }
+  if (view.missingIndexes.length) {
+    const batches = Math.max(1, ...result.actions.map((a) => Math.ceil(a.groups / view.batchSize)));
+    out.push(c.bold(c.yellow(`Before you apply: ${plural(view.missingIndexes.length, 'referencing column')} ${view.missingIndexes.length === 1 ? 'has' : 'have'} no index, so every batch scans the whole child table.`)));
+    out.push('Create these first (CONCURRENTLY: no write lock; outside a transaction):');
+    for (const m of view.missingIndexes) {
+      const each = m.scanSeconds < 1 ? '<1 s' : `~${Math.round(m.scanSeconds)} s`;
+      out.push(`  ${m.ddl};   -- ${m.child}(${m.columns.join(', ')}), ${m.via}: ${each} per scan × ${batches} batch${batches === 1 ? '' : 'es'} without it`);
+    }
+    out.push('');
   }
   const samples = result.actions.filter((a) => a.samples.length);
   if (samples.length) {

@@ -30,13 +30,16 @@ export function keyExpr(part: KeyPart, alias: string | null): Sql {
 
 /**
  * A key part as grouped: text columns with a deterministic collation are compared COLLATE "C"
- * (byte equality: the very same groups, without the cost of the locale's comparison rules).
- * Use it on both sides of a comparison, or the collations conflict.
+ * (byte equality: the very same groups, without the cost of the locale's comparison rules) —
+ * unless an index leads with the column: grouping in the index's own collation lets the server
+ * read the index instead of the table, which wins by far. Use it on both sides of a comparison,
+ * or the collations conflict.
  */
 export function groupKeyExpr(table: Table, part: KeyPart, alias: string | null): Sql {
   if (part.kind !== 'column') return keyExpr(part, alias);
   const column = table.columns.find((c) => c.name === part.column);
-  return column?.category === 'S' && column.deterministic ? sql`${col(alias, part.column)} collate "C"` : col(alias, part.column);
+  const bytewise = column?.category === 'S' && column.deterministic && !table.indexedLeading.includes(part.column);
+  return bytewise ? sql`${col(alias, part.column)} collate "C"` : col(alias, part.column);
 }
 
 export function isDeleted(marker: SoftDeleteMarker, alias: string | null): Sql {

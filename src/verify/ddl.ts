@@ -41,7 +41,7 @@ export function uniqueDdl(db: Db, catalog: Catalog, e: ExpectedUnique, key: Norm
   const reuse = status === 'invalid' && found && !table.partitioned;
   const name = reuse ? found.name : constraintName(table, key.parts, 'key');
   // An INVALID leftover is dropped first: CREATE … IF NOT EXISTS would keep the broken index.
-  if (reuse) statements.push(text(db, sql`DROP INDEX CONCURRENTLY IF EXISTS ${sql.id(table.schema, found.name)}`));
+  if (reuse && found) statements.push(text(db, sql`DROP INDEX CONCURRENTLY IF EXISTS ${sql.id(table.schema, found.name)}`));
   const body = (on: RawBuilder<unknown>) =>
     sql`${on} (${sql.raw(key.parts.join(', '))})${e.nullsNotDistinct ? sql` NULLS NOT DISTINCT` : sql``}${key.predicate ? sql` WHERE ${sql.raw(key.predicate)}` : sql``}`;
   if (!table.partitioned) {
@@ -50,16 +50,19 @@ export function uniqueDdl(db: Db, catalog: Catalog, e: ExpectedUnique, key: Norm
     if (eligible) statements.push(text(db, sql`ALTER TABLE ${tableRef(table)} ADD CONSTRAINT ${sql.id(name)} UNIQUE USING INDEX ${sql.id(name)}`));
     return { statements, warnings };
   }
-  // Partitioned: an invalid index on the parent only, one CONCURRENTLY build per partition, then attach each.
-  statements.push(text(db, sql`CREATE UNIQUE INDEX IF NOT EXISTS ${sql.id(name)} ${body(sql`ON ONLY ${tableRef(table)}`)}`));
+  // Partitioned: CONCURRENTLY is impossible on the parent. Its index is created ON ONLY the parent
+  // (instant, INVALID until complete) — or an INVALID one that is already there is completed — then
+  // each partition's index is built CONCURRENTLY and attached; the parent's becomes valid with the last.
+  const parentIndex = status === 'invalid' && found ? found.name : constraintName(table, key.parts, 'key');
+  if (!(status === 'invalid' && found)) statements.push(text(db, sql`CREATE UNIQUE INDEX ${sql.id(parentIndex)} ${body(sql`ON ONLY ${tableRef(table)}`)}`));
   for (const [partition, root] of catalog.partitionRoot) {
     if (root !== table.id) continue;
     const [schema, pname] = [partition.slice(0, partition.indexOf('.')), partition.slice(partition.indexOf('.') + 1)];
     const pindex = constraintName({ ...table, name: pname }, key.parts, 'key');
-    statements.push(text(db, sql`CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ${sql.id(pindex)} ${body(sql`ON ${sql.id(schema, pname)}`)}`));
-    statements.push(text(db, sql`ALTER INDEX ${sql.id(table.schema, name)} ATTACH PARTITION ${sql.id(schema, pindex)}`));
+    statements.push(text(db, sql`CREATE UNIQUE INDEX CONCURRENTLY ${sql.id(pindex)} ${body(sql`ON ${sql.id(schema, pname)}`)}`));
+    statements.push(text(db, sql`ALTER INDEX ${sql.id(table.schema, parentIndex)} ATTACH PARTITION ${sql.id(schema, pindex)}`));
   }
-  warnings.push('partition indexes use IF NOT EXISTS so a re-run after a failure continues; drop an INVALID partition index before re-running');
+  warnings.push('a partition that already has an index attached to this parent index needs no new one: remove its two lines');
   return { statements, warnings };
 }
 

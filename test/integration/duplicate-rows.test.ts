@@ -76,3 +76,27 @@ describe('duplicate-rows', () => {
     expect(await scanFindings(db.url, { configText: rule('    key: [id]\n') })).toEqual([]);
   });
 });
+
+describe('duplicate-rows samples on a larger table', () => {
+  it('takes samples from the single aggregate pass (hash bucket) and they are exact groups, in key order', async () => {
+    const big = await freshDatabase(`
+      create table pairs (id int primary key, k text not null);
+      insert into pairs select g, 'key-' || (g % 4000) from generate_series(1, 8000) g;   -- 4000 groups of 2
+    `);
+    try {
+      const [f] = await scanFindings(big.url, { duplicates: ['pairs(k)'], discover: false, sample: '5' });
+      expect(f).toMatchObject({ groups: 4000, rows: 4000 });
+      expect(f!.samples).toHaveLength(5);
+      const keys = f!.samples.map((s) => s.key[0] as string);
+      expect([...keys].sort()).toEqual(keys);
+      // With 4000 groups the bucket holds ~16 of them, so these are not simply the 5 smallest keys.
+      expect(keys).not.toEqual(['key-0', 'key-1', 'key-10', 'key-100', 'key-1000']);
+      for (const s of f!.samples) {
+        const ids = (await big.query<{ id: number }>('select id from pairs where k = $1 order by id', [s.key[0]])).map((r) => r.id);
+        expect(s.ids).toEqual(ids);
+      }
+    } finally {
+      await big.drop();
+    }
+  });
+});

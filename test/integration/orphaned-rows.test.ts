@@ -103,3 +103,24 @@ describe('orphaned-rows', () => {
     }
   });
 });
+
+describe('orphaned-rows against a parent key that is not unique', () => {
+  it('counts a child as deleted-parent only when every parent row holding its key is soft-deleted', async () => {
+    const db = await freshDatabase(`
+      create table tag (id int primary key, name text not null, deleted_at timestamptz);
+      insert into tag values (1, 'a', null), (2, 'a', now()), (3, 'b', now()), (4, 'b', now()), (5, 'c', null);
+      create table item_tag (id int primary key, tag_name text);
+      insert into item_tag values (1, 'a'), (2, 'b'), (3, 'b'), (4, 'c'), (5, 'd'), (6, null);
+    `);
+    try {
+      const [f] = await scanFindings(db.url, {
+        configText: 'rules:\n  - check: orphaned-rows\n    table: item_tag\n    column: tag_name\n    references: tag.name\n',
+        discover: false,
+      });
+      // 'a' has a live row: fine. 'b': only deleted rows → 2 deleted-parent. 'd': no row → 1 missing.
+      expect(f).toMatchObject({ missingParent: 1, deletedParent: 2, rows: 3, groups: 2 });
+    } finally {
+      await db.drop();
+    }
+  });
+});
