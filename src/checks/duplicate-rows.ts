@@ -44,12 +44,15 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
   // Samples without a second pass over the table: the one aggregate also collects the ids of the
   // groups whose key falls in a fixed 1-in-256 hash bucket (bounded memory, deterministic). Only
   // when that bucket holds too few groups does the exact join back to the table run — lazily.
+  // Where an index serves the key, the aggregate reads the key alone (an index-only scan is then
+  // possible) and the join back for samples is a few index lookups.
   const bucket = sql`hashtext(concat_ws('|', ${sql.join(names.map((n) => sql`${sql.id(n)}::text`))})) & 255 = 0`;
+  const collect = !keyIndexed(rule);
   const sampleOf = (ids: Sql) => sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${ids})`;
   const result = await sql<{ groups: string; rows: string; samples: Sample[] }>`
     with g as (
-      select ${keyCols}, count(*) as n, array_agg(id) filter (where ${bucket}) as ids
-        from (select ${selectKeys}, ${rowId(rule.table, null)} as id from ${t} where ${and(duplicateScope(rule, null))}) k
+      select ${keyCols}, count(*) as n, ${collect ? sql`array_agg(id) filter (where ${bucket})` : sql`null::text[]`} as ids
+        from (select ${selectKeys}${collect ? sql`, ${rowId(rule.table, null)} as id` : sql``} from ${t} where ${and(duplicateScope(rule, null))}) k
        group by ${keyCols}
       having count(*) > 1
     ),
