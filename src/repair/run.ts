@@ -8,7 +8,7 @@ import type { Progress } from '../report/progress.js';
 import { describeRule, type Rule } from '../rules/types.js';
 import { BACKUP_SCHEMA, ensureBackupSchema } from './backup.js';
 import { addCounts, zeroCounts, type BatchContext, type Counts } from './context.js';
-import type { PlanSample } from './types.js';
+import type { BatchResult, PlanSample } from './types.js';
 
 export interface RepairOptions {
   apply: boolean;
@@ -93,7 +93,8 @@ export async function repairRules(session: Db, catalog: Catalog, rules: Rule[], 
         break;
       }
       const to = Math.min(from + options.batchSize, total);
-      const step = options.progress.start(`${rule.check} ${rule.table.id}: groups ${from + 1}–${to} of ${total}`);
+      const changed = actions.reduce((n, a) => n + a.rowsDeleted + a.rowsUpdated + a.childRowsRepointed + a.childRowsMerged, 0);
+      const step = options.progress.start(`${rule.check} ${rule.table.id}: groups ${from + 1}–${to} of ${total} · ${changed.toLocaleString('en-US')} rows ${options.apply ? 'changed' : 'to change'} so far`);
       const outcome = await runBatch(session, catalog, declared, rule, runId, statements, from, to, options, options.sample - action.samples.length);
       step.done();
       if ('error' in outcome) {
@@ -119,7 +120,7 @@ export async function repairRules(session: Db, catalog: Catalog, rules: Rule[], 
 
 class DryRunRollback extends Error {}
 
-type BatchOutcome = { counts: Counts; result: import('./types.js').BatchResult } | { error: string };
+type BatchOutcome = { counts: Counts; result: BatchResult } | { error: string };
 
 async function runBatch(
   session: Db, catalog: Catalog, declared: Rule[], rule: Rule, runId: string, statements: Map<string, true>,

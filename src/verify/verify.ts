@@ -1,4 +1,4 @@
-import type { Catalog, UniqueIndex } from '../catalog/types.js';
+import type { Catalog, ForeignKey, UniqueIndex } from '../catalog/types.js';
 import { readOnly, type Db } from '../db.js';
 import type { Rule } from '../rules/types.js';
 import { foreignKeyDdl, uniqueDdl } from './ddl.js';
@@ -37,7 +37,7 @@ export async function verifyConstraints(db: Db, catalog: Catalog, rules: Rule[],
         });
       } else {
         const m = matchForeignKey(catalog, e);
-        const ddl = foreignKeyDdl(db, e, m.status, m.status === 'invalid' ? (m.found as never) : null, options.lockTimeout);
+        const ddl = foreignKeyDdl(db, e, m.status, m.found as ForeignKey | null, options.lockTimeout);
         verdicts.push({
           kind: 'foreign-key', table: e.table.id, columns: e.columns, where: null, status: m.status, detail: [m.detail, ...ddl.warnings].join('; '),
           references: `${e.parent.id}(${e.parentColumns.join(', ')})`,
