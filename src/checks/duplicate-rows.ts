@@ -133,10 +133,9 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
       return { groups, skipped: 0, samples };
     }
     // delete / soft-delete: no re-pointing, so a loser something still points at is left alone.
-    const { free, referenced } = await unreferenced(ctx, table, map);
+    const { free, skippedGroups: skipped } = await unreferenced(ctx, table, map);
     if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, table, free);
     else ctx.counts.rowsUpdated += await updateRows(ctx, table, free, [{ column: table.softDelete!.column, value: deletedValue(table.softDelete!) }]);
-    const skipped = referenced ? await count(ctx, sql`select distinct m.n from ${sql.id(map)} m where not exists (select 1 from ${sql.id(free)} f where ${and(pk.map((_, i) => sql`f.${sql.id(`l${i}`)} = m.${sql.id(`l${i}`)}`))})`) : 0;
     return { groups, skipped, samples, reason: skipped ? 'losers still referenced (use repair: merge to re-point their children)' : undefined };
   },
 };

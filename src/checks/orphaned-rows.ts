@@ -127,13 +127,10 @@ export const orphanRepair: Repairer<OrphanRule> = {
        where ${inBatch(from, to)} and ${and(childScope(rule, 't'))} and ${orphanPredicate(rule, 't')}
          for update of t`, 'plan');
     const groups = await count(ctx, sql`select distinct n from ${sql.id(rows)}`);
-    const { free, referenced } = rule.repair === 'delete' ? await unreferenced(ctx, child, rows) : { free: rows, referenced: 0 };
+    const { free, skippedGroups: skipped } = rule.repair === 'delete' ? await unreferenced(ctx, child, rows) : { free: rows, skippedGroups: 0 };
     if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, child, free);
     else if (rule.repair === 'set-null') ctx.counts.rowsUpdated += await updateRows(ctx, child, free, rule.columns.map((c) => ({ column: c, value: sql`null` })));
     else ctx.counts.rowsUpdated += await updateRows(ctx, child, free, [{ column: child.softDelete!.column, value: deletedValue(child.softDelete!) }]);
-    const skipped = referenced
-      ? await count(ctx, sql`select distinct r.n from ${sql.id(rows)} r where not exists (select 1 from ${sql.id(free)} f where ${and(pk.map((_, i) => sql`f.${sql.id(`l${i}`)} = r.${sql.id(`l${i}`)}`))})`)
-      : 0;
     return { groups, skipped, reason: skipped ? 'orphan rows that other rows still reference were left in place' : undefined };
   },
 };

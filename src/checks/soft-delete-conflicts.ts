@@ -111,9 +111,8 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
       // Deleted rows alone with their key: hard-delete unless something still points at them.
       const lone = ctx.nextTemp();
       await run(ctx, sql`create temp table ${sql.id(lone)} on commit drop as select n, ${asLoser} from ${sql.id(rows)} where deleted and not ${hasLive}`, 'plan');
-      const { free, referenced } = await unreferenced(ctx, table, lone);
+      const { free, skippedGroups: skipped } = await unreferenced(ctx, table, lone);
       ctx.counts.rowsDeleted += await deleteLosers(ctx, table, free);
-      const skipped = referenced ? await count(ctx, sql`select distinct n from ${sql.id(lone)} o where not exists (select 1 from ${sql.id(free)} f where ${and(pk.map((_, i) => sql`f.${sql.id(`l${i}`)} = o.${sql.id(`l${i}`)}`))})`) : 0;
       return { groups, skipped, reason: skipped ? 'soft-deleted rows alone with their key but still referenced were left in place' : undefined };
     }
 

@@ -29,14 +29,18 @@ export function stillReferenced(ctx: BatchContext, table: Table): Sql {
   )})`;
 }
 
-/** Split listed rows into those still referenced (left alone) and the rest (new temp table). */
-export async function unreferenced(ctx: BatchContext, table: Table, targets: string): Promise<{ free: string; referenced: number }> {
+/**
+ * Split listed rows into those still referenced (left alone) and the rest (a new temp table).
+ * `targets` lists rows by primary key (l0 …) with their group number `n`; `skippedGroups` counts
+ * the groups that keep at least one row because something still points at it.
+ */
+export async function unreferenced(ctx: BatchContext, table: Table, targets: string): Promise<{ free: string; skippedGroups: number }> {
   const free = ctx.nextTemp();
-  const pk = sql.join(pkOf(table).map((_, i) => sql.id(`l${i}`)));
+  const pk = pkOf(table).map((_, i) => sql.id(`l${i}`));
   await run(ctx, sql`create temp table ${sql.id(free)} on commit drop as
-    select ${pk} from ${sql.id(targets)} m join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'l')}
+    select ${sql.join(pk)} from ${sql.id(targets)} m join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'l')}
      where not ${stillReferenced(ctx, table)}`, 'plan');
-  const total = await count(ctx, sql`select 1 from ${sql.id(targets)}`);
-  const left = await count(ctx, sql`select 1 from ${sql.id(free)}`);
-  return { free, referenced: total - left };
+  const skippedGroups = await count(ctx, sql`select distinct m.n from ${sql.id(targets)} m
+     where not exists (select 1 from ${sql.id(free)} f where ${and(pk.map((c) => sql`f.${c} = m.${c}`))})`);
+  return { free, skippedGroups };
 }
