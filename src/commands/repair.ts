@@ -69,7 +69,7 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
       out(JSON.stringify(doc, null, 2) + '\n');
     } else {
       // The constraints that keep this damage from coming back: the same DDL as --emit-migration.
-      const nextSteps = (await verifyConstraints(conn.db, snap.catalog, declared, { expect: [], expectFk: [], discover: false, lockTimeout: opts.lockTimeout, statementTimeoutMs }))
+      const nextSteps = (await verifyConstraints(conn.db, snap.catalog, declared, { expect: [], expectFk: [], discover: false, lockTimeout: opts.lockTimeout, statementTimeoutMs, countViolations: false }))
         .filter((v) => v.ddl.length);
       const missingIndexes = missingSupportingIndexes(conn.db, snap.catalog, toRepair, declared, opts.infer);
       out(renderRepairText({ database: conn.target.display, result, unrepaired, sqlText: opts.sql === true, nextSteps, missingIndexes, batchSize }, makeStyle(opts.color)));

@@ -14,6 +14,8 @@ export interface VerifyOptions {
   discover: boolean;
   lockTimeout: string;
   statementTimeoutMs: number;
+  /** false: leave `violations` null — each count is a full pass over the table (repair's hint shows none). */
+  countViolations?: boolean;
 }
 
 /** Every expected constraint's verdict, then every INVALID unique index nobody expected. */
@@ -21,6 +23,7 @@ export async function verifyConstraints(db: Db, catalog: Catalog, rules: Rule[],
   const expected = expectedConstraints(catalog, rules, options);
   const uniques = expected.filter((e): e is ExpectedUnique => e.kind === 'unique');
   const keys = await normalizeKeys(db, uniques);
+  const violations = (counter: () => Promise<number>) => (options.countViolations === false ? Promise.resolve(null) : counter());
   return readOnly(db, options.statementTimeoutMs, async (tx) => {
     const verdicts: Verdict[] = [];
     const seenIndexes = new Set<UniqueIndex>();
@@ -32,7 +35,7 @@ export async function verifyConstraints(db: Db, catalog: Catalog, rules: Rule[],
         const ddl = uniqueDdl(db, catalog, e, key, m.status, m.found as UniqueIndex | null, options.lockTimeout);
         verdicts.push({
           kind: 'unique', table: e.table.id, columns: key.parts, where: key.predicate, status: m.status, detail: [m.detail, ...ddl.warnings].join('; '),
-          violations: m.status === 'ok' ? 0 : await uniqueViolations(tx, e, key), ddl: ddl.statements, found: m.found ? m.found.name : null,
+          violations: m.status === 'ok' ? 0 : await violations(() => uniqueViolations(tx, e, key)), ddl: ddl.statements, found: m.found ? m.found.name : null,
           source: e.source, warnings: ddl.warnings,
         });
       } else {
@@ -41,7 +44,7 @@ export async function verifyConstraints(db: Db, catalog: Catalog, rules: Rule[],
         verdicts.push({
           kind: 'foreign-key', table: e.table.id, columns: e.columns, where: null, status: m.status, detail: [m.detail, ...ddl.warnings].join('; '),
           references: `${e.parent.id}(${e.parentColumns.join(', ')})`,
-          violations: m.status === 'ok' ? 0 : await foreignKeyViolations(tx, e), ddl: ddl.statements, found: m.found ? m.found.name : null,
+          violations: m.status === 'ok' ? 0 : await violations(() => foreignKeyViolations(tx, e)), ddl: ddl.statements, found: m.found ? m.found.name : null,
           source: e.source, warnings: ddl.warnings,
         });
       }
@@ -54,7 +57,7 @@ export async function verifyConstraints(db: Db, catalog: Catalog, rules: Rule[],
         verdicts.push({
           kind: 'unique', table: table.id, columns: index.parts, where: index.predicate, status: 'invalid',
           detail: `index ${index.name} is INVALID (indisvalid = false): a failed CREATE UNIQUE INDEX CONCURRENTLY leaves one behind; it costs writes and enforces nothing reliably`,
-          violations: await uniqueViolations(tx, e, key), ddl: ddl.statements, found: index.name, source: 'catalog', warnings: ddl.warnings,
+          violations: await violations(() => uniqueViolations(tx, e, key)), ddl: ddl.statements, found: index.name, source: 'catalog', warnings: ddl.warnings,
         });
       }
     }
