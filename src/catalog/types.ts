@@ -96,3 +96,12 @@ export function tableId(schema: string, name: string): string {
 export function column(table: Table, name: string): Column | undefined {
   return table.columns.find((c) => c.name === name);
 }
+
+/**
+ * The column an index key part names, or null for an expression. pg_get_indexdef prints a column
+ * bare when it needs no quotes and in double quotes otherwise (upper case, keywords like "order").
+ */
+export function indexPartColumn(table: Table, part: string): string | null {
+  const c = table.columns.find((x) => x.name === part || `"${x.name.replace(/"/g, '""')}"` === part);
+  return c ? c.name : null;
+}

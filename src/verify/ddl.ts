@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql, type RawBuilder } from 'kysely';
-import type { Catalog, ForeignKey, Table, UniqueIndex } from '../catalog/types.js';
+import { indexPartColumn, type Catalog, type ForeignKey, type Table, type UniqueIndex } from '../catalog/types.js';
 import type { Db } from '../db.js';
 import { tableRef } from '../sql/build.js';
 import type { NormalizedKey } from './normalize.js';
@@ -32,7 +32,7 @@ export function uniqueDdl(db: Db, catalog: Catalog, e: ExpectedUnique, key: Norm
   const warnings: string[] = [];
   const partitionKey = table.partitionKey;
   if (table.partitioned) {
-    const missing = partitionKey.filter((c) => c === null || !key.parts.includes(quoted(c)));
+    const missing = partitionKey.filter((c) => c === null || !key.parts.some((p) => indexPartColumn(table, p) === c));
     if (missing.length) {
       return { statements: [], warnings: [`cannot be enforced: a unique index on partitioned table ${table.id} must include its partition key (${partitionKey.map((c) => c ?? '<expression>').join(', ')})`] };
     }
@@ -46,7 +46,7 @@ export function uniqueDdl(db: Db, catalog: Catalog, e: ExpectedUnique, key: Norm
     sql`${on} (${sql.raw(key.parts.join(', '))})${e.nullsNotDistinct ? sql` NULLS NOT DISTINCT` : sql``}${key.predicate ? sql` WHERE ${sql.raw(key.predicate)}` : sql``}`;
   if (!table.partitioned) {
     statements.push(text(db, sql`CREATE UNIQUE INDEX CONCURRENTLY ${sql.id(name)} ${body(sql`ON ${tableRef(table)}`)}`));
-    const eligible = !key.predicate && key.parts.every((p) => table.columns.some((c) => quoted(c.name) === p));
+    const eligible = !key.predicate && key.parts.every((p) => indexPartColumn(table, p) !== null);
     if (eligible) statements.push(text(db, sql`ALTER TABLE ${tableRef(table)} ADD CONSTRAINT ${sql.id(name)} UNIQUE USING INDEX ${sql.id(name)}`));
     return { statements, warnings };
   }
@@ -82,8 +82,4 @@ export function foreignKeyDdl(db: Db, e: ExpectedForeignKey, status: Status, fou
     ],
     warnings,
   };
-}
-
-function quoted(name: string): string {
-  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
 }

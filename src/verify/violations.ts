@@ -4,6 +4,7 @@ import { orphanedRows } from '../checks/orphaned-rows.js';
 import { sqlFragment } from '../sql/fragment.js';
 import type { DuplicateRule, KeyPart, OrphanRule } from '../rules/types.js';
 import type { NormalizedKey } from './normalize.js';
+import { indexPartColumn } from '../catalog/types.js';
 import type { ExpectedForeignKey, ExpectedUnique } from './types.js';
 
 /**
@@ -13,8 +14,8 @@ import type { ExpectedForeignKey, ExpectedUnique } from './types.js';
  */
 export async function uniqueViolations(tx: Tx, e: Pick<ExpectedUnique, 'table' | 'nullsNotDistinct'>, key: NormalizedKey): Promise<number> {
   const parts: KeyPart[] = key.parts.map((p) => {
-    const column = e.table.columns.find((c) => c.name === p || `"${c.name.replace(/"/g, '""')}"` === p);
-    return column ? { kind: 'column', column: column.name } : { kind: 'expr', expr: sqlFragment(p, 'index expression') };
+    const column = indexPartColumn(e.table, p);
+    return column ? { kind: 'column', column } : { kind: 'expr', expr: sqlFragment(p, 'index expression') };
   });
   const rule: DuplicateRule = {
     check: 'duplicate-rows', table: e.table, key: parts, where: key.predicate ? sqlFragment(key.predicate, 'index predicate') : null,

@@ -227,3 +227,17 @@ describe('CI formats', () => {
     expect(clean.code).toBe(0);
   });
 });
+
+describe('index parts that are quoted column names', () => {
+  it('a keyword or mixed-case column is still a column: its constraint gets ADD CONSTRAINT … USING INDEX', async () => {
+    const db = await freshDatabase(`create table booking ("order" int, "Ref" text, note text); insert into booking values (1, 'a', 'x'), (1, 'a', 'y');`);
+    try {
+      const res = await runCli(['verify-constraints', '--database-url', db.url, '--config', '/dev/null', '--expect', 'booking("order", "Ref")', '--format', 'json']);
+      const [v] = JSON.parse(res.stdout).constraints as C[];
+      expect(v).toMatchObject({ status: 'missing', columns: ['"order"', '"Ref"'], violations: 1 });
+      expect(v!.ddl).toContain('ALTER TABLE "public"."booking" ADD CONSTRAINT "booking_order_Ref_key" UNIQUE USING INDEX "booking_order_Ref_key"');
+    } finally {
+      await db.drop();
+    }
+  });
+});
