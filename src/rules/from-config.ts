@@ -6,6 +6,7 @@ import { sqlFragment } from '../sql/fragment.js';
 import { collectErrors, defaultSchemas, parseKeep } from './defaults.js';
 import type { KeyPart, Rule, Source } from './types.js';
 import { enforcingIndex } from './discover.js';
+import { dottedName } from './to-config.js';
 
 /** Resolve every config rule against the catalog; all problems are reported together. */
 export function rulesFromConfig(catalog: Catalog, rules: ConfigRule[], file: string): Rule[] {
@@ -42,7 +43,7 @@ export function resolveConfigRule(catalog: Catalog, r: ConfigRule, path: string,
         const parts = splitDotted(r.references, `${path}.references`);
         if (parts.length < 2) throw new RowdoctorError(`${path}.references: "${r.references}" must be "table.column" or "schema.table.column".`);
         parentCols = [parts.pop()!];
-        parentName = parts.map((p) => (/^[^".]+$/.test(p) ? p : `"${p.replace(/"/g, '""')}"`)).join('.');
+        parentName = dottedName(...parts);
       } else {
         parentName = r.references.table;
         parentCols = r.references.columns;

@@ -5,6 +5,7 @@ import { RowdoctorError } from '../errors.js';
 import { collectErrors } from './defaults.js';
 import { resolveConfigRule } from './from-config.js';
 import { sqlFragment } from '../sql/fragment.js';
+import { dottedName } from './to-config.js';
 import type { Rule } from './types.js';
 
 /** `schema.table(col, lower(email))` → table text and key parts (a column name or an expression). */
@@ -58,11 +59,7 @@ function splitColumns(side: string, whole: string, flag: string): Side {
   const parts = splitDotted(side, flag);
   if (parts.length < 2) throw new RowdoctorError(`${flag} '${whole}': '${side}' must be 'table.column' or 'schema.table.column'.`);
   const column = parts.pop()!;
-  return { table: parts.map(quoteIfNeeded).join('.'), columns: [column] };
-}
-
-function quoteIfNeeded(p: string): string {
-  return /^[^".]+$/.test(p) ? p : `"${p.replace(/"/g, '""')}"`;
+  return { table: dottedName(...parts), columns: [column] };
 }
 
 /** Syntax only (no catalog needed): a typo fails before any connection is made. */
