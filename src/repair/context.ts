@@ -58,11 +58,11 @@ export async function run<R = Record<string, unknown>>(ctx: BatchContext, q: Raw
   if (kind === 'write' && !ctx.apply) return { rows: [], affected: 0 };
   const started = performance.now();
   const res = await ctx.tx.executeQuery<R>(compiled);
+  const ms = performance.now() - started;
   // Temp tables get statistics at once, as a careful hand-written plan does: without them the
   // planner may pick a sequential scan of the big table for a join with a few thousand keys.
   const created = /^create temp table (?:if not exists )?("(?:[^"]|"")+")/.exec(compiled.sql);
   if (created) await ctx.tx.executeQuery(sql`analyze ${sql.raw(created[1]!)}`.compile(ctx.tx));
-  const ms = performance.now() - started;
   if (ms > statementStats.longestMs) Object.assign(statementStats, { longestMs: ms, longestSql: compiled.sql.replace(/\s+/g, ' ').slice(0, 160) });
   return { rows: res.rows, affected: Number(res.numAffectedRows ?? res.rows.length) };
 }
