@@ -5,7 +5,7 @@ import { createProgress } from '../report/progress.js';
 import { renderRepairText, totals } from '../report/repair-text.js';
 import { makeStyle } from '../report/style.js';
 import { checkPrivileges } from '../repair/privileges.js';
-import { repairRules, type RepairResult } from '../repair/run.js';
+import { actionCounts, repairRules, type RepairResult } from '../repair/run.js';
 import type { Rule } from '../rules/types.js';
 import { scan } from '../scan.js';
 import { connect, prepare, snapshot } from './context.js';
@@ -60,10 +60,7 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
         ...scanDocument('repair', conn.target.display, findings, snap.rules.length),
         runId: result.runId,
         applied: result.applied,
-        actions: result.actions.map((a) => ({
-          check: a.rule.check, table: a.rule.table.id, groups: a.groups, rowsDeleted: a.rowsDeleted, rowsUpdated: a.rowsUpdated,
-          childRowsRepointed: a.childRowsRepointed, childRowsMerged: a.childRowsMerged, skipped: a.skipped,
-        })),
+        actions: result.actions.map((a) => ({ check: a.rule.check, table: a.rule.table.id, ...actionCounts(a) })),
       };
       doc.findings = findings.map(findingJson);
       out(JSON.stringify(doc, null, 2) + '\n');

@@ -42,6 +42,14 @@ export interface RepairResult {
   statements: string[];
 }
 
+/** An action's counts, as the contract's `actions` entries and the runs table spell them. */
+export function actionCounts(a: RuleAction) {
+  return {
+    groups: a.groups, rowsDeleted: a.rowsDeleted, rowsUpdated: a.rowsUpdated,
+    childRowsRepointed: a.childRowsRepointed, childRowsMerged: a.childRowsMerged, skipped: a.skipped,
+  };
+}
+
 export function newRunId(now = new Date()): string {
   const t = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   return `${t}-${randomBytes(2).toString('hex')}`;
@@ -112,7 +120,7 @@ export async function repairRules(session: Db, catalog: Catalog, rules: Rule[], 
   if (options.apply) {
     const skipped = actions.some((a) => a.skipped > 0);
     const status = interrupted ? 'interrupted' : skipped ? 'partial' : 'completed';
-    const counts = actions.map((a) => ({ rule: describeRule(a.rule), groups: a.groups, rowsDeleted: a.rowsDeleted, rowsUpdated: a.rowsUpdated, childRowsRepointed: a.childRowsRepointed, childRowsMerged: a.childRowsMerged, skipped: a.skipped }));
+    const counts = actions.map((a) => ({ rule: describeRule(a.rule), ...actionCounts(a) }));
     await sql`update ${sql.id(BACKUP_SCHEMA, 'runs')} set status = ${status}, finished_at = now(), counts = ${JSON.stringify(counts)} where run_id = ${runId}`.execute(session);
   }
   return { runId, applied: options.apply, actions, interrupted, statements: [...statements.keys()] };
