@@ -46,7 +46,7 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
   // when that bucket holds too few groups does the exact join back to the table run — lazily.
   // Where an index serves the key, the aggregate reads the key alone (an index-only scan is then
   // possible) and the join back for samples is a few index lookups.
-  const bucket = sql`hashtext(concat_ws('|', ${sql.join(names.map((n) => sql`${sql.id(n)}::text`))})) & 255 = 0`;
+  const bucket = sampleBucket(names.map((n) => sql.id(n)));
   const collect = !keyIndexed(rule);
   const sampleOf = (ids: Sql) => sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${ids})`;
   const result = await sql<{ groups: string; rows: string; samples: Sample[] }>`
@@ -75,6 +75,11 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
   return { ...baseFinding(rule, rule.key.map(keyLabel)), groups: toCount(row.groups), rows: toCount(row.rows), samples: row.samples };
 }
 
+/** The fixed 1-in-256 hash bucket of keys that samples come from where no index serves the key. */
+function sampleBucket(keys: Sql[]): Sql {
+  return sql`hashtext(concat_ws('|', ${sql.join(keys.map((k) => sql`${k}::text`))})) & 255 = 0`;
+}
+
 // ── repair ────────────────────────────────────────────────────────────────────────────────────
 // Groups are walked in key order. Each batch locks the rows of its groups FOR UPDATE and ranks
 // them again under the lock (writers may have added or removed rows since the scan): the first
@@ -90,6 +95,34 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
        group by ${sql.join(names.map((_, i) => sql.id(`k${i}`)))} having count(*) > 1`);
     await createMembers(session, rule.table, onGroupKey(rule), and(duplicateScope(rule, 't')));
     return total;
+  },
+
+  // The groups and members just listed are detect()'s answer: the same counts, and the same
+  // samples (the bucket's first groups in key order, else the first groups in key order).
+  async finding(session, rule, sample) {
+    const pk = pkOf(rule.table);
+    const pks = sql.join(pk.map((_, i) => sql`m.${sql.id(`p${i}`)}`));
+    const keys = sql.join(rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`));
+    const inBucket = keyIndexed(rule) ? sql`false` : sampleBucket(rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`));
+    const { rows } = await sql<{ groups: string; members: string; samples: Sample[] }>`
+      with bucketed as (select n from ${sql.id(GROUPS)} g where ${inBucket} order by n limit ${sample}),
+      chosen as (
+        select n from bucketed where (select count(*) from bucketed) >= least(${sample}, (select count(*) from ${sql.id(GROUPS)}))
+        union all
+        select n from (select n from ${sql.id(GROUPS)} order by n limit ${sample}) f
+         where (select count(*) from bucketed) < least(${sample}, (select count(*) from ${sql.id(GROUPS)}))
+      ),
+      s as (
+        select g.n, json_build_array(${keys}) as key, json_agg(${pk.length === 1 ? pks : sql`json_build_array(${pks})`} order by ${pks}) as ids
+          from chosen c join ${sql.id(GROUPS)} g on g.n = c.n join ${sql.id(MEMBERS)} m on m.n = g.n
+         group by g.n, ${keys}
+      )
+      select (select count(*) from ${sql.id(GROUPS)}) as groups, (select count(*) from ${sql.id(MEMBERS)}) as members,
+             (select coalesce(json_agg(json_build_object('key', key, 'ids', ids) order by n), '[]'::json) from s) as samples`.execute(session);
+    const row = rows[0]!;
+    const groups = toCount(row.groups);
+    if (groups === 0) return null;
+    return { ...baseFinding(rule, rule.key.map(keyLabel)), groups, rows: toCount(row.members) - groups, samples: row.samples };
   },
 
   async batch(ctx, rule, from, to, sample) {

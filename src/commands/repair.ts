@@ -1,7 +1,9 @@
 import { readOnly } from '../db.js';
 import { RowdoctorError } from '../errors.js';
 import { findingJson, scanDocument } from '../report/document.js';
-import { createProgress } from '../report/progress.js';
+import { createProgress, type Progress } from '../report/progress.js';
+import { repairerFor } from '../checks/index.js';
+import type { Finding } from '../checks/types.js';
 import { renderRepairText, totals } from '../report/repair-text.js';
 import { makeStyle } from '../report/style.js';
 import { checkPrivileges } from '../repair/privileges.js';
@@ -39,9 +41,14 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
   };
   process.once('SIGINT', onSignal);
   try {
-    const { snap, findings } = await readOnly(conn.db, statementTimeoutMs, async (tx) => {
+    // What each rule finds is reported before anything changes. A rule's enumeration of its groups
+    // is that answer already, so those rules are not scanned first (a full pass saved per rule) —
+    // in a dry run every such rule, with --apply only the first (later ones run after writes).
+    const { snap, scanned, derived } = await readOnly(conn.db, statementTimeoutMs, async (tx) => {
       const snap = await snapshot(tx, opts, loaded);
-      return { snap, findings: (await scan(tx, snap.rules, { sample, progress })).findings };
+      const repairable = snap.rules.filter((r) => r.source !== 'discovered' && r.repair !== 'report');
+      const derived = new Set(repairable.filter((r, i) => repairerFor(r).finding && (opts.apply !== true || i === 0)));
+      return { snap, derived, scanned: (await scan(tx, snap.rules.filter((r) => !derived.has(r)), { sample, progress })).findings };
     });
     const declared = snap.rules.filter((r) => r.source !== 'discovered');
     const toRepair = declared.filter((r) => r.repair !== 'report');
@@ -51,9 +58,10 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
       if (opts.apply) await checkPrivileges(session, snap.catalog, toRepair, declared, { backup: opts.backup, infer: opts.infer });
       return repairRules(session, snap.catalog, toRepair, declared, {
         apply: opts.apply === true, backup: opts.backup, batchSize, lockTimeoutMs, statementTimeoutMs, infer: opts.infer,
-        sample, progress, interrupted: () => interrupted,
+        sample, progress, interrupted: () => interrupted, findingsFor: derived,
       });
     });
+    const findings = await reportedFindings(conn, snap.rules, scanned, derived, result, { sample, progress, statementTimeoutMs });
     const unrepaired = findings.filter((f) => f.source === 'discovered');
     if (format === 'json') {
       const doc = {
@@ -80,6 +88,21 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
     process.removeListener('SIGINT', onSignal);
     await conn.close();
   }
+}
+
+/** Every rule's finding in rule order: scanned first, or from the repair's enumeration (scanned now if interrupted before it). */
+async function reportedFindings(
+  conn: Awaited<ReturnType<typeof connect>>, rules: Rule[], scanned: Finding[], derived: ReadonlySet<Rule>, result: RepairResult,
+  options: { sample: number; progress: Progress; statementTimeoutMs: number },
+): Promise<Finding[]> {
+  const found = new Map<Rule, Finding | null>(scanned.map((f) => [f.rule, f]));
+  for (const a of result.actions) if (a.finding !== undefined) found.set(a.rule, a.finding);
+  const missed = [...derived].filter((r) => !found.has(r));
+  if (missed.length) {
+    const late = await readOnly(conn.db, options.statementTimeoutMs, (tx) => scan(tx, missed, options));
+    for (const r of missed) found.set(r, late.findings.find((f) => f.rule === r) ?? null);
+  }
+  return rules.map((r) => found.get(r)).filter((f): f is Finding => !!f);
 }
 
 /** Repairs that cannot work on this schema are refused before anything runs. */

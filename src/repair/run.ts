@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Catalog } from '../catalog/types.js';
+import type { Finding } from '../checks/types.js';
 import { repairerFor } from '../checks/index.js';
 import type { Db } from '../db.js';
 import { RETRYABLE_SQLSTATES, RowdoctorError, describePgError, isPgError } from '../errors.js';
@@ -22,6 +23,8 @@ export interface RepairOptions {
   /** Set by Ctrl-C: the current batch finishes (or rolls back), no new batch starts. */
   interrupted: () => boolean;
   retries?: number;
+  /** Rules whose finding is taken from their enumeration (their repairer must offer finding()). */
+  findingsFor?: ReadonlySet<Rule>;
 }
 
 /** One rule's outcome: the contract's `actions` entry plus what the report shows. */
@@ -32,6 +35,8 @@ export interface RuleAction extends Counts {
   /** Why groups were skipped (lock timeouts, rows still referenced …). */
   notes: string[];
   samples: PlanSample[];
+  /** What the rule's enumeration found, before this rule's batches (only for options.findingsFor). */
+  finding?: Finding | null;
 }
 
 export interface RepairResult {
@@ -93,7 +98,11 @@ export async function repairRules(session: Db, catalog: Catalog, rules: Rule[], 
     actions.push(action);
     if (interrupted) continue;
     const repairer = repairerFor(rule);
-    const total = await session.transaction().execute((tx) => repairer.groups(tx as unknown as Db, rule));
+    const total = await session.transaction().execute(async (tx) => {
+      const n = await repairer.groups(tx as unknown as Db, rule);
+      if (options.findingsFor?.has(rule) && repairer.finding) action.finding = await repairer.finding(tx as unknown as Db, rule, options.sample);
+      return n;
+    });
     for (let from = 0; from < total; from += options.batchSize) {
       if (options.interrupted()) {
         interrupted = true;

@@ -1,4 +1,5 @@
 import type { Db } from '../db.js';
+import type { Finding } from '../checks/types.js';
 import type { Rule } from '../rules/types.js';
 import type { BatchContext } from './context.js';
 
@@ -23,6 +24,11 @@ export interface BatchResult {
 export interface Repairer<R extends Rule> {
   /** Create the rd_groups temp table for this rule on the session; returns the number of groups. */
   groups(session: Db, rule: R): Promise<number>;
+  /**
+   * Right after groups(): the rule's finding, exactly as its check's detect() reports it, from what
+   * groups() listed — so a repair need not scan the table once more to report what it found.
+   */
+  finding?(session: Db, rule: R, sample: number): Promise<Finding | null>;
   /** Lock and re-check the groups n in (from, to], then fix them (or, in a dry run, count). */
   batch(ctx: BatchContext, rule: R, from: number, to: number, sample: number): Promise<BatchResult>;
 }
