@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { DuplicateRule } from '../rules/types.js';
 import { keyLabel } from '../rules/types.js';
-import { and, col, fragment, groupKeyExpr, isAlive, keyAliases, keyExpr, keysEqual, rowId, rowIdOrder, tableRef, type Sql } from '../sql/build.js';
+import { and, col, fragment, groupKeyExpr, isAlive, keyAliases, keyExpr, keysEqual, rowId, rowIdOrder, sampleBucket, tableRef, type Sql } from '../sql/build.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
 import type { Table } from '../catalog/types.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from '../repair/context.js';
@@ -73,11 +73,6 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
   const row = result.rows[0]!;
   if (toCount(row.groups) === 0) return null;
   return { ...baseFinding(rule, rule.key.map(keyLabel)), groups: toCount(row.groups), rows: toCount(row.rows), samples: row.samples };
-}
-
-/** The fixed 1-in-256 hash bucket of keys that samples come from where no index serves the key. */
-function sampleBucket(keys: Sql[]): Sql {
-  return sql`hashtext(concat_ws('|', ${sql.join(keys.map((k) => sql`${k}::text`))})) & 255 = 0`;
 }
 
 // ── repair ────────────────────────────────────────────────────────────────────────────────────

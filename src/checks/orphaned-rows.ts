@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { OrphanRule } from '../rules/types.js';
-import { and, col, fragment, isAlive, isDeleted, keyAliases, rowId, rowIdOrder, tableRef, type Sql } from '../sql/build.js';
+import { and, col, fragment, isAlive, keyAliases, rowId, rowIdOrder, sampleBucket, tableRef, type Sql } from '../sql/build.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
 import { count, pkOf, run } from '../repair/context.js';
 import { createGroups, GROUPS, inBatch } from '../repair/groups.js';
@@ -45,48 +45,46 @@ export function orphanPredicate(rule: OrphanRule, childAlias: string): Sql {
   return sql`not exists (select 1 from ${tableRef(rule.parent)} p where ${parentMatches(rule, 'p', childAlias)}${alive})`;
 }
 
-/** The referenced columns are unique in the parent (a primary key or unique index covers them). */
-function parentKeyUnique(rule: OrphanRule): boolean {
-  return rule.parent.uniqueIndexes.some((i) => i.valid && !i.predicate && i.columns.every((c) => c !== null && rule.parentColumns.includes(c)));
-}
-
 /**
- * The orphan rows with `has_parent` (a soft-deleted parent exists). With a unique parent key, one
- * LEFT JOIN finds and classifies them in a single pass; otherwise an anti-join for live parents,
- * and an EXISTS for "any parent" that only orphans pay for.
+ * One anti-join finds the orphans and counts them per dangling key, in parallel workers where the
+ * server allows, as the hand-written NOT EXISTS does. Whether a soft-deleted parent exists is a
+ * property of the key, so it is looked up once per dangling key afterwards, not once per row.
+ * Samples come from the same pass (a fixed 1-in-256 hash bucket of keys); only when the bucket
+ * holds too few keys are the first keys' rows fetched again.
  */
-function orphanRows(rule: OrphanRule, names: string[]): Sql {
-  const keys = sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(names[i]!)}`));
-  const ids = sql`${rowId(rule.table, 'c')} as id, ${rule.table.primaryKey?.length === 1 ? sql`${col('c', rule.table.primaryKey[0]!)}` : sql`row(${rowIdOrder(rule.table, 'c')})`} as ord`;
-  const marker = rule.parent.softDelete;
-  if (parentKeyUnique(rule)) {
-    const found = sql`${col('p', rule.parentColumns[0]!)} is not null`;
-    const gone = marker ? sql`(not ${found} or ${isDeleted(marker, 'p')})` : sql`not ${found}`;
-    return sql`select ${keys}, ${ids}, ${found} as has_parent
-      from ${tableRef(rule.table)} c left join ${tableRef(rule.parent)} p on ${parentMatches(rule, 'p', 'c')}
-     where ${and(childScope(rule, 'c'))} and ${gone}`;
-  }
-  const hasParent = marker ? sql`exists (select 1 from ${tableRef(rule.parent)} p where ${parentMatches(rule, 'p', 'c')})` : sql`false`;
-  return sql`select ${keys}, ${ids}, ${hasParent} as has_parent
-      from ${tableRef(rule.table)} c
-     where ${and(childScope(rule, 'c'))} and ${orphanPredicate(rule, 'c')}`;
-}
-
 async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }): Promise<Finding | null> {
   const names = keyAliases(rule.columns.length);
   const keyCols = sql.join(names.map((n) => sql.id(n)));
+  const keys = sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(names[i]!)}`));
+  const bucket = sampleBucket(names.map((n) => sql.id(n)));
+  const parentOf = (alias: string) => and(rule.parentColumns.map((pc, i) => sql`${col('p', pc)} = ${sql.id(alias, names[i]!)}`));
+  const hasParent = rule.parent.softDelete ? sql`exists (select 1 from ${tableRef(rule.parent)} p where ${parentOf('g')})` : sql`false`;
+  const byId = rule.table.primaryKey?.length === 1 ? sql`x` : sql`x::text`;
+  const sampleOf = (ids: Sql) => sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${ids})`;
   const result = await sql<{ missing: string; deleted: string; groups: string; samples: Sample[] }>`
-    with o as (${orphanRows(rule, names)}),
-    s as (
-      select ${keyCols}, json_agg(id order by ord) as ids from o
-       where (${keyCols}) in (select distinct ${keyCols} from o order by ${keyCols} limit ${options.sample})
+    with g as (
+      select ${keyCols}, count(*) as n, array_agg(id) filter (where ${bucket}) as ids
+        from (select ${keys}, ${rowId(rule.table, 'c')} as id from ${tableRef(rule.table)} c
+               where ${and(childScope(rule, 'c'))} and ${orphanPredicate(rule, 'c')}) o
        group by ${keyCols}
+    ),
+    classified as (select n, ${hasParent} as has_parent from g),
+    bucketed as (select ${keyCols}, ids from g where ids is not null order by ${keyCols} limit ${options.sample}),
+    s as (select ${keyCols} from g order by ${keyCols} limit ${options.sample}),
+    si as (
+      -- a dangling key is dangling for every in-scope row that holds it
+      select ${sql.join(names.map((n) => sql.id('s', n)))}, json_agg(${rowId(rule.table, 'c')} order by ${rowIdOrder(rule.table, 'c')}) as ids
+        from s join ${tableRef(rule.table)} c on ${and(rule.columns.map((c, i) => sql`${col('c', c)} = ${sql.id('s', names[i]!)}`))}
+       where ${and(childScope(rule, 'c'))}
+       group by ${sql.join(names.map((n) => sql.id('s', n)))}
     )
-    select count(*) filter (where not has_parent) as missing,
-           count(*) filter (where has_parent) as deleted,
-           (select count(*) from (select distinct ${keyCols} from o) d) as groups,
-           (select coalesce(json_agg(json_build_object('key', json_build_array(${keyCols}), 'ids', ids) order by ${keyCols}), '[]'::json) from s) as samples
-      from o
+    select (select sum(n) from classified where not has_parent) as missing,
+           (select sum(n) from classified where has_parent) as deleted,
+           (select count(*) from g) as groups,
+           case when (select count(*) from bucketed) >= least(${options.sample}, (select count(*) from g))
+                then (select coalesce(json_agg(${sampleOf(sql`(select json_agg(x order by ${byId}) from unnest(ids) x)`)} order by ${keyCols}), '[]'::json) from bucketed)
+                else (select coalesce(json_agg(${sampleOf(sql`ids`)} order by ${keyCols}), '[]'::json) from si)
+           end as samples
   `.execute(db);
   const row = result.rows[0]!;
   const missingParent = toCount(row.missing);

@@ -84,3 +84,11 @@ export function rowIdOrder(table: Table, alias: string | null): Sql {
 export function keyAliases(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `__rd_k${i}`);
 }
+
+/**
+ * The fixed 1-in-256 hash bucket of keys that samples come from: ids can then be collected in the
+ * one aggregate pass with bounded memory, and the same keys are sampled run after run.
+ */
+export function sampleBucket(keys: Sql[]): Sql {
+  return sql`hashtext(concat_ws('|', ${sql.join(keys.map((k) => sql`${k}::text`))})) & 255 = 0`;
+}

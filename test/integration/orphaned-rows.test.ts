@@ -104,6 +104,36 @@ describe('orphaned-rows', () => {
   });
 });
 
+describe('orphaned-rows samples on a heavily damaged table', () => {
+  it('takes samples from the hash bucket of dangling keys, each with every in-scope row holding the key', async () => {
+    const db = await freshDatabase(`
+      create table owner (id int primary key, deleted_at timestamptz);
+      insert into owner select g, case when g % 2 = 0 then now() end from generate_series(1, 1000) g;
+      create table pet (id int primary key, owner_id int, deleted_at timestamptz);
+      -- owners 1001..4000 are missing, even owners are soft-deleted; every 5th pet is itself deleted
+      insert into pet select g, 1 + g % 4000, case when g % 5 = 0 then now() end from generate_series(1, 12000) g;
+    `);
+    try {
+      const [f] = await scanFindings(db.url, {
+        configText: 'rules:\n  - { check: orphaned-rows, table: pet, column: owner_id, references: owner.id }\n', discover: false, sample: '4',
+      });
+      const live = (owner: number) => Array.from({ length: 12000 }, (_, i) => i + 1).filter((g) => 1 + (g % 4000) === owner && g % 5 !== 0);
+      const dangling = Array.from({ length: 4000 }, (_, i) => i + 1).filter((o) => (o > 1000 || o % 2 === 0) && live(o).length > 0);
+      expect(f).toMatchObject({
+        groups: dangling.length,
+        missingParent: dangling.filter((o) => o > 1000).reduce((n, o) => n + live(o).length, 0),
+        deletedParent: dangling.filter((o) => o <= 1000).reduce((n, o) => n + live(o).length, 0),
+      });
+      expect(f!.samples).toHaveLength(4);
+      // ~1 in 256 keys: not simply the first dangling keys in order
+      expect(f!.samples.map((s) => s.key[0])).not.toEqual(dangling.slice(0, 4));
+      for (const s of f!.samples) expect(s.ids).toEqual(live(s.key[0] as number));
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
 describe('orphaned-rows against a parent key that is not unique', () => {
   it('counts a child as deleted-parent only when every parent row holding its key is soft-deleted', async () => {
     const db = await freshDatabase(`
