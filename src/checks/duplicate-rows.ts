@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { DuplicateRule } from '../rules/types.js';
 import { keyLabel } from '../rules/types.js';
-import { and, col, fragment, groupKeyExpr, isAlive, keyAliases, keyExpr, keysEqual, rowId, rowIdOrder, sampleBucket, tableRef, type Sql } from '../sql/build.js';
+import { and, col, fragment, groupKeyExpr, isAlive, keyAliases, keyExpr, keysEqual, partBaseType, rowId, rowIdOrder, sampleBucket, tableRef, type Sql } from '../sql/build.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
 import type { Table } from '../catalog/types.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from '../repair/context.js';
@@ -46,7 +46,7 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
   // when that bucket holds too few groups does the exact join back to the table run — lazily.
   // Where an index serves the key, the aggregate reads the key alone (an index-only scan is then
   // possible) and the join back for samples is a few index lookups.
-  const bucket = sampleBucket(names.map((n) => sql.id(n)));
+  const bucket = sampleBucket(names.map((n, i) => ({ ref: sql.id(n), baseType: partBaseType(rule.table, rule.key[i]!) })));
   const collect = !keyIndexed(rule);
   const sampleOf = (ids: Sql) => sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${ids})`;
   const result = await sql<{ groups: string; rows: string; samples: Sample[] }>`
@@ -98,7 +98,7 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
     const pk = pkOf(rule.table);
     const pks = sql.join(pk.map((_, i) => sql`m.${sql.id(`p${i}`)}`));
     const keys = sql.join(rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`));
-    const inBucket = keyIndexed(rule) ? sql`false` : sampleBucket(rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`));
+    const inBucket = keyIndexed(rule) ? sql`false` : sampleBucket(rule.key.map((k, i) => ({ ref: sql`g.${sql.id(`k${i}`)}`, baseType: partBaseType(rule.table, k) })));
     const { rows } = await sql<{ groups: string; members: string; samples: Sample[] }>`
       with bucketed as (select n from ${sql.id(GROUPS)} g where ${inBucket} order by n limit ${sample}),
       chosen as (

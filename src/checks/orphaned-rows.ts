@@ -56,7 +56,7 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
   const names = keyAliases(rule.columns.length);
   const keyCols = sql.join(names.map((n) => sql.id(n)));
   const keys = sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(names[i]!)}`));
-  const bucket = sampleBucket(names.map((n) => sql.id(n)));
+  const bucket = sampleBucket(names.map((n, i) => ({ ref: sql.id(n), baseType: rule.table.columns.find((c) => c.name === rule.columns[i])?.baseType })));
   const parentOf = (alias: string) => and(rule.parentColumns.map((pc, i) => sql`${col('p', pc)} = ${sql.id(alias, names[i]!)}`));
   const hasParent = rule.parent.softDelete ? sql`exists (select 1 from ${tableRef(rule.parent)} p where ${parentOf('g')})` : sql`false`;
   const byId = rule.table.primaryKey?.length === 1 ? sql`x` : sql`x::text`;

@@ -87,11 +87,22 @@ export function keyAliases(n: number): string[] {
 
 /**
  * The fixed 1-in-256 hash bucket of keys that samples come from: ids can then be collected in the
- * one aggregate pass with bounded memory, and the same keys are sampled run after run.
+ * one aggregate pass with bounded memory, and the same keys are sampled run after run. It runs once
+ * per row, so each part is hashed by its type's own hash function where the type is known (no text
+ * copy: ~1 s of a 10M-row scan here). A key with a NULL part is never in the bucket.
  */
-export function sampleBucket(keys: Sql[]): Sql {
-  // It runs once per row: a single key skips concat_ws's copy (0.8 s of a 10M-row scan here)
-  // and hashes the same string, so the same keys are sampled either way.
-  if (keys.length === 1) return sql`hashtext(coalesce(${keys[0]!}::text, '')) & 255 = 0`;
-  return sql`hashtext(concat_ws('|', ${sql.join(keys.map((k) => sql`${k}::text`))})) & 255 = 0`;
+export function sampleBucket(parts: { ref: Sql; baseType?: string | undefined }[]): Sql {
+  const hashes = parts.map(({ ref, baseType }, i) => {
+    const typed = TYPED_HASH[baseType ?? ''];
+    const h = typed ? sql`${sql.raw(typed)}(${ref})` : sql`hashtext(${ref}::text)`;
+    return i === 0 ? h : sql`(${h} << ${sql.lit(i)})`;
+  });
+  return sql`(${sql.join(hashes, sql` # `)}) & 255 = 0`;
+}
+
+const TYPED_HASH: Record<string, string> = { int2: 'hashint2', int4: 'hashint4', int8: 'hashint8', uuid: 'uuid_hash', text: 'hashtext', varchar: 'hashtext' };
+
+/** A key part's base type, where it is a plain column of `table`. */
+export function partBaseType(table: Table, part: KeyPart): string | undefined {
+  return part.kind === 'column' ? table.columns.find((c) => c.name === part.column)?.baseType : undefined;
 }
