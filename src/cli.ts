@@ -40,6 +40,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .exitOverride();
 
   withCommonOptions(program.command('scan').description('find duplicate rows, orphaned rows and soft-delete conflicts'), 'text|json|markdown')
+    .option('--jobs <n>', 'check up to n rules at once, each on its own connection, all on one snapshot (like pg_dump -j)', '1')
     .action(async (opts: CommonOptions) => setExit(await scanCommand(opts, out)));
 
   withCommonOptions(program.command('repair').description('fix declared rules: a dry run unless --apply'), 'text|json')

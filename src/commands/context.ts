@@ -2,7 +2,7 @@ import { loadCatalog } from '../catalog/load.js';
 import { softDeleteSettings } from '../catalog/soft-delete.js';
 import type { Catalog } from '../catalog/types.js';
 import { loadConfig, type LoadedConfig } from '../config.js';
-import { openDatabase, readOnly, resolveTarget, type Connection, type Tx } from '../db.js';
+import { openDatabase, readOnlyAlongside, resolveTarget, type Connection, type Tx } from '../db.js';
 import { collectRules } from '../rules/collect.js';
 import type { Rule } from '../rules/types.js';
 import { validateRules } from '../rules/validate.js';
@@ -23,8 +23,8 @@ export async function prepare(opts: CommonOptions): Promise<{ loaded: LoadedConf
   return { loaded, statementTimeoutMs };
 }
 
-export async function connect(opts: CommonOptions): Promise<Connection> {
-  return openDatabase(resolveTarget(opts.databaseUrl));
+export async function connect(opts: CommonOptions, connections = 2): Promise<Connection> {
+  return openDatabase(resolveTarget(opts.databaseUrl), { maxConnections: Math.max(2, connections) });
 }
 
 /** Catalog and rules, resolved and server-validated, inside the caller's transaction. */
@@ -46,16 +46,20 @@ export async function snapshot(tx: Tx, opts: CommonOptions, loaded: LoadedConfig
   return { catalog, rules };
 }
 
-/** Open, run `work` in one read-only snapshot, close. */
+/**
+ * Open, run `work` in one read-only snapshot, close. With `jobs` > 1, `alongside` holds jobs − 1
+ * more read-only transactions on that same snapshot, each on its own connection.
+ */
 export async function withReadOnlySnapshot<T>(
   opts: CommonOptions,
-  work: (tx: Tx, snap: Snapshot, conn: Connection) => Promise<T>,
-  mode: SnapshotMode = {},
+  work: (tx: Tx, snap: Snapshot, conn: Connection, alongside: Tx[]) => Promise<T>,
+  mode: SnapshotMode & { jobs?: number } = {},
 ): Promise<T> {
   const { loaded, statementTimeoutMs } = await prepare(opts);
-  const conn = await connect(opts);
+  const jobs = mode.jobs ?? 1;
+  const conn = await connect(opts, jobs);
   try {
-    return await readOnly(conn.db, statementTimeoutMs, async (tx) => work(tx, await snapshot(tx, opts, loaded, mode), conn));
+    return await readOnlyAlongside(conn.db, statementTimeoutMs, jobs - 1, async (tx, alongside) => work(tx, await snapshot(tx, opts, loaded, mode), conn, alongside));
   } finally {
     await conn.close();
   }

@@ -16,6 +16,8 @@ export interface CommonOptions {
   sample: string;
   statementTimeout: string;
   debug?: boolean;
+  /** scan only: rules checked at once, each on its own connection sharing one snapshot. */
+  jobs?: string;
 }
 
 export function parseOnly(only: string | undefined): CheckId[] | null {
