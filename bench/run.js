@@ -90,14 +90,14 @@ await gen.end();
 const dup = (doc, ref) => doc.findings[0]?.groups === Number(ref.groups) && doc.findings[0]?.rows === Number(ref.rows);
 const oneRule = await compare('duplicate scan, no index', 'bench_data', ['scan', '--duplicates', 'submissions(invite_token)', '--sample', '5'], dbtDuplicates, dup);
 await compare('orphan scan', 'bench_data', ['scan', '--orphans', 'tokens.user_id -> users.id'], antiJoinOrphans, (doc, ref) => doc.findings[0]?.rows === Number(ref.rows));
-{
+for (const jobs of ['1', '2']) {
   const three = [];
   let rss = 0;
   for (let i = 0; i < reps; i++) {
-    const r = await rowdoctor('bench_data', ['scan', '--duplicates', 'submissions(invite_token)', '--duplicates', 'submissions(user_id, invite_token)', '--duplicates', 'submissions(lower(invite_token))']);
+    const r = await rowdoctor('bench_data', ['scan', '--duplicates', 'submissions(invite_token)', '--duplicates', 'submissions(user_id, invite_token)', '--duplicates', 'submissions(lower(invite_token))', '--jobs', jobs]);
     three.push(r.ms); rss = Math.max(rss, r.stats.maxRssKb ?? 0);
   }
-  record('three rules on one table', { ms: median(three), rssKb: rss }, oneRule, 'one rule (rowdoctor)');
+  record(`three rules on one table${jobs === '1' ? '' : `, --jobs ${jobs}`}`, { ms: median(three), rssKb: rss }, oneRule, 'one rule (rowdoctor)');
 }
 await timed('bench_data', (c) => c.query('create index on submissions (invite_token)').then(() => c.query('analyze submissions')));
 await compare('duplicate scan, with index', 'bench_data', ['scan', '--duplicates', 'submissions(invite_token)'], dbtDuplicates, dup);
