@@ -30,11 +30,13 @@ export function markerFor(tableId: string, columns: Column[], settings: SoftDele
  */
 export function predicateExcludesDeleted(predicate: string | null, marker: SoftDeleteMarker): boolean {
   if (!predicate) return false;
-  const col = quoteIdentIfNeeded(marker.column);
-  const alive =
+  // pg_get_expr quotes a name when it must, keywords included ("end", "order"), which a pattern
+  // cannot tell: both spellings are accepted, and both can only mean this column.
+  const spellings = [...new Set([quoteIdentIfNeeded(marker.column), `"${marker.column.replace(/"/g, '""')}"`])];
+  const alive = spellings.flatMap((col) =>
     marker.kind === 'timestamp'
       ? [`${col} IS NULL`]
-      : [`NOT ${col}`, `${col} = false`, `${col} IS FALSE`, `${col} IS NOT TRUE`, `NOT ${col} IS TRUE`, `${col} <> true`];
+      : [`NOT ${col}`, `${col} = false`, `${col} IS FALSE`, `${col} IS NOT TRUE`, `NOT ${col} IS TRUE`, `${col} <> true`]);
   return topLevelConjuncts(predicate).some((term) => alive.includes(term));
 }
 

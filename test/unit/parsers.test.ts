@@ -69,6 +69,10 @@ describe('soft-delete predicates', () => {
     expect(predicateExcludesDeleted('(NOT "isDeleted")', bool)).toBe(true);
     expect(predicateExcludesDeleted('("isDeleted" = false)', bool)).toBe(true);
   });
+  it('recognises a marker named like a keyword, which the server prints quoted', () => {
+    expect(predicateExcludesDeleted('("end" IS NULL)', { column: 'end', kind: 'timestamp' } as const)).toBe(true);
+    expect(predicateExcludesDeleted('(NOT "order")', { column: 'order', kind: 'boolean' } as const)).toBe(true);
+  });
   it('does not mistake other predicates for it', () => {
     expect(predicateExcludesDeleted(null, ts)).toBe(false);
     expect(predicateExcludesDeleted('((deleted_at IS NULL) OR (tenant_id = 1))', ts)).toBe(false);
