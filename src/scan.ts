@@ -1,8 +1,6 @@
-import { sql } from 'kysely';
-import type { Tx } from './db.js';
 import { checkFor } from './checks/index.js';
 import type { Finding } from './checks/types.js';
-import { queryError } from './db.js';
+import { preferParallel, queryError, type Tx } from './db.js';
 import type { Progress } from './report/progress.js';
 import { describeRule, type Rule } from './rules/types.js';
 
@@ -26,10 +24,7 @@ export interface ScanOptions {
  */
 export async function scan(tx: Tx, rules: Rule[], options: ScanOptions): Promise<ScanResult> {
   const slots = [tx, ...(options.alongside ?? [])];
-  // A check reads every row once and returns a few: at Gather's default cost per tuple (0.1) the
-  // planner sorts 10M keys in one process rather than in parallel workers, 13% slower here.
-  // Transaction-local; the server's own limits on parallel workers still apply.
-  await Promise.all(slots.map((t) => sql`select set_config('parallel_tuple_cost', '0.01', true)`.execute(t)));
+  await Promise.all(slots.map(preferParallel));
   const found: (Finding | null)[] = rules.map(() => null);
   let next = 0;
   let failed = false;

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import type { Catalog } from '../catalog/types.js';
 import type { Finding } from '../checks/types.js';
 import { repairerFor } from '../checks/index.js';
-import type { Db } from '../db.js';
+import { preferParallel, type Db } from '../db.js';
 import { RETRYABLE_SQLSTATES, RowdoctorError, describePgError, isPgError } from '../errors.js';
 import type { Progress } from '../report/progress.js';
 import { describeRule, type Rule } from '../rules/types.js';
@@ -99,6 +99,7 @@ export async function repairRules(session: Db, catalog: Catalog, rules: Rule[], 
     if (interrupted) continue;
     const repairer = repairerFor(rule);
     const total = await session.transaction().execute(async (tx) => {
+      await preferParallel(tx);
       const n = await repairer.groups(tx as unknown as Db, rule);
       if (options.findingsFor?.has(rule) && repairer.finding) action.finding = await repairer.finding(tx as unknown as Db, rule, options.sample);
       return n;
