@@ -3,8 +3,8 @@ import type { Db, Tx } from '../db.js';
 import type { OrphanRule } from '../rules/types.js';
 import { and, col, fragment, isAlive, keyAliases, rowId, rowIdOrder, sampleBucket, tableRef, type Sql } from '../sql/build.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
-import { count, pkOf, run } from '../repair/context.js';
-import { createGroups, GROUPS, inBatch } from '../repair/groups.js';
+import { count, pkMatches, pkOf, run } from '../repair/context.js';
+import { createGroups, createMembers, GROUPS, inBatch, MEMBERS } from '../repair/groups.js';
 import { deletedValue } from '../repair/markers.js';
 import { deleteLosers } from '../repair/merge.js';
 import { unreferenced, updateRows } from '../repair/rows.js';
@@ -103,27 +103,47 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
   };
 }
 
+/** Row `t` holds group `g`'s dangling key. */
+function onDanglingKey(rule: OrphanRule): Sql {
+  return and(rule.columns.map((c, i) => sql`${col('t', c)} = g.${sql.id(`k${i}`)}`));
+}
+
 // ── repair ────────────────────────────────────────────────────────────────────────────────────
 // Groups are dangling key values. Each batch locks the child rows holding them FOR UPDATE and
 // re-checks that they are still orphans (a parent may have been inserted since the scan). A row
 // that other rows still point at is never deleted (that would cascade or fail): it is skipped.
 
 export const orphanRepair: Repairer<OrphanRule> = {
-  groups(session, rule) {
-    return createGroups(session, rule.columns.length, sql`
+  async groups(session, rule) {
+    const total = await createGroups(session, rule.columns.length, sql`
       select distinct ${sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(`k${i}`)}`))}
         from ${tableRef(rule.table)} c where ${and(childScope(rule, 'c'))} and ${orphanPredicate(rule, 'c')}`);
+    // The orphan rows, listed once by primary key: each batch then reaches them by index, even where
+    // nothing indexes the reference columns (a scan of the child per batch otherwise).
+    await createMembers(session, rule.table, onDanglingKey(rule), and(childScope(rule, 't')));
+    return total;
   },
 
   async batch(ctx, rule, from, to) {
     const child = rule.table;
     const pk = pkOf(child);
     const rows = ctx.nextTemp();
+    // Re-checked under the lock: still in scope, still holding the key, still without a live parent.
+    // Where an index serves the reference, rows that took a dangling key since the listing are taken
+    // too; otherwise they are left for the next run.
+    const picked = sql`g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`l${i}`)}`))}`;
+    const stillOrphan = sql`${inBatch(from, to)} and ${onDanglingKey(rule)} and ${and(childScope(rule, 't'))} and ${orphanPredicate(rule, 't')}`;
     await run(ctx, sql`create temp table ${sql.id(rows)} on commit drop as
-      select g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`l${i}`)}`))}
-        from ${tableRef(child)} t join ${sql.id(GROUPS)} g on ${and(rule.columns.map((c, i) => sql`${col('t', c)} = g.${sql.id(`k${i}`)}`))}
-       where ${inBatch(from, to)} and ${and(childScope(rule, 't'))} and ${orphanPredicate(rule, 't')}
+      select ${picked}
+        from ${sql.id(MEMBERS)} m join ${tableRef(child)} t on ${pkMatches(child, 't', 'm', 'p')} join ${sql.id(GROUPS)} g on g.n = m.n
+       where ${stillOrphan}
          for update of t`, 'plan');
+    if (child.indexedLeading.includes(rule.columns[0]!)) {
+      await run(ctx, sql`insert into ${sql.id(rows)}
+        select ${picked} from ${tableRef(child)} t join ${sql.id(GROUPS)} g on ${onDanglingKey(rule)}
+         where ${stillOrphan} and not exists (select 1 from ${sql.id(rows)} r where ${pkMatches(child, 't', 'r', 'l')})
+           for update of t`, 'plan');
+    }
     const groups = await count(ctx, sql`select distinct n from ${sql.id(rows)}`);
     const { free, skippedGroups: skipped } = rule.repair === 'delete' ? await unreferenced(ctx, child, rows) : { free: rows, skippedGroups: 0 };
     if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, child, free);
