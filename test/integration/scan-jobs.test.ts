@@ -58,6 +58,19 @@ describe('scan --jobs', () => {
     }
   });
 
+  it('a check failing on one connection stops the scan with exit 2, naming the rule', async () => {
+    // Passes the server's LIMIT 0 validation, fails on the first row with id 1.
+    const config = writeConfig(`rules:
+  - { check: duplicate-rows, table: account, key: [email] }
+  - { check: duplicate-rows, table: session, key: [token], where: "1 / (id - 1) >= 0" }
+  - { check: duplicate-rows, table: item, key: [k] }
+`);
+    const res = await runCli(['scan', '--database-url', db.url, '--no-discover', '--config', config, '--jobs', '2']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/Checking duplicate-rows on public\.session\(token\).*division by zero \(SQLSTATE 22012\)/s);
+    expect(res.stdout).toBe('');
+  });
+
   it('refuses a --jobs that is not a whole number ≥ 1', async () => {
     const res = await runCli(['scan', '--database-url', db.url, '--no-discover', '--jobs', '0']);
     expect(res.code).toBe(2);
