@@ -2,8 +2,8 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import { keyLabel, type SoftDeleteRule } from '../rules/types.js';
 import { and, col, fragment, isDeleted, keyAliases, keyExpr, keysEqual, rowId, rowIdOrder, tableRef, type Sql } from '../sql/build.js';
-import { count, pkOf, run } from '../repair/context.js';
-import { createGroups, GROUPS, inBatch } from '../repair/groups.js';
+import { count, pkMatches, pkOf, run } from '../repair/context.js';
+import { createGroups, createMembers, GROUPS, inBatch, MEMBERS } from '../repair/groups.js';
 import { aliveValue } from '../repair/markers.js';
 import { deleteLosers, mergeRows } from '../repair/merge.js';
 import { unreferenced, updateRows } from '../repair/rows.js';
@@ -60,6 +60,11 @@ async function detect(db: Db | Tx, rule: SoftDeleteRule, options: { sample: numb
   return { ...baseFinding(rule, rule.key.map(keyLabel)), groups: toCount(row.groups), rows: toCount(row.rows), samples: row.samples };
 }
 
+/** Row `t` holds group `g`'s key. */
+function onGroupKey(rule: SoftDeleteRule): Sql {
+  return keysEqual(rule.key.map((k) => keyExpr(k, 't')), rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`), rule.nullsNotDistinct);
+}
+
 // ── repair ────────────────────────────────────────────────────────────────────────────────────
 // purge-deleted: a deleted row whose key a live row holds is merged into that live row (children
 // re-pointed), then removed; a deleted row holding its key alone is hard-deleted, or skipped when
@@ -67,16 +72,20 @@ async function detect(db: Db | Tx, rule: SoftDeleteRule, options: { sample: numb
 // un-deleted and the others are merged into it; keys that a live row holds are skipped.
 
 export const softDeleteRepair: Repairer<SoftDeleteRule> = {
-  groups(session, rule) {
+  async groups(session, rule) {
     const marker = rule.table.softDelete!;
     const names = rule.key.map((_, i) => sql.id(`k${i}`));
     const conflict = rule.enforcedBy !== null ? sql`true` : rule.source === 'discovered' ? sql`false` : sql`count(*) > 1`;
-    return createGroups(session, rule.key.length, sql`
+    const total = await createGroups(session, rule.key.length, sql`
       select ${sql.join(names)} from (
         select ${sql.join(rule.key.map((p, i) => sql`${keyExpr(p, null)} as ${names[i]!}`))}, ${isDeleted(marker, null)} as deleted
           from ${tableRef(rule.table)} where ${and(conflictScope(rule, null))}) k
        group by ${sql.join(names)}
       having count(*) filter (where deleted) > 0 and (${conflict})`);
+    // Each group's rows, listed once by primary key: a batch then reaches them by index, even where
+    // no index serves the key for deleted rows (a partial one on live rows does not).
+    await createMembers(session, rule.table, onGroupKey(rule), and(conflictScope(rule, 't')));
+    return total;
   },
 
   async batch(ctx, rule, from, to) {
@@ -84,14 +93,24 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
     const marker = table.softDelete!;
     const pk = pkOf(table);
     const rows = ctx.nextTemp();
-    const onKey = keysEqual(rule.key.map((k) => keyExpr(k, 't')), rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`), rule.nullsNotDistinct);
     const newest = marker.kind === 'timestamp' ? sql`${sql.id('m')} desc nulls last, ` : sql``;
+    // The rows listed with the groups, re-checked under the lock; where an index serves the key,
+    // rows that took the key since are taken too.
+    const picked = sql`g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))},
+             ${isDeleted(marker, 't')} as deleted, ${col('t', marker.column)} as m`;
+    const still = sql`${inBatch(from, to)} and ${onGroupKey(rule)} and ${and(conflictScope(rule, 't'))}`;
     await run(ctx, sql`create temp table ${sql.id(rows)} on commit drop as
-      select g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))},
-             ${isDeleted(marker, 't')} as deleted, ${col('t', marker.column)} as m
-        from ${tableRef(table)} t join ${sql.id(GROUPS)} g on ${onKey}
-       where ${inBatch(from, to)} and ${and(conflictScope(rule, 't'))}
+      select ${picked}
+        from ${sql.id(MEMBERS)} mb join ${tableRef(table)} t on ${pkMatches(table, 't', 'mb', 'p')} join ${sql.id(GROUPS)} g on g.n = mb.n
+       where ${still}
          for update of t`, 'plan');
+    const first = rule.key[0];
+    if (first?.kind === 'column' && table.indexedLeading.includes(first.column)) {
+      await run(ctx, sql`insert into ${sql.id(rows)}
+        select ${picked} from ${tableRef(table)} t join ${sql.id(GROUPS)} g on ${onGroupKey(rule)}
+         where ${still} and not exists (select 1 from ${sql.id(rows)} r where ${pkMatches(table, 't', 'r', 'p')})
+           for update of t`, 'plan');
+    }
     const groups = await count(ctx, sql`select distinct n from ${sql.id(rows)} where deleted`);
     const pks = sql.join(pk.map((_, i) => sql.id(`p${i}`)));
     const firstPk = (alias: string) => sql.join(pk.map((_, i) => sql`first_value(${sql.id(`p${i}`)}) over w as ${sql.id(`${alias}${i}`)}`));

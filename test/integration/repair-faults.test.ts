@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
-import { BIN, runCli } from '../support/run.js';
+import { BIN, runCli, writeConfig } from '../support/run.js';
 
 // groups: keys 1..N, each held by 2 or 3 items; every item has one child row.
 const fixture = (groups: number) => `
@@ -23,6 +23,27 @@ async function database(groups: number): Promise<TestDb> {
   return db;
 }
 afterAll(async () => { for (const db of dbs) await db.drop(); });
+
+/** Lock rows from another session with `select` (… FOR UPDATE); returns what releases them. */
+async function holdLock(db: TestDb, select: string): Promise<() => Promise<void>> {
+  const holder = new pg.Client(db.url);
+  await holder.connect();
+  await holder.query('begin');
+  await holder.query(select);
+  return async () => {
+    await holder.query('rollback');
+    await holder.end();
+  };
+}
+
+/** Until a rowdoctor statement is waiting for a lock. */
+async function untilRepairWaits(db: TestDb): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if ((await db.query("select 1 from pg_stat_activity where application_name = 'rowdoctor' and wait_event_type = 'Lock'")).length) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('the repair never waited for the lock');
+}
 
 const userTables = (sums: Record<string, string>) => Object.fromEntries(Object.entries(sums).filter(([t]) => !t.startsWith('rowdoctor_backup.')));
 const repairArgs = (db: TestDb, ...extra: string[]) => ['repair', '--database-url', db.url, '--duplicates', 'item(k)', '--no-discover', '--format', 'json', ...extra];
@@ -132,22 +153,13 @@ describe('repair under faults', () => {
       ${indexed ? 'create index on pet (owner_id);' : ''}
     `);
     dbs.push(db);
-    const holder = new pg.Client(db.url);
-    await holder.connect();
-    await holder.query('begin');
-    await holder.query('select * from pet where owner_id = 1001 for update'); // holds up batch 1 (keys 1001–1005)
+    const release = await holdLock(db, 'select * from pet where owner_id = 1001 for update'); // holds up batch 1 (keys 1001–1005)
     const repair = runCli(['repair', '--database-url', db.url, '--orphans', 'pet.owner_id -> owner.id', '--no-discover', '--apply',
       '--batch-size', '5', '--lock-timeout', '20s', '--format', 'json']);
-    for (let i = 0; ; i++) {
-      const waiting = await db.query("select 1 from pg_stat_activity where application_name = 'rowdoctor' and wait_event_type = 'Lock'");
-      if (waiting.length) break;
-      if (i > 400) throw new Error('the repair never waited for the lock');
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await untilRepairWaits(db);
     // Batch 2 (keys 1006–1010) has not run yet: owner 1007 appears, and a new pet takes key 1008.
     await db.exec('insert into owner values (1007); insert into pet (id, owner_id) values (9999, 1008)');
-    await holder.query('rollback');
-    await holder.end();
+    await release();
     const res = await repair;
     expect(res.code, res.stderr).toBe(0);
     expect(JSON.parse(res.stdout).actions[0]).toMatchObject({ groups: 19, rowsDeleted: indexed ? 39 : 38, skipped: 0 });
@@ -155,6 +167,32 @@ describe('repair under faults', () => {
       ...(await db.query('select id, owner_id from pet where owner_id = 1007 order by id')), ...(indexed ? [] : [{ id: 9999, owner_id: 1008 }]),
     ]);
     expect(await q(db, 'select count(*) from pet where owner_id = 1007')).toBe(2);
+  });
+
+  it.each([
+    ['not indexed: left for the next run', false],
+    ['indexed: taken by its batch', true],
+  ])('soft-delete conflicts: a deleted row that takes a conflicting key after the listing — name %s', async (_, indexed) => {
+    // names n01..n20: one live and one soft-deleted row each; 1000 other live names.
+    const db = await freshDatabase(`
+      create table tag (id int primary key, name text not null, deleted_at timestamptz);
+      insert into tag select g, 'n' || lpad(g::text, 2, '0'), null from generate_series(1, 20) g;
+      insert into tag select 100 + g, 'n' || lpad(g::text, 2, '0'), now() from generate_series(1, 20) g;
+      insert into tag select 1000 + g, 'other' || g, null from generate_series(1, 1000) g;
+      ${indexed ? 'create index on tag (name);' : ''}
+    `);
+    dbs.push(db);
+    const release = await holdLock(db, "select * from tag where name = 'n01' for update"); // holds up batch 1 (n01–n05)
+    const repair = runCli(['repair', '--database-url', db.url, '--config', writeConfig(
+      'rules:\n  - { check: soft-delete-conflicts, table: tag, key: [name], repair: purge-deleted }\n'),
+    '--no-discover', '--apply', '--batch-size', '5', '--lock-timeout', '20s', '--format', 'json']);
+    await untilRepairWaits(db);
+    await db.exec("insert into tag values (9999, 'n08', now())"); // batch 2 (n06–n10) has not run yet
+    await release();
+    const res = await repair;
+    expect(res.code, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout).actions[0]).toMatchObject({ groups: 20, rowsDeleted: indexed ? 21 : 20, skipped: 0 });
+    expect(await db.query('select id from tag where deleted_at is not null order by id')).toEqual(indexed ? [] : [{ id: 9999 }]);
   });
 
   it('Ctrl-C: the current batch finishes, no new one starts, a message says to re-run; the re-run finishes', async () => {
