@@ -1,5 +1,5 @@
 import type { Catalog, ForeignKey, UniqueIndex } from '../catalog/types.js';
-import { readOnly, type Db } from '../db.js';
+import { preferParallel, readOnly, type Db } from '../db.js';
 import type { Rule } from '../rules/types.js';
 import { foreignKeyDdl, uniqueDdl } from './ddl.js';
 import { expectedConstraints } from './expected.js';
@@ -25,6 +25,7 @@ export async function verifyConstraints(db: Db, catalog: Catalog, rules: Rule[],
   const keys = await normalizeKeys(db, uniques);
   const violations = (counter: () => Promise<number>) => (options.countViolations === false ? Promise.resolve(null) : counter());
   return readOnly(db, options.statementTimeoutMs, async (tx) => {
+    await preferParallel(tx); // violations are counted by the checks' own whole-table aggregates
     const verdicts: Verdict[] = [];
     const seenIndexes = new Set<UniqueIndex>();
     for (const e of expected) {
