@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { DuplicateRule } from '../rules/types.js';
 import { keyLabel } from '../rules/types.js';
-import { and, col, fragment, groupKeyExpr, isAlive, keyAliases, keyExpr, keysEqual, partBaseType, rowId, rowIdOrder, sampleBucket, tableRef, type Sql } from '../sql/build.js';
+import { and, col, fragment, groupKeyExpr, isAlive, keyAliases, keyExpr, keysEqual, partBaseType, rowId, rowIdOrder, rowIdSortKey, sampleBucket, tableRef, type Sql } from '../sql/build.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
 import type { Table } from '../catalog/types.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from '../repair/context.js';
@@ -49,6 +49,7 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
   const bucket = sampleBucket(names.map((n, i) => ({ ref: sql.id(n), baseType: partBaseType(rule.table, rule.key[i]!) })));
   const collect = !keyIndexed(rule);
   const sampleOf = (ids: Sql) => sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${ids})`;
+  const exact = sql`(select coalesce(json_agg(${sampleOf(sql`ids`)} order by ${keyCols}), '[]'::json) from si)`;
   const result = await sql<{ groups: string; rows: string; samples: Sample[] }>`
     with g as (
       select ${keyCols}, count(*) as n, ${collect ? sql`array_agg(id) filter (where ${bucket})` : sql`null::text[]`} as ids
@@ -65,10 +66,9 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
     )
     select (select count(*) from g) as groups,
            (select coalesce(sum(n - 1), 0) from g) as rows,
-           case when (select count(*) from bucketed) >= least(${options.sample}, (select count(*) from g))
-                then (select coalesce(json_agg(${sampleOf(sql`(select json_agg(x order by ${rule.table.primaryKey?.length === 1 ? sql`x` : sql`x::text`}) from unnest(ids) x)`)} order by ${keyCols}), '[]'::json) from bucketed)
-                else (select coalesce(json_agg(${sampleOf(sql`ids`)} order by ${keyCols}), '[]'::json) from si)
-           end as samples
+           ${collect ? sql`case when (select count(*) from bucketed) >= least(${options.sample}, (select count(*) from g))
+                then (select coalesce(json_agg(${sampleOf(sql`(select json_agg(x order by ${rowIdSortKey(rule.table, sql`x`)}) from unnest(ids) x)`)} order by ${keyCols}), '[]'::json) from bucketed)
+                else ${exact} end` : exact} as samples
   `.execute(db);
   const row = result.rows[0]!;
   if (toCount(row.groups) === 0) return null;

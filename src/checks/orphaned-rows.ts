@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { OrphanRule } from '../rules/types.js';
-import { and, col, fragment, isAlive, keyAliases, rowId, rowIdOrder, sampleBucket, tableRef, type Sql } from '../sql/build.js';
+import { and, col, fragment, isAlive, keyAliases, rowId, rowIdOrder, rowIdSortKey, sampleBucket, tableRef, type Sql } from '../sql/build.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
 import { count, pkMatches, pkOf, run } from '../repair/context.js';
 import { createGroups, createMembers, GROUPS, inBatch, MEMBERS } from '../repair/groups.js';
@@ -59,7 +59,6 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
   const bucket = sampleBucket(names.map((n, i) => ({ ref: sql.id(n), baseType: rule.table.columns.find((c) => c.name === rule.columns[i])?.baseType })));
   const parentOf = (alias: string) => and(rule.parentColumns.map((pc, i) => sql`${col('p', pc)} = ${sql.id(alias, names[i]!)}`));
   const hasParent = rule.parent.softDelete ? sql`exists (select 1 from ${tableRef(rule.parent)} p where ${parentOf('g')})` : sql`false`;
-  const byId = rule.table.primaryKey?.length === 1 ? sql`x` : sql`x::text`;
   const sampleOf = (ids: Sql) => sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${ids})`;
   const result = await sql<{ missing: string; deleted: string; groups: string; samples: Sample[] }>`
     with g as (
@@ -82,7 +81,7 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
            (select sum(n) from classified where has_parent) as deleted,
            (select count(*) from g) as groups,
            case when (select count(*) from bucketed) >= least(${options.sample}, (select count(*) from g))
-                then (select coalesce(json_agg(${sampleOf(sql`(select json_agg(x order by ${byId}) from unnest(ids) x)`)} order by ${keyCols}), '[]'::json) from bucketed)
+                then (select coalesce(json_agg(${sampleOf(sql`(select json_agg(x order by ${rowIdSortKey(rule.table, sql`x`)}) from unnest(ids) x)`)} order by ${keyCols}), '[]'::json) from bucketed)
                 else (select coalesce(json_agg(${sampleOf(sql`ids`)} order by ${keyCols}), '[]'::json) from si)
            end as samples
   `.execute(db);

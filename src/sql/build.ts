@@ -68,6 +68,20 @@ export function rowId(table: Table, alias: string | null): Sql {
   return sql`json_build_array(${sql.join(pk.map((c) => col(alias, c)))})`;
 }
 
+/**
+ * How to sort rowId() values `x` (collected unordered into an array) the way rowIdOrder() sorts
+ * the rows: each part of a composite key back in its own type, a ctid as a tid.
+ */
+export function rowIdSortKey(table: Table, x: Sql): Sql {
+  const pk = table.primaryKey;
+  if (!pk) {
+    if (!table.partitioned) return sql`${x}::tid`;
+    return sql`substring(${x} from '^(.*):')::regclass::oid, substring(${x} from ':([^:]*)$')::tid`;
+  }
+  if (pk.length === 1) return x;
+  return sql.join(pk.map((c, i) => sql`(${x}->>${sql.lit(i)})::${sql.raw(table.columns.find((col) => col.name === c)!.type)}`));
+}
+
 /** Equality of two key tuples; NULLS NOT DISTINCT keys compare with IS NOT DISTINCT FROM. */
 export function keysEqual(left: Sql[], right: Sql[], nullsNotDistinct: boolean): Sql {
   return and(left.map((l, i) => (nullsNotDistinct ? sql`${l} is not distinct from ${right[i]!}` : sql`${l} = ${right[i]!}`)));

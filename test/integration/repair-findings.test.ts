@@ -15,6 +15,12 @@ const FIXTURE = `
   create table device (tenant_id int, id int, serial text, primary key (tenant_id, id));
   insert into device select g % 3, g, 's' || (g % 7) from generate_series(1, 40) g;
   insert into device values (9, 1, null), (9, 2, null);                -- NULLs: one more group (nullsNotDistinct)
+  -- composite primary key whose parts sort differently as text ([1, 10] vs [1, 9]); 3,000 groups
+  create table reading (site int, seq int, val text, primary key (site, seq));
+  insert into reading select s, g, 'v' || g from generate_series(1, 3000) g, (values (9), (10)) v(s);
+  -- no primary key: ids are ctids, sorted as tids ((0,9) before (0,10)), not as text
+  create table loose (val text);
+  insert into loose select 'v' || (g % 3000) from generate_series(1, 6000) g;
   create table badge (id int primary key, holder text);
   create index on badge (holder);
   insert into badge select g, 'h' || (g % 10) from generate_series(1, 35) g;
@@ -25,6 +31,7 @@ const CONFIG = `rules:
   - { check: duplicate-rows, table: ticket, key: [{ expr: "lower(lower_code)" }, tenant] }
   - { check: duplicate-rows, table: device, key: [serial], nullsNotDistinct: true }
   - { check: duplicate-rows, table: badge, key: [holder] }
+  - { check: duplicate-rows, table: reading, key: [val] }
 `;
 
 let db: TestDb;
@@ -48,12 +55,28 @@ describe('repair reports the same findings as scan', () => {
     const [row] = await db.query<{ groups: string; rows: string }>(`select count(*) as groups, sum(n - 1) as rows from
       (select code, count(*) as n from ticket where code is not null and deleted_at is null group by code having count(*) > 1) d`);
     const oracle = [Number(row!.groups), Number(row!.rows)];
-    expect(scan.findings.map((f) => [f.groups, f.rows])).toEqual([oracle, oracle, [8, 34], [10, 25]]);
+    expect(scan.findings.map((f) => [f.groups, f.rows])).toEqual([oracle, oracle, [8, 34], [10, 25], [3000, 3000]]);
+    // Bucket samples of a composite key: ids in key order, each part compared in its own type.
+    const reading = scan.findings[4]!.samples as { ids: number[][] }[];
+    expect(reading).toHaveLength(3);
+    for (const sample of reading) expect(sample.ids.map((id) => id[0])).toEqual([9, 10]);
     // Where no index serves the key, samples come from the hash bucket, not the first keys in order.
     expect(scan.findings[0]!.samples).toHaveLength(3);
     expect(scan.findings[0]!.samples[0]).not.toMatchObject({ key: ['c0'] });
     const dry = await json(['repair', '--config', config]);
     expect(dry.findings).toEqual(scan.findings);
+  });
+
+  it('bucket samples of a table without a primary key list ctids in physical order', async () => {
+    const scan = await json(['scan', '--duplicates', 'loose(val)']);
+    const samples = scan.findings[0]!.samples as { ids: string[] }[];
+    expect(samples).toHaveLength(3);
+    const tid = (t: string) => t.slice(1, -1).split(',').map(Number) as [number, number];
+    for (const { ids } of samples) {
+      expect(ids).toHaveLength(2);
+      const [a, b] = ids.map(tid) as [[number, number], [number, number]];
+      expect(a[0] < b[0] || (a[0] === b[0] && a[1] < b[1])).toBe(true);
+    }
   });
 
   it('with --apply: the first rule from its enumeration, the others scanned before any write', async () => {
