@@ -87,10 +87,7 @@ describe('repair under faults', () => {
 
   it('a lock held by another session: lock timeout, retries, the batch reported as skipped, nothing half-done', async () => {
     const db = await database(10);
-    const holder = new pg.Client(db.url);
-    await holder.connect();
-    await holder.query('begin');
-    await holder.query('select * from item where k = 2 for update'); // in the first batch of 5 groups
+    const release = await holdLock(db, 'select * from item where k = 2 for update'); // in the first batch of 5 groups
     const before = await db.query('select k, count(*)::int as n from item where k <= 5 group by k order by k');
     const res = await runCli(['repair', '--database-url', db.url, '--duplicates', 'item(k)', '--no-discover', '--apply', '--batch-size', '5', '--lock-timeout', '100ms']);
     expect(res.code).toBe(1);
@@ -98,8 +95,7 @@ describe('repair under faults', () => {
     expect(res.stdout).toMatch(/5 groups skipped/);
     expect(await db.query('select k, count(*)::int as n from item where k <= 5 group by k order by k')).toEqual(before);
     expect(await q(db, 'select count(*) from item where k > 5')).toBe(5); // the other batch was done
-    await holder.query('rollback');
-    await holder.end();
+    await release();
     const rerun = await runCli(repairArgs(db, '--apply', '--batch-size', '5'));
     expect(rerun.code).toBe(0);
     expect(await q(db, 'select count(*) from item')).toBe(10);
