@@ -6,7 +6,7 @@ import { and, col, fragment, groupKeyExpr, isAlive, keyAliases, keyExpr, keysEqu
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
 import type { Table } from '../catalog/types.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from '../repair/context.js';
-import { createGroups, createMembers, GROUPS, inBatch, MEMBERS } from '../repair/groups.js';
+import { createGroups, createMembers, GROUPS, lockBatchRows, MEMBERS } from '../repair/groups.js';
 import { deletedValue } from '../repair/markers.js';
 import { deleteLosers, mergeRows } from '../repair/merge.js';
 import { unreferenced, updateRows } from '../repair/rows.js';
@@ -124,27 +124,13 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
     const table = rule.table;
     const pk = pkOf(table);
     const rows = ctx.nextTemp();
-    const onKey = onGroupKey(rule);
     const keep = sql.join([
       ...rule.keep.map((o, i) => sql`${sql.id(`o${i}`)} ${sql.raw(o.direction)}${o.nulls ? sql.raw(` nulls ${o.nulls}`) : sql``}`),
       ...pk.map((_, i) => sql`${sql.id(`p${i}`)}`),
     ]);
     const picked = sql`g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))}
              ${rule.keep.length ? sql`, ${sql.join(rule.keep.map((o, i) => sql`${col('t', o.column)} as ${sql.id(`o${i}`)}`))}` : sql``}`;
-    // The members listed when groups were counted, re-checked under the lock (key and scope may
-    // have changed since); where an index serves the key, rows added since are taken too.
-    await run(ctx, sql`create temp table ${sql.id(rows)} on commit drop as
-      select ${picked}
-        from ${sql.id(MEMBERS)} m join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'p')} join ${sql.id(GROUPS)} g on g.n = m.n
-       where ${inBatch(from, to)} and ${onKey} and ${and(duplicateScope(rule, 't'))}
-         for update of t`, 'plan');
-    if (keyIndexed(rule)) {
-      await run(ctx, sql`insert into ${sql.id(rows)}
-        select ${picked} from ${tableRef(table)} t join ${sql.id(GROUPS)} g on ${onKey}
-         where ${inBatch(from, to)} and ${and(duplicateScope(rule, 't'))}
-           and not exists (select 1 from ${sql.id(rows)} r where ${pkMatches(table, 't', 'r', 'p')})
-           for update of t`, 'plan');
-    }
+    await lockBatchRows(ctx, table, rows, { from, to, picked, onKey: onGroupKey(rule), still: and(duplicateScope(rule, 't')), pkPrefix: 'p', byKey: keyIndexed(rule) });
     const map = ctx.nextTemp();
     await run(ctx, sql`create temp table ${sql.id(map)} on commit drop as
       select n, ${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`))}, ${sql.join(pk.map((_, i) => sql.id(`s${i}`)))}

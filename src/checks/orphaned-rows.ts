@@ -1,10 +1,10 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { OrphanRule } from '../rules/types.js';
-import { and, col, fragment, isAlive, keyAliases, rowId, rowIdOrder, rowIdSortKey, sampleBucket, tableRef, type Sql } from '../sql/build.js';
+import { and, col, fragment, isAlive, keyAliases, partBaseType, rowId, rowIdOrder, rowIdSortKey, sampleBucket, tableRef, type Sql } from '../sql/build.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
-import { count, pkMatches, pkOf, run } from '../repair/context.js';
-import { createGroups, createMembers, GROUPS, inBatch, MEMBERS } from '../repair/groups.js';
+import { count, pkOf } from '../repair/context.js';
+import { createGroups, createMembers, lockBatchRows } from '../repair/groups.js';
 import { deletedValue } from '../repair/markers.js';
 import { deleteLosers } from '../repair/merge.js';
 import { unreferenced, updateRows } from '../repair/rows.js';
@@ -56,7 +56,7 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
   const names = keyAliases(rule.columns.length);
   const keyCols = sql.join(names.map((n) => sql.id(n)));
   const keys = sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(names[i]!)}`));
-  const bucket = sampleBucket(names.map((n, i) => ({ ref: sql.id(n), baseType: rule.table.columns.find((c) => c.name === rule.columns[i])?.baseType })));
+  const bucket = sampleBucket(names.map((n, i) => ({ ref: sql.id(n), baseType: partBaseType(rule.table, { kind: 'column', column: rule.columns[i]! }) })));
   const parentOf = (alias: string) => and(rule.parentColumns.map((pc, i) => sql`${col('p', pc)} = ${sql.id(alias, names[i]!)}`));
   const hasParent = rule.parent.softDelete ? sql`exists (select 1 from ${tableRef(rule.parent)} p where ${parentOf('g')})` : sql`false`;
   const sampleOf = (ids: Sql) => sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${ids})`;
@@ -127,22 +127,11 @@ export const orphanRepair: Repairer<OrphanRule> = {
     const child = rule.table;
     const pk = pkOf(child);
     const rows = ctx.nextTemp();
-    // Re-checked under the lock: still in scope, still holding the key, still without a live parent.
-    // Where an index serves the reference, rows that took a dangling key since the listing are taken
-    // too; otherwise they are left for the next run.
-    const picked = sql`g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`l${i}`)}`))}`;
-    const stillOrphan = sql`${inBatch(from, to)} and ${onDanglingKey(rule)} and ${and(childScope(rule, 't'))} and ${orphanPredicate(rule, 't')}`;
-    await run(ctx, sql`create temp table ${sql.id(rows)} on commit drop as
-      select ${picked}
-        from ${sql.id(MEMBERS)} m join ${tableRef(child)} t on ${pkMatches(child, 't', 'm', 'p')} join ${sql.id(GROUPS)} g on g.n = m.n
-       where ${stillOrphan}
-         for update of t`, 'plan');
-    if (child.indexedLeading.includes(rule.columns[0]!)) {
-      await run(ctx, sql`insert into ${sql.id(rows)}
-        select ${picked} from ${tableRef(child)} t join ${sql.id(GROUPS)} g on ${onDanglingKey(rule)}
-         where ${stillOrphan} and not exists (select 1 from ${sql.id(rows)} r where ${pkMatches(child, 't', 'r', 'l')})
-           for update of t`, 'plan');
-    }
+    // Still in scope, still holding the key, still without a live parent (one may have been inserted).
+    await lockBatchRows(ctx, child, rows, {
+      from, to, picked: sql`g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`l${i}`)}`))}`, onKey: onDanglingKey(rule),
+      still: sql`${and(childScope(rule, 't'))} and ${orphanPredicate(rule, 't')}`, pkPrefix: 'l', byKey: child.indexedLeading.includes(rule.columns[0]!),
+    });
     const groups = await count(ctx, sql`select distinct n from ${sql.id(rows)}`);
     const { free, skippedGroups: skipped } = rule.repair === 'delete' ? await unreferenced(ctx, child, rows) : { free: rows, skippedGroups: 0 };
     if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, child, free);

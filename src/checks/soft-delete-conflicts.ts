@@ -2,8 +2,8 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import { keyLabel, type SoftDeleteRule } from '../rules/types.js';
 import { and, col, fragment, isDeleted, keyAliases, keyExpr, keysEqual, rowId, rowIdOrder, tableRef, type Sql } from '../sql/build.js';
-import { count, pkMatches, pkOf, run } from '../repair/context.js';
-import { createGroups, createMembers, GROUPS, inBatch, MEMBERS } from '../repair/groups.js';
+import { count, pkOf, run } from '../repair/context.js';
+import { createGroups, createMembers, lockBatchRows } from '../repair/groups.js';
 import { aliveValue } from '../repair/markers.js';
 import { deleteLosers, mergeRows } from '../repair/merge.js';
 import { unreferenced, updateRows } from '../repair/rows.js';
@@ -94,23 +94,12 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
     const pk = pkOf(table);
     const rows = ctx.nextTemp();
     const newest = marker.kind === 'timestamp' ? sql`${sql.id('m')} desc nulls last, ` : sql``;
-    // The rows listed with the groups, re-checked under the lock; where an index serves the key,
-    // rows that took the key since are taken too.
-    const picked = sql`g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))},
-             ${isDeleted(marker, 't')} as deleted, ${col('t', marker.column)} as m`;
-    const still = sql`${inBatch(from, to)} and ${onGroupKey(rule)} and ${and(conflictScope(rule, 't'))}`;
-    await run(ctx, sql`create temp table ${sql.id(rows)} on commit drop as
-      select ${picked}
-        from ${sql.id(MEMBERS)} mb join ${tableRef(table)} t on ${pkMatches(table, 't', 'mb', 'p')} join ${sql.id(GROUPS)} g on g.n = mb.n
-       where ${still}
-         for update of t`, 'plan');
     const first = rule.key[0];
-    if (first?.kind === 'column' && table.indexedLeading.includes(first.column)) {
-      await run(ctx, sql`insert into ${sql.id(rows)}
-        select ${picked} from ${tableRef(table)} t join ${sql.id(GROUPS)} g on ${onGroupKey(rule)}
-         where ${still} and not exists (select 1 from ${sql.id(rows)} r where ${pkMatches(table, 't', 'r', 'p')})
-           for update of t`, 'plan');
-    }
+    await lockBatchRows(ctx, table, rows, {
+      from, to, onKey: onGroupKey(rule), still: and(conflictScope(rule, 't')), pkPrefix: 'p',
+      picked: sql`g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))}, ${isDeleted(marker, 't')} as deleted, ${col('t', marker.column)} as m`,
+      byKey: first?.kind === 'column' && table.indexedLeading.includes(first.column),
+    });
     const groups = await count(ctx, sql`select distinct n from ${sql.id(rows)} where deleted`);
     const pks = sql.join(pk.map((_, i) => sql.id(`p${i}`)));
     const firstPk = (alias: string) => sql.join(pk.map((_, i) => sql`first_value(${sql.id(`p${i}`)}) over w as ${sql.id(`${alias}${i}`)}`));

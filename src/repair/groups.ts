@@ -2,6 +2,7 @@ import { sql, type RawBuilder } from 'kysely';
 import type { Db } from '../db.js';
 import type { Table } from '../catalog/types.js';
 import { keyAliases } from '../sql/build.js';
+import { pkMatches, run, type BatchContext } from './context.js';
 
 /** The session-scoped temp table of group keys a repair walks through in batches: (n, k0, k1 …). */
 export const GROUPS = 'rd_groups';
@@ -40,4 +41,28 @@ export async function createMembers(session: Db, table: Table, onKey: RawBuilder
 /** `g.n` within the batch. */
 export function inBatch(from: number, to: number): RawBuilder<unknown> {
   return sql`g.n > ${from} and g.n <= ${to}`;
+}
+
+/**
+ * Lock a batch's rows into the temp table `rows`: the members listed with the groups, reached by
+ * primary key and re-checked under the lock (they may have changed since the listing). Where an
+ * index serves the key (`byKey`), rows that took one of the batch's keys since are taken too;
+ * otherwise they are left for the next run. `picked` selects from `t` (the row) and `g` (its
+ * group) and must name the primary key `${pkPrefix}0…`.
+ */
+export async function lockBatchRows(
+  ctx: BatchContext, table: Table, rows: string,
+  batch: { from: number; to: number; picked: RawBuilder<unknown>; onKey: RawBuilder<unknown>; still: RawBuilder<unknown>; pkPrefix: string; byKey: boolean },
+): Promise<void> {
+  const where = sql`${inBatch(batch.from, batch.to)} and ${batch.onKey} and ${batch.still}`;
+  await run(ctx, sql`create temp table ${sql.id(rows)} on commit drop as
+    select ${batch.picked}
+      from ${sql.id(MEMBERS)} m join ${sql.id(table.schema, table.name)} t on ${pkMatches(table, 't', 'm', 'p')} join ${sql.id(GROUPS)} g on g.n = m.n
+     where ${where}
+       for update of t`, 'plan');
+  if (!batch.byKey) return;
+  await run(ctx, sql`insert into ${sql.id(rows)}
+    select ${batch.picked} from ${sql.id(table.schema, table.name)} t join ${sql.id(GROUPS)} g on ${batch.onKey}
+     where ${where} and not exists (select 1 from ${sql.id(rows)} r where ${pkMatches(table, 't', 'r', batch.pkPrefix)})
+       for update of t`, 'plan');
 }
