@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
+import { Kysely, PostgresDialect, sql, type RawBuilder, type Transaction } from 'kysely';
 import { RowdoctorError, describePgError, isPgError } from './errors.js';
 
 /** The database as tables are unknown until introspected: every query is `sql` with catalog names. */
@@ -114,11 +114,6 @@ function connectionError(e: unknown, target: ConnectionTarget): RowdoctorError {
 }
 
 /**
- * Run `work` in a READ ONLY transaction with a statement timeout: whatever a `where` scope or an
- * expression key says, a scan can never write. REPEATABLE READ: every rule is checked against the
- * same moment of the database, so counts of related rules add up even while writers are busy.
- */
-/**
  * For the rest of the transaction, let the planner split a whole-table aggregate across parallel
  * workers. A check reads every row once and returns a few; at Gather's default cost per tuple
  * (0.1) the planner sorts 10M keys in one process instead, 13% slower here. The server's own
@@ -129,39 +124,34 @@ export async function preferParallel(tx: Tx): Promise<void> {
 }
 
 /**
+ * Run `work` in a READ ONLY transaction with a statement timeout: whatever a `where` scope or an
+ * expression key says, a scan can never write. REPEATABLE READ: every rule is checked against the
+ * same moment of the database, so counts of related rules add up even while writers are busy.
+ */
+export async function readOnly<T>(db: Db, statementTimeoutMs: number, work: (tx: Tx) => Promise<T>, first?: RawBuilder<unknown>): Promise<T> {
+  return db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(async (tx) => {
+    if (first) await first.execute(tx); // e.g. SET TRANSACTION SNAPSHOT, which must come before any query
+    await sql`select set_config('statement_timeout', ${String(statementTimeoutMs)}, true)`.execute(tx);
+    return work(tx);
+  });
+}
+
+/**
  * readOnly, plus `extra` more read-only transactions that import its snapshot, as pg_dump -j does:
  * work spread over them still reads one consistent database. Each holds a connection of the pool.
  */
 export async function readOnlyAlongside<T>(db: Db, statementTimeoutMs: number, extra: number, work: (tx: Tx, alongside: Tx[]) => Promise<T>): Promise<T> {
   if (extra <= 0) return readOnly(db, statementTimeoutMs, (tx) => work(tx, []));
-  const begin = () => db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only');
-  const timeout = (tx: Tx) => sql`select set_config('statement_timeout', ${String(statementTimeoutMs)}, true)`.execute(tx);
-  return begin().execute(async (tx) => {
+  return readOnly(db, statementTimeoutMs, async (tx) => {
     const { rows } = await sql<{ id: string }>`select pg_export_snapshot() as id`.execute(tx);
     const id = rows[0]?.id ?? '';
     if (!/^[0-9A-F-]+$/i.test(id)) throw new Error(`internal: unexpected snapshot id ${id}`);
-    await timeout(tx);
     const open = (n: number, alongside: Tx[]): Promise<T> => n === 0
       ? work(tx, alongside)
-      : begin().execute(async (h) => {
-        // SET TRANSACTION SNAPSHOT must come first and takes no parameters (the id was checked above).
-        await sql`set transaction snapshot ${sql.lit(id)}`.execute(h);
-        await timeout(h);
-        return open(n - 1, [...alongside, h]);
-      });
+      // SET TRANSACTION SNAPSHOT takes no parameters: the id is inlined, checked above.
+      : readOnly(db, statementTimeoutMs, (h) => open(n - 1, [...alongside, h]), sql`set transaction snapshot ${sql.lit(id)}`);
     return open(extra, []);
   });
-}
-
-export async function readOnly<T>(db: Db, statementTimeoutMs: number, work: (tx: Tx) => Promise<T>): Promise<T> {
-  return db
-    .transaction()
-    .setIsolationLevel('repeatable read')
-    .setAccessMode('read only')
-    .execute(async (tx) => {
-      await sql`select set_config('statement_timeout', ${String(statementTimeoutMs)}, true)`.execute(tx);
-      return work(tx);
-    });
 }
 
 /** Turn any error from a query into a RowdoctorError that keeps SQLSTATE, detail and hint. */
