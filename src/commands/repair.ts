@@ -44,14 +44,13 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
     // What each rule finds is reported before anything changes. A rule's enumeration of its groups
     // is that answer already, so those rules are not scanned first (a full pass saved per rule) —
     // in a dry run every such rule, with --apply only the first (later ones run after writes).
-    const { snap, scanned, derived } = await readOnly(conn.db, statementTimeoutMs, async (tx) => {
+    const { snap, toRepair, scanned, derived } = await readOnly(conn.db, statementTimeoutMs, async (tx) => {
       const snap = await snapshot(tx, opts, loaded);
-      const repairable = snap.rules.filter((r) => r.source !== 'discovered' && r.repair !== 'report');
-      const derived = new Set(repairable.filter((r, i) => repairerFor(r).finding && (opts.apply !== true || i === 0)));
-      return { snap, derived, scanned: (await scan(tx, snap.rules.filter((r) => !derived.has(r)), { sample, progress })).findings };
+      const toRepair = snap.rules.filter((r) => r.source !== 'discovered' && r.repair !== 'report');
+      const derived = new Set(toRepair.filter((r, i) => repairerFor(r).finding && (opts.apply !== true || i === 0)));
+      return { snap, toRepair, derived, scanned: (await scan(tx, snap.rules.filter((r) => !derived.has(r)), { sample, progress })).findings };
     });
     const declared = snap.rules.filter((r) => r.source !== 'discovered');
-    const toRepair = declared.filter((r) => r.repair !== 'report');
     checkRepairable(toRepair);
     if (!opts.backup && opts.apply) process.stderr.write('rowdoctor: WARNING --no-backup: changed rows are NOT copied to rowdoctor_backup, and this run cannot be undone.\n');
     const result: RepairResult = await conn.db.connection().execute(async (session) => {
