@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
 import { insertSql, rng } from '../support/data.js';
-import { scanFindings } from '../support/run.js';
+import { runCli, scanFindings, writeConfig } from '../support/run.js';
 
 const r = rng(99);
 // token: UNIQUE (ext_id) counts deleted rows → every deleted row with a non-NULL ext_id blocks re-insert.
@@ -55,6 +55,23 @@ describe('soft-delete-conflicts', () => {
       table: 'public.profile', source: 'config',
       groups: conflicts.length, rows: conflicts.reduce((n, e) => n + e.deleted, 0),
     });
+  });
+
+  it('recognises a marker named like a keyword in a partial index, which the server prints quoted', async () => {
+    // pg_get_expr prints the predicate as ("end" IS NULL): a correct design, so no rule for it at all.
+    const own = await freshDatabase(`create table shift (id int primary key, code int, "end" timestamptz);
+      create unique index shift_live on shift (code) where "end" is null;
+      create table shift_bad (id int primary key, code int, "end" timestamptz, unique (code));
+      insert into shift values (1, 7, now()), (2, 8, null); insert into shift_bad select * from shift;`);
+    try {
+      const res = await runCli(['scan', '--database-url', own.url, '--config', writeConfig('softDelete: { columns: ["end"] }\n'),
+        '--only', 'soft-delete-conflicts', '--format', 'json']);
+      const doc = JSON.parse(res.stdout) as { findings: { table: string }[]; summary: { checks: number } };
+      expect(doc.findings.map((f) => f.table)).toEqual(['public.shift_bad']);
+      expect(doc.summary.checks).toBe(1);
+    } finally {
+      await own.drop();
+    }
   });
 
   it('refuses a declared rule on a table without a soft-delete marker', async () => {
