@@ -21,12 +21,23 @@ export async function batchedRepair(client) {
   let last = -1;
   let deleted = 0;
   for (;;) {
-    const r = await client.query('select max(loser) as hi, count(*) as n from (select loser from map where loser > $1 order by loser limit 10000) b', [last]);
+    const r = await client.query(
+      'select max(loser) as hi, count(*) as n from (select loser from map where loser > $1 order by loser limit 10000) b',
+      [last],
+    );
     if (!Number(r.rows[0].n)) break;
     const hi = r.rows[0].hi;
     await client.query('begin');
-    await client.query('update submission_files f set submission_id = m.survivor from map m where f.submission_id = m.loser and m.loser > $1 and m.loser <= $2', [last, hi]);
-    deleted += (await client.query('delete from submissions s using map m where s.id = m.loser and m.loser > $1 and m.loser <= $2', [last, hi])).rowCount;
+    await client.query(
+      'update submission_files f set submission_id = m.survivor from map m where f.submission_id = m.loser and m.loser > $1 and m.loser <= $2',
+      [last, hi],
+    );
+    deleted += (
+      await client.query(
+        'delete from submissions s using map m where s.id = m.loser and m.loser > $1 and m.loser <= $2',
+        [last, hi],
+      )
+    ).rowCount;
     await client.query('commit');
     last = hi;
   }
@@ -37,7 +48,9 @@ export async function batchedRepair(client) {
 export async function oneStatementRepair(client) {
   await client.query(map);
   await client.query('delete from map where loser = survivor');
-  await client.query('update submission_files f set submission_id = m.survivor from map m where f.submission_id = m.loser');
+  await client.query(
+    'update submission_files f set submission_id = m.survivor from map m where f.submission_id = m.loser',
+  );
   return (await client.query('delete from submissions s using map m where s.id = m.loser')).rowCount;
 }
 
@@ -56,7 +69,8 @@ export async function perRowRepair(client, sample) {
   const t = performance.now();
   for (const { loser, survivor } of losers) {
     const children = (await client.query('select id from submission_files where submission_id = $1', [loser])).rows;
-    for (const c of children) await client.query('update submission_files set submission_id = $1 where id = $2', [survivor, c.id]);
+    for (const c of children)
+      await client.query('update submission_files set submission_id = $1 where id = $2', [survivor, c.id]);
     await client.query('delete from submissions where id = $1', [loser]);
   }
   const ms = performance.now() - t;

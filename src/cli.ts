@@ -10,13 +10,15 @@ import { undoCommand, type UndoCommandOptions } from './commands/undo.js';
 import { verifyCommand, type VerifyCommandOptions } from './commands/verify.js';
 import type { CommonOptions } from './commands/options.js';
 
-const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 const out = (s: string) => void process.stdout.write(s);
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** Options shared by every command that reads a database (contract §Commands). */
 function withCommonOptions(cmd: Command, formats: string, options: { noDiscover?: boolean } = {}): Command {
-  cmd = options.noDiscover === false ? cmd : cmd.option('--no-discover', 'do not add rules discovered from the catalog');
+  cmd =
+    options.noDiscover === false ? cmd : cmd.option('--no-discover', 'do not add rules discovered from the catalog');
   return cmd
     .option('--database-url <url>', 'PostgreSQL URL (else DATABASE_URL, else libpq PG* variables)')
     .option('--config <file>', 'config file (default ./rowdoctor.yml if present; .json also accepted)')
@@ -24,8 +26,18 @@ function withCommonOptions(cmd: Command, formats: string, options: { noDiscover?
     .option('--only <checks>', 'comma-separated checks: duplicate-rows, orphaned-rows, soft-delete-conflicts')
     .option('--format <format>', `output format: ${formats}`, 'text')
     .option('--no-color', 'no colour (also NO_COLOR)')
-    .option('--duplicates <spec>', "ad-hoc duplicate check, e.g. 'public.users(lower(email))' (repeatable)", collect, [])
-    .option('--orphans <spec>', "ad-hoc orphan check, e.g. 'public.token.user_id -> public.users.id' (repeatable)", collect, [])
+    .option(
+      '--duplicates <spec>',
+      "ad-hoc duplicate check, e.g. 'public.users(lower(email))' (repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      '--orphans <spec>',
+      "ad-hoc orphan check, e.g. 'public.token.user_id -> public.users.id' (repeatable)",
+      collect,
+      [],
+    )
     .option('--fail-on <severity>', 'lowest severity that exits 1: error or warning', 'error')
     .option('--sample <n>', 'sample groups per finding (counts are always exact)', '5')
     .option('--statement-timeout <duration>', 'statement_timeout for every query, e.g. 30s, 10min', '15min')
@@ -39,8 +51,15 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 
-  withCommonOptions(program.command('scan').description('find duplicate rows, orphaned rows and soft-delete conflicts'), 'text|json|markdown')
-    .option('--jobs <n>', 'check up to n rules at once, each on its own connection, all on one snapshot (like pg_dump -j)', '1')
+  withCommonOptions(
+    program.command('scan').description('find duplicate rows, orphaned rows and soft-delete conflicts'),
+    'text|json|markdown',
+  )
+    .option(
+      '--jobs <n>',
+      'check up to n rules at once, each on its own connection, all on one snapshot (like pg_dump -j)',
+      '1',
+    )
     .action(async (opts: CommonOptions) => setExit(await scanCommand(opts, out)));
 
   withCommonOptions(program.command('repair').description('fix declared rules: a dry run unless --apply'), 'text|json')
@@ -52,12 +71,24 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--no-infer', 'do not follow inferred references when re-pointing children')
     .action(async (opts: RepairCommandOptions) => setExit(await repairCommand(opts, out)));
 
-  withCommonOptions(program.command('undo').argument('<run-id>', 'the run to undo (printed by repair --apply)').description('restore what a repair run changed: a dry run unless --apply'), 'text|json')
+  withCommonOptions(
+    program
+      .command('undo')
+      .argument('<run-id>', 'the run to undo (printed by repair --apply)')
+      .description('restore what a repair run changed: a dry run unless --apply'),
+    'text|json',
+  )
     .option('--apply', 'perform the restore (default: dry run)')
     .option('--lock-timeout <duration>', 'lock_timeout for the restore', '2s')
     .action(async (runId: string, opts: UndoCommandOptions) => setExit(await undoCommand(runId, opts, out)));
 
-  withCommonOptions(program.command('verify-constraints').description('check that the unique indexes and foreign keys that should exist do exist'), 'text|json|junit', { noDiscover: false })
+  withCommonOptions(
+    program
+      .command('verify-constraints')
+      .description('check that the unique indexes and foreign keys that should exist do exist'),
+    'text|json|junit',
+    { noDiscover: false },
+  )
     .option('--discover', 'also expect foreign keys for inferred references')
     .option('--expect <spec>', "expect a unique key, e.g. 'public.users(email)' (repeatable)", collect, [])
     .option('--expect-fk <spec>', "expect a foreign key, e.g. 'token(user_id) -> users(id)' (repeatable)", collect, [])
@@ -65,7 +96,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--lock-timeout <duration>', 'the lock_timeout the migration sets', '2s')
     .action(async (opts: VerifyCommandOptions) => setExit(await verifyCommand(opts, out)));
 
-  withCommonOptions(program.command('init').description('introspect the database and write a starter rowdoctor.yml'), 'text')
+  withCommonOptions(
+    program.command('init').description('introspect the database and write a starter rowdoctor.yml'),
+    'text',
+  )
     .option('--output <file>', 'where to write the config', 'rowdoctor.yml')
     .option('--force', 'overwrite an existing file')
     .action(async (opts: CommonOptions & { output: string; force?: boolean }) => setExit(await initCommand(opts, out)));
@@ -97,7 +131,9 @@ export function reportError(e: unknown, debug: boolean): number {
     return 2;
   }
   const err = e instanceof Error ? e : new Error(String(e));
-  process.stderr.write(`rowdoctor: internal error: ${redact(err.message)}\n  This is a bug in rowdoctor; run again with --debug and report the output.\n`);
+  process.stderr.write(
+    `rowdoctor: internal error: ${redact(err.message)}\n  This is a bug in rowdoctor; run again with --debug and report the output.\n`,
+  );
   if (debug) process.stderr.write(`${redact(err.stack ?? '')}\n`);
   return 2;
 }
@@ -106,7 +142,9 @@ export function reportError(e: unknown, debug: boolean): number {
 function reportStats(): void {
   if (process.env.ROWDOCTOR_REPORT_STATS !== '1') return;
   process.on('exit', () => {
-    process.stderr.write(`rowdoctor-stats ${JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS, longestStatementMs: Math.round(statementStats.longestMs), longestStatement: statementStats.longestSql })}\n`);
+    process.stderr.write(
+      `rowdoctor-stats ${JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS, longestStatementMs: Math.round(statementStats.longestMs), longestStatement: statementStats.longestSql })}\n`,
+    );
   });
 }
 

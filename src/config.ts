@@ -19,7 +19,20 @@ const duplicateRule = z.strictObject({
   where,
   includeSoftDeleted: z.boolean().optional(),
   nullsNotDistinct: z.boolean().optional(),
-  keep: z.strictObject({ orderBy: z.array(z.string().regex(/^\s*\S+(\s+(asc|desc))?(\s+nulls\s+(first|last))?\s*$/i, 'expected "column [asc|desc] [nulls first|last]"')).min(1) }).optional(),
+  keep: z
+    .strictObject({
+      orderBy: z
+        .array(
+          z
+            .string()
+            .regex(
+              /^\s*\S+(\s+(asc|desc))?(\s+nulls\s+(first|last))?\s*$/i,
+              'expected "column [asc|desc] [nulls first|last]"',
+            ),
+        )
+        .min(1),
+    })
+    .optional(),
   fill: z.boolean().optional(),
   repair: z.enum(['merge', 'delete', 'soft-delete', 'report']).optional(),
 });
@@ -50,21 +63,19 @@ const rule = z.discriminatedUnion('check', [duplicateRule, orphanRule, softDelet
   error: 'expected check to be one of duplicate-rows, orphaned-rows, soft-delete-conflicts',
 });
 
-const configSchema = z
-  .strictObject({
-    schemas: z.array(name).min(1).optional(),
-    softDelete: z
-      .union([
-        z.literal(false),
-        z.strictObject({
-          columns: z.array(name).optional(),
-          tables: z.record(z.string(), z.union([name, z.literal(false), z.strictObject({ column: name })])).optional(),
-        }),
-      ])
-      .optional(),
-    rules: z.array(rule).optional(),
-  })
-  ;
+const configSchema = z.strictObject({
+  schemas: z.array(name).min(1).optional(),
+  softDelete: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        columns: z.array(name).optional(),
+        tables: z.record(z.string(), z.union([name, z.literal(false), z.strictObject({ column: name })])).optional(),
+      }),
+    ])
+    .optional(),
+  rules: z.array(rule).optional(),
+});
 
 /**
  * Checks that span keys. Run on the raw data, not as a zod refinement: zod skips refinements of an
@@ -122,7 +133,7 @@ export function parseConfig(text: string, file: string): Config {
       hint: 'Fix the syntax at the positions above (YAML is indentation-sensitive; quote values that contain ": " or "#").',
     });
   }
-  const data = doc.toJS() ?? {};
+  const data: unknown = doc.toJS() ?? {};
   const parsed = configSchema.safeParse(data);
   const issues = [...(parsed.success ? [] : parsed.error.issues), ...crossFieldIssues(data)];
   if (parsed.success && !issues.length) return parsed.data;
@@ -142,5 +153,8 @@ export function parseConfig(text: string, file: string): Config {
 }
 
 export function formatPath(path: (string | number | symbol)[]): string {
-  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '');
+  return path.reduce<string>(
+    (acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)),
+    '',
+  );
 }

@@ -14,15 +14,17 @@ export type Tx = Transaction<any>;
  * `; DROP TABLE …` — a guarantee from Postgres itself rather than from our own parsing.
  */
 class ExtendedProtocolClient extends pg.Client {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // pg.Client.query has a dozen overloads; this override forwards whatever it is given.
+  /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-argument */
   override query(config: any, values?: any, callback?: any): any {
     if (typeof config === 'string') {
-      const cb = typeof values === 'function' ? values : callback;
-      const params = Array.isArray(values) ? values : [];
-      return super.query({ text: config, values: params, queryMode: 'extended' } as pg.QueryConfig, cb);
+      const cb: unknown = typeof values === 'function' ? values : callback;
+      const params: unknown[] = Array.isArray(values) ? (values as unknown[]) : [];
+      return super.query({ text: config, values: params, queryMode: 'extended' } as pg.QueryConfig, cb as any);
     }
     return super.query(config, values, callback);
   }
+  /* eslint-enable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-argument */
 }
 
 export interface ConnectionTarget {
@@ -45,7 +47,9 @@ export function resolveTarget(databaseUrl: string | undefined, env: NodeJS.Proce
       });
     }
     if (!/^postgres(ql)?:$/.test(url.protocol)) {
-      throw new RowdoctorError(`The database URL must start with postgres:// or postgresql://, got "${url.protocol}//…".`);
+      throw new RowdoctorError(
+        `The database URL must start with postgres:// or postgresql://, got "${url.protocol}//…".`,
+      );
     }
     const host = url.hostname || url.searchParams.get('host') || 'localhost';
     const db = decodeURIComponent(url.pathname.replace(/^\//, '')) || decodeURIComponent(url.username) || 'postgres';
@@ -102,7 +106,10 @@ function connectionError(e: unknown, target: ConnectionTarget): RowdoctorError {
       '28000': 'The server refused this user or host (pg_hba.conf); check the user name and where you connect from.',
       '57P03': 'The server is starting up or shutting down; try again in a moment.',
     };
-    return new RowdoctorError(`Could not connect to ${where}: ${describePgError(e)}`, { hint: hints[e.code ?? ''], cause: e });
+    return new RowdoctorError(`Could not connect to ${where}: ${describePgError(e)}`, {
+      hint: hints[e.code ?? ''],
+      cause: e,
+    });
   }
   const err = e as NodeJS.ErrnoException;
   const msg = redact(err?.message ?? String(e));
@@ -128,28 +135,48 @@ export async function preferParallel(tx: Tx): Promise<void> {
  * expression key says, a scan can never write. REPEATABLE READ: every rule is checked against the
  * same moment of the database, so counts of related rules add up even while writers are busy.
  */
-export async function readOnly<T>(db: Db, statementTimeoutMs: number, work: (tx: Tx) => Promise<T>, first?: RawBuilder<unknown>): Promise<T> {
-  return db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(async (tx) => {
-    if (first) await first.execute(tx); // e.g. SET TRANSACTION SNAPSHOT, which must come before any query
-    await sql`select set_config('statement_timeout', ${String(statementTimeoutMs)}, true)`.execute(tx);
-    return work(tx);
-  });
+export async function readOnly<T>(
+  db: Db,
+  statementTimeoutMs: number,
+  work: (tx: Tx) => Promise<T>,
+  first?: RawBuilder<unknown>,
+): Promise<T> {
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .setAccessMode('read only')
+    .execute(async (tx) => {
+      if (first) await first.execute(tx); // e.g. SET TRANSACTION SNAPSHOT, which must come before any query
+      await sql`select set_config('statement_timeout', ${String(statementTimeoutMs)}, true)`.execute(tx);
+      return work(tx);
+    });
 }
 
 /**
  * readOnly, plus `extra` more read-only transactions that import its snapshot, as pg_dump -j does:
  * work spread over them still reads one consistent database. Each holds a connection of the pool.
  */
-export async function readOnlyAlongside<T>(db: Db, statementTimeoutMs: number, extra: number, work: (tx: Tx, alongside: Tx[]) => Promise<T>): Promise<T> {
+export async function readOnlyAlongside<T>(
+  db: Db,
+  statementTimeoutMs: number,
+  extra: number,
+  work: (tx: Tx, alongside: Tx[]) => Promise<T>,
+): Promise<T> {
   if (extra <= 0) return readOnly(db, statementTimeoutMs, (tx) => work(tx, []));
   return readOnly(db, statementTimeoutMs, async (tx) => {
     const { rows } = await sql<{ id: string }>`select pg_export_snapshot() as id`.execute(tx);
     const id = rows[0]?.id ?? '';
     if (!/^[0-9A-F-]+$/i.test(id)) throw new Error(`internal: unexpected snapshot id ${id}`);
-    const open = (n: number, alongside: Tx[]): Promise<T> => n === 0
-      ? work(tx, alongside)
-      // SET TRANSACTION SNAPSHOT takes no parameters: the id is inlined, checked above.
-      : readOnly(db, statementTimeoutMs, (h) => open(n - 1, [...alongside, h]), sql`set transaction snapshot ${sql.lit(id)}`);
+    const open = (n: number, alongside: Tx[]): Promise<T> =>
+      n === 0
+        ? work(tx, alongside)
+        : // SET TRANSACTION SNAPSHOT takes no parameters: the id is inlined, checked above.
+          readOnly(
+            db,
+            statementTimeoutMs,
+            (h) => open(n - 1, [...alongside, h]),
+            sql`set transaction snapshot ${sql.lit(id)}`,
+          );
     return open(extra, []);
   });
 }
@@ -163,7 +190,13 @@ export function queryError(e: unknown, doing: string, hint?: string): RowdoctorE
       '42501': 'The connecting role lacks a privilege; grant it or connect as a role that has it.',
       '25006': 'A read-only transaction refused a write: scopes and expressions must be read-only.',
     };
-    return new RowdoctorError(`${doing} failed: ${describePgError(e)}`, { hint: hint ?? extra[e.code ?? ''], cause: e });
+    return new RowdoctorError(`${doing} failed: ${describePgError(e)}`, {
+      hint: hint ?? extra[e.code ?? ''],
+      cause: e,
+    });
   }
-  return new RowdoctorError(`${doing} failed: ${redact(e instanceof Error ? e.message : String(e))}`, { hint, cause: e });
+  return new RowdoctorError(`${doing} failed: ${redact(e instanceof Error ? e.message : String(e))}`, {
+    hint,
+    cause: e,
+  });
 }

@@ -54,12 +54,18 @@ export async function startEmbeddedPostgres(options: { log?: (line: string) => v
     createPostgresUser: asRoot,
     initdbFlags: ['--encoding=UTF8', '--no-sync'],
     postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'unix_socket_directories=',
-      '-c', 'fsync=off',
-      '-c', 'synchronous_commit=off',
-      '-c', 'full_page_writes=off',
-      '-c', 'max_connections=200',
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'max_connections=200',
     ],
     onLog: record,
     onError: (e: unknown) => record(String(e)),
@@ -69,11 +75,15 @@ export async function startEmbeddedPostgres(options: { log?: (line: string) => v
     await pg.start();
   } catch (e) {
     await rm(base, { recursive: true, force: true }).catch(() => undefined);
-    throw new RowdoctorError(`Could not start the embedded PostgreSQL: ${e instanceof Error ? e.message : String(e ?? 'the server exited')}`, {
-      hint: `Its last log lines were:\n${logs.slice(-8).join('').trim()}`,
-    });
+    throw new RowdoctorError(
+      `Could not start the embedded PostgreSQL: ${e instanceof Error ? e.message : 'the server exited'}`,
+      {
+        hint: `Its last log lines were:\n${logs.slice(-8).join('').trim()}`,
+      },
+    );
   }
-  const urlFor = (database: string) => `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+  const urlFor = (database: string) =>
+    `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
   let stopped = false;
   return {
     adminUrl: urlFor('postgres'),

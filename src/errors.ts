@@ -23,7 +23,11 @@ export interface PgErrorFields {
 }
 
 export function isPgError(e: unknown): e is Error & PgErrorFields {
-  return e instanceof Error && typeof (e as PgErrorFields).code === 'string' && /^[0-9A-Z]{5}$/.test((e as PgErrorFields).code ?? '');
+  return (
+    e instanceof Error &&
+    typeof (e as PgErrorFields).code === 'string' &&
+    /^[0-9A-Z]{5}$/.test((e as PgErrorFields).code ?? '')
+  );
 }
 
 /** Render a Postgres server error as one paragraph: message, SQLSTATE, detail and hint. */

@@ -31,10 +31,12 @@ export async function scan(tx: Tx, rules: Rule[], options: ScanOptions): Promise
   const worker = async (t: Tx) => {
     while (next < rules.length && !failed) {
       const i = next++;
-      found[i] = await checkOne(t, rules[i]!, `[${i + 1}/${rules.length}]`, options, slots.length > 1).catch((e: unknown) => {
-        failed = true;
-        throw e;
-      });
+      found[i] = await checkOne(t, rules[i]!, `[${i + 1}/${rules.length}]`, options, slots.length > 1).catch(
+        (e: unknown) => {
+          failed = true;
+          throw e;
+        },
+      );
     }
   };
   const outcomes = await Promise.allSettled(slots.map(worker));
@@ -43,12 +45,20 @@ export async function scan(tx: Tx, rules: Rule[], options: ScanOptions): Promise
   return { findings: found.filter((f): f is Finding => f !== null), checks: rules.length, rules };
 }
 
-async function checkOne(tx: Tx, rule: Rule, position: string, options: ScanOptions, concurrent: boolean): Promise<Finding | null> {
+async function checkOne(
+  tx: Tx,
+  rule: Rule,
+  position: string,
+  options: ScanOptions,
+  concurrent: boolean,
+): Promise<Finding | null> {
   const check = checkFor(rule);
   const label = `${position} ${check.id} ${check.describe(rule)}`;
   // Side by side, a line per finished check: "label … 1.2s" lines would interleave.
   const started = Date.now();
-  const step = concurrent ? { done: () => options.progress.log(`${label} ${((Date.now() - started) / 1000).toFixed(1)}s`) } : options.progress.start(label);
+  const step = concurrent
+    ? { done: () => options.progress.log(`${label} ${((Date.now() - started) / 1000).toFixed(1)}s`) }
+    : options.progress.start(label);
   try {
     return await check.detect(tx, rule, { sample: options.sample });
   } catch (e) {

@@ -8,20 +8,62 @@ import { tableId, type Catalog, type Column, type ForeignKey, type Table, type U
 const SYSTEM_SCHEMA = sql`(n.nspname in ('pg_catalog', 'information_schema', 'pg_toast', 'rowdoctor_backup')
   or n.nspname like 'pg\\_temp\\_%' or n.nspname like 'pg\\_toast\\_temp\\_%')`;
 
-interface RelRow { oid: number; schema: string; name: string; kind: string; is_partition: boolean; root: string | null; estimated_rows: number; pages: number }
-interface ColRow { oid: number; name: string; type: string; base_type: string; category: string; not_null: boolean; generated: boolean; deterministic: boolean }
-interface IdxRow {
-  table_oid: number; name: string; constraint: string | null; primary: boolean; valid: boolean;
-  columns: (string | null)[]; parts: string[]; include: string[]; predicate: string | null; nnd: boolean; definition: string;
+interface RelRow {
+  oid: number;
+  schema: string;
+  name: string;
+  kind: string;
+  is_partition: boolean;
+  root: string | null;
+  estimated_rows: number;
+  pages: number;
 }
-interface FkRow { name: string; table: string; columns: string[]; references: string; ref_columns: string[]; valid: boolean; on_delete: string; on_partition: boolean }
-interface PartKeyRow { oid: number; columns: (string | null)[] }
+interface ColRow {
+  oid: number;
+  name: string;
+  type: string;
+  base_type: string;
+  category: string;
+  not_null: boolean;
+  generated: boolean;
+  deterministic: boolean;
+}
+interface IdxRow {
+  table_oid: number;
+  name: string;
+  constraint: string | null;
+  primary: boolean;
+  valid: boolean;
+  columns: (string | null)[];
+  parts: string[];
+  include: string[];
+  predicate: string | null;
+  nnd: boolean;
+  definition: string;
+}
+interface FkRow {
+  name: string;
+  table: string;
+  columns: string[];
+  references: string;
+  ref_columns: string[];
+  valid: boolean;
+  on_delete: string;
+  on_partition: boolean;
+}
+interface PartKeyRow {
+  oid: number;
+  columns: (string | null)[];
+}
 
 /**
  * Read one consistent snapshot of the catalog. `schemas` limits what is checked; tables of every
  * user schema are still loaded, because a foreign key may cross schemas.
  */
-export async function loadCatalog(db: Db | Tx, options: { schemas: string[] | null; softDelete: SoftDeleteSettings }): Promise<Catalog> {
+export async function loadCatalog(
+  db: Db | Tx,
+  options: { schemas: string[] | null; softDelete: SoftDeleteSettings },
+): Promise<Catalog> {
   const version = await sql<{ v: number }>`select current_setting('server_version_num')::int as v`.execute(db);
   const serverVersion = version.rows[0]?.v ?? 0;
 
@@ -44,7 +86,9 @@ export async function loadCatalog(db: Db | Tx, options: { schemas: string[] | nu
     if (!allSchemas.rows.some((r) => r.name === s)) {
       const near = allSchemas.rows.find((r) => r.name.toLowerCase() === s.toLowerCase());
       throw new RowdoctorError(`Schema "${s}" does not exist in this database.`, {
-        hint: near ? `Names are exact catalog names: did you mean "${near.name}"?` : `Schemas here: ${allSchemas.rows.map((r) => r.name).join(', ') || '(none)'}.`,
+        hint: near
+          ? `Names are exact catalog names: did you mean "${near.name}"?`
+          : `Schemas here: ${allSchemas.rows.map((r) => r.name).join(', ') || '(none)'}.`,
       });
     }
   }
@@ -116,7 +160,12 @@ export async function loadCatalog(db: Db | Tx, options: { schemas: string[] | nu
   for (const r of rels.rows) {
     const id = tableId(r.schema, r.name);
     const columns: Column[] = (colsByOid.get(r.oid) ?? []).map((c) => ({
-      name: c.name, type: c.type, baseType: c.base_type, category: c.category, notNull: c.not_null, generated: c.generated,
+      name: c.name,
+      type: c.type,
+      baseType: c.base_type,
+      category: c.category,
+      notNull: c.not_null,
+      generated: c.generated,
       deterministic: c.deterministic,
     }));
     if (r.is_partition) {
@@ -125,13 +174,26 @@ export async function loadCatalog(db: Db | Tx, options: { schemas: string[] | nu
       continue;
     }
     const uniqueIndexes: UniqueIndex[] = (idxByOid.get(r.oid) ?? []).map((i) => ({
-      name: i.name, constraint: i.constraint, primary: i.primary, valid: i.valid, columns: i.columns, parts: i.parts,
-      include: i.include, predicate: i.predicate, nullsNotDistinct: i.nnd, definition: i.definition,
+      name: i.name,
+      constraint: i.constraint,
+      primary: i.primary,
+      valid: i.valid,
+      columns: i.columns,
+      parts: i.parts,
+      include: i.include,
+      predicate: i.predicate,
+      nullsNotDistinct: i.nnd,
+      definition: i.definition,
     }));
     const pk = uniqueIndexes.find((i) => i.primary);
     tables.push({
-      oid: r.oid, schema: r.schema, name: r.name, id, partitioned: r.kind === 'p', columns,
-      primaryKey: pk && pk.columns.every((c) => c !== null) ? (pk.columns as string[]) : null,
+      oid: r.oid,
+      schema: r.schema,
+      name: r.name,
+      id,
+      partitioned: r.kind === 'p',
+      columns,
+      primaryKey: pk && pk.columns.every((c) => c !== null) ? pk.columns : null,
       uniqueIndexes,
       partitionKey: partKeys.rows.find((p) => p.oid === r.oid)?.columns ?? [],
       softDelete: markerFor(id, columns, options.softDelete),
@@ -141,8 +203,14 @@ export async function loadCatalog(db: Db | Tx, options: { schemas: string[] | nu
     });
   }
   const foreignKeys: ForeignKey[] = fks.rows.map((f) => ({
-    name: f.name, table: f.table, columns: f.columns, references: f.references, refColumns: f.ref_columns,
-    valid: f.valid, onDelete: f.on_delete, onPartition: f.on_partition,
+    name: f.name,
+    table: f.table,
+    columns: f.columns,
+    references: f.references,
+    refColumns: f.ref_columns,
+    valid: f.valid,
+    onDelete: f.on_delete,
+    onPartition: f.on_partition,
   }));
   return { serverVersion, schemas, tables, foreignKeys, partitionRoot, partitionColumns };
 }

@@ -17,7 +17,11 @@ export function splitDotted(text: string, what: string): string[] {
       for (;;) {
         if (i >= s.length) throw new RowdoctorError(`${what} "${text}" has an unterminated double quote.`);
         if (s[i] === '"') {
-          if (s[i + 1] === '"') { part += '"'; i += 2; continue; }
+          if (s[i + 1] === '"') {
+            part += '"';
+            i += 2;
+            continue;
+          }
           i++;
           break;
         }
@@ -28,7 +32,7 @@ export function splitDotted(text: string, what: string): string[] {
       part = part.trim();
     }
     if (!part) throw new RowdoctorError(`${what} "${text}" has an empty name part.`);
-    if (!/^[^\u0000]+$/.test(part)) throw new RowdoctorError(`${what} "${text}" is not a valid name.`);
+    if (part.includes('\u0000')) throw new RowdoctorError(`${what} "${text}" is not a valid name.`);
     parts.push(part);
     if (i >= s.length) break;
     if (s[i] !== '.') throw new RowdoctorError(`${what} "${text}": expected "." after a quoted name.`);
@@ -48,7 +52,8 @@ function within(context: string, message: string): string {
  */
 export function resolveTable(catalog: Catalog, text: string, defaultSchemas: string[], context = ''): Table {
   const parts = splitDotted(text, within(context, 'table'));
-  if (parts.length > 2) throw new RowdoctorError(within(context, `table "${text}" has too many parts; write "schema.table".`));
+  if (parts.length > 2)
+    throw new RowdoctorError(within(context, `table "${text}" has too many parts; write "schema.table".`));
   const [a, b] = parts as [string, string | undefined];
   const candidates = b !== undefined ? [[a, b] as const] : defaultSchemas.map((s) => [s, a] as const);
   for (const [schema, name] of candidates) {
@@ -58,9 +63,17 @@ export function resolveTable(catalog: Catalog, text: string, defaultSchemas: str
   const name = b ?? a;
   const partitionOf = [...catalog.partitionRoot.entries()].find(([p]) => p.endsWith(`.${name}`));
   if (partitionOf) {
-    throw new RowdoctorError(within(context, `table "${text}" is a partition; name its partitioned table "${partitionOf[1]}", which covers every partition.`));
+    throw new RowdoctorError(
+      within(
+        context,
+        `table "${text}" is a partition; name its partitioned table "${partitionOf[1]}", which covers every partition.`,
+      ),
+    );
   }
-  const near = catalog.tables.filter((t) => t.name.toLowerCase() === name.toLowerCase() && (b === undefined || t.schema.toLowerCase() === a.toLowerCase()));
+  const near = catalog.tables.filter(
+    (t) =>
+      t.name.toLowerCase() === name.toLowerCase() && (b === undefined || t.schema.toLowerCase() === a.toLowerCase()),
+  );
   const hint = near.length
     ? `Names are exact catalog names: did you mean ${near.map((t) => `"${t.id}"`).join(' or ')}?`
     : b === undefined

@@ -36,7 +36,15 @@ export function predicateExcludesDeleted(predicate: string | null, marker: SoftD
   const alive = spellings.flatMap((col) =>
     marker.kind === 'timestamp'
       ? [`${col} IS NULL`]
-      : [`NOT ${col}`, `${col} = false`, `${col} IS FALSE`, `${col} IS NOT TRUE`, `NOT ${col} IS TRUE`, `${col} <> true`]);
+      : [
+          `NOT ${col}`,
+          `${col} = false`,
+          `${col} IS FALSE`,
+          `${col} IS NOT TRUE`,
+          `NOT ${col} IS TRUE`,
+          `${col} <> true`,
+        ],
+  );
   return topLevelConjuncts(predicate).some((term) => alive.includes(term));
 }
 
@@ -87,9 +95,12 @@ export function quoteIdentIfNeeded(name: string): string {
   return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
 }
 
-export function softDeleteSettings(config: false | { columns?: string[]; tables?: Record<string, string | false | { column: string }> } | undefined): SoftDeleteSettings {
+export function softDeleteSettings(
+  config: false | { columns?: string[]; tables?: Record<string, string | false | { column: string }> } | undefined,
+): SoftDeleteSettings {
   if (config === false) return { columns: [], tables: new Map() };
   const tables = new Map<string, string | false>();
-  for (const [table, v] of Object.entries(config?.tables ?? {})) tables.set(table, typeof v === 'object' ? v.column : v);
+  for (const [table, v] of Object.entries(config?.tables ?? {}))
+    tables.set(table, typeof v === 'object' ? v.column : v);
   return { columns: config?.columns ?? DEFAULT_MARKERS, tables };
 }

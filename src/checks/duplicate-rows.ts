@@ -2,7 +2,23 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { DuplicateRule } from '../rules/types.js';
 import { keyLabel } from '../rules/types.js';
-import { and, col, fragment, groupKeyExpr, isAlive, keyAliases, keyExpr, keysEqual, partBaseType, rowId, rowIdOrder, rowIdSortKey, sampleBucket, tableRef, type Sql } from '../sql/build.js';
+import {
+  and,
+  col,
+  fragment,
+  groupKeyExpr,
+  isAlive,
+  keyAliases,
+  keyExpr,
+  keysEqual,
+  partBaseType,
+  rowId,
+  rowIdOrder,
+  rowIdSortKey,
+  sampleBucket,
+  tableRef,
+  type Sql,
+} from '../sql/build.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
 import type { Table } from '../catalog/types.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from '../repair/context.js';
@@ -39,14 +55,22 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
   const t = tableRef(rule.table);
   const names = keyAliases(rule.key.length);
   const keyCols = sql.join(names.map((n) => sql.id(n)));
-  const selectKeys = sql.join(rule.key.map((k, i) => sql`${groupKeyExpr(rule.table, k, null)} as ${sql.id(names[i]!)}`));
-  const joinOn = keysEqual(rule.key.map((k) => groupKeyExpr(rule.table, k, 'r')), names.map((n) => sql.id('s', n)), rule.nullsNotDistinct);
+  const selectKeys = sql.join(
+    rule.key.map((k, i) => sql`${groupKeyExpr(rule.table, k, null)} as ${sql.id(names[i]!)}`),
+  );
+  const joinOn = keysEqual(
+    rule.key.map((k) => groupKeyExpr(rule.table, k, 'r')),
+    names.map((n) => sql.id('s', n)),
+    rule.nullsNotDistinct,
+  );
   // Samples without a second pass over the table: the one aggregate also collects the ids of the
   // groups whose key falls in a fixed 1-in-256 hash bucket (bounded memory, deterministic). Only
   // when that bucket holds too few groups does the exact join back to the table run — lazily.
   // Where an index serves the key, the aggregate reads the key alone (an index-only scan is then
   // possible) and the join back for samples is a few index lookups.
-  const bucket = sampleBucket(names.map((n, i) => ({ ref: sql.id(n), baseType: partBaseType(rule.table, rule.key[i]!) })));
+  const bucket = sampleBucket(
+    names.map((n, i) => ({ ref: sql.id(n), baseType: partBaseType(rule.table, rule.key[i]!) })),
+  );
   const collect = !keyIndexed(rule);
   const sampleOf = (ids: Sql) => sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${ids})`;
   const exact = sql`(select coalesce(json_agg(${sampleOf(sql`ids`)} order by ${keyCols}), '[]'::json) from si)`;
@@ -66,13 +90,22 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
     )
     select (select count(*) from g) as groups,
            (select coalesce(sum(n - 1), 0) from g) as rows,
-           ${collect ? sql`case when (select count(*) from bucketed) >= least(${options.sample}, (select count(*) from g))
+           ${
+             collect
+               ? sql`case when (select count(*) from bucketed) >= least(${options.sample}, (select count(*) from g))
                 then (select coalesce(json_agg(${sampleOf(sql`(select json_agg(x order by ${rowIdSortKey(rule.table, sql`x`)}) from unnest(ids) x)`)} order by ${keyCols}), '[]'::json) from bucketed)
-                else ${exact} end` : exact} as samples
+                else ${exact} end`
+               : exact
+           } as samples
   `.execute(db);
   const row = result.rows[0]!;
   if (toCount(row.groups) === 0) return null;
-  return { ...baseFinding(rule, rule.key.map(keyLabel)), groups: toCount(row.groups), rows: toCount(row.rows), samples: row.samples };
+  return {
+    ...baseFinding(rule, rule.key.map(keyLabel)),
+    groups: toCount(row.groups),
+    rows: toCount(row.rows),
+    samples: row.samples,
+  };
 }
 
 // ── repair ────────────────────────────────────────────────────────────────────────────────────
@@ -85,9 +118,13 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
   async groups(session, rule) {
     const names = keyAliases(rule.key.length);
     const keys = sql.join(rule.key.map((k, i) => sql`${groupKeyExpr(rule.table, k, null)} as ${sql.id(`k${i}`)}`));
-    const total = await createGroups(session, rule.key.length, sql`
+    const total = await createGroups(
+      session,
+      rule.key.length,
+      sql`
       select ${sql.join(names.map((_, i) => sql.id(`k${i}`)))} from (select ${keys} from ${tableRef(rule.table)} where ${and(duplicateScope(rule, null))}) s
-       group by ${sql.join(names.map((_, i) => sql.id(`k${i}`)))} having count(*) > 1`);
+       group by ${sql.join(names.map((_, i) => sql.id(`k${i}`)))} having count(*) > 1`,
+    );
     await createMembers(session, rule.table, onGroupKey(rule), and(duplicateScope(rule, 't')));
     return total;
   },
@@ -98,7 +135,11 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
     const pk = pkOf(rule.table);
     const pks = sql.join(pk.map((_, i) => sql`m.${sql.id(`p${i}`)}`));
     const keys = sql.join(rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`));
-    const inBucket = keyIndexed(rule) ? sql`false` : sampleBucket(rule.key.map((k, i) => ({ ref: sql`g.${sql.id(`k${i}`)}`, baseType: partBaseType(rule.table, k) })));
+    const inBucket = keyIndexed(rule)
+      ? sql`false`
+      : sampleBucket(
+          rule.key.map((k, i) => ({ ref: sql`g.${sql.id(`k${i}`)}`, baseType: partBaseType(rule.table, k) })),
+        );
     const { rows } = await sql<{ groups: string; members: string; samples: Sample[] }>`
       with bucketed as (select n from ${sql.id(GROUPS)} g where ${inBucket} order by n limit ${sample}),
       chosen as (
@@ -113,11 +154,18 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
          group by g.n, ${keys}
       )
       select (select count(*) from ${sql.id(GROUPS)}) as groups, (select count(*) from ${sql.id(MEMBERS)}) as members,
-             (select coalesce(json_agg(json_build_object('key', key, 'ids', ids) order by n), '[]'::json) from s) as samples`.execute(session);
+             (select coalesce(json_agg(json_build_object('key', key, 'ids', ids) order by n), '[]'::json) from s) as samples`.execute(
+      session,
+    );
     const row = rows[0]!;
     const groups = toCount(row.groups);
     if (groups === 0) return null;
-    return { ...baseFinding(rule, rule.key.map(keyLabel)), groups, rows: toCount(row.members) - groups, samples: row.samples };
+    return {
+      ...baseFinding(rule, rule.key.map(keyLabel)),
+      groups,
+      rows: toCount(row.members) - groups,
+      samples: row.samples,
+    };
   },
 
   async batch(ctx, rule, from, to, sample) {
@@ -125,20 +173,34 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
     const pk = pkOf(table);
     const rows = ctx.nextTemp();
     const keep = sql.join([
-      ...rule.keep.map((o, i) => sql`${sql.id(`o${i}`)} ${sql.raw(o.direction)}${o.nulls ? sql.raw(` nulls ${o.nulls}`) : sql``}`),
+      ...rule.keep.map(
+        (o, i) => sql`${sql.id(`o${i}`)} ${sql.raw(o.direction)}${o.nulls ? sql.raw(` nulls ${o.nulls}`) : sql``}`,
+      ),
       ...pk.map((_, i) => sql`${sql.id(`p${i}`)}`),
     ]);
     const picked = sql`g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))}
              ${rule.keep.length ? sql`, ${sql.join(rule.keep.map((o, i) => sql`${col('t', o.column)} as ${sql.id(`o${i}`)}`))}` : sql``}`;
-    await lockBatchRows(ctx, table, rows, { from, to, picked, onKey: onGroupKey(rule), still: and(duplicateScope(rule, 't')), pkPrefix: 'p', byKey: keyIndexed(rule) });
+    await lockBatchRows(ctx, table, rows, {
+      from,
+      to,
+      picked,
+      onKey: onGroupKey(rule),
+      still: and(duplicateScope(rule, 't')),
+      pkPrefix: 'p',
+      byKey: keyIndexed(rule),
+    });
     const map = ctx.nextTemp();
-    await run(ctx, sql`create temp table ${sql.id(map)} on commit drop as
+    await run(
+      ctx,
+      sql`create temp table ${sql.id(map)} on commit drop as
       select n, ${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`))}, ${sql.join(pk.map((_, i) => sql.id(`s${i}`)))}
         from (select n, ${sql.join(pk.map((_, i) => sql.id(`p${i}`)))},
                      ${sql.join(pk.map((_, i) => sql`first_value(${sql.id(`p${i}`)}) over w as ${sql.id(`s${i}`)}`))},
                      row_number() over w as rn
                 from ${sql.id(rows)} window w as (partition by n order by ${keep})) x
-       where rn > 1`, 'plan');
+       where rn > 1`,
+      'plan',
+    );
     const groups = await count(ctx, sql`select distinct n from ${sql.id(map)}`);
     const samples = sample > 0 ? await planSamples(ctx, rule, map, sample) : [];
     if (rule.repair === 'merge') {
@@ -149,14 +211,26 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
     // delete / soft-delete: no re-pointing, so a loser something still points at is left alone.
     const { free, skippedGroups: skipped } = await unreferenced(ctx, table, map);
     if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, table, free);
-    else ctx.counts.rowsUpdated += await updateRows(ctx, table, free, [{ column: table.softDelete!.column, value: deletedValue(table.softDelete!) }]);
-    return { groups, skipped, samples, reason: skipped ? 'losers still referenced (use repair: merge to re-point their children)' : undefined };
+    else
+      ctx.counts.rowsUpdated += await updateRows(ctx, table, free, [
+        { column: table.softDelete!.column, value: deletedValue(table.softDelete!) },
+      ]);
+    return {
+      groups,
+      skipped,
+      samples,
+      reason: skipped ? 'losers still referenced (use repair: merge to re-point their children)' : undefined,
+    };
   },
 };
 
 /** Row `t` holds group `g`'s key. */
 function onGroupKey(rule: DuplicateRule): Sql {
-  return keysEqual(rule.key.map((k) => groupKeyExpr(rule.table, k, 't')), rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`), rule.nullsNotDistinct);
+  return keysEqual(
+    rule.key.map((k) => groupKeyExpr(rule.table, k, 't')),
+    rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`),
+    rule.nullsNotDistinct,
+  );
 }
 
 /** An index leads with the key's first column, so looking rows up by key is cheap. */
@@ -171,10 +245,14 @@ async function planSamples(ctx: BatchContext, rule: DuplicateRule, map: string, 
   const cols = (p: string) => sql.join(Array.from({ length: pkLen }, (_, i) => sql.id(`${p}${i}`)));
   const id = (p: string) => (pkLen === 1 ? sql.id(`${p}0`) : sql`json_build_array(${cols(p)})`);
   const keys = sql.join(rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`));
-  const { rows } = await run<PlanSample>(ctx, sql`
+  const { rows } = await run<PlanSample>(
+    ctx,
+    sql`
     select json_build_array(${keys}) as key, (array_agg(${id('s')}))[1] as survivor, json_agg(${id('l')} order by ${cols('l')}) as losers
       from ${sql.id(map)} m join ${sql.id(GROUPS)} g on g.n = m.n
-     group by g.n, ${keys} order by g.n limit ${limit}`, 'plan');
+     group by g.n, ${keys} order by g.n limit ${limit}`,
+    'plan',
+  );
   return rows;
 }
 
@@ -184,18 +262,34 @@ async function fillSurvivors(ctx: BatchContext, table: Table, map: string): Prom
   const cols = table.columns.filter((c) => !pk.includes(c.name) && !c.generated);
   if (!cols.length) return 0;
   const filled = ctx.nextTemp();
-  await run(ctx, sql`create temp table ${sql.id(filled)} on commit drop as
+  await run(
+    ctx,
+    sql`create temp table ${sql.id(filled)} on commit drop as
     select ${sql.join(pk.map((_, i) => sql`m.${sql.id(`s${i}`)} as ${sql.id(`l${i}`)}`))},
            ${sql.join(cols.map((c) => sql`(array_agg(${col('x', c.name)} order by ${sql.join(pk.map((p) => col('x', p)))}) filter (where ${col('x', c.name)} is not null))[1] as ${sql.id(c.name)}`))}
       from ${sql.id(map)} m join ${tableRef(table)} x on ${pkMatches(table, 'x', 'm', 'l')}
-     group by ${sql.join(pk.map((_, i) => sql`m.${sql.id(`s${i}`)}`))}`, 'plan');
+     group by ${sql.join(pk.map((_, i) => sql`m.${sql.id(`s${i}`)}`))}`,
+    'plan',
+  );
   const needs = sql`exists (select 1 from ${sql.id(filled)} f where ${pkMatches(table, 't', 'f', 'l')}
-                     and (${sql.join(cols.map((c) => sql`(${col('t', c.name)} is null and ${col('f', c.name)} is not null)`), sql` or `)}))`;
+                     and (${sql.join(
+                       cols.map((c) => sql`(${col('t', c.name)} is null and ${col('f', c.name)} is not null)`),
+                       sql` or `,
+                     )}))`;
   const targets = ctx.nextTemp();
-  await run(ctx, sql`create temp table ${sql.id(targets)} on commit drop as
-    select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`l${i}`)}`))} from ${tableRef(table)} t where ${needs}`, 'plan');
-  return updateRows(ctx, table, targets, cols.map((c) => ({
-    column: c.name,
-    value: sql`coalesce(${col('t', c.name)}, (select ${col('f', c.name)} from ${sql.id(filled)} f where ${pkMatches(table, 't', 'f', 'l')}))`,
-  })));
+  await run(
+    ctx,
+    sql`create temp table ${sql.id(targets)} on commit drop as
+    select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`l${i}`)}`))} from ${tableRef(table)} t where ${needs}`,
+    'plan',
+  );
+  return updateRows(
+    ctx,
+    table,
+    targets,
+    cols.map((c) => ({
+      column: c.name,
+      value: sql`coalesce(${col('t', c.name)}, (select ${col('f', c.name)} from ${sql.id(filled)} f where ${pkMatches(table, 't', 'f', 'l')}))`,
+    })),
+  );
 }

@@ -15,6 +15,10 @@ export function checkFor<R extends Rule>(rule: R): Check<R> {
 }
 
 export function repairerFor<R extends Rule>(rule: R): Repairer<R> {
-  const repairers = { 'duplicate-rows': duplicateRepair, 'orphaned-rows': orphanRepair, 'soft-delete-conflicts': softDeleteRepair };
+  const repairers = {
+    'duplicate-rows': duplicateRepair,
+    'orphaned-rows': orphanRepair,
+    'soft-delete-conflicts': softDeleteRepair,
+  };
   return repairers[rule.check] as unknown as Repairer<R>;
 }

@@ -1,7 +1,20 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { OrphanRule } from '../rules/types.js';
-import { and, col, fragment, isAlive, keyAliases, partBaseType, rowId, rowIdOrder, rowIdSortKey, sampleBucket, tableRef, type Sql } from '../sql/build.js';
+import {
+  and,
+  col,
+  fragment,
+  isAlive,
+  keyAliases,
+  partBaseType,
+  rowId,
+  rowIdOrder,
+  rowIdSortKey,
+  sampleBucket,
+  tableRef,
+  type Sql,
+} from '../sql/build.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
 import { count, pkOf } from '../repair/context.js';
 import { createGroups, createMembers, lockBatchRows } from '../repair/groups.js';
@@ -20,7 +33,8 @@ import type { Repairer } from '../repair/types.js';
  */
 export const orphanedRows: Check<OrphanRule> = {
   id: 'orphaned-rows',
-  describe: (rule) => `${rule.table.id}(${rule.columns.join(', ')}) -> ${rule.parent.id}(${rule.parentColumns.join(', ')})`,
+  describe: (rule) =>
+    `${rule.table.id}(${rule.columns.join(', ')}) -> ${rule.parent.id}(${rule.parentColumns.join(', ')})`,
   detect,
 };
 
@@ -56,9 +70,17 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
   const names = keyAliases(rule.columns.length);
   const keyCols = sql.join(names.map((n) => sql.id(n)));
   const keys = sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(names[i]!)}`));
-  const bucket = sampleBucket(names.map((n, i) => ({ ref: sql.id(n), baseType: partBaseType(rule.table, { kind: 'column', column: rule.columns[i]! }) })));
-  const parentOf = (alias: string) => and(rule.parentColumns.map((pc, i) => sql`${col('p', pc)} = ${sql.id(alias, names[i]!)}`));
-  const hasParent = rule.parent.softDelete ? sql`exists (select 1 from ${tableRef(rule.parent)} p where ${parentOf('g')})` : sql`false`;
+  const bucket = sampleBucket(
+    names.map((n, i) => ({
+      ref: sql.id(n),
+      baseType: partBaseType(rule.table, { kind: 'column', column: rule.columns[i]! }),
+    })),
+  );
+  const parentOf = (alias: string) =>
+    and(rule.parentColumns.map((pc, i) => sql`${col('p', pc)} = ${sql.id(alias, names[i]!)}`));
+  const hasParent = rule.parent.softDelete
+    ? sql`exists (select 1 from ${tableRef(rule.parent)} p where ${parentOf('g')})`
+    : sql`false`;
   const sampleOf = (ids: Sql) => sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${ids})`;
   const result = await sql<{ missing: string; deleted: string; groups: string; samples: Sample[] }>`
     with g as (
@@ -114,9 +136,13 @@ function onDanglingKey(rule: OrphanRule): Sql {
 
 export const orphanRepair: Repairer<OrphanRule> = {
   async groups(session, rule) {
-    const total = await createGroups(session, rule.columns.length, sql`
+    const total = await createGroups(
+      session,
+      rule.columns.length,
+      sql`
       select distinct ${sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(`k${i}`)}`))}
-        from ${tableRef(rule.table)} c where ${and(childScope(rule, 'c'))} and ${orphanPredicate(rule, 'c')}`);
+        from ${tableRef(rule.table)} c where ${and(childScope(rule, 'c'))} and ${orphanPredicate(rule, 'c')}`,
+    );
     // The orphan rows, listed once by primary key: each batch then reaches them by index, even where
     // nothing indexes the reference columns (a scan of the child per batch otherwise).
     await createMembers(session, rule.table, onDanglingKey(rule), and(childScope(rule, 't')));
@@ -129,14 +155,33 @@ export const orphanRepair: Repairer<OrphanRule> = {
     const rows = ctx.nextTemp();
     // Still in scope, still holding the key, still without a live parent (one may have been inserted).
     await lockBatchRows(ctx, child, rows, {
-      from, to, picked: sql`g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`l${i}`)}`))}`, onKey: onDanglingKey(rule),
-      still: sql`${and(childScope(rule, 't'))} and ${orphanPredicate(rule, 't')}`, pkPrefix: 'l', byKey: child.indexedLeading.includes(rule.columns[0]!),
+      from,
+      to,
+      picked: sql`g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`l${i}`)}`))}`,
+      onKey: onDanglingKey(rule),
+      still: sql`${and(childScope(rule, 't'))} and ${orphanPredicate(rule, 't')}`,
+      pkPrefix: 'l',
+      byKey: child.indexedLeading.includes(rule.columns[0]!),
     });
     const groups = await count(ctx, sql`select distinct n from ${sql.id(rows)}`);
-    const { free, skippedGroups: skipped } = rule.repair === 'delete' ? await unreferenced(ctx, child, rows) : { free: rows, skippedGroups: 0 };
+    const { free, skippedGroups: skipped } =
+      rule.repair === 'delete' ? await unreferenced(ctx, child, rows) : { free: rows, skippedGroups: 0 };
     if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, child, free);
-    else if (rule.repair === 'set-null') ctx.counts.rowsUpdated += await updateRows(ctx, child, free, rule.columns.map((c) => ({ column: c, value: sql`null` })));
-    else ctx.counts.rowsUpdated += await updateRows(ctx, child, free, [{ column: child.softDelete!.column, value: deletedValue(child.softDelete!) }]);
-    return { groups, skipped, reason: skipped ? 'orphan rows that other rows still reference were left in place' : undefined };
+    else if (rule.repair === 'set-null')
+      ctx.counts.rowsUpdated += await updateRows(
+        ctx,
+        child,
+        free,
+        rule.columns.map((c) => ({ column: c, value: sql`null` })),
+      );
+    else
+      ctx.counts.rowsUpdated += await updateRows(ctx, child, free, [
+        { column: child.softDelete!.column, value: deletedValue(child.softDelete!) },
+      ]);
+    return {
+      groups,
+      skipped,
+      reason: skipped ? 'orphan rows that other rows still reference were left in place' : undefined,
+    };
   },
 };

@@ -1,7 +1,19 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import { keyLabel, type SoftDeleteRule } from '../rules/types.js';
-import { and, col, fragment, isDeleted, keyAliases, keyExpr, keysEqual, rowId, rowIdOrder, tableRef, type Sql } from '../sql/build.js';
+import {
+  and,
+  col,
+  fragment,
+  isDeleted,
+  keyAliases,
+  keyExpr,
+  keysEqual,
+  rowId,
+  rowIdOrder,
+  tableRef,
+  type Sql,
+} from '../sql/build.js';
 import { count, pkOf, run } from '../repair/context.js';
 import { createGroups, createMembers, lockBatchRows } from '../repair/groups.js';
 import { aliveValue } from '../repair/markers.js';
@@ -57,12 +69,21 @@ async function detect(db: Db | Tx, rule: SoftDeleteRule, options: { sample: numb
   `.execute(db);
   const row = result.rows[0]!;
   if (toCount(row.groups) === 0) return null;
-  return { ...baseFinding(rule, rule.key.map(keyLabel)), groups: toCount(row.groups), rows: toCount(row.rows), samples: row.samples };
+  return {
+    ...baseFinding(rule, rule.key.map(keyLabel)),
+    groups: toCount(row.groups),
+    rows: toCount(row.rows),
+    samples: row.samples,
+  };
 }
 
 /** Row `t` holds group `g`'s key. */
 function onGroupKey(rule: SoftDeleteRule): Sql {
-  return keysEqual(rule.key.map((k) => keyExpr(k, 't')), rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`), rule.nullsNotDistinct);
+  return keysEqual(
+    rule.key.map((k) => keyExpr(k, 't')),
+    rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`),
+    rule.nullsNotDistinct,
+  );
 }
 
 // ── repair ────────────────────────────────────────────────────────────────────────────────────
@@ -75,13 +96,18 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
   async groups(session, rule) {
     const marker = rule.table.softDelete!;
     const names = rule.key.map((_, i) => sql.id(`k${i}`));
-    const conflict = rule.enforcedBy !== null ? sql`true` : rule.source === 'discovered' ? sql`false` : sql`count(*) > 1`;
-    const total = await createGroups(session, rule.key.length, sql`
+    const conflict =
+      rule.enforcedBy !== null ? sql`true` : rule.source === 'discovered' ? sql`false` : sql`count(*) > 1`;
+    const total = await createGroups(
+      session,
+      rule.key.length,
+      sql`
       select ${sql.join(names)} from (
         select ${sql.join(rule.key.map((p, i) => sql`${keyExpr(p, null)} as ${names[i]!}`))}, ${isDeleted(marker, null)} as deleted
           from ${tableRef(rule.table)} where ${and(conflictScope(rule, null))}) k
        group by ${sql.join(names)}
-      having count(*) filter (where deleted) > 0 and (${conflict})`);
+      having count(*) filter (where deleted) > 0 and (${conflict})`,
+    );
     // Each group's rows, listed once by primary key: a batch then reaches them by index, even where
     // no index serves the key for deleted rows (a partial one on live rows does not).
     await createMembers(session, rule.table, onGroupKey(rule), and(conflictScope(rule, 't')));
@@ -96,13 +122,18 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
     const newest = marker.kind === 'timestamp' ? sql`${sql.id('m')} desc nulls last, ` : sql``;
     const first = rule.key[0];
     await lockBatchRows(ctx, table, rows, {
-      from, to, onKey: onGroupKey(rule), still: and(conflictScope(rule, 't')), pkPrefix: 'p',
+      from,
+      to,
+      onKey: onGroupKey(rule),
+      still: and(conflictScope(rule, 't')),
+      pkPrefix: 'p',
       picked: sql`g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))}, ${isDeleted(marker, 't')} as deleted, ${col('t', marker.column)} as m`,
       byKey: first?.kind === 'column' && table.indexedLeading.includes(first.column),
     });
     const groups = await count(ctx, sql`select distinct n from ${sql.id(rows)} where deleted`);
     const pks = sql.join(pk.map((_, i) => sql.id(`p${i}`)));
-    const firstPk = (alias: string) => sql.join(pk.map((_, i) => sql`first_value(${sql.id(`p${i}`)}) over w as ${sql.id(`${alias}${i}`)}`));
+    const firstPk = (alias: string) =>
+      sql.join(pk.map((_, i) => sql`first_value(${sql.id(`p${i}`)}) over w as ${sql.id(`${alias}${i}`)}`));
     const asLoser = sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`));
     const sCols = sql.join(pk.map((_, i) => sql.id(`s${i}`)));
     const hasLive = sql`n in (select n from ${sql.id(rows)} where not deleted)`;
@@ -110,32 +141,58 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
     if (rule.repair === 'purge-deleted') {
       // Deleted rows that share their key with a live row: merge into the first live row.
       const map = ctx.nextTemp();
-      await run(ctx, sql`create temp table ${sql.id(map)} on commit drop as
+      await run(
+        ctx,
+        sql`create temp table ${sql.id(map)} on commit drop as
         select ${asLoser}, ${sCols} from (
           select n, deleted, ${pks}, ${firstPk('s')} from ${sql.id(rows)} where ${hasLive}
           window w as (partition by n order by deleted, ${pks})) x
-         where deleted`, 'plan');
+         where deleted`,
+        'plan',
+      );
       ctx.counts.rowsDeleted += await mergeRows(ctx, table, map);
       // Deleted rows alone with their key: hard-delete unless something still points at them.
       const lone = ctx.nextTemp();
-      await run(ctx, sql`create temp table ${sql.id(lone)} on commit drop as select n, ${asLoser} from ${sql.id(rows)} where deleted and not ${hasLive}`, 'plan');
+      await run(
+        ctx,
+        sql`create temp table ${sql.id(lone)} on commit drop as select n, ${asLoser} from ${sql.id(rows)} where deleted and not ${hasLive}`,
+        'plan',
+      );
       const { free, skippedGroups: skipped } = await unreferenced(ctx, table, lone);
       ctx.counts.rowsDeleted += await deleteLosers(ctx, table, free);
-      return { groups, skipped, reason: skipped ? 'soft-deleted rows alone with their key but still referenced were left in place' : undefined };
+      return {
+        groups,
+        skipped,
+        reason: skipped ? 'soft-deleted rows alone with their key but still referenced were left in place' : undefined,
+      };
     }
 
     // revive: only keys no live row holds; the newest deleted row survives and is un-deleted.
     const map = ctx.nextTemp();
-    await run(ctx, sql`create temp table ${sql.id(map)} on commit drop as
+    await run(
+      ctx,
+      sql`create temp table ${sql.id(map)} on commit drop as
       select ${asLoser}, ${sCols}, rn from (
         select ${pks}, ${firstPk('s')}, row_number() over w as rn from ${sql.id(rows)} where not ${hasLive}
-        window w as (partition by n order by ${newest}${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} desc`))})) x`, 'plan');
+        window w as (partition by n order by ${newest}${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} desc`))})) x`,
+      'plan',
+    );
     const survivors = ctx.nextTemp();
-    await run(ctx, sql`create temp table ${sql.id(survivors)} on commit drop as select ${sql.join(pk.map((_, i) => sql.id(`l${i}`)))} from ${sql.id(map)} where rn = 1`, 'plan');
+    await run(
+      ctx,
+      sql`create temp table ${sql.id(survivors)} on commit drop as select ${sql.join(pk.map((_, i) => sql.id(`l${i}`)))} from ${sql.id(map)} where rn = 1`,
+      'plan',
+    );
     await run(ctx, sql`delete from ${sql.id(map)} where rn = 1`, 'plan');
     ctx.counts.rowsDeleted += await mergeRows(ctx, table, map);
-    ctx.counts.rowsUpdated += await updateRows(ctx, table, survivors, [{ column: marker.column, value: aliveValue(marker) }]);
+    ctx.counts.rowsUpdated += await updateRows(ctx, table, survivors, [
+      { column: marker.column, value: aliveValue(marker) },
+    ]);
     const skipped = await count(ctx, sql`select distinct n from ${sql.id(rows)} where deleted and ${hasLive}`);
-    return { groups, skipped, reason: skipped ? 'revive skips keys that a live row already holds (use purge-deleted for those)' : undefined };
+    return {
+      groups,
+      skipped,
+      reason: skipped ? 'revive skips keys that a live row already holds (use purge-deleted for those)' : undefined,
+    };
   },
 };

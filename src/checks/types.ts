@@ -44,8 +44,14 @@ export interface Check<R extends Rule> {
 
 export function baseFinding(rule: Rule, key: string[]): Omit<Finding, 'groups' | 'rows' | 'samples'> {
   return {
-    check: rule.check, table: rule.table.id, key, where: rule.where?.text ?? null,
-    source: rule.source, severity: rule.severity, origin: rule.origin, rule,
+    check: rule.check,
+    table: rule.table.id,
+    key,
+    where: rule.where?.text ?? null,
+    source: rule.source,
+    severity: rule.severity,
+    origin: rule.origin,
+    rule,
   };
 }
 

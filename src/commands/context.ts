@@ -33,14 +33,22 @@ export interface SnapshotMode {
   declared?: boolean;
 }
 
-export async function snapshot(tx: Tx, opts: CommonOptions, loaded: LoadedConfig, mode: SnapshotMode = {}): Promise<Snapshot> {
+export async function snapshot(
+  tx: Tx,
+  opts: CommonOptions,
+  loaded: LoadedConfig,
+  mode: SnapshotMode = {},
+): Promise<Snapshot> {
   const declared = mode.declared ?? true;
-  const schemas = opts.schema?.length ? opts.schema : loaded.config.schemas ?? null;
+  const schemas = opts.schema?.length ? opts.schema : (loaded.config.schemas ?? null);
   const catalog = await loadCatalog(tx, { schemas, softDelete: softDeleteSettings(loaded.config.softDelete) });
   const rules = collectRules(catalog, {
-    config: declared ? loaded.config : {}, configFile: loaded.file,
-    duplicates: declared ? opts.duplicates : [], orphans: declared ? opts.orphans : [],
-    discover: declared ? opts.discover : true, only: parseOnly(opts.only),
+    config: declared ? loaded.config : {},
+    configFile: loaded.file,
+    duplicates: declared ? opts.duplicates : [],
+    orphans: declared ? opts.orphans : [],
+    discover: declared ? opts.discover : true,
+    only: parseOnly(opts.only),
   });
   await validateRules(tx, rules);
   return { catalog, rules };
@@ -59,7 +67,9 @@ export async function withReadOnlySnapshot<T>(
   const jobs = mode.jobs ?? 1;
   const conn = await connect(opts, jobs);
   try {
-    return await readOnlyAlongside(conn.db, statementTimeoutMs, jobs - 1, async (tx, alongside) => work(tx, await snapshot(tx, opts, loaded, mode), conn, alongside));
+    return await readOnlyAlongside(conn.db, statementTimeoutMs, jobs - 1, async (tx, alongside) =>
+      work(tx, await snapshot(tx, opts, loaded, mode), conn, alongside),
+    );
   } finally {
     await conn.close();
   }

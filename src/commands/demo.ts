@@ -21,10 +21,19 @@ export async function demoCommand(opts: { color: boolean }, out: (s: string) => 
   process.once('SIGTERM', cleanup);
   try {
     log('Loading the damaged sample database (fixtures/demo/schema.sql)…');
-    const url = await createDemoDatabase(server.adminUrl, server.urlFor);
+    const url = await createDemoDatabase(server.adminUrl, (db) => server.urlFor(db));
     const common: CommonOptions = {
-      databaseUrl: url, config: join(DEMO_DIR, 'rowdoctor.yml'), format: 'text', color: opts.color,
-      duplicates: [], orphans: [], discover: true, failOn: 'error', sample: '3', statementTimeout: '1min', schema: [],
+      databaseUrl: url,
+      config: join(DEMO_DIR, 'rowdoctor.yml'),
+      format: 'text',
+      color: opts.color,
+      duplicates: [],
+      orphans: [],
+      discover: true,
+      failOn: 'error',
+      sample: '3',
+      statementTimeout: '1min',
+      schema: [],
     };
 
     const section = (title: string) => out(c.bold(`\n━━ ${title} ━━\n\n`));
@@ -45,7 +54,10 @@ export async function demoCommand(opts: { color: boolean }, out: (s: string) => 
     exit(rescan, rescan === 0 ? 'clean' : 'problems remain');
     section('5. rowdoctor verify-constraints  (what is now safe to add, and the migration it would write)');
     const verifyOpts = { ...common, expect: [], expectFk: [], lockTimeout: '2s', discover: false };
-    exit(await verifyCommand(verifyOpts, out), 'constraints are missing: run the migration above with psql -f, then verify again');
+    exit(
+      await verifyCommand(verifyOpts, out),
+      'constraints are missing: run the migration above with psql -f, then verify again',
+    );
     return 0;
   } finally {
     process.removeListener('SIGINT', cleanup);
@@ -57,7 +69,7 @@ export async function demoCommand(opts: { color: boolean }, out: (s: string) => 
 
 const EXPLANATIONS = [
   '• submission(invite_id): a double-click beat a read-then-update guard, so one invite has two or three',
-  '  submissions. repair merges them: the first submission survives, the others\' files are re-pointed to it.',
+  "  submissions. repair merges them: the first submission survives, the others' files are re-pointed to it.",
   '• cloud_provider_accounts(provider, provider_account_id): two users claimed one OneDrive account, so',
   '  CREATE UNIQUE INDEX CONCURRENTLY failed and left an INVALID index (discovery found it by itself).',
   '• refresh_token.user_id: a bulk delete of users raced sign-outs; the tokens point at nobody (missing) or',
@@ -65,7 +77,7 @@ const EXPLANATIONS = [
   '• moodle_token / cloud_provider_accounts .user_id: live rows of soft-deleted users, which no foreign key',
   '  can see.',
   '• moodle_token(moodle_user_id): soft-deleted tokens still hold their key under a plain UNIQUE constraint,',
-  '  so the next login\'s INSERT fails with 23505. repair purges them (purge-deleted).',
+  "  so the next login's INSERT fails with 23505. repair purges them (purge-deleted).",
   '• audit_event.user_id: looks like a reference to users.id but has no foreign key; events of users that',
   '  are gone. repair clears the reference (set-null) and keeps the events.',
 ];

@@ -8,23 +8,31 @@ import { withReadOnlySnapshot } from './context.js';
 import type { CommonOptions } from './options.js';
 
 /** rowdoctor init: write a starter rowdoctor.yml with what discovery sees, commented. */
-export async function initCommand(opts: CommonOptions & { output: string; force?: boolean }, out: (s: string) => void): Promise<number> {
+export async function initCommand(
+  opts: CommonOptions & { output: string; force?: boolean },
+  out: (s: string) => void,
+): Promise<number> {
   if (existsSync(opts.output) && !opts.force) {
-    throw new RowdoctorError(`${opts.output} already exists; not overwriting it.`, { hint: 'Pass --force to replace it, or --output <file> to write elsewhere.' });
+    throw new RowdoctorError(`${opts.output} already exists; not overwriting it.`, {
+      hint: 'Pass --force to replace it, or --output <file> to write elsewhere.',
+    });
   }
   // init describes the database as it is: an existing config lends its schemas and soft-delete
   // settings, never its rules.
   const { text, rules, suggestions } = await withReadOnlySnapshot(
     opts,
-    async (_tx, snap, conn) => ({
-      text: renderConfig(snap.rules, snap.catalog.schemas, conn.target.display),
-      rules: snap.rules.filter((r) => !isInferred(r)).length,
-      suggestions: snap.rules.filter(isInferred).length,
-    }),
+    (_tx, snap, conn) =>
+      Promise.resolve({
+        text: renderConfig(snap.rules, snap.catalog.schemas, conn.target.display),
+        rules: snap.rules.filter((r) => !isInferred(r)).length,
+        suggestions: snap.rules.filter(isInferred).length,
+      }),
     { declared: false },
   );
   await writeFile(opts.output, text);
-  out(`Wrote ${opts.output}: ${rules} rule${rules === 1 ? '' : 's'} and ${suggestions} commented suggestion${suggestions === 1 ? '' : 's'} from the catalog. Review each "repair:" action, then run rowdoctor scan.\n`);
+  out(
+    `Wrote ${opts.output}: ${rules} rule${rules === 1 ? '' : 's'} and ${suggestions} commented suggestion${suggestions === 1 ? '' : 's'} from the catalog. Review each "repair:" action, then run rowdoctor scan.\n`,
+  );
   return 0;
 }
 
@@ -68,5 +76,9 @@ function isInferred(rule: Rule): boolean {
 }
 
 function indent(text: string, prefix: string): string {
-  return text.trimEnd().split('\n').map((l) => prefix + l).join('\n');
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((l) => prefix + l)
+    .join('\n');
 }

@@ -22,23 +22,31 @@ export interface CommonOptions {
 
 export function parseOnly(only: string | undefined): CheckId[] | null {
   if (!only) return null;
-  const ids = only.split(',').map((s) => s.trim()).filter(Boolean);
+  const ids = only
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const bad = ids.filter((id) => !CHECK_IDS.includes(id as CheckId));
   if (bad.length) {
-    throw new RowdoctorError(`--only: unknown check ${bad.map((b) => `"${b}"`).join(', ')}.`, { hint: `Checks are: ${CHECK_IDS.join(', ')}.` });
+    throw new RowdoctorError(`--only: unknown check ${bad.map((b) => `"${b}"`).join(', ')}.`, {
+      hint: `Checks are: ${CHECK_IDS.join(', ')}.`,
+    });
   }
   return ids as CheckId[];
 }
 
 export function parseFormat<T extends string>(format: string, allowed: readonly T[]): T {
   if (!allowed.includes(format as T)) {
-    throw new RowdoctorError(`--format ${format} is not available here.`, { hint: `Use one of: ${allowed.join(', ')}.` });
+    throw new RowdoctorError(`--format ${format} is not available here.`, {
+      hint: `Use one of: ${allowed.join(', ')}.`,
+    });
   }
   return format as T;
 }
 
 export function parsePositiveInt(value: string, flag: string, min = 0): number {
-  if (!/^\d+$/.test(value) || Number(value) < min) throw new RowdoctorError(`${flag} expects a whole number ≥ ${min}, got "${value}".`);
+  if (!/^\d+$/.test(value) || Number(value) < min)
+    throw new RowdoctorError(`${flag} expects a whole number ≥ ${min}, got "${value}".`);
   return Number(value);
 }
 
@@ -51,6 +59,7 @@ export function parseDuration(value: string, flag: string): number {
 }
 
 export function parseFailOn(value: string): 'error' | 'warning' {
-  if (value !== 'error' && value !== 'warning') throw new RowdoctorError(`--fail-on expects "error" or "warning", got "${value}".`);
+  if (value !== 'error' && value !== 'warning')
+    throw new RowdoctorError(`--fail-on expects "error" or "warning", got "${value}".`);
   return value;
 }

@@ -36,7 +36,9 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
   let interrupted = false;
   const onSignal = () => {
     interrupted = true;
-    process.stderr.write('\nrowdoctor: interrupted — finishing the current batch, then stopping (Ctrl-C again to abort it; it rolls back).\n');
+    process.stderr.write(
+      '\nrowdoctor: interrupted — finishing the current batch, then stopping (Ctrl-C again to abort it; it rolls back).\n',
+    );
     process.once('SIGINT', () => process.exit(130));
   };
   process.once('SIGINT', onSignal);
@@ -48,19 +50,46 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
       const snap = await snapshot(tx, opts, loaded);
       const toRepair = snap.rules.filter((r) => r.source !== 'discovered' && r.repair !== 'report');
       const derived = new Set(toRepair.filter((r, i) => repairerFor(r).finding && (opts.apply !== true || i === 0)));
-      return { snap, toRepair, derived, scanned: (await scan(tx, snap.rules.filter((r) => !derived.has(r)), { sample, progress })).findings };
+      return {
+        snap,
+        toRepair,
+        derived,
+        scanned: (
+          await scan(
+            tx,
+            snap.rules.filter((r) => !derived.has(r)),
+            { sample, progress },
+          )
+        ).findings,
+      };
     });
     const declared = snap.rules.filter((r) => r.source !== 'discovered');
     checkRepairable(toRepair);
-    if (!opts.backup && opts.apply) process.stderr.write('rowdoctor: WARNING --no-backup: changed rows are NOT copied to rowdoctor_backup, and this run cannot be undone.\n');
+    if (!opts.backup && opts.apply)
+      process.stderr.write(
+        'rowdoctor: WARNING --no-backup: changed rows are NOT copied to rowdoctor_backup, and this run cannot be undone.\n',
+      );
     const result: RepairResult = await conn.db.connection().execute(async (session) => {
-      if (opts.apply) await checkPrivileges(session, snap.catalog, toRepair, declared, { backup: opts.backup, infer: opts.infer });
+      if (opts.apply)
+        await checkPrivileges(session, snap.catalog, toRepair, declared, { backup: opts.backup, infer: opts.infer });
       return repairRules(session, snap.catalog, toRepair, declared, {
-        apply: opts.apply === true, backup: opts.backup, batchSize, lockTimeoutMs, statementTimeoutMs, infer: opts.infer,
-        sample, progress, interrupted: () => interrupted, findingsFor: derived,
+        apply: opts.apply === true,
+        backup: opts.backup,
+        batchSize,
+        lockTimeoutMs,
+        statementTimeoutMs,
+        infer: opts.infer,
+        sample,
+        progress,
+        interrupted: () => interrupted,
+        findingsFor: derived,
       });
     });
-    const findings = await reportedFindings(conn, snap.rules, scanned, derived, result, { sample, progress, statementTimeoutMs });
+    const findings = await reportedFindings(conn, snap.rules, scanned, derived, result, {
+      sample,
+      progress,
+      statementTimeoutMs,
+    });
     const unrepaired = findings.filter((f) => f.source === 'discovered');
     if (format === 'json') {
       const doc = {
@@ -73,10 +102,31 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
       out(JSON.stringify(doc, null, 2) + '\n');
     } else {
       // The constraints that keep this damage from coming back: the same DDL as --emit-migration.
-      const nextSteps = (await verifyConstraints(conn.db, snap.catalog, declared, { expect: [], expectFk: [], discover: false, lockTimeout: opts.lockTimeout, statementTimeoutMs, countViolations: false }))
-        .filter((v) => v.ddl.length);
+      const nextSteps = (
+        await verifyConstraints(conn.db, snap.catalog, declared, {
+          expect: [],
+          expectFk: [],
+          discover: false,
+          lockTimeout: opts.lockTimeout,
+          statementTimeoutMs,
+          countViolations: false,
+        })
+      ).filter((v) => v.ddl.length);
       const missingIndexes = missingSupportingIndexes(conn.db, snap.catalog, toRepair, declared, opts.infer);
-      out(renderRepairText({ database: conn.target.display, result, unrepaired, sqlText: opts.sql === true, nextSteps, missingIndexes, batchSize }, makeStyle(opts.color)));
+      out(
+        renderRepairText(
+          {
+            database: conn.target.display,
+            result,
+            unrepaired,
+            sqlText: opts.sql === true,
+            nextSteps,
+            missingIndexes,
+            batchSize,
+          },
+          makeStyle(opts.color),
+        ),
+      );
     }
     const t = totals(result);
     if (result.interrupted || t.skipped > 0) return 1;
@@ -91,7 +141,11 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
 
 /** Every rule's finding in rule order: scanned first, or from the repair's enumeration (scanned now if interrupted before it). */
 async function reportedFindings(
-  conn: Awaited<ReturnType<typeof connect>>, rules: Rule[], scanned: Finding[], derived: ReadonlySet<Rule>, result: RepairResult,
+  conn: Awaited<ReturnType<typeof connect>>,
+  rules: Rule[],
+  scanned: Finding[],
+  derived: ReadonlySet<Rule>,
+  result: RepairResult,
   options: { sample: number; progress: Progress; statementTimeoutMs: number },
 ): Promise<Finding[]> {
   const found = new Map<Rule, Finding | null>(scanned.map((f) => [f.rule, f]));
@@ -108,12 +162,18 @@ async function reportedFindings(
 function checkRepairable(rules: Rule[]): void {
   const problems: string[] = [];
   for (const r of rules) {
-    if (!r.table.primaryKey) problems.push(`${r.table.id} has no primary key; repair needs one to tell rows apart (use repair: report)`);
+    if (!r.table.primaryKey)
+      problems.push(`${r.table.id} has no primary key; repair needs one to tell rows apart (use repair: report)`);
     if (r.check === 'orphaned-rows' && r.repair === 'set-null') {
       const notNull = r.columns.filter((c) => r.table.columns.find((x) => x.name === c)?.notNull);
-      if (notNull.length) problems.push(`${r.table.id}(${notNull.join(', ')}) is NOT NULL, so set-null is impossible (use delete or soft-delete)`);
+      if (notNull.length)
+        problems.push(
+          `${r.table.id}(${notNull.join(', ')}) is NOT NULL, so set-null is impossible (use delete or soft-delete)`,
+        );
     }
-    if (r.repair === 'soft-delete' && !r.table.softDelete) problems.push(`${r.table.id} has no soft-delete marker column, so repair: soft-delete is impossible`);
+    if (r.repair === 'soft-delete' && !r.table.softDelete)
+      problems.push(`${r.table.id} has no soft-delete marker column, so repair: soft-delete is impossible`);
   }
-  if (problems.length) throw new RowdoctorError(`Cannot repair as configured:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  if (problems.length)
+    throw new RowdoctorError(`Cannot repair as configured:\n${problems.map((p) => `  ${p}`).join('\n')}`);
 }

@@ -14,11 +14,16 @@ export async function scanCommand(opts: CommonOptions, out: (s: string) => void)
   const sample = parsePositiveInt(opts.sample, '--sample');
   const jobs = parsePositiveInt(opts.jobs ?? '1', '--jobs', 1);
   const progress = createProgress(format === 'text' && process.stderr.isTTY === true);
-  const { result, database } = await withReadOnlySnapshot(opts, async (tx, snap, conn, alongside) => ({
-    result: await scan(tx, snap.rules, { sample, progress, alongside }),
-    database: conn.target.display,
-  }), { jobs });
-  if (format === 'json') out(JSON.stringify(scanDocument('scan', database, result.findings, result.checks), null, 2) + '\n');
+  const { result, database } = await withReadOnlySnapshot(
+    opts,
+    async (tx, snap, conn, alongside) => ({
+      result: await scan(tx, snap.rules, { sample, progress, alongside }),
+      database: conn.target.display,
+    }),
+    { jobs },
+  );
+  if (format === 'json')
+    out(JSON.stringify(scanDocument('scan', database, result.findings, result.checks), null, 2) + '\n');
   else if (format === 'markdown') out(renderScanMarkdown({ database, ...result }));
   else out(renderScanText({ database, ...result }, makeStyle(opts.color)));
   const failing = result.findings.filter((f) => f.severity === 'error' || failOn === 'warning');

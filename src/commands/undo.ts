@@ -20,14 +20,31 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
   const conn = await connect(opts);
   try {
     const catalog = await readOnly(conn.db, statementTimeoutMs, (tx) =>
-      loadCatalog(tx, { schemas: null, softDelete: softDeleteSettings(loaded.config.softDelete) }));
-    const result = await conn.db.connection().execute((session) => undoRun(session, catalog, runId, { apply: opts.apply === true, lockTimeoutMs }));
+      loadCatalog(tx, { schemas: null, softDelete: softDeleteSettings(loaded.config.softDelete) }),
+    );
+    const result = await conn.db
+      .connection()
+      .execute((session) => undoRun(session, catalog, runId, { apply: opts.apply === true, lockTimeoutMs }));
     if (format === 'json') {
-      out(JSON.stringify({
-        tool: 'rowdoctor', schemaVersion: 1, command: 'undo', database: conn.target.display, runId: result.runId,
-        applied: result.applied, undoRunId: result.applied ? result.undoRunId : null, refused: result.refused, tables: result.tables,
-        findings: [], summary: { findings: 0, rows: result.tables.reduce((n, t) => n + t.restore + t.revert, 0), checks: 0 },
-      }, null, 2) + '\n');
+      out(
+        JSON.stringify(
+          {
+            tool: 'rowdoctor',
+            schemaVersion: 1,
+            command: 'undo',
+            database: conn.target.display,
+            runId: result.runId,
+            applied: result.applied,
+            undoRunId: result.applied ? result.undoRunId : null,
+            refused: result.refused,
+            tables: result.tables,
+            findings: [],
+            summary: { findings: 0, rows: result.tables.reduce((n, t) => n + t.restore + t.revert, 0), checks: 0 },
+          },
+          null,
+          2,
+        ) + '\n',
+      );
     } else {
       out(renderUndo(result, conn.target.display, opts.color));
     }
@@ -41,9 +58,20 @@ function renderUndo(r: UndoResult, database: string, color: boolean): string {
   const c = makeStyle(color);
   const restore = r.tables.reduce((n, t) => n + t.restore, 0);
   const revert = r.tables.reduce((n, t) => n + t.revert, 0);
-  const mode = r.refused ? c.red('REFUSED — nothing was changed') : r.applied ? c.green(`APPLIED as run ${r.undoRunId}`) : c.yellow('DRY RUN — nothing was changed; add --apply to perform it');
-  const lines = [`rowdoctor undo ${r.runId} · ${database} · ${mode}`, `${r.applied ? 'restored' : 'would restore'} ${restore} deleted rows, ${r.applied ? 'reverted' : 'would revert'} ${revert} updated rows`, ''];
-  const t = new Table({ head: ['table', 'deleted rows to restore', 'updated rows to revert', 'collisions'], style: { head: [], border: c.level ? undefined : [] } });
+  const mode = r.refused
+    ? c.red('REFUSED — nothing was changed')
+    : r.applied
+      ? c.green(`APPLIED as run ${r.undoRunId}`)
+      : c.yellow('DRY RUN — nothing was changed; add --apply to perform it');
+  const lines = [
+    `rowdoctor undo ${r.runId} · ${database} · ${mode}`,
+    `${r.applied ? 'restored' : 'would restore'} ${restore} deleted rows, ${r.applied ? 'reverted' : 'would revert'} ${revert} updated rows`,
+    '',
+  ];
+  const t = new Table({
+    head: ['table', 'deleted rows to restore', 'updated rows to revert', 'collisions'],
+    style: { head: [], border: c.level ? undefined : [] },
+  });
   for (const x of r.tables) t.push([x.table, x.restore, x.revert, x.collisions]);
   lines.push(t.toString());
   if (r.refused) lines.push('', c.red(`Refused: ${r.refused}`));

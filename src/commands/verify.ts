@@ -23,9 +23,15 @@ export async function verifyCommand(opts: VerifyCommandOptions, out: (s: string)
   const conn = await connect(opts);
   try {
     // Expectations come from declared rules; --discover adds inferred references, nothing else.
-    const snap = await readOnly(conn.db, statementTimeoutMs, (tx) => snapshot(tx, { ...opts, discover: false }, loaded));
+    const snap = await readOnly(conn.db, statementTimeoutMs, (tx) =>
+      snapshot(tx, { ...opts, discover: false }, loaded),
+    );
     const verdicts = await verifyConstraints(conn.db, snap.catalog, snap.rules, {
-      expect: opts.expect, expectFk: opts.expectFk, discover: opts.discover === true, lockTimeout: opts.lockTimeout, statementTimeoutMs,
+      expect: opts.expect,
+      expectFk: opts.expectFk,
+      discover: opts.discover === true,
+      lockTimeout: opts.lockTimeout,
+      statementTimeoutMs,
     });
     if (opts.emitMigration) await writeFile(opts.emitMigration, migrationText(verdicts, conn.target.display));
     if (format === 'json') out(JSON.stringify(verifyDocument(verdicts, conn.target.display), null, 2) + '\n');
@@ -41,11 +47,28 @@ export async function verifyCommand(opts: VerifyCommandOptions, out: (s: string)
 export function verifyDocument(verdicts: Verdict[], database: string) {
   const s = verifySummary(verdicts);
   return {
-    tool: 'rowdoctor', schemaVersion: 1, command: 'verify-constraints', database, findings: [],
+    tool: 'rowdoctor',
+    schemaVersion: 1,
+    command: 'verify-constraints',
+    database,
+    findings: [],
     constraints: verdicts.map((v) => ({
-      kind: v.kind, table: v.table, columns: v.columns, ...(v.references ? { references: v.references } : {}), where: v.where,
-      status: v.status, detail: v.detail, violations: v.violations, ddl: v.ddl,
+      kind: v.kind,
+      table: v.table,
+      columns: v.columns,
+      ...(v.references ? { references: v.references } : {}),
+      where: v.where,
+      status: v.status,
+      detail: v.detail,
+      violations: v.violations,
+      ddl: v.ddl,
     })),
-    summary: { findings: 0, rows: verdicts.reduce((n, v) => n + (v.violations ?? 0), 0), checks: verdicts.length, constraints: verdicts.length, ...s },
+    summary: {
+      findings: 0,
+      rows: verdicts.reduce((n, v) => n + (v.violations ?? 0), 0),
+      checks: verdicts.length,
+      constraints: verdicts.length,
+      ...s,
+    },
   };
 }

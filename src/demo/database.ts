@@ -10,7 +10,11 @@ export const DEMO_DIR = fileURLToPath(new URL('../../fixtures/demo/', import.met
  * that fails on the duplicates in it and leaves an INVALID index behind, as in production.
  * Fixture files hold several statements, so they go over a plain client (simple protocol).
  */
-export async function createDemoDatabase(adminUrl: string, urlFor: (db: string) => string, name = 'rowdoctor_demo'): Promise<string> {
+export async function createDemoDatabase(
+  adminUrl: string,
+  urlFor: (db: string) => string,
+  name = 'rowdoctor_demo',
+): Promise<string> {
   const admin = new pg.Client(adminUrl);
   await admin.connect();
   try {
@@ -24,8 +28,12 @@ export async function createDemoDatabase(adminUrl: string, urlFor: (db: string) 
   try {
     await client.query(await readFile(`${DEMO_DIR}schema.sql`, 'utf8'));
     await client.query(await readFile(`${DEMO_DIR}failed-index.sql`, 'utf8')).then(
-      () => { throw new Error('the demo index build was expected to fail on duplicates'); },
-      (e: { code?: string }) => { if (e.code !== '23505') throw e; },
+      () => {
+        throw new Error('the demo index build was expected to fail on duplicates');
+      },
+      (e: { code?: string }) => {
+        if (e.code !== '23505') throw e;
+      },
     );
     await client.query('analyze');
   } finally {

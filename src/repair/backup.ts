@@ -44,9 +44,13 @@ export async function ensureBackupTable(tx: Tx, table: Table): Promise<void> {
   await sql`create table if not exists ${bt} (
     _rd_run text not null, _rd_seq bigint not null, _rd_op text not null, _rd_columns text[],
     like ${tableRef(table)})`.execute(tx);
-  await sql`insert into ${sql.id(BACKUP_SCHEMA, 'tables')} values (${name}, ${table.schema}, ${table.name}) on conflict do nothing`.execute(tx);
+  await sql`insert into ${sql.id(BACKUP_SCHEMA, 'tables')} values (${name}, ${table.schema}, ${table.name}) on conflict do nothing`.execute(
+    tx,
+  );
   const existing = await sql<{ name: string }>`select attname as name from pg_attribute
-     where attrelid = ${`${BACKUP_SCHEMA}."${name.replace(/"/g, '""')}"`}::regclass and attnum > 0 and not attisdropped`.execute(tx);
+     where attrelid = ${`${BACKUP_SCHEMA}."${name.replace(/"/g, '""')}"`}::regclass and attnum > 0 and not attisdropped`.execute(
+    tx,
+  );
   const have = new Set(existing.rows.map((r) => r.name));
   for (const c of table.columns.filter((c) => !have.has(c.name))) {
     await sql`alter table ${bt} add column ${sql.id(c.name)} ${sql.raw(c.type)}`.execute(tx);
@@ -54,12 +58,22 @@ export async function ensureBackupTable(tx: Tx, table: Table): Promise<void> {
 }
 
 /** Copy the rows of `table` that `where` selects (alias t) into its backup, before they change. */
-export async function backupRows(ctx: BatchContext, table: Table, op: 'delete' | 'update', where: Sql, columns: string[] | null): Promise<number> {
+export async function backupRows(
+  ctx: BatchContext,
+  table: Table,
+  op: 'delete' | 'update',
+  where: Sql,
+  columns: string[] | null,
+): Promise<number> {
   if (ctx.apply) await ensureBackupTable(ctx.tx, table);
   const cols = sql.join(table.columns.map((c) => sql.id(c.name)));
   const values = sql.join(table.columns.map((c) => sql.id('t', c.name)));
   const changed = columns ? sql`${columns}::text[]` : sql`null`;
-  const res = await run(ctx, sql`insert into ${sql.id(BACKUP_SCHEMA, backupTableName(table))} (_rd_run, _rd_seq, _rd_op, _rd_columns, ${cols})
-    select ${ctx.runId}, nextval(${`${BACKUP_SCHEMA}.seq`}), ${op}, ${changed}, ${values} from ${tableRef(table)} t where ${where}`, 'write');
+  const res = await run(
+    ctx,
+    sql`insert into ${sql.id(BACKUP_SCHEMA, backupTableName(table))} (_rd_run, _rd_seq, _rd_op, _rd_columns, ${cols})
+    select ${ctx.runId}, nextval(${`${BACKUP_SCHEMA}.seq`}), ${op}, ${changed}, ${values} from ${tableRef(table)} t where ${where}`,
+    'write',
+  );
   return res.affected;
 }

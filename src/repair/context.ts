@@ -22,8 +22,10 @@ export function zeroCounts(): Counts {
 
 export function addCounts(a: Counts, b: Counts): Counts {
   return {
-    rowsDeleted: a.rowsDeleted + b.rowsDeleted, rowsUpdated: a.rowsUpdated + b.rowsUpdated,
-    childRowsRepointed: a.childRowsRepointed + b.childRowsRepointed, childRowsMerged: a.childRowsMerged + b.childRowsMerged,
+    rowsDeleted: a.rowsDeleted + b.rowsDeleted,
+    rowsUpdated: a.rowsUpdated + b.rowsUpdated,
+    childRowsRepointed: a.childRowsRepointed + b.childRowsRepointed,
+    childRowsMerged: a.childRowsMerged + b.childRowsMerged,
   };
 }
 
@@ -52,7 +54,11 @@ export const statementStats = { longestMs: 0, longestSql: '' };
  * what --sql shows; a dry run records its writes without running them, so it never changes a user
  * table by construction — and its --sql shows exactly what --apply would run.
  */
-export async function run<R = Record<string, unknown>>(ctx: BatchContext, q: RawBuilder<unknown>, kind: 'read' | 'plan' | 'write'): Promise<{ rows: R[]; affected: number }> {
+export async function run<R = Record<string, unknown>>(
+  ctx: BatchContext,
+  q: RawBuilder<unknown>,
+  kind: 'read' | 'plan' | 'write',
+): Promise<{ rows: R[]; affected: number }> {
   const compiled = q.compile(ctx.tx);
   if (kind !== 'read') ctx.statements.set(compiled.sql.replace(/\s+/g, ' ').trim(), true);
   if (kind === 'write' && !ctx.apply) return { rows: [], affected: 0 };
@@ -63,7 +69,8 @@ export async function run<R = Record<string, unknown>>(ctx: BatchContext, q: Raw
   // planner may pick a sequential scan of the big table for a join with a few thousand keys.
   const created = /^create temp table (?:if not exists )?("(?:[^"]|"")+")/.exec(compiled.sql);
   if (created) await ctx.tx.executeQuery(sql`analyze ${sql.raw(created[1]!)}`.compile(ctx.tx));
-  if (ms > statementStats.longestMs) Object.assign(statementStats, { longestMs: ms, longestSql: compiled.sql.replace(/\s+/g, ' ').slice(0, 160) });
+  if (ms > statementStats.longestMs)
+    Object.assign(statementStats, { longestMs: ms, longestSql: compiled.sql.replace(/\s+/g, ' ').slice(0, 160) });
   return { rows: res.rows, affected: Number(res.numAffectedRows ?? res.rows.length) };
 }
 
@@ -80,7 +87,10 @@ export function pkOf(table: Table): string[] {
 
 /** `alias.pk = other.prefixN` for each primary-key column. */
 export function pkMatches(table: Table, alias: string, other: string, prefix: string): Sql {
-  return sql.join(pkOf(table).map((c, i) => sql`${col(alias, c)} = ${col(other, `${prefix}${i}`)}`), sql` and `);
+  return sql.join(
+    pkOf(table).map((c, i) => sql`${col(alias, c)} = ${col(other, `${prefix}${i}`)}`),
+    sql` and `,
+  );
 }
 
 /**
@@ -90,7 +100,11 @@ export function pkMatches(table: Table, alias: string, other: string, prefix: st
 export async function goneTable(ctx: BatchContext, table: Table): Promise<string> {
   const name = `rd_gone_${table.oid}`;
   const cols = sql.join(pkOf(table).map((c, i) => sql`${col(null, c)} as ${sql.id(`p${i}`)}`));
-  await run(ctx, sql`create temp table if not exists ${sql.id(name)} on commit drop as select ${cols} from ${sql.id(table.schema, table.name)} where false`, 'read');
+  await run(
+    ctx,
+    sql`create temp table if not exists ${sql.id(name)} on commit drop as select ${cols} from ${sql.id(table.schema, table.name)} where false`,
+    'read',
+  );
   return name;
 }
 

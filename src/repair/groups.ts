@@ -28,7 +28,12 @@ export const MEMBERS = 'rd_members';
  * List every group's member rows once (one pass over the table), so each batch then reaches its
  * rows by primary key instead of scanning the table for its keys.
  */
-export async function createMembers(session: Db, table: Table, onKey: RawBuilder<unknown>, scope: RawBuilder<unknown>): Promise<void> {
+export async function createMembers(
+  session: Db,
+  table: Table,
+  onKey: RawBuilder<unknown>,
+  scope: RawBuilder<unknown>,
+): Promise<void> {
   const pk = table.primaryKey ?? [];
   await sql`drop table if exists ${sql.id(MEMBERS)}`.execute(session);
   await sql`create temp table ${sql.id(MEMBERS)} as
@@ -51,18 +56,36 @@ export function inBatch(from: number, to: number): RawBuilder<unknown> {
  * group) and must name the primary key `${pkPrefix}0…`.
  */
 export async function lockBatchRows(
-  ctx: BatchContext, table: Table, rows: string,
-  batch: { from: number; to: number; picked: RawBuilder<unknown>; onKey: RawBuilder<unknown>; still: RawBuilder<unknown>; pkPrefix: string; byKey: boolean },
+  ctx: BatchContext,
+  table: Table,
+  rows: string,
+  batch: {
+    from: number;
+    to: number;
+    picked: RawBuilder<unknown>;
+    onKey: RawBuilder<unknown>;
+    still: RawBuilder<unknown>;
+    pkPrefix: string;
+    byKey: boolean;
+  },
 ): Promise<void> {
   const where = sql`${inBatch(batch.from, batch.to)} and ${batch.onKey} and ${batch.still}`;
-  await run(ctx, sql`create temp table ${sql.id(rows)} on commit drop as
+  await run(
+    ctx,
+    sql`create temp table ${sql.id(rows)} on commit drop as
     select ${batch.picked}
       from ${sql.id(MEMBERS)} m join ${sql.id(table.schema, table.name)} t on ${pkMatches(table, 't', 'm', 'p')} join ${sql.id(GROUPS)} g on g.n = m.n
      where ${where}
-       for update of t`, 'plan');
+       for update of t`,
+    'plan',
+  );
   if (!batch.byKey) return;
-  await run(ctx, sql`insert into ${sql.id(rows)}
+  await run(
+    ctx,
+    sql`insert into ${sql.id(rows)}
     select ${batch.picked} from ${sql.id(table.schema, table.name)} t join ${sql.id(GROUPS)} g on ${batch.onKey}
      where ${where} and not exists (select 1 from ${sql.id(rows)} r where ${pkMatches(table, 't', 'r', batch.pkPrefix)})
-       for update of t`, 'plan');
+       for update of t`,
+    'plan',
+  );
 }

@@ -24,7 +24,13 @@ const SCAN_BYTES_PER_SECOND = 200 * 1024 * 1024;
  * an index that leads with the referencing column, each batch scans the whole child table (and so
  * does every foreign-key check on delete). Deleting 20 rows took seconds that way; at scale, hours.
  */
-export function missingSupportingIndexes(db: Db, catalog: Catalog, rules: Rule[], declared: Rule[], infer: boolean): MissingIndex[] {
+export function missingSupportingIndexes(
+  db: Db,
+  catalog: Catalog,
+  rules: Rule[],
+  declared: Rule[],
+  infer: boolean,
+): MissingIndex[] {
   const out: MissingIndex[] = [];
   const seen = new Set<string>();
   for (const rule of rules) {
@@ -35,8 +41,12 @@ export function missingSupportingIndexes(db: Db, catalog: Catalog, rules: Rule[]
       seen.add(key);
       const name = constraintName(ref.child, ref.columns, 'idx');
       out.push({
-        child: ref.child.id, columns: ref.columns, via: ref.via,
-        ddl: sql`CREATE INDEX CONCURRENTLY ${sql.id(name)} ON ${tableRef(ref.child)} (${sql.join(ref.columns.map((c) => sql.id(c)))})`.compile(db).sql,
+        child: ref.child.id,
+        columns: ref.columns,
+        via: ref.via,
+        ddl: sql`CREATE INDEX CONCURRENTLY ${sql.id(name)} ON ${tableRef(ref.child)} (${sql.join(ref.columns.map((c) => sql.id(c)))})`.compile(
+          db,
+        ).sql,
         scanSeconds: (ref.child.pages * 8192) / SCAN_BYTES_PER_SECOND,
       });
     }

@@ -14,7 +14,10 @@ import { referencesInto, type Reference } from './references.js';
  * re-pointed; then the losers are backed up and deleted. Returns how many losers were deleted.
  */
 export async function mergeRows(ctx: BatchContext, table: Table, map: string, depth = 0): Promise<number> {
-  if (depth > 16) throw new RowdoctorError(`Merging ${table.id}: references nest deeper than 16 levels (a cycle?); repair it by hand.`);
+  if (depth > 16)
+    throw new RowdoctorError(
+      `Merging ${table.id}: references nest deeper than 16 levels (a cycle?); repair it by hand.`,
+    );
   for (const ref of referencesInto(ctx.catalog, table, ctx.declared, ctx.infer)) {
     await repoint(ctx, table, map, ref, depth);
   }
@@ -37,13 +40,17 @@ async function repoint(ctx: BatchContext, parent: Table, map: string, ref: Refer
   const refmap = ctx.nextTemp();
   const lr = ref.parentColumns.map((_, i) => `lr${i}`);
   const sr = ref.parentColumns.map((_, i) => `sr${i}`);
-  await run(ctx, sql`create temp table ${sql.id(refmap)} on commit drop as
+  await run(
+    ctx,
+    sql`create temp table ${sql.id(refmap)} on commit drop as
     select ${sql.join(ref.parentColumns.map((c, i) => sql`lx.${sql.id(c)} as ${sql.id(lr[i]!)}`))},
            ${sql.join(ref.parentColumns.map((c, i) => sql`sx.${sql.id(c)} as ${sql.id(sr[i]!)}`))}
       from ${sql.id(map)} m
       join ${tableRef(parent)} lx on ${pkMatches(parent, 'lx', 'm', 'l')}
       join ${tableRef(parent)} sx on ${pkMatches(parent, 'sx', 'm', 's')}
-     where (${sql.join(ref.parentColumns.map((c) => sql`lx.${sql.id(c)}`))}) is distinct from (${sql.join(ref.parentColumns.map((c) => sql`sx.${sql.id(c)}`))})`, 'plan');
+     where (${sql.join(ref.parentColumns.map((c) => sql`lx.${sql.id(c)}`))}) is distinct from (${sql.join(ref.parentColumns.map((c) => sql`sx.${sql.id(c)}`))})`,
+    'plan',
+  );
 
   const child = ref.child;
   const pointsAtLoser = sql`exists (select 1 from ${sql.id(refmap)} r where ${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`))})`;
@@ -60,16 +67,27 @@ async function repoint(ctx: BatchContext, parent: Table, map: string, ref: Refer
   const set = sql.join(ref.columns.map((c, i) => sql`${sql.id(c)} = r.${sql.id(sr[i]!)}`));
   const match = and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`));
   if (ctx.backup) await backupRows(ctx, child, 'update', pointsAtLoser, ref.columns);
-  const { affected } = await run(ctx, sql`update ${tableRef(child)} t set ${set} from ${sql.id(refmap)} r where ${match}`, 'write');
+  const { affected } = await run(
+    ctx,
+    sql`update ${tableRef(child)} t set ${set} from ${sql.id(refmap)} r where ${match}`,
+    'write',
+  );
   ctx.counts.childRowsRepointed += ctx.apply
     ? affected
-    : await count(ctx, sql`select 1 from ${tableRef(child)} t where ${pointsAtLoser} and ${await visible(ctx, child, 't')}`);
+    : await count(
+        ctx,
+        sql`select 1 from ${tableRef(child)} t where ${pointsAtLoser} and ${await visible(ctx, child, 't')}`,
+      );
 }
 
 /** Unique keys of the child that re-pointing could break: plain columns, no predicate, sharing a column with the reference. */
 function collidingIndexes(child: Table, ref: Reference): UniqueIndex[] {
   return child.uniqueIndexes.filter(
-    (i) => i.valid && !i.predicate && i.columns.every((c) => c !== null) && i.columns.some((c) => ref.columns.includes(c!)),
+    (i) =>
+      i.valid &&
+      !i.predicate &&
+      i.columns.every((c) => c !== null) &&
+      i.columns.some((c) => c !== null && ref.columns.includes(c)),
   );
 }
 
@@ -77,7 +95,13 @@ function collidingIndexes(child: Table, ref: Reference): UniqueIndex[] {
  * Children (moved ones, and siblings already in place) grouped by the unique key they will have
  * after re-pointing; in each group the sibling already in place survives, else the lowest key.
  */
-async function collisionMap(ctx: BatchContext, child: Table, ref: Reference, refmap: string, index: UniqueIndex): Promise<string> {
+async function collisionMap(
+  ctx: BatchContext,
+  child: Table,
+  ref: Reference,
+  refmap: string,
+  index: UniqueIndex,
+): Promise<string> {
   const pk = pkOf(child);
   const cols = index.columns as string[];
   const target = (c: string): Sql => {
@@ -89,7 +113,9 @@ async function collisionMap(ctx: BatchContext, child: Table, ref: Reference, ref
   const nonNull = index.nullsNotDistinct ? sql`true` : and(cols.map((_, i) => sql`${sql.id(`u${i}`)} is not null`));
   const visibleT = await visible(ctx, child, 't');
   const name = ctx.nextTemp();
-  await run(ctx, sql`create temp table ${sql.id(name)} on commit drop as
+  await run(
+    ctx,
+    sql`create temp table ${sql.id(name)} on commit drop as
     with moved as (
       select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))},
              ${sql.join(cols.map((c, i) => sql`${target(c)} as ${sql.id(`u${i}`)}`))}
@@ -112,6 +138,8 @@ async function collisionMap(ctx: BatchContext, child: Table, ref: Reference, ref
       window w as (partition by ${tuple} order by prio, ${pkCols})
     )
     select ${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`))}, ${sql.join(pk.map((_, i) => sql.id(`s${i}`)))}
-      from ranked where (${pkCols}) is distinct from (${sql.join(pk.map((_, i) => sql.id(`s${i}`)))})`, 'plan');
+      from ranked where (${pkCols}) is distinct from (${sql.join(pk.map((_, i) => sql.id(`s${i}`)))})`,
+    'plan',
+  );
   return name;
 }

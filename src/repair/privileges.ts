@@ -10,7 +10,13 @@ import { referencesInto } from './references.js';
  * Before anything changes: does this role hold every privilege the repair needs? Checked up front
  * so a missing one is an exit-2 message naming it, not a failure halfway through.
  */
-export async function checkPrivileges(db: Db, catalog: Catalog, rules: Rule[], declared: Rule[], options: { backup: boolean; infer: boolean }): Promise<void> {
+export async function checkPrivileges(
+  db: Db,
+  catalog: Catalog,
+  rules: Rule[],
+  declared: Rule[],
+  options: { backup: boolean; infer: boolean },
+): Promise<void> {
   const needs = new Map<string, { table: Table; privileges: Set<string> }>();
   const need = (table: Table, ...privileges: string[]) => {
     const e = needs.get(table.id) ?? { table, privileges: new Set<string>(['SELECT']) };
@@ -49,9 +55,12 @@ export async function checkPrivileges(db: Db, catalog: Catalog, rules: Rule[], d
   }
   if (missing.length) {
     const role = (await sql<{ u: string }>`select current_user as u`.execute(db)).rows[0]?.u ?? 'this role';
-    throw new RowdoctorError(`Role "${role}" lacks privileges this repair needs: ${missing.join('; ')}. Nothing was changed.`, {
-      hint: `Grant them (e.g. GRANT ${missing[0]!.split(' on ')[0]} ON ${missing[0]!.split(' on ')[1]} TO "${role}") or run as a role that has them.`,
-      exitCode: 2,
-    });
+    throw new RowdoctorError(
+      `Role "${role}" lacks privileges this repair needs: ${missing.join('; ')}. Nothing was changed.`,
+      {
+        hint: `Grant them (e.g. GRANT ${missing[0]!.split(' on ')[0]} ON ${missing[0]!.split(' on ')[1]} TO "${role}") or run as a role that has them.`,
+        exitCode: 2,
+      },
+    );
   }
 }

@@ -30,11 +30,13 @@ export function referencesInto(catalog: Catalog, parent: Table, declared: Rule[]
   for (const fk of catalog.foreignKeys.filter((f) => f.references === parent.id)) {
     add(byId.get(catalog.partitionRoot.get(fk.table) ?? fk.table), fk.columns, fk.refColumns, `foreign key ${fk.name}`);
   }
-  const orphanRules = (rules: Rule[]) => rules.filter((r): r is OrphanRule => r.check === 'orphaned-rows' && r.parent.id === parent.id);
+  const orphanRules = (rules: Rule[]) =>
+    rules.filter((r): r is OrphanRule => r.check === 'orphaned-rows' && r.parent.id === parent.id);
   for (const r of orphanRules(declared)) add(r.table, r.columns, r.parentColumns, `${r.source} reference`);
   if (infer) {
     const everywhere = { ...catalog, schemas: [...new Set(catalog.tables.map((t) => t.schema))] };
-    for (const r of orphanRules(discoverRules(everywhere)).filter((r) => r.inferred)) add(r.table, r.columns, r.parentColumns, 'inferred reference');
+    for (const r of orphanRules(discoverRules(everywhere)).filter((r) => r.inferred))
+      add(r.table, r.columns, r.parentColumns, 'inferred reference');
   }
   return refs;
 }

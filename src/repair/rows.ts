@@ -11,12 +11,26 @@ export function listedIn(table: Table, targets: string): Sql {
 }
 
 /** Backup, then update the listed rows (a dry run counts them). */
-export async function updateRows(ctx: BatchContext, table: Table, targets: string, set: { column: string; value: Sql }[]): Promise<number> {
+export async function updateRows(
+  ctx: BatchContext,
+  table: Table,
+  targets: string,
+  set: { column: string; value: Sql }[],
+): Promise<number> {
   const where = listedIn(table, targets);
-  if (ctx.backup) await backupRows(ctx, table, 'update', where, set.map((s) => s.column));
+  if (ctx.backup)
+    await backupRows(
+      ctx,
+      table,
+      'update',
+      where,
+      set.map((s) => s.column),
+    );
   const assignments = sql.join(set.map((s) => sql`${sql.id(s.column)} = ${s.value}`));
   const { affected } = await run(ctx, sql`update ${tableRef(table)} t set ${assignments} where ${where}`, 'write');
-  return ctx.apply ? affected : count(ctx, sql`select 1 from ${tableRef(table)} t where ${where} and ${await visible(ctx, table, 't')}`);
+  return ctx.apply
+    ? affected
+    : count(ctx, sql`select 1 from ${tableRef(table)} t where ${where} and ${await visible(ctx, table, 't')}`);
 }
 
 /** Some row still points at `t` through a foreign key or a declared/inferred reference. */
@@ -24,7 +38,10 @@ export function stillReferenced(ctx: BatchContext, table: Table): Sql {
   const refs = referencesInto(ctx.catalog, table, ctx.declared, ctx.infer);
   if (!refs.length) return sql`false`;
   return sql`(${sql.join(
-    refs.map((r) => sql`exists (select 1 from ${tableRef(r.child)} x where ${and(r.columns.map((c, i) => sql`${col('x', c)} = ${col('t', r.parentColumns[i]!)}`))})`),
+    refs.map(
+      (r) =>
+        sql`exists (select 1 from ${tableRef(r.child)} x where ${and(r.columns.map((c, i) => sql`${col('x', c)} = ${col('t', r.parentColumns[i]!)}`))})`,
+    ),
     sql` or `,
   )})`;
 }
@@ -34,13 +51,24 @@ export function stillReferenced(ctx: BatchContext, table: Table): Sql {
  * `targets` lists rows by primary key (l0 …) with their group number `n`; `skippedGroups` counts
  * the groups that keep at least one row because something still points at it.
  */
-export async function unreferenced(ctx: BatchContext, table: Table, targets: string): Promise<{ free: string; skippedGroups: number }> {
+export async function unreferenced(
+  ctx: BatchContext,
+  table: Table,
+  targets: string,
+): Promise<{ free: string; skippedGroups: number }> {
   const free = ctx.nextTemp();
   const pk = pkOf(table).map((_, i) => sql.id(`l${i}`));
-  await run(ctx, sql`create temp table ${sql.id(free)} on commit drop as
+  await run(
+    ctx,
+    sql`create temp table ${sql.id(free)} on commit drop as
     select ${sql.join(pk)} from ${sql.id(targets)} m join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'l')}
-     where not ${stillReferenced(ctx, table)}`, 'plan');
-  const skippedGroups = await count(ctx, sql`select distinct m.n from ${sql.id(targets)} m
-     where not exists (select 1 from ${sql.id(free)} f where ${and(pk.map((c) => sql`f.${c} = m.${c}`))})`);
+     where not ${stillReferenced(ctx, table)}`,
+    'plan',
+  );
+  const skippedGroups = await count(
+    ctx,
+    sql`select distinct m.n from ${sql.id(targets)} m
+     where not exists (select 1 from ${sql.id(free)} f where ${and(pk.map((c) => sql`f.${c} = m.${c}`))})`,
+  );
   return { free, skippedGroups };
 }

@@ -50,8 +50,12 @@ export interface RepairResult {
 /** An action's counts, as the contract's `actions` entries and the runs table spell them. */
 export function actionCounts(a: RuleAction) {
   return {
-    groups: a.groups, rowsDeleted: a.rowsDeleted, rowsUpdated: a.rowsUpdated,
-    childRowsRepointed: a.childRowsRepointed, childRowsMerged: a.childRowsMerged, skipped: a.skipped,
+    groups: a.groups,
+    rowsDeleted: a.rowsDeleted,
+    rowsUpdated: a.rowsUpdated,
+    childRowsRepointed: a.childRowsRepointed,
+    childRowsMerged: a.childRowsMerged,
+    skipped: a.skipped,
   };
 }
 
@@ -67,8 +71,12 @@ export async function takeRepairLock(session: Db): Promise<void> {
   const got = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${LOCK_KEY}) as ok`.execute(session);
   if (got.rows[0]?.ok) return;
   const holder = await sql<{ pid: number; app: string }>`select l.pid, a.application_name as app from pg_locks l
-      join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.objid = (${LOCK_KEY} & x'ffffffff'::bigint)::oid limit 1`.execute(session);
-  const who = holder.rows[0] ? ` (backend pid ${holder.rows[0].pid}, ${holder.rows[0].app || 'no application_name'})` : '';
+      join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.objid = (${LOCK_KEY} & x'ffffffff'::bigint)::oid limit 1`.execute(
+    session,
+  );
+  const who = holder.rows[0]
+    ? ` (backend pid ${holder.rows[0].pid}, ${holder.rows[0].app || 'no application_name'})`
+    : '';
   throw new RowdoctorError(`Another rowdoctor repair or undo is running on this database${who}.`, {
     hint: 'Wait for it to finish; two repairs on one database never run at once.',
   });
@@ -80,7 +88,13 @@ export async function takeRepairLock(session: Db): Promise<void> {
  * or serialization failure is retried, then reported as skipped. A dry run runs the same planning
  * queries and rolls every batch back.
  */
-export async function repairRules(session: Db, catalog: Catalog, rules: Rule[], declared: Rule[], options: RepairOptions): Promise<RepairResult> {
+export async function repairRules(
+  session: Db,
+  catalog: Catalog,
+  rules: Rule[],
+  declared: Rule[],
+  options: RepairOptions,
+): Promise<RepairResult> {
   const runId = newRunId();
   const statements = new Map<string, true>();
   const actions: RuleAction[] = [];
@@ -90,7 +104,9 @@ export async function repairRules(session: Db, catalog: Catalog, rules: Rule[], 
     await session.transaction().execute(async (tx) => {
       await ensureBackupSchema(tx);
       await sql`insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options)
-        values (${runId}, 'repair', 'running', ${JSON.stringify({ rules: rules.map(describeRule), backup: options.backup, batchSize: options.batchSize })})`.execute(tx);
+        values (${runId}, 'repair', 'running', ${JSON.stringify({ rules: rules.map(describeRule), backup: options.backup, batchSize: options.batchSize })})`.execute(
+        tx,
+      );
     });
   }
   for (const rule of rules) {
@@ -100,8 +116,9 @@ export async function repairRules(session: Db, catalog: Catalog, rules: Rule[], 
     const repairer = repairerFor(rule);
     const total = await session.transaction().execute(async (tx) => {
       await preferParallel(tx);
-      const n = await repairer.groups(tx as unknown as Db, rule);
-      if (options.findingsFor?.has(rule) && repairer.finding) action.finding = await repairer.finding(tx as unknown as Db, rule, options.sample);
+      const n = await repairer.groups(tx, rule);
+      if (options.findingsFor?.has(rule) && repairer.finding)
+        action.finding = await repairer.finding(tx, rule, options.sample);
       return n;
     });
     for (let from = 0; from < total; from += options.batchSize) {
@@ -111,9 +128,25 @@ export async function repairRules(session: Db, catalog: Catalog, rules: Rule[], 
         break;
       }
       const to = Math.min(from + options.batchSize, total);
-      const changed = actions.reduce((n, a) => n + a.rowsDeleted + a.rowsUpdated + a.childRowsRepointed + a.childRowsMerged, 0);
-      const step = options.progress.start(`${rule.check} ${rule.table.id}: groups ${from + 1}–${to} of ${total} · ${changed.toLocaleString('en-US')} rows ${options.apply ? 'changed' : 'to change'} so far`);
-      const outcome = await runBatch(session, catalog, declared, rule, runId, statements, from, to, options, options.sample - action.samples.length);
+      const changed = actions.reduce(
+        (n, a) => n + a.rowsDeleted + a.rowsUpdated + a.childRowsRepointed + a.childRowsMerged,
+        0,
+      );
+      const step = options.progress.start(
+        `${rule.check} ${rule.table.id}: groups ${from + 1}–${to} of ${total} · ${changed.toLocaleString('en-US')} rows ${options.apply ? 'changed' : 'to change'} so far`,
+      );
+      const outcome = await runBatch(
+        session,
+        catalog,
+        declared,
+        rule,
+        runId,
+        statements,
+        from,
+        to,
+        options,
+        options.sample - action.samples.length,
+      );
       step.done();
       if ('error' in outcome) {
         action.skipped += to - from;
@@ -123,15 +156,19 @@ export async function repairRules(session: Db, catalog: Catalog, rules: Rule[], 
       Object.assign(action, addCounts(action, outcome.counts));
       action.groups += outcome.result.groups;
       action.skipped += outcome.result.skipped;
-      if (outcome.result.reason && !action.notes.includes(outcome.result.reason)) action.notes.push(outcome.result.reason);
-      if (outcome.result.samples) action.samples.push(...outcome.result.samples.slice(0, options.sample - action.samples.length));
+      if (outcome.result.reason && !action.notes.includes(outcome.result.reason))
+        action.notes.push(outcome.result.reason);
+      if (outcome.result.samples)
+        action.samples.push(...outcome.result.samples.slice(0, options.sample - action.samples.length));
     }
   }
   if (options.apply) {
     const skipped = actions.some((a) => a.skipped > 0);
     const status = interrupted ? 'interrupted' : skipped ? 'partial' : 'completed';
     const counts = actions.map((a) => ({ rule: describeRule(a.rule), ...actionCounts(a) }));
-    await sql`update ${sql.id(BACKUP_SCHEMA, 'runs')} set status = ${status}, finished_at = now(), counts = ${JSON.stringify(counts)} where run_id = ${runId}`.execute(session);
+    await sql`update ${sql.id(BACKUP_SCHEMA, 'runs')} set status = ${status}, finished_at = now(), counts = ${JSON.stringify(counts)} where run_id = ${runId}`.execute(
+      session,
+    );
   }
   return { runId, applied: options.apply, actions, interrupted, statements: [...statements.keys()] };
 }
@@ -141,19 +178,37 @@ class DryRunRollback extends Error {}
 type BatchOutcome = { counts: Counts; result: BatchResult } | { error: string };
 
 async function runBatch(
-  session: Db, catalog: Catalog, declared: Rule[], rule: Rule, runId: string, statements: Map<string, true>,
-  from: number, to: number, options: RepairOptions, sample: number,
+  session: Db,
+  catalog: Catalog,
+  declared: Rule[],
+  rule: Rule,
+  runId: string,
+  statements: Map<string, true>,
+  from: number,
+  to: number,
+  options: RepairOptions,
+  sample: number,
 ): Promise<BatchOutcome> {
   const attempts = (options.retries ?? 3) + 1;
   for (let attempt = 1; ; attempt++) {
     let outcome: BatchOutcome | null = null;
     try {
       await session.transaction().execute(async (tx) => {
-        await sql`select set_config('lock_timeout', ${String(options.lockTimeoutMs)}, true), set_config('statement_timeout', ${String(options.statementTimeoutMs)}, true)`.execute(tx);
+        await sql`select set_config('lock_timeout', ${String(options.lockTimeoutMs)}, true), set_config('statement_timeout', ${String(options.statementTimeoutMs)}, true)`.execute(
+          tx,
+        );
         let temp = 0;
         const ctx: BatchContext = {
-          tx, catalog, declared, infer: options.infer, runId, apply: options.apply, backup: options.backup,
-          counts: zeroCounts(), statements, nextTemp: () => `rd_t${++temp}`,
+          tx,
+          catalog,
+          declared,
+          infer: options.infer,
+          runId,
+          apply: options.apply,
+          backup: options.backup,
+          counts: zeroCounts(),
+          statements,
+          nextTemp: () => `rd_t${++temp}`,
         };
         const result = await repairerFor(rule).batch(ctx, rule, from, to, sample);
         outcome = { counts: ctx.counts, result };
@@ -164,7 +219,9 @@ async function runBatch(
       if (e instanceof DryRunRollback) return outcome!;
       if (isPgError(e) && RETRYABLE_SQLSTATES.has(e.code ?? '')) {
         if (attempt < attempts) {
-          options.progress.log(`batch ${from + 1}–${to}: ${e.message} (${e.code}); retry ${attempt} of ${attempts - 1}`);
+          options.progress.log(
+            `batch ${from + 1}–${to}: ${e.message} (${e.code}); retry ${attempt} of ${attempts - 1}`,
+          );
           await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
           continue;
         }

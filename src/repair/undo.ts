@@ -24,8 +24,19 @@ export interface UndoResult {
   refused: string | null;
 }
 
-interface RunRow { run_id: string; command: string; status: string; undo_of: string | null }
-interface BackupInfo { backup: string; table: Table; restore: number; revert: number; lastDelete: number }
+interface RunRow {
+  run_id: string;
+  command: string;
+  status: string;
+  undo_of: string | null;
+}
+interface BackupInfo {
+  backup: string;
+  table: Table;
+  restore: number;
+  revert: number;
+  lastDelete: number;
+}
 
 /**
  * Restore what a repair run changed. Deleted rows go back first, tables in reverse order of their
@@ -33,21 +44,44 @@ interface BackupInfo { backup: string; table: Table; restore: number; revert: nu
  * values of the columns the run changed, as they were before its first change. One transaction:
  * all of it, or nothing.
  */
-export async function undoRun(session: Db, catalog: Catalog, runId: string, options: { apply: boolean; lockTimeoutMs: number }): Promise<UndoResult> {
-  const exists = await sql<{ ok: boolean }>`select to_regclass(${`${BACKUP_SCHEMA}.runs`}) is not null as ok`.execute(session);
-  if (!exists.rows[0]?.ok) throw new RowdoctorError(`No repair has been applied on this database (schema ${BACKUP_SCHEMA} does not exist).`);
-  const found = await sql<RunRow>`select run_id, command, status, undo_of from ${sql.id(BACKUP_SCHEMA, 'runs')} where run_id = ${runId}`.execute(session);
+export async function undoRun(
+  session: Db,
+  catalog: Catalog,
+  runId: string,
+  options: { apply: boolean; lockTimeoutMs: number },
+): Promise<UndoResult> {
+  const exists = await sql<{ ok: boolean }>`select to_regclass(${`${BACKUP_SCHEMA}.runs`}) is not null as ok`.execute(
+    session,
+  );
+  if (!exists.rows[0]?.ok)
+    throw new RowdoctorError(`No repair has been applied on this database (schema ${BACKUP_SCHEMA} does not exist).`);
+  const found =
+    await sql<RunRow>`select run_id, command, status, undo_of from ${sql.id(BACKUP_SCHEMA, 'runs')} where run_id = ${runId}`.execute(
+      session,
+    );
   const run = found.rows[0];
   if (!run) {
-    const recent = await sql<RunRow>`select run_id, command, status from ${sql.id(BACKUP_SCHEMA, 'runs')} order by started_at desc limit 5`.execute(session);
+    const recent =
+      await sql<RunRow>`select run_id, command, status from ${sql.id(BACKUP_SCHEMA, 'runs')} order by started_at desc limit 5`.execute(
+        session,
+      );
     throw new RowdoctorError(`There is no run "${runId}" in ${BACKUP_SCHEMA}.runs.`, {
-      hint: recent.rows.length ? `Recent runs: ${recent.rows.map((r) => `${r.run_id} (${r.command}, ${r.status})`).join(', ')}.` : 'No runs are recorded.',
+      hint: recent.rows.length
+        ? `Recent runs: ${recent.rows.map((r) => `${r.run_id} (${r.command}, ${r.status})`).join(', ')}.`
+        : 'No runs are recorded.',
     });
   }
-  if (run.command === 'undo') throw new RowdoctorError(`Run ${runId} is itself an undo (of ${run.undo_of}); to change the data again, run repair.`);
+  if (run.command === 'undo')
+    throw new RowdoctorError(
+      `Run ${runId} is itself an undo (of ${run.undo_of}); to change the data again, run repair.`,
+    );
   if (run.status === 'undone') {
-    const by = await sql<{ run_id: string }>`select run_id from ${sql.id(BACKUP_SCHEMA, 'runs')} where undo_of = ${runId}`.execute(session);
-    throw new RowdoctorError(`Run ${runId} was already undone${by.rows[0] ? ` by run ${by.rows[0].run_id}` : ''}; undoing it twice would duplicate rows.`);
+    const by = await sql<{
+      run_id: string;
+    }>`select run_id from ${sql.id(BACKUP_SCHEMA, 'runs')} where undo_of = ${runId}`.execute(session);
+    throw new RowdoctorError(
+      `Run ${runId} was already undone${by.rows[0] ? ` by run ${by.rows[0].run_id}` : ''}; undoing it twice would duplicate rows.`,
+    );
   }
   const infos = await backupsOf(session, catalog, runId);
   const undoRunId = newRunId();
@@ -67,11 +101,19 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
       for (const info of infos) await revertUpdated(tx, info, runId);
       await sql`update ${sql.id(BACKUP_SCHEMA, 'runs')} set status = 'undone' where run_id = ${runId}`.execute(tx);
       await sql`insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options, undo_of, finished_at, counts)
-        values (${undoRunId}, 'undo', 'completed', '{}'::jsonb, ${runId}, now(), ${JSON.stringify(tables)})`.execute(tx);
+        values (${undoRunId}, 'undo', 'completed', '{}'::jsonb, ${runId}, now(), ${JSON.stringify(tables)})`.execute(
+        tx,
+      );
     });
   } catch (e) {
     if (isPgError(e) && e.code === '23505') {
-      return { runId, undoRunId, applied: false, tables, refused: `restoring would violate a unique key: ${describePgError(e)}. Nothing was changed.` };
+      return {
+        runId,
+        undoRunId,
+        applied: false,
+        tables,
+        refused: `restoring would violate a unique key: ${describePgError(e)}. Nothing was changed.`,
+      };
     }
     throw e;
   }
@@ -91,8 +133,17 @@ async function backupsOf(session: Db, catalog: Catalog, runId: string): Promise<
     const s = stats.rows[0]!;
     if (Number(s.restore) + Number(s.revert) === 0) continue;
     const table = catalog.tables.find((t) => t.schema === b.table_schema && t.name === b.table_name);
-    if (!table) throw new RowdoctorError(`Run ${runId} changed ${b.table_schema}.${b.table_name}, which no longer exists; it cannot be restored.`);
-    out.push({ backup: b.backup_table, table, restore: Number(s.restore), revert: Number(s.revert), lastDelete: Number(s.last_delete ?? 0) });
+    if (!table)
+      throw new RowdoctorError(
+        `Run ${runId} changed ${b.table_schema}.${b.table_name}, which no longer exists; it cannot be restored.`,
+      );
+    out.push({
+      backup: b.backup_table,
+      table,
+      restore: Number(s.restore),
+      revert: Number(s.revert),
+      lastDelete: Number(s.last_delete ?? 0),
+    });
   }
   return out;
 }
@@ -104,7 +155,10 @@ function rowIdentity(catalog: Catalog, b: { table_schema: string; table_name: st
 }
 
 function pkEquals(table: Table, a: string, b: string) {
-  return sql.join(table.primaryKey!.map((c) => sql`${sql.id(a, c)} = ${sql.id(b, c)}`), sql` and `);
+  return sql.join(
+    table.primaryKey!.map((c) => sql`${sql.id(a, c)} = ${sql.id(b, c)}`),
+    sql` and `,
+  );
 }
 
 /**
@@ -115,13 +169,18 @@ function pkEquals(table: Table, a: string, b: string) {
 function sameRow(table: Table, changed: string[], a: string, b: string) {
   if (table.primaryKey) return pkEquals(table, a, b);
   const others = table.columns.filter((c) => !changed.includes(c.name) && !c.generated);
-  return sql.join(others.map((c) => sql`${sql.id(a, c.name)} is not distinct from ${sql.id(b, c.name)}`), sql` and `);
+  return sql.join(
+    others.map((c) => sql`${sql.id(a, c.name)} is not distinct from ${sql.id(b, c.name)}`),
+    sql` and `,
+  );
 }
 
 async function collisions(session: Db, info: BackupInfo, runId: string): Promise<number> {
   if (!info.table.primaryKey) return 0;
   const r = await sql<{ n: string }>`select count(*) as n from ${sql.id(BACKUP_SCHEMA, info.backup)} b
-     where b._rd_run = ${runId} and b._rd_op = 'delete' and exists (select 1 from ${tableRef(info.table)} t where ${pkEquals(info.table, 't', 'b')})`.execute(session);
+     where b._rd_run = ${runId} and b._rd_op = 'delete' and exists (select 1 from ${tableRef(info.table)} t where ${pkEquals(info.table, 't', 'b')})`.execute(
+    session,
+  );
   return Number(r.rows[0]?.n ?? 0);
 }
 
@@ -129,13 +188,17 @@ async function restoreDeleted(tx: Tx, info: BackupInfo, runId: string): Promise<
   if (!info.restore) return;
   const cols = sql.join(info.table.columns.filter((c) => !c.generated).map((c) => sql.id(c.name)));
   await sql`insert into ${tableRef(info.table)} (${cols}) overriding system value
-    select ${cols} from ${sql.id(BACKUP_SCHEMA, info.backup)} where _rd_run = ${runId} and _rd_op = 'delete' order by _rd_seq`.execute(tx);
+    select ${cols} from ${sql.id(BACKUP_SCHEMA, info.backup)} where _rd_run = ${runId} and _rd_op = 'delete' order by _rd_seq`.execute(
+    tx,
+  );
 }
 
 /** Each updated row gets back its changed columns from its earliest backup in the run. */
 async function revertUpdated(tx: Tx, info: BackupInfo, runId: string): Promise<void> {
   if (!info.revert) return;
-  const sets = await sql<{ cols: string[] }>`select distinct _rd_columns as cols from ${sql.id(BACKUP_SCHEMA, info.backup)}
+  const sets = await sql<{
+    cols: string[];
+  }>`select distinct _rd_columns as cols from ${sql.id(BACKUP_SCHEMA, info.backup)}
      where _rd_run = ${runId} and _rd_op = 'update'`.execute(tx);
   const id = info.table.primaryKey ? sql.join(info.table.primaryKey.map((c) => sql.id(c))) : sql`_rd_seq`;
   for (const { cols } of sets.rows) {

@@ -16,11 +16,25 @@ export type FindingJson = Omit<Finding, 'rule' | 'origin'>;
 /** A finding as the contract spells it: keys in contract order, orphan-only keys on orphans only. */
 export function findingJson(f: Finding): FindingJson {
   const base = {
-    check: f.check, table: f.table, key: f.key, where: f.where, source: f.source, severity: f.severity,
-    groups: f.groups, rows: f.rows, samples: f.samples,
+    check: f.check,
+    table: f.table,
+    key: f.key,
+    where: f.where,
+    source: f.source,
+    severity: f.severity,
+    groups: f.groups,
+    rows: f.rows,
+    samples: f.samples,
   };
   if (f.check !== 'orphaned-rows') return base;
-  return { ...base, columns: f.columns, references: f.references, missingParent: f.missingParent, deletedParent: f.deletedParent, inferred: f.inferred };
+  return {
+    ...base,
+    columns: f.columns,
+    references: f.references,
+    missingParent: f.missingParent,
+    deletedParent: f.deletedParent,
+    inferred: f.inferred,
+  };
 }
 
 export function scanDocument(command: string, database: string, findings: Finding[], checks: number): Document {

@@ -18,7 +18,24 @@ export function renderScanMarkdown(view: ScanView): string {
     out.push('| check | table | key / reference | scope | groups | rows | severity | source | sample |');
     out.push('|---|---|---|---|--:|--:|---|---|---|');
     for (const f of view.findings) {
-      out.push(`| ${[f.check, code(f.table), keyCell(f), f.where ? code(f.where) : '', f.groups.toLocaleString('en-US'), f.rows.toLocaleString('en-US'), f.severity, f.origin ? `${f.source}: ${f.origin}` : f.source, f.samples.slice(0, 3).map((s) => code(sampleLine(s.key, s.ids))).join('<br>')].map(cell).join(' | ')} |`);
+      out.push(
+        `| ${[
+          f.check,
+          code(f.table),
+          keyCell(f),
+          f.where ? code(f.where) : '',
+          f.groups.toLocaleString('en-US'),
+          f.rows.toLocaleString('en-US'),
+          f.severity,
+          f.origin ? `${f.source}: ${f.origin}` : f.source,
+          f.samples
+            .slice(0, 3)
+            .map((s) => code(sampleLine(s.key, s.ids)))
+            .join('<br>'),
+        ]
+          .map(cell)
+          .join(' | ')} |`,
+      );
     }
     out.push('');
   }

@@ -53,7 +53,9 @@ function summaryLine(view: ScanView, c: ChalkInstance): string {
   const rows = view.findings.reduce((n, f) => n + f.rows, 0);
   const head = `rowdoctor scan · ${view.database} · ${plural(view.checks, 'check')} run`;
   if (!view.findings.length) return `${head} · ${c.green('no findings')}`;
-  const what = [errors ? c.red(plural(errors, 'error')) : null, warnings ? c.yellow(plural(warnings, 'warning')) : null].filter(Boolean).join(', ');
+  const what = [errors ? c.red(plural(errors, 'error')) : null, warnings ? c.yellow(plural(warnings, 'warning')) : null]
+    .filter(Boolean)
+    .join(', ');
   return `${head} · ${plural(view.findings.length, 'finding')} (${what}) · ${plural(rows, 'row')} affected`;
 }
 
@@ -65,14 +67,41 @@ function findingTable(check: CheckId, findings: Finding[], c: ChalkInstance): st
   const style = { head: [], border: c.level ? undefined : [] };
   const widths = (n: number) => [...Array<null>(n).fill(null), 26, 26] as unknown as number[];
   if (check === 'orphaned-rows') {
-    const t = new Table({ head: ['table(columns) → references', 'missing parent', 'deleted parent', 'rows', 'groups', 'severity · source', 'sample (key → ids)'], style, wordWrap: true, colWidths: widths(5) });
+    const t = new Table({
+      head: [
+        'table(columns) → references',
+        'missing parent',
+        'deleted parent',
+        'rows',
+        'groups',
+        'severity · source',
+        'sample (key → ids)',
+      ],
+      style,
+      wordWrap: true,
+      colWidths: widths(5),
+    });
     for (const f of findings) {
-      t.push([`${f.table}(${f.columns!.join(', ')})\n→ ${f.references!}`, num(f.missingParent!), num(f.deletedParent!), num(f.rows), num(f.groups), source(f), samples(f)]);
+      t.push([
+        `${f.table}(${f.columns!.join(', ')})\n→ ${f.references!}`,
+        num(f.missingParent!),
+        num(f.deletedParent!),
+        num(f.rows),
+        num(f.groups),
+        source(f),
+        samples(f),
+      ]);
     }
     return t.toString();
   }
-  const t = new Table({ head: ['table', 'key', 'scope', 'groups', 'rows', 'severity · source', 'sample (key → ids)'], style, wordWrap: true, colWidths: widths(5) });
-  for (const f of findings) t.push([f.table, f.key.join(',\n'), f.where ?? '—', num(f.groups), num(f.rows), source(f), samples(f)]);
+  const t = new Table({
+    head: ['table', 'key', 'scope', 'groups', 'rows', 'severity · source', 'sample (key → ids)'],
+    style,
+    wordWrap: true,
+    colWidths: widths(5),
+  });
+  for (const f of findings)
+    t.push([f.table, f.key.join(',\n'), f.where ?? '—', num(f.groups), num(f.rows), source(f), samples(f)]);
   return t.toString();
 }
 

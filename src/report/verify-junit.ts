@@ -9,7 +9,13 @@ export function renderVerifyJunit(verdicts: Verdict[], database: string): string
     const name = `${v.kind} ${v.table}(${v.columns.join(', ')})${v.references ? ` -> ${v.references}` : ''}${v.where ? ` WHERE ${v.where}` : ''}`;
     const open = `    <testcase classname="${esc(`rowdoctor.verify-constraints.${v.table}`)}" name="${esc(name)}" time="0">`;
     if (v.status === 'ok') return `${open}</testcase>`;
-    const body = [`status: ${v.status}`, `detail: ${v.detail}`, `violations: ${v.violations ?? 'n/a'}`, 'ddl:', ...v.ddl.map((d) => `  ${d};`)].join('\n');
+    const body = [
+      `status: ${v.status}`,
+      `detail: ${v.detail}`,
+      `violations: ${v.violations ?? 'n/a'}`,
+      'ddl:',
+      ...v.ddl.map((d) => `  ${d};`),
+    ].join('\n');
     return `${open}\n      <failure message="${esc(`${v.status}: ${v.detail}`)}" type="${v.status}">${esc(body)}</failure>\n    </testcase>`;
   });
   return [

@@ -13,13 +13,27 @@ export function renderVerifyText(verdicts: Verdict[], database: string, c: Chalk
   const s = verifySummary(verdicts);
   const colour = { ok: c.green, missing: c.red, invalid: c.red, mismatch: c.yellow };
   const head = `rowdoctor verify-constraints · ${database} · ${verdicts.length} constraint${verdicts.length === 1 ? '' : 's'} checked`;
-  const counts = (Object.keys(s) as (keyof typeof s)[]).filter((k) => s[k]).map((k) => colour[k](`${s[k]} ${k}`)).join(', ');
+  const counts = (Object.keys(s) as (keyof typeof s)[])
+    .filter((k) => s[k])
+    .map((k) => colour[k](`${s[k]} ${k}`))
+    .join(', ');
   const out = [`${head} · ${counts || 'nothing expected'}`, ''];
   if (verdicts.length) {
-    const t = new Table({ head: ['kind', 'constraint', 'status', 'violations', 'detail'], style: { head: [], border: c.level ? undefined : [] }, wordWrap: true, colWidths: [null, 44, null, null, 60] as unknown as number[] });
+    const t = new Table({
+      head: ['kind', 'constraint', 'status', 'violations', 'detail'],
+      style: { head: [], border: c.level ? undefined : [] },
+      wordWrap: true,
+      colWidths: [null, 44, null, null, 60] as unknown as number[],
+    });
     for (const v of verdicts) {
       const what = `${v.table}(${v.columns.join(', ')})${v.references ? `\n→ ${v.references}` : ''}${v.where ? `\nWHERE ${v.where}` : ''}`;
-      t.push([v.kind, what, colour[v.status](v.status), { content: v.violations === null ? '—' : v.violations.toLocaleString('en-US'), hAlign: 'right' }, v.detail]);
+      t.push([
+        v.kind,
+        what,
+        colour[v.status](v.status),
+        { content: v.violations === null ? '—' : v.violations.toLocaleString('en-US'), hAlign: 'right' },
+        v.detail,
+      ]);
     }
     out.push(t.toString(), '');
   }
@@ -27,7 +41,9 @@ export function renderVerifyText(verdicts: Verdict[], database: string, c: Chalk
   if (ddl.length) {
     out.push(c.bold('Lock-safe migration (run statement by statement; --emit-migration <file> writes it):'));
     for (const v of ddl) {
-      out.push(`-- ${v.table}(${v.columns.join(', ')})${v.violations ? ` — ${v.violations} violating row(s) must be repaired first` : ''}`);
+      out.push(
+        `-- ${v.table}(${v.columns.join(', ')})${v.violations ? ` — ${v.violations} violating row(s) must be repaired first` : ''}`,
+      );
       out.push(...v.ddl.map((d) => `${d};`));
     }
   }

@@ -36,7 +36,9 @@ export function collectErrors<T>(items: (() => T)[], heading: string): T[] {
     }
   }
   if (errors.length) {
-    throw new RowdoctorError(`${heading} (${errors.length} problem${errors.length === 1 ? '' : 's'}):\n${errors.join('\n')}`);
+    throw new RowdoctorError(
+      `${heading} (${errors.length} problem${errors.length === 1 ? '' : 's'}):\n${errors.join('\n')}`,
+    );
   }
   return out;
 }

@@ -24,7 +24,9 @@ export function discoverRules(catalog: Catalog): Rule[] {
 function indexKey(index: UniqueIndex): KeyPart[] {
   return index.parts.map((part, i) => {
     const column = index.columns[i];
-    return column ? { kind: 'column', column } : { kind: 'expr', expr: sqlFragment(part, `index ${index.name} expression`) };
+    return column
+      ? { kind: 'column', column }
+      : { kind: 'expr', expr: sqlFragment(part, `index ${index.name} expression`) };
   });
 }
 
@@ -33,13 +35,19 @@ function invalidUniqueIndexes(table: Table): DuplicateRule[] {
   return table.uniqueIndexes
     .filter((i) => !i.valid)
     .map((index) => ({
-      check: 'duplicate-rows', table, key: indexKey(index),
+      check: 'duplicate-rows',
+      table,
+      key: indexKey(index),
       where: index.predicate ? sqlFragment(index.predicate, `index ${index.name} predicate`) : null,
       // The index's own predicate decides whether soft-deleted rows count, exactly as the index would.
       includeSoftDeleted: true,
       nullsNotDistinct: index.nullsNotDistinct,
-      keep: parseKeep(table, undefined, ''), fill: false, repair: 'merge',
-      source: 'discovered', severity: 'error', origin: `INVALID unique index ${index.name}`,
+      keep: parseKeep(table, undefined, ''),
+      fill: false,
+      repair: 'merge',
+      source: 'discovered',
+      severity: 'error',
+      origin: `INVALID unique index ${index.name}`,
     }));
 }
 
@@ -50,9 +58,18 @@ function foreignKeyRules(catalog: Catalog, table: Table): OrphanRule[] {
     const parent = catalog.tables.find((t) => t.id === fk.references);
     if (!parent || (fk.valid && !parent.softDelete)) continue;
     rules.push({
-      check: 'orphaned-rows', table, columns: fk.columns, parent, parentColumns: fk.refColumns,
-      where: null, includeSoftDeleted: false, inferred: false, foreignKey: fk.name, repair: 'delete',
-      source: 'discovered', severity: 'error',
+      check: 'orphaned-rows',
+      table,
+      columns: fk.columns,
+      parent,
+      parentColumns: fk.refColumns,
+      where: null,
+      includeSoftDeleted: false,
+      inferred: false,
+      foreignKey: fk.name,
+      repair: 'delete',
+      source: 'discovered',
+      severity: 'error',
       origin: fk.valid ? `foreign key ${fk.name} into soft-deleting ${parent.id}` : `NOT VALID foreign key ${fk.name}`,
     });
   }
@@ -65,7 +82,10 @@ const STRING_TYPES = new Set(['text', 'varchar', 'bpchar']);
 /** Could values of these two columns be equal, and compared without a cast error? */
 export function compatibleTypes(a: Column, b: Column): boolean {
   if (a.baseType === b.baseType) return true;
-  return (INT_TYPES.has(a.baseType) && INT_TYPES.has(b.baseType)) || (STRING_TYPES.has(a.baseType) && STRING_TYPES.has(b.baseType));
+  return (
+    (INT_TYPES.has(a.baseType) && INT_TYPES.has(b.baseType)) ||
+    (STRING_TYPES.has(a.baseType) && STRING_TYPES.has(b.baseType))
+  );
 }
 
 /** `X` from `X_id` / `XId` / `XID`, or null. */
@@ -103,9 +123,19 @@ function inferredReferences(catalog: Catalog, table: Table): OrphanRule[] {
     const pkCol = parent.columns.find((c) => c.name === pkName);
     if (!pkCol || !compatibleTypes(col, pkCol)) continue;
     rules.push({
-      check: 'orphaned-rows', table, columns: [col.name], parent, parentColumns: [pkName],
-      where: null, includeSoftDeleted: false, inferred: true, foreignKey: null, repair: 'delete',
-      source: 'discovered', severity: 'warning', origin: `inferred from the column name ${col.name}`,
+      check: 'orphaned-rows',
+      table,
+      columns: [col.name],
+      parent,
+      parentColumns: [pkName],
+      where: null,
+      includeSoftDeleted: false,
+      inferred: true,
+      foreignKey: null,
+      repair: 'delete',
+      source: 'discovered',
+      severity: 'warning',
+      origin: `inferred from the column name ${col.name}`,
     });
   }
   return rules;
@@ -120,7 +150,8 @@ export function blockingIndexes(table: Table): UniqueIndex[] {
   const marker = table.softDelete;
   if (!marker) return [];
   return table.uniqueIndexes.filter(
-    (i) => i.valid && !i.primary && !i.columns.includes(marker.column) && !predicateExcludesDeleted(i.predicate, marker),
+    (i) =>
+      i.valid && !i.primary && !i.columns.includes(marker.column) && !predicateExcludesDeleted(i.predicate, marker),
   );
 }
 
@@ -132,9 +163,15 @@ export function enforcingIndex(table: Table, key: KeyPart[]): UniqueIndex | unde
 
 function softDeleteBlockers(table: Table): SoftDeleteRule[] {
   return blockingIndexes(table).map((index) => ({
-    check: 'soft-delete-conflicts', table, key: indexKey(index),
+    check: 'soft-delete-conflicts',
+    table,
+    key: indexKey(index),
     where: index.predicate ? sqlFragment(index.predicate, `index ${index.name} predicate`) : null,
-    nullsNotDistinct: index.nullsNotDistinct, enforcedBy: index.constraint ?? index.name, repair: 'purge-deleted',
-    source: 'discovered', severity: 'error', origin: `unique ${index.constraint ? 'constraint' : 'index'} ${index.constraint ?? index.name} counts soft-deleted rows`,
+    nullsNotDistinct: index.nullsNotDistinct,
+    enforcedBy: index.constraint ?? index.name,
+    repair: 'purge-deleted',
+    source: 'discovered',
+    severity: 'error',
+    origin: `unique ${index.constraint ? 'constraint' : 'index'} ${index.constraint ?? index.name} counts soft-deleted rows`,
   }));
 }

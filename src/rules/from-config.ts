@@ -31,17 +31,27 @@ export function resolveConfigRule(catalog: Catalog, r: ConfigRule, path: string,
   switch (r.check) {
     case 'duplicate-rows':
       return {
-        ...base, check: r.check, key: resolveKey(table, r.key, path),
-        includeSoftDeleted: r.includeSoftDeleted ?? false, nullsNotDistinct: r.nullsNotDistinct ?? false,
-        keep: parseKeep(table, r.keep?.orderBy, `${path}.keep.orderBy`), fill: r.fill ?? false, repair: r.repair ?? 'merge',
+        ...base,
+        check: r.check,
+        key: resolveKey(table, r.key, path),
+        includeSoftDeleted: r.includeSoftDeleted ?? false,
+        nullsNotDistinct: r.nullsNotDistinct ?? false,
+        keep: parseKeep(table, r.keep?.orderBy, `${path}.keep.orderBy`),
+        fill: r.fill ?? false,
+        repair: r.repair ?? 'merge',
       };
     case 'orphaned-rows': {
-      const columns = (r.columns ?? [r.column!]).map((c, i) => resolveColumn(table, c, `${path}.column${r.columns ? `s[${i}]` : ''}`));
+      const columns = (r.columns ?? [r.column!]).map((c, i) =>
+        resolveColumn(table, c, `${path}.column${r.columns ? `s[${i}]` : ''}`),
+      );
       let parentName: string;
       let parentCols: string[];
       if (typeof r.references === 'string') {
         const parts = splitDotted(r.references, `${path}.references`);
-        if (parts.length < 2) throw new RowdoctorError(`${path}.references: "${r.references}" must be "table.column" or "schema.table.column".`);
+        if (parts.length < 2)
+          throw new RowdoctorError(
+            `${path}.references: "${r.references}" must be "table.column" or "schema.table.column".`,
+          );
         parentCols = [parts.pop()!];
         parentName = dottedName(...parts);
       } else {
@@ -51,12 +61,23 @@ export function resolveConfigRule(catalog: Catalog, r: ConfigRule, path: string,
       const parent = resolveTable(catalog, parentName, defaultSchemas(catalog), `${path}.references`);
       const parentColumns = parentCols.map((c) => resolveColumn(parent, c, `${path}.references`));
       if (parentColumns.length !== columns.length) {
-        throw new RowdoctorError(`${path}: ${columns.length} referencing column(s) but ${parentColumns.length} referenced column(s).`);
+        throw new RowdoctorError(
+          `${path}: ${columns.length} referencing column(s) but ${parentColumns.length} referenced column(s).`,
+        );
       }
-      const fk = catalog.foreignKeys.find((f) => f.table === table.id && f.references === parent.id && sameList(f.columns, columns));
+      const fk = catalog.foreignKeys.find(
+        (f) => f.table === table.id && f.references === parent.id && sameList(f.columns, columns),
+      );
       return {
-        ...base, check: r.check, columns, parent, parentColumns, includeSoftDeleted: r.includeSoftDeleted ?? false,
-        inferred: false, foreignKey: fk?.name ?? null, repair: r.repair ?? 'delete',
+        ...base,
+        check: r.check,
+        columns,
+        parent,
+        parentColumns,
+        includeSoftDeleted: r.includeSoftDeleted ?? false,
+        inferred: false,
+        foreignKey: fk?.name ?? null,
+        repair: r.repair ?? 'delete',
       };
     }
     case 'soft-delete-conflicts': {
@@ -67,8 +88,12 @@ export function resolveConfigRule(catalog: Catalog, r: ConfigRule, path: string,
       }
       const key = resolveKey(table, r.key, path);
       return {
-        ...base, check: r.check, key, nullsNotDistinct: r.nullsNotDistinct ?? false,
-        enforcedBy: enforcingIndex(table, key)?.name ?? null, repair: r.repair ?? 'purge-deleted',
+        ...base,
+        check: r.check,
+        key,
+        nullsNotDistinct: r.nullsNotDistinct ?? false,
+        enforcedBy: enforcingIndex(table, key)?.name ?? null,
+        repair: r.repair ?? 'purge-deleted',
       };
     }
   }

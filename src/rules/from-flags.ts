@@ -19,7 +19,8 @@ export function parseTableWithKey(text: string, flag: string): { table: string; 
   const table = text.slice(0, open).trim();
   const inner = text.trimEnd().slice(open + 1, -1);
   const parts = splitTopLevel(inner, ',').map((p) => p.trim());
-  if (!table || parts.some((p) => !p)) throw new RowdoctorError(`${flag} '${text}' has an empty table name or key part.`);
+  if (!table || parts.some((p) => !p))
+    throw new RowdoctorError(`${flag} '${text}' has an empty table name or key part.`);
   return {
     table,
     parts: parts.map((p) => {
@@ -44,20 +45,30 @@ export function orphanFlagRule(text: string, flag = '--orphans'): ConfigRule {
       hint: `Example: ${flag} 'public.refresh_token.user_id -> public.users.id'.`,
     });
   }
-  const [child, parent] = sides.map((s) => splitColumns(s!.trim(), text, flag)) as [Side, Side];
-  return { check: 'orphaned-rows', table: child.table, columns: child.columns, references: { table: parent.table, columns: parent.columns } };
+  const [child, parent] = sides.map((s) => splitColumns(s.trim(), text, flag)) as [Side, Side];
+  return {
+    check: 'orphaned-rows',
+    table: child.table,
+    columns: child.columns,
+    references: { table: parent.table, columns: parent.columns },
+  };
 }
 
-interface Side { table: string; columns: string[] }
+interface Side {
+  table: string;
+  columns: string[];
+}
 
 function splitColumns(side: string, whole: string, flag: string): Side {
   if (side.endsWith(')')) {
     const { table, parts } = parseTableWithKey(side, flag);
-    if (parts.some((p) => typeof p !== 'string')) throw new RowdoctorError(`${flag} '${whole}': references take column names, not expressions.`);
+    if (parts.some((p) => typeof p !== 'string'))
+      throw new RowdoctorError(`${flag} '${whole}': references take column names, not expressions.`);
     return { table, columns: parts as string[] };
   }
   const parts = splitDotted(side, flag);
-  if (parts.length < 2) throw new RowdoctorError(`${flag} '${whole}': '${side}' must be 'table.column' or 'schema.table.column'.`);
+  if (parts.length < 2)
+    throw new RowdoctorError(`${flag} '${whole}': '${side}' must be 'table.column' or 'schema.table.column'.`);
   const column = parts.pop()!;
   return { table: dottedName(...parts), columns: [column] };
 }
@@ -74,7 +85,9 @@ export function checkFlagSyntax(duplicates: string[], orphans: string[]): void {
 
 export function rulesFromFlags(catalog: Catalog, flags: { duplicates: string[]; orphans: string[] }): Rule[] {
   const makers = [
-    ...flags.duplicates.map((f) => () => resolveConfigRule(catalog, duplicateFlagRule(f), `--duplicates '${f}'`, 'flag')),
+    ...flags.duplicates.map(
+      (f) => () => resolveConfigRule(catalog, duplicateFlagRule(f), `--duplicates '${f}'`, 'flag'),
+    ),
     ...flags.orphans.map((f) => () => resolveConfigRule(catalog, orphanFlagRule(f), `--orphans '${f}'`, 'flag')),
   ];
   return collectErrors(makers, 'Ad-hoc check flags name things the database does not have');
@@ -97,11 +110,17 @@ export function splitTopLevel(s: string, sep: string): string[] {
   let start = 0;
   for (let i = 0; i < s.length; i++) {
     const ch = s[i];
-    if (quote) { if (ch === quote) quote = null; continue; }
+    if (quote) {
+      if (ch === quote) quote = null;
+      continue;
+    }
     if (ch === "'" || ch === '"') quote = ch;
     else if (ch === '(') depth++;
     else if (ch === ')') depth--;
-    else if (ch === sep && depth === 0) { out.push(s.slice(start, i)); start = i + 1; }
+    else if (ch === sep && depth === 0) {
+      out.push(s.slice(start, i));
+      start = i + 1;
+    }
   }
   out.push(s.slice(start));
   return out;

@@ -26,9 +26,12 @@ export async function validateRules(tx: Tx, rules: Rule[]): Promise<void> {
     }
   }
   if (problems.length) {
-    throw new RowdoctorError(`The server rejected ${problems.length} rule${problems.length === 1 ? '' : 's'}:\n${problems.join('\n')}`, {
-      hint: 'Scopes (where) must be boolean expressions over the table\'s own columns; key expressions must evaluate on one row.',
-    });
+    throw new RowdoctorError(
+      `The server rejected ${problems.length} rule${problems.length === 1 ? '' : 's'}:\n${problems.join('\n')}`,
+      {
+        hint: "Scopes (where) must be boolean expressions over the table's own columns; key expressions must evaluate on one row.",
+      },
+    );
   }
 }
 

@@ -43,11 +43,15 @@ export function groupKeyExpr(table: Table, part: KeyPart, alias: string | null):
 }
 
 export function isDeleted(marker: SoftDeleteMarker, alias: string | null): Sql {
-  return marker.kind === 'timestamp' ? sql`${col(alias, marker.column)} is not null` : sql`${col(alias, marker.column)} is true`;
+  return marker.kind === 'timestamp'
+    ? sql`${col(alias, marker.column)} is not null`
+    : sql`${col(alias, marker.column)} is true`;
 }
 
 export function isAlive(marker: SoftDeleteMarker, alias: string | null): Sql {
-  return marker.kind === 'timestamp' ? sql`${col(alias, marker.column)} is null` : sql`${col(alias, marker.column)} is not true`;
+  return marker.kind === 'timestamp'
+    ? sql`${col(alias, marker.column)} is null`
+    : sql`${col(alias, marker.column)} is not true`;
 }
 
 export function and(terms: Sql[]): Sql {
@@ -79,12 +83,16 @@ export function rowIdSortKey(table: Table, x: Sql): Sql {
     return sql`substring(${x} from '^(.*):')::regclass::oid, substring(${x} from ':([^:]*)$')::tid`;
   }
   if (pk.length === 1) return x;
-  return sql.join(pk.map((c, i) => sql`(${x}->>${sql.lit(i)})::${sql.raw(table.columns.find((col) => col.name === c)!.type)}`));
+  return sql.join(
+    pk.map((c, i) => sql`(${x}->>${sql.lit(i)})::${sql.raw(table.columns.find((col) => col.name === c)!.type)}`),
+  );
 }
 
 /** Equality of two key tuples; NULLS NOT DISTINCT keys compare with IS NOT DISTINCT FROM. */
 export function keysEqual(left: Sql[], right: Sql[], nullsNotDistinct: boolean): Sql {
-  return and(left.map((l, i) => (nullsNotDistinct ? sql`${l} is not distinct from ${right[i]!}` : sql`${l} = ${right[i]!}`)));
+  return and(
+    left.map((l, i) => (nullsNotDistinct ? sql`${l} is not distinct from ${right[i]!}` : sql`${l} = ${right[i]!}`)),
+  );
 }
 
 /** Columns that order rows by their id (json has no ordering, so composite keys sort by parts). */
@@ -114,7 +122,14 @@ export function sampleBucket(parts: { ref: Sql; baseType?: string | undefined }[
   return sql`(${sql.join(hashes, sql` # `)}) & 255 = 0`;
 }
 
-const TYPED_HASH: Record<string, string> = { int2: 'hashint2', int4: 'hashint4', int8: 'hashint8', uuid: 'uuid_hash', text: 'hashtext', varchar: 'hashtext' };
+const TYPED_HASH: Record<string, string> = {
+  int2: 'hashint2',
+  int4: 'hashint4',
+  int8: 'hashint8',
+  uuid: 'uuid_hash',
+  text: 'hashtext',
+  varchar: 'hashtext',
+};
 
 /** A key part's base type, where it is a plain column of `table`. */
 export function partBaseType(table: Table, part: KeyPart): string | undefined {

@@ -51,9 +51,15 @@ function lexProblem(text: string): string | null {
 /** Index of the closing quote (doubled quotes escape; backslash escapes in E'' strings). */
 function findClose(s: string, from: number, quote: string, backslashEscapes: boolean): number {
   for (let i = from; i < s.length; i++) {
-    if (backslashEscapes && s[i] === '\\') { i++; continue; }
+    if (backslashEscapes && s[i] === '\\') {
+      i++;
+      continue;
+    }
     if (s[i] === quote) {
-      if (s[i + 1] === quote) { i++; continue; }
+      if (s[i + 1] === quote) {
+        i++;
+        continue;
+      }
       return i;
     }
   }

@@ -23,10 +23,21 @@ export function constraintName(table: Table, parts: string[], suffix: string): s
   const base = `${table.name}_${parts.map((p) => (/^"?[A-Za-z_][\w$]*"?$/.test(p) ? p.replace(/"/g, '') : 'expr')).join('_')}_${suffix}`;
   if (Buffer.byteLength(base) <= 63) return base;
   const hash = createHash('sha1').update(base).digest('hex').slice(0, 8);
-  return `${Buffer.from(base).subarray(0, 54).toString().replace(/\uFFFD$/, '')}_${hash}`;
+  return `${Buffer.from(base)
+    .subarray(0, 54)
+    .toString()
+    .replace(/\uFFFD$/, '')}_${hash}`;
 }
 
-export function uniqueDdl(db: Db, catalog: Catalog, e: ExpectedUnique, key: NormalizedKey, status: Status, found: UniqueIndex | null, lockTimeout: string): Ddl {
+export function uniqueDdl(
+  db: Db,
+  catalog: Catalog,
+  e: ExpectedUnique,
+  key: NormalizedKey,
+  status: Status,
+  found: UniqueIndex | null,
+  lockTimeout: string,
+): Ddl {
   if (status === 'ok') return { statements: [], warnings: [] };
   const table = e.table;
   const warnings: string[] = [];
@@ -34,50 +45,90 @@ export function uniqueDdl(db: Db, catalog: Catalog, e: ExpectedUnique, key: Norm
   if (table.partitioned) {
     const missing = partitionKey.filter((c) => c === null || !key.parts.some((p) => indexPartColumn(table, p) === c));
     if (missing.length) {
-      return { statements: [], warnings: [`cannot be enforced: a unique index on partitioned table ${table.id} must include its partition key (${partitionKey.map((c) => c ?? '<expression>').join(', ')})`] };
+      return {
+        statements: [],
+        warnings: [
+          `cannot be enforced: a unique index on partitioned table ${table.id} must include its partition key (${partitionKey.map((c) => c ?? '<expression>').join(', ')})`,
+        ],
+      };
     }
   }
   const statements = [text(db, sql`SET lock_timeout = ${sql.lit(lockTimeout)}`)];
   const reuse = status === 'invalid' && found && !table.partitioned;
   const name = reuse ? found.name : constraintName(table, key.parts, 'key');
   // An INVALID leftover is dropped first: CREATE … IF NOT EXISTS would keep the broken index.
-  if (reuse && found) statements.push(text(db, sql`DROP INDEX CONCURRENTLY IF EXISTS ${sql.id(table.schema, found.name)}`));
+  if (reuse && found)
+    statements.push(text(db, sql`DROP INDEX CONCURRENTLY IF EXISTS ${sql.id(table.schema, found.name)}`));
   const body = (on: RawBuilder<unknown>) =>
     sql`${on} (${sql.raw(key.parts.join(', '))})${e.nullsNotDistinct ? sql` NULLS NOT DISTINCT` : sql``}${key.predicate ? sql` WHERE ${sql.raw(key.predicate)}` : sql``}`;
   if (!table.partitioned) {
-    statements.push(text(db, sql`CREATE UNIQUE INDEX CONCURRENTLY ${sql.id(name)} ${body(sql`ON ${tableRef(table)}`)}`));
+    statements.push(
+      text(db, sql`CREATE UNIQUE INDEX CONCURRENTLY ${sql.id(name)} ${body(sql`ON ${tableRef(table)}`)}`),
+    );
     const eligible = !key.predicate && key.parts.every((p) => indexPartColumn(table, p) !== null);
-    if (eligible) statements.push(text(db, sql`ALTER TABLE ${tableRef(table)} ADD CONSTRAINT ${sql.id(name)} UNIQUE USING INDEX ${sql.id(name)}`));
+    if (eligible)
+      statements.push(
+        text(db, sql`ALTER TABLE ${tableRef(table)} ADD CONSTRAINT ${sql.id(name)} UNIQUE USING INDEX ${sql.id(name)}`),
+      );
     return { statements, warnings };
   }
   // Partitioned: CONCURRENTLY is impossible on the parent. Its index is created ON ONLY the parent
   // (instant, INVALID until complete) — or an INVALID one that is already there is completed — then
   // each partition's index is built CONCURRENTLY and attached; the parent's becomes valid with the last.
   const parentIndex = status === 'invalid' && found ? found.name : constraintName(table, key.parts, 'key');
-  if (!(status === 'invalid' && found)) statements.push(text(db, sql`CREATE UNIQUE INDEX ${sql.id(parentIndex)} ${body(sql`ON ONLY ${tableRef(table)}`)}`));
+  if (!(status === 'invalid' && found))
+    statements.push(text(db, sql`CREATE UNIQUE INDEX ${sql.id(parentIndex)} ${body(sql`ON ONLY ${tableRef(table)}`)}`));
   for (const [partition, root] of catalog.partitionRoot) {
     if (root !== table.id) continue;
     const [schema, pname] = [partition.slice(0, partition.indexOf('.')), partition.slice(partition.indexOf('.') + 1)];
     const pindex = constraintName({ ...table, name: pname }, key.parts, 'key');
-    statements.push(text(db, sql`CREATE UNIQUE INDEX CONCURRENTLY ${sql.id(pindex)} ${body(sql`ON ${sql.id(schema, pname)}`)}`));
-    statements.push(text(db, sql`ALTER INDEX ${sql.id(table.schema, parentIndex)} ATTACH PARTITION ${sql.id(schema, pindex)}`));
+    statements.push(
+      text(db, sql`CREATE UNIQUE INDEX CONCURRENTLY ${sql.id(pindex)} ${body(sql`ON ${sql.id(schema, pname)}`)}`),
+    );
+    statements.push(
+      text(db, sql`ALTER INDEX ${sql.id(table.schema, parentIndex)} ATTACH PARTITION ${sql.id(schema, pindex)}`),
+    );
   }
-  warnings.push('a partition that already has an index attached to this parent index needs no new one: remove its two lines');
+  warnings.push(
+    'a partition that already has an index attached to this parent index needs no new one: remove its two lines',
+  );
   return { statements, warnings };
 }
 
-export function foreignKeyDdl(db: Db, e: ExpectedForeignKey, status: Status, found: ForeignKey | null, lockTimeout: string): Ddl {
+export function foreignKeyDdl(
+  db: Db,
+  e: ExpectedForeignKey,
+  status: Status,
+  found: ForeignKey | null,
+  lockTimeout: string,
+): Ddl {
   if (status === 'ok') return { statements: [], warnings: [] };
   const warnings: string[] = [];
-  const parentKey = e.parent.uniqueIndexes.some((i) => i.valid && !i.predicate && i.columns.length === e.parentColumns.length && i.columns.every((c) => c !== null && e.parentColumns.includes(c)));
-  if (!parentKey) warnings.push(`${e.parent.id}(${e.parentColumns.join(', ')}) has no plain unique constraint; a foreign key needs one there first`);
+  const parentKey = e.parent.uniqueIndexes.some(
+    (i) =>
+      i.valid &&
+      !i.predicate &&
+      i.columns.length === e.parentColumns.length &&
+      i.columns.every((c) => c !== null && e.parentColumns.includes(c)),
+  );
+  if (!parentKey)
+    warnings.push(
+      `${e.parent.id}(${e.parentColumns.join(', ')}) has no plain unique constraint; a foreign key needs one there first`,
+    );
   const lock = text(db, sql`SET lock_timeout = ${sql.lit(lockTimeout)}`);
-  if (status === 'invalid' && found) return { statements: [lock, text(db, sql`ALTER TABLE ${tableRef(e.table)} VALIDATE CONSTRAINT ${sql.id(found.name)}`)], warnings };
+  if (status === 'invalid' && found)
+    return {
+      statements: [lock, text(db, sql`ALTER TABLE ${tableRef(e.table)} VALIDATE CONSTRAINT ${sql.id(found.name)}`)],
+      warnings,
+    };
   const name = constraintName(e.table, e.columns, 'fkey');
   return {
     statements: [
       lock,
-      text(db, sql`ALTER TABLE ${tableRef(e.table)} ADD CONSTRAINT ${sql.id(name)} FOREIGN KEY (${sql.join(e.columns.map((c) => sql.id(c)))}) REFERENCES ${tableRef(e.parent)} (${sql.join(e.parentColumns.map((c) => sql.id(c)))}) NOT VALID`),
+      text(
+        db,
+        sql`ALTER TABLE ${tableRef(e.table)} ADD CONSTRAINT ${sql.id(name)} FOREIGN KEY (${sql.join(e.columns.map((c) => sql.id(c)))}) REFERENCES ${tableRef(e.parent)} (${sql.join(e.parentColumns.map((c) => sql.id(c)))}) NOT VALID`,
+      ),
       text(db, sql`ALTER TABLE ${tableRef(e.table)} VALIDATE CONSTRAINT ${sql.id(name)}`),
     ],
     warnings,

@@ -14,39 +14,84 @@ import { RowdoctorError } from '../errors.js';
  * <marker> IS NULL on a soft-deleting table, matching the rule), a foreign key for each declared
  * orphaned-rows rule, --expect / --expect-fk flags, and with --discover the inferred references.
  */
-export function expectedConstraints(catalog: Catalog, rules: Rule[], flags: { expect: string[]; expectFk: string[]; discover: boolean }): Expected[] {
+export function expectedConstraints(
+  catalog: Catalog,
+  rules: Rule[],
+  flags: { expect: string[]; expectFk: string[]; discover: boolean },
+): Expected[] {
   const out: Expected[] = [];
   for (const rule of rules.filter((r) => r.source !== 'discovered')) {
     if (rule.check === 'duplicate-rows') {
-      out.push(uniqueFor(rule.table, rule.key, rule.where?.text ?? null, !rule.includeSoftDeleted, rule.nullsNotDistinct, `${rule.source} rule`));
+      out.push(
+        uniqueFor(
+          rule.table,
+          rule.key,
+          rule.where?.text ?? null,
+          !rule.includeSoftDeleted,
+          rule.nullsNotDistinct,
+          `${rule.source} rule`,
+        ),
+      );
     } else if (rule.check === 'orphaned-rows') {
-      out.push({ kind: 'foreign-key', table: rule.table, columns: rule.columns, parent: rule.parent, parentColumns: rule.parentColumns, source: `${rule.source} rule` });
+      out.push({
+        kind: 'foreign-key',
+        table: rule.table,
+        columns: rule.columns,
+        parent: rule.parent,
+        parentColumns: rule.parentColumns,
+        source: `${rule.source} rule`,
+      });
     }
   }
-  out.push(...collectErrors(flags.expect.map((text) => () => {
-    const { table, parts } = parseTableWithKey(text, '--expect');
-    const t = resolveTable(catalog, table, defaultSchemas(catalog), `--expect '${text}'`);
-    // An explicit --expect means exactly the key typed: no soft-delete predicate is added.
-    return uniqueFor(t, resolveKey(t, parts, `--expect '${text}'`), null, false, false, 'flag');
-  }), '--expect names things the database does not have'));
-  out.push(...collectErrors(flags.expectFk.map((text) => () => {
-    const r = orphanFlagRule(text, '--expect-fk');
-    if (r.check !== 'orphaned-rows' || typeof r.references === 'string') throw new RowdoctorError(`--expect-fk '${text}' is not 'child(cols) -> parent(cols)'.`);
-    const child = resolveTable(catalog, r.table, defaultSchemas(catalog), `--expect-fk '${text}'`);
-    const parent = resolveTable(catalog, r.references.table, defaultSchemas(catalog), `--expect-fk '${text}'`);
-    const columns = (r.columns ?? []).map((c) => resolveColumn(child, c, `--expect-fk '${text}'`));
-    const parentColumns = r.references.columns.map((c) => resolveColumn(parent, c, `--expect-fk '${text}'`));
-    if (columns.length !== parentColumns.length) throw new RowdoctorError(`--expect-fk '${text}': ${columns.length} column(s) on one side, ${parentColumns.length} on the other.`);
-    return { kind: 'foreign-key' as const, table: child, columns, parent, parentColumns, source: 'flag' };
-  }), '--expect-fk names things the database does not have'));
+  out.push(
+    ...collectErrors(
+      flags.expect.map((text) => () => {
+        const { table, parts } = parseTableWithKey(text, '--expect');
+        const t = resolveTable(catalog, table, defaultSchemas(catalog), `--expect '${text}'`);
+        // An explicit --expect means exactly the key typed: no soft-delete predicate is added.
+        return uniqueFor(t, resolveKey(t, parts, `--expect '${text}'`), null, false, false, 'flag');
+      }),
+      '--expect names things the database does not have',
+    ),
+  );
+  out.push(
+    ...collectErrors(
+      flags.expectFk.map((text) => () => {
+        const r = orphanFlagRule(text, '--expect-fk');
+        if (r.check !== 'orphaned-rows' || typeof r.references === 'string')
+          throw new RowdoctorError(`--expect-fk '${text}' is not 'child(cols) -> parent(cols)'.`);
+        const child = resolveTable(catalog, r.table, defaultSchemas(catalog), `--expect-fk '${text}'`);
+        const parent = resolveTable(catalog, r.references.table, defaultSchemas(catalog), `--expect-fk '${text}'`);
+        const columns = (r.columns ?? []).map((c) => resolveColumn(child, c, `--expect-fk '${text}'`));
+        const parentColumns = r.references.columns.map((c) => resolveColumn(parent, c, `--expect-fk '${text}'`));
+        if (columns.length !== parentColumns.length)
+          throw new RowdoctorError(
+            `--expect-fk '${text}': ${columns.length} column(s) on one side, ${parentColumns.length} on the other.`,
+          );
+        return { kind: 'foreign-key' as const, table: child, columns, parent, parentColumns, source: 'flag' };
+      }),
+      '--expect-fk names things the database does not have',
+    ),
+  );
   if (flags.discover) {
     for (const r of discoverRules(catalog)) {
-      if (r.check === 'orphaned-rows' && r.inferred) out.push({ kind: 'foreign-key', table: r.table, columns: r.columns, parent: r.parent, parentColumns: r.parentColumns, source: 'inferred' });
+      if (r.check === 'orphaned-rows' && r.inferred)
+        out.push({
+          kind: 'foreign-key',
+          table: r.table,
+          columns: r.columns,
+          parent: r.parent,
+          parentColumns: r.parentColumns,
+          source: 'inferred',
+        });
     }
   }
   const seen = new Set<string>();
   return out.filter((e) => {
-    const id = e.kind === 'unique' ? `u|${e.table.id}|${e.key.map((k) => (k.kind === 'column' ? k.column : k.expr.text)).join(',')}|${e.where?.text ?? ''}` : `f|${e.table.id}|${e.columns.join(',')}|${e.parent.id}`;
+    const id =
+      e.kind === 'unique'
+        ? `u|${e.table.id}|${e.key.map((k) => (k.kind === 'column' ? k.column : k.expr.text)).join(',')}|${e.where?.text ?? ''}`
+        : `f|${e.table.id}|${e.columns.join(',')}|${e.parent.id}`;
     if (seen.has(id)) return false;
     seen.add(id);
     return true;
@@ -57,9 +102,18 @@ export function expectedConstraints(catalog: Catalog, rules: Rule[], flags: { ex
  * The unique key a duplicate-rows rule implies. On a table with a soft-delete marker (and a rule
  * that leaves deleted rows out) the index is partial: WHERE <marker> IS NULL, and the rule's scope.
  */
-function uniqueFor(table: ExpectedUnique['table'], key: ExpectedUnique['key'], where: string | null, aliveOnly: boolean, nullsNotDistinct: boolean, source: string): ExpectedUnique {
+function uniqueFor(
+  table: ExpectedUnique['table'],
+  key: ExpectedUnique['key'],
+  where: string | null,
+  aliveOnly: boolean,
+  nullsNotDistinct: boolean,
+  source: string,
+): ExpectedUnique {
   // Written as SQL text: the server normalises it (see normalize.ts) before anything compares it.
-  const text = [where ? `(${where})` : null, aliveOnly && table.softDelete ? aliveText(table.softDelete) : null].filter(Boolean).join(' AND ');
+  const text = [where ? `(${where})` : null, aliveOnly && table.softDelete ? aliveText(table.softDelete) : null]
+    .filter(Boolean)
+    .join(' AND ');
   return { kind: 'unique', table, key, where: text ? sqlFragment(text, 'where') : null, nullsNotDistinct, source };
 }
 

@@ -22,31 +22,61 @@ export function matchUnique(e: ExpectedUnique, key: NormalizedKey): Match {
   const covering = e.table.uniqueIndexes.filter((i) => i.parts.every((p) => want.has(p)));
   const good = covering.filter(sameScope);
   const valid = good.find((i) => i.valid);
-  if (valid) return { status: 'ok', detail: `enforced by ${label(valid)}${valid.parts.length < key.parts.length ? ` on (${valid.parts.join(', ')}), a subset of the key` : ''}`, found: valid };
+  if (valid)
+    return {
+      status: 'ok',
+      detail: `enforced by ${label(valid)}${valid.parts.length < key.parts.length ? ` on (${valid.parts.join(', ')}), a subset of the key` : ''}`,
+      found: valid,
+    };
   const invalid = good.find((i) => !i.valid);
   if (invalid) {
-    return { status: 'invalid', detail: `${label(invalid)} exists but is INVALID (indisvalid = false: a failed CREATE INDEX CONCURRENTLY, or a partition's index not attached)`, found: invalid };
+    return {
+      status: 'invalid',
+      detail: `${label(invalid)} exists but is INVALID (indisvalid = false: a failed CREATE INDEX CONCURRENTLY, or a partition's index not attached)`,
+      found: invalid,
+    };
   }
-  const overlapping = [...covering, ...e.table.uniqueIndexes.filter((i) => !covering.includes(i) && i.parts.some((p) => want.has(p)))];
+  const overlapping = [
+    ...covering,
+    ...e.table.uniqueIndexes.filter((i) => !covering.includes(i) && i.parts.some((p) => want.has(p))),
+  ];
   const closest = overlapping[0];
   if (!closest) return { status: 'missing', detail: 'no unique index or constraint covers this key', found: null };
   const diffs: string[] = [];
   const extra = closest.parts.filter((p) => !want.has(p));
-  if (extra.length) diffs.push(`its key (${closest.parts.join(', ')}) has ${extra.join(', ')}, which is not in the expected key (${key.parts.join(', ')})`);
-  if (closest.predicate !== key.predicate) diffs.push(`predicate ${closest.predicate ? `WHERE ${closest.predicate}` : 'none'}, expected ${key.predicate ? `WHERE ${key.predicate}` : 'none'}`);
-  if (closest.nullsNotDistinct !== e.nullsNotDistinct) diffs.push(`NULLS ${closest.nullsNotDistinct ? 'NOT ' : ''}DISTINCT, expected NULLS ${e.nullsNotDistinct ? 'NOT ' : ''}DISTINCT`);
+  if (extra.length)
+    diffs.push(
+      `its key (${closest.parts.join(', ')}) has ${extra.join(', ')}, which is not in the expected key (${key.parts.join(', ')})`,
+    );
+  if (closest.predicate !== key.predicate)
+    diffs.push(
+      `predicate ${closest.predicate ? `WHERE ${closest.predicate}` : 'none'}, expected ${key.predicate ? `WHERE ${key.predicate}` : 'none'}`,
+    );
+  if (closest.nullsNotDistinct !== e.nullsNotDistinct)
+    diffs.push(
+      `NULLS ${closest.nullsNotDistinct ? 'NOT ' : ''}DISTINCT, expected NULLS ${e.nullsNotDistinct ? 'NOT ' : ''}DISTINCT`,
+    );
   if (!closest.valid) diffs.push('and it is INVALID');
   return { status: 'mismatch', detail: `${label(closest)} differs: ${diffs.join('; ')}`, found: closest };
 }
 
 /** A foreign key with exactly these column pairs; NOT VALID is `invalid`. */
 export function matchForeignKey(catalog: Catalog, e: ExpectedForeignKey): Match {
-  const pairs = (cols: string[], refs: string[]) => cols.map((c, i) => `${c}->${refs[i]}`).sort().join(',');
+  const pairs = (cols: string[], refs: string[]) =>
+    cols
+      .map((c, i) => `${c}->${refs[i]}`)
+      .sort()
+      .join(',');
   const want = pairs(e.columns, e.parentColumns);
   const fks = catalog.foreignKeys.filter((f) => f.table === e.table.id && !f.onPartition);
   const exact = fks.find((f) => f.references === e.parent.id && pairs(f.columns, f.refColumns) === want);
   if (exact?.valid) return { status: 'ok', detail: `enforced by foreign key ${exact.name}`, found: exact };
-  if (exact) return { status: 'invalid', detail: `foreign key ${exact.name} is NOT VALID: rows written before it was added are unchecked`, found: exact };
+  if (exact)
+    return {
+      status: 'invalid',
+      detail: `foreign key ${exact.name} is NOT VALID: rows written before it was added are unchecked`,
+      found: exact,
+    };
   const other = fks.find((f) => f.columns.some((c) => e.columns.includes(c)));
   if (other) {
     return {

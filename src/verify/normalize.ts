@@ -21,36 +21,41 @@ class Rollback extends Error {}
 export async function normalizeKeys(db: Db, expected: ExpectedUnique[]): Promise<Map<ExpectedUnique, NormalizedKey>> {
   const out = new Map<ExpectedUnique, NormalizedKey>();
   const problems: string[] = [];
-  await db.transaction().execute(async (tx) => {
-    const copies = new Map<number, string>();
-    for (const [i, e] of expected.entries()) {
-      let copy = copies.get(e.table.oid);
-      if (!copy) {
-        copy = `rd_like_${e.table.oid}`;
-        await sql`create temp table ${sql.id(copy)} (like ${tableRef(e.table)})`.execute(tx);
-        copies.set(e.table.oid, copy);
-      }
-      const index = `rd_expect_${i}`;
-      await sql`savepoint ${sql.id(index)}`.execute(tx);
-      try {
-        await sql`create unique index ${sql.id(index)} on ${sql.id(copy)} (${sql.join(e.key.map((k) => keyExpr(k, null)))})
-          ${e.nullsNotDistinct ? sql`nulls not distinct` : sql``} ${e.where ? sql`where ${fragment(e.where)}` : sql``}`.execute(tx);
-        const r = await sql<{ parts: string[]; predicate: string | null }>`
+  await db
+    .transaction()
+    .execute(async (tx) => {
+      const copies = new Map<number, string>();
+      for (const [i, e] of expected.entries()) {
+        let copy = copies.get(e.table.oid);
+        if (!copy) {
+          copy = `rd_like_${e.table.oid}`;
+          await sql`create temp table ${sql.id(copy)} (like ${tableRef(e.table)})`.execute(tx);
+          copies.set(e.table.oid, copy);
+        }
+        const index = `rd_expect_${i}`;
+        await sql`savepoint ${sql.id(index)}`.execute(tx);
+        try {
+          await sql`create unique index ${sql.id(index)} on ${sql.id(copy)} (${sql.join(e.key.map((k) => keyExpr(k, null)))})
+          ${e.nullsNotDistinct ? sql`nulls not distinct` : sql``} ${e.where ? sql`where ${fragment(e.where)}` : sql``}`.execute(
+            tx,
+          );
+          const r = await sql<{ parts: string[]; predicate: string | null }>`
           select array(select pg_get_indexdef(i.indexrelid, k, true) from generate_series(1, i.indnkeyatts) k order by k)::text[] as parts,
                  pg_get_expr(i.indpred, i.indrelid, true) as predicate
             from pg_index i where i.indexrelid = ${`pg_temp.${index}`}::regclass`.execute(tx);
-        out.set(e, r.rows[0]!);
-        await sql`release savepoint ${sql.id(index)}`.execute(tx);
-      } catch (err) {
-        await sql`rollback to savepoint ${sql.id(index)}`.execute(tx);
-        if (!isPgError(err)) throw err;
-        problems.push(`  ${e.table.id}: ${describePgError(err)}`);
+          out.set(e, r.rows[0]!);
+          await sql`release savepoint ${sql.id(index)}`.execute(tx);
+        } catch (err) {
+          await sql`rollback to savepoint ${sql.id(index)}`.execute(tx);
+          if (!isPgError(err)) throw err;
+          problems.push(`  ${e.table.id}: ${describePgError(err)}`);
+        }
       }
-    }
-    throw new Rollback();
-  }).catch((e) => {
-    if (!(e instanceof Rollback)) throw e;
-  });
+      throw new Rollback();
+    })
+    .catch((e) => {
+      if (!(e instanceof Rollback)) throw e;
+    });
   if (problems.length) {
     throw new RowdoctorError(`These expected unique keys cannot be built as an index:\n${problems.join('\n')}`, {
       hint: 'Index expressions must be immutable and scopes boolean; NULLS NOT DISTINCT needs PostgreSQL 15.',

@@ -19,11 +19,17 @@ export interface VerifyOptions {
 }
 
 /** Every expected constraint's verdict, then every INVALID unique index nobody expected. */
-export async function verifyConstraints(db: Db, catalog: Catalog, rules: Rule[], options: VerifyOptions): Promise<Verdict[]> {
+export async function verifyConstraints(
+  db: Db,
+  catalog: Catalog,
+  rules: Rule[],
+  options: VerifyOptions,
+): Promise<Verdict[]> {
   const expected = expectedConstraints(catalog, rules, options);
   const uniques = expected.filter((e): e is ExpectedUnique => e.kind === 'unique');
   const keys = await normalizeKeys(db, uniques);
-  const violations = (counter: () => Promise<number>) => (options.countViolations === false ? Promise.resolve(null) : counter());
+  const violations = (counter: () => Promise<number>) =>
+    options.countViolations === false ? Promise.resolve(null) : counter();
   return readOnly(db, options.statementTimeoutMs, async (tx) => {
     await preferParallel(tx); // violations are counted by the checks' own whole-table aggregates
     const verdicts: Verdict[] = [];
@@ -35,30 +41,61 @@ export async function verifyConstraints(db: Db, catalog: Catalog, rules: Rule[],
         if (m.found) seenIndexes.add(m.found as UniqueIndex);
         const ddl = uniqueDdl(db, catalog, e, key, m.status, m.found as UniqueIndex | null, options.lockTimeout);
         verdicts.push({
-          kind: 'unique', table: e.table.id, columns: key.parts, where: key.predicate, status: m.status, detail: [m.detail, ...ddl.warnings].join('; '),
-          violations: m.status === 'ok' ? 0 : await violations(() => uniqueViolations(tx, e, key)), ddl: ddl.statements, found: m.found ? m.found.name : null,
-          source: e.source, warnings: ddl.warnings,
+          kind: 'unique',
+          table: e.table.id,
+          columns: key.parts,
+          where: key.predicate,
+          status: m.status,
+          detail: [m.detail, ...ddl.warnings].join('; '),
+          violations: m.status === 'ok' ? 0 : await violations(() => uniqueViolations(tx, e, key)),
+          ddl: ddl.statements,
+          found: m.found ? m.found.name : null,
+          source: e.source,
+          warnings: ddl.warnings,
         });
       } else {
         const m = matchForeignKey(catalog, e);
         const ddl = foreignKeyDdl(db, e, m.status, m.found as ForeignKey | null, options.lockTimeout);
         verdicts.push({
-          kind: 'foreign-key', table: e.table.id, columns: e.columns, where: null, status: m.status, detail: [m.detail, ...ddl.warnings].join('; '),
+          kind: 'foreign-key',
+          table: e.table.id,
+          columns: e.columns,
+          where: null,
+          status: m.status,
+          detail: [m.detail, ...ddl.warnings].join('; '),
           references: `${e.parent.id}(${e.parentColumns.join(', ')})`,
-          violations: m.status === 'ok' ? 0 : await violations(() => foreignKeyViolations(tx, e)), ddl: ddl.statements, found: m.found ? m.found.name : null,
-          source: e.source, warnings: ddl.warnings,
+          violations: m.status === 'ok' ? 0 : await violations(() => foreignKeyViolations(tx, e)),
+          ddl: ddl.statements,
+          found: m.found ? m.found.name : null,
+          source: e.source,
+          warnings: ddl.warnings,
         });
       }
     }
     for (const table of catalog.tables.filter((t) => catalog.schemas.includes(t.schema))) {
       for (const index of table.uniqueIndexes.filter((i) => !i.valid && !seenIndexes.has(i))) {
         const key = { parts: index.parts, predicate: index.predicate };
-        const e = { kind: 'unique' as const, table, key: [], where: null, nullsNotDistinct: index.nullsNotDistinct, source: 'catalog' };
+        const e = {
+          kind: 'unique' as const,
+          table,
+          key: [],
+          where: null,
+          nullsNotDistinct: index.nullsNotDistinct,
+          source: 'catalog',
+        };
         const ddl = uniqueDdl(db, catalog, e, key, 'invalid', index, options.lockTimeout);
         verdicts.push({
-          kind: 'unique', table: table.id, columns: index.parts, where: index.predicate, status: 'invalid',
+          kind: 'unique',
+          table: table.id,
+          columns: index.parts,
+          where: index.predicate,
+          status: 'invalid',
           detail: `index ${index.name} is INVALID (indisvalid = false): a failed CREATE UNIQUE INDEX CONCURRENTLY leaves one behind; it costs writes and enforces nothing reliably`,
-          violations: await violations(() => uniqueViolations(tx, e, key)), ddl: ddl.statements, found: index.name, source: 'catalog', warnings: ddl.warnings,
+          violations: await violations(() => uniqueViolations(tx, e, key)),
+          ddl: ddl.statements,
+          found: index.name,
+          source: 'catalog',
+          warnings: ddl.warnings,
         });
       }
     }
@@ -75,8 +112,13 @@ export function migrationText(verdicts: Verdict[], database: string): string {
     '',
   ];
   for (const v of verdicts.filter((x) => x.ddl.length)) {
-    lines.push(`-- ${v.kind} ${v.table}(${v.columns.join(', ')})${v.references ? ` -> ${v.references}` : ''}${v.where ? ` WHERE ${v.where}` : ''}: ${v.status} — ${v.detail}`);
-    if (v.violations) lines.push(`-- ${v.violations} row(s) violate it today: this step fails until they are repaired (rowdoctor repair --apply).`);
+    lines.push(
+      `-- ${v.kind} ${v.table}(${v.columns.join(', ')})${v.references ? ` -> ${v.references}` : ''}${v.where ? ` WHERE ${v.where}` : ''}: ${v.status} — ${v.detail}`,
+    );
+    if (v.violations)
+      lines.push(
+        `-- ${v.violations} row(s) violate it today: this step fails until they are repaired (rowdoctor repair --apply).`,
+      );
     lines.push(...v.ddl.map((s) => `${s};`), '');
   }
   if (lines.length === 4) lines.push('-- Nothing to do: every expected constraint is in place.');

@@ -12,15 +12,28 @@ import type { ExpectedForeignKey, ExpectedUnique } from './types.js';
  * index — its parts, its predicate, its NULL semantics. Soft-deleted rows count unless the
  * predicate leaves them out, as they would for the index.
  */
-export async function uniqueViolations(tx: Tx, e: Pick<ExpectedUnique, 'table' | 'nullsNotDistinct'>, key: NormalizedKey): Promise<number> {
+export async function uniqueViolations(
+  tx: Tx,
+  e: Pick<ExpectedUnique, 'table' | 'nullsNotDistinct'>,
+  key: NormalizedKey,
+): Promise<number> {
   const parts: KeyPart[] = key.parts.map((p) => {
     const column = indexPartColumn(e.table, p);
     return column ? { kind: 'column', column } : { kind: 'expr', expr: sqlFragment(p, 'index expression') };
   });
   const rule: DuplicateRule = {
-    check: 'duplicate-rows', table: e.table, key: parts, where: key.predicate ? sqlFragment(key.predicate, 'index predicate') : null,
-    includeSoftDeleted: true, nullsNotDistinct: e.nullsNotDistinct, keep: [], fill: false, repair: 'report',
-    source: 'discovered', severity: 'error', origin: null,
+    check: 'duplicate-rows',
+    table: e.table,
+    key: parts,
+    where: key.predicate ? sqlFragment(key.predicate, 'index predicate') : null,
+    includeSoftDeleted: true,
+    nullsNotDistinct: e.nullsNotDistinct,
+    keep: [],
+    fill: false,
+    repair: 'report',
+    source: 'discovered',
+    severity: 'error',
+    origin: null,
   };
   return (await duplicateRows.detect(tx, rule, { sample: 0 }))?.rows ?? 0;
 }
@@ -28,8 +41,19 @@ export async function uniqueViolations(tx: Tx, e: Pick<ExpectedUnique, 'table' |
 /** Child rows with no parent row at all (MATCH SIMPLE); a soft-deleted parent still satisfies an FK. */
 export async function foreignKeyViolations(tx: Tx, e: ExpectedForeignKey): Promise<number> {
   const rule: OrphanRule = {
-    check: 'orphaned-rows', table: e.table, columns: e.columns, parent: { ...e.parent, softDelete: null }, parentColumns: e.parentColumns,
-    where: null, includeSoftDeleted: true, inferred: false, foreignKey: null, repair: 'report', source: 'discovered', severity: 'error', origin: null,
+    check: 'orphaned-rows',
+    table: e.table,
+    columns: e.columns,
+    parent: { ...e.parent, softDelete: null },
+    parentColumns: e.parentColumns,
+    where: null,
+    includeSoftDeleted: true,
+    inferred: false,
+    foreignKey: null,
+    repair: 'report',
+    source: 'discovered',
+    severity: 'error',
+    origin: null,
   };
   return (await orphanedRows.detect(tx, rule, { sample: 0 }))?.missingParent ?? 0;
 }

@@ -20,7 +20,9 @@ function expectUsageError(res: { code: number | null; stdout: string; stderr: st
 }
 
 async function accountIntact() {
-  const rows = await db.query<{ n: string; seq: string }>("select count(*) as n, (select last_value from account_id_seq) as seq from account");
+  const rows = await db.query<{ n: string; seq: string }>(
+    'select count(*) as n, (select last_value from account_id_seq) as seq from account',
+  );
   expect(rows[0]).toEqual({ n: '3', seq: '3' });
 }
 
@@ -38,15 +40,24 @@ describe('bad input exits 2 with a message a person can act on', () => {
   });
 
   it('an unknown table, with a near match suggested', async () => {
-    expectUsageError(await runCli(['scan', '--database-url', db.url, '--duplicates', 'Account(email)']), /--duplicates 'Account\(email\)': table "Account" does not exist\.[\s\S]*did you mean "public.account"/);
+    expectUsageError(
+      await runCli(['scan', '--database-url', db.url, '--duplicates', 'Account(email)']),
+      /--duplicates 'Account\(email\)': table "Account" does not exist\.[\s\S]*did you mean "public.account"/,
+    );
   });
 
   it('an unknown column, listing the real ones', async () => {
-    expectUsageError(await runCli(['scan', '--database-url', db.url, '--duplicates', 'account(mail)']), /--duplicates 'account\(mail\)'.key\[0\]: column "mail" does not exist in table public.account[\s\S]*id, email, deleted_at/);
+    expectUsageError(
+      await runCli(['scan', '--database-url', db.url, '--duplicates', 'account(mail)']),
+      /--duplicates 'account\(mail\)'.key\[0\]: column "mail" does not exist in table public.account[\s\S]*id, email, deleted_at/,
+    );
   });
 
   it('an unknown schema', async () => {
-    expectUsageError(await runCli(['scan', '--database-url', db.url, '--schema', 'nope']), /Schema "nope" does not exist/);
+    expectUsageError(
+      await runCli(['scan', '--database-url', db.url, '--schema', 'nope']),
+      /Schema "nope" does not exist/,
+    );
   });
 
   it('malformed YAML, with file and line', async () => {
@@ -73,14 +84,23 @@ rules:
 `);
     const res = await runCli(['scan', '--database-url', db.url, '--config', file]);
     expectUsageError(res, /has 6 errors/);
-    for (const path of ['schemas', 'rules[0].key', 'rules[1].check', 'rules[2].repair', 'rules[2].column', 'rules[3]']) {
+    for (const path of [
+      'schemas',
+      'rules[0].key',
+      'rules[1].check',
+      'rules[2].repair',
+      'rules[2].column',
+      'rules[3]',
+    ]) {
       expect(res.stderr).toContain(` ${path}: `);
     }
     expect(res.stderr).toMatch(/:5:10 rules\[0\]\.key: /);
   });
 
   it('config names that do not exist, all reported together', async () => {
-    const file = writeConfig('rules:\n  - check: duplicate-rows\n    table: nope\n    key: [a]\n  - check: duplicate-rows\n    table: account\n    key: [nope]\n');
+    const file = writeConfig(
+      'rules:\n  - check: duplicate-rows\n    table: nope\n    key: [a]\n  - check: duplicate-rows\n    table: account\n    key: [nope]\n',
+    );
     const res = await runCli(['scan', '--database-url', db.url, '--config', file]);
     expectUsageError(res, /2 problems/);
     expect(res.stderr).toMatch(/rules\[0\]: table "nope" does not exist/);
@@ -88,7 +108,12 @@ rules:
   });
 
   it('an identifier carrying SQL: nothing is executed', async () => {
-    for (const spec of ['account(email); drop table account', 'account; drop table account(email)', 'account(email) -- x', 'account(id) or 1=1']) {
+    for (const spec of [
+      'account(email); drop table account',
+      'account; drop table account(email)',
+      'account(email) -- x',
+      'account(id) or 1=1',
+    ]) {
       const res = await runCli(['scan', '--database-url', db.url, '--duplicates', spec]);
       expect(res.code, spec).toBe(2);
       expect(res.stderr).not.toMatch(/\n\s+at /);
@@ -99,29 +124,51 @@ rules:
   it('an expression or scope carrying a second statement or a comment is refused before it reaches the server', async () => {
     const cases = [
       ['--duplicates', 'account(lower(email)); delete from account; select (1)'],
-      ['--duplicates', "account(lower(email) /* x */)"],
+      ['--duplicates', 'account(lower(email) /* x */)'],
     ];
-    for (const args of cases) expectUsageError(await runCli(['scan', '--database-url', db.url, ...args]), /not a single SQL expression/);
-    const file = writeConfig(`rules:\n  - check: duplicate-rows\n    table: account\n    key: [email]\n    where: "true; delete from account"\n`);
-    expectUsageError(await runCli(['scan', '--database-url', db.url, '--config', file]), /where is not a single SQL expression: it contains ";"/);
+    for (const args of cases)
+      expectUsageError(await runCli(['scan', '--database-url', db.url, ...args]), /not a single SQL expression/);
+    const file = writeConfig(
+      `rules:\n  - check: duplicate-rows\n    table: account\n    key: [email]\n    where: "true; delete from account"\n`,
+    );
+    expectUsageError(
+      await runCli(['scan', '--database-url', db.url, '--config', file]),
+      /where is not a single SQL expression: it contains ";"/,
+    );
     await accountIntact();
   });
 
   it('a scope that tries to write is stopped by the read-only transaction', async () => {
-    const file = writeConfig(`rules:\n  - check: duplicate-rows\n    table: account\n    key: [email]\n    where: "nextval('account_id_seq') > 0"\n`);
-    expectUsageError(await runCli(['scan', '--database-url', db.url, '--config', file]), /read-only transaction \(SQLSTATE 25006\)/);
+    const file = writeConfig(
+      `rules:\n  - check: duplicate-rows\n    table: account\n    key: [email]\n    where: "nextval('account_id_seq') > 0"\n`,
+    );
+    expectUsageError(
+      await runCli(['scan', '--database-url', db.url, '--config', file]),
+      /read-only transaction \(SQLSTATE 25006\)/,
+    );
     await accountIntact();
   });
 
-  it('a scope that is not a boolean, with the server\'s own words', async () => {
-    const file = writeConfig(`rules:\n  - check: duplicate-rows\n    table: account\n    key: [email]\n    where: "email"\n`);
-    expectUsageError(await runCli(['scan', '--database-url', db.url, '--config', file]), /argument of WHERE must be type boolean.*SQLSTATE 42804/);
+  it("a scope that is not a boolean, with the server's own words", async () => {
+    const file = writeConfig(
+      `rules:\n  - check: duplicate-rows\n    table: account\n    key: [email]\n    where: "email"\n`,
+    );
+    expectUsageError(
+      await runCli(['scan', '--database-url', db.url, '--config', file]),
+      /argument of WHERE must be type boolean.*SQLSTATE 42804/,
+    );
   });
 
   it('unknown flags, formats and checks', async () => {
     expectUsageError(await runCli(['scan', '--database-url', db.url, '--frmat', 'json']), /unknown option '--frmat'/);
-    expectUsageError(await runCli(['scan', '--database-url', db.url, '--format', 'xml']), /--format xml is not available/);
-    expectUsageError(await runCli(['scan', '--database-url', db.url, '--only', 'duplicates']), /--only: unknown check "duplicates"/);
+    expectUsageError(
+      await runCli(['scan', '--database-url', db.url, '--format', 'xml']),
+      /--format xml is not available/,
+    );
+    expectUsageError(
+      await runCli(['scan', '--database-url', db.url, '--only', 'duplicates']),
+      /--only: unknown check "duplicates"/,
+    );
     expectUsageError(await runCli(['scan', '--config', '/nonexistent/rowdoctor.yml']), /Cannot read config file/);
   });
 

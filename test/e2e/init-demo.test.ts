@@ -27,10 +27,14 @@ describe('init', () => {
     const text = readFileSync(file, 'utf8');
     expect(text).toMatch(/^# rowdoctor.yml — written by `rowdoctor init`/);
     expect(text).toContain('# unique constraint users_email_key counts soft-deleted rows');
-    expect(text).toContain('  # - check: orphaned-rows\n  #   table: public.token\n  #   column: user_id\n  #   references: {table: public.users, columns: [id]}');
+    expect(text).toContain(
+      '  # - check: orphaned-rows\n  #   table: public.token\n  #   column: user_id\n  #   references: {table: public.users, columns: [id]}',
+    );
     expect(text).toContain('    key: [email]\n');
     const config = parse(text);
-    expect(config.rules).toEqual([{ check: 'soft-delete-conflicts', table: 'public.users', key: ['email'], repair: 'purge-deleted' }]);
+    expect(config.rules).toEqual([
+      { check: 'soft-delete-conflicts', table: 'public.users', key: ['email'], repair: 'purge-deleted' },
+    ]);
 
     const again = await runCli(['init', '--database-url', db.url, '--output', file]);
     expect(again.code).toBe(2);
@@ -39,7 +43,9 @@ describe('init', () => {
 
     // The written config is a valid config: scanning with it reports the rule as declared.
     const scan = await runCli(['scan', '--database-url', db.url, '--config', file, '--format', 'json']);
-    expect(JSON.parse(scan.stdout).findings.find((f: { check: string }) => f.check === 'soft-delete-conflicts')).toMatchObject({ source: 'config', rows: 1 });
+    expect(
+      JSON.parse(scan.stdout).findings.find((f: { check: string }) => f.check === 'soft-delete-conflicts'),
+    ).toMatchObject({ source: 'config', rows: 1 });
   });
 });
 
@@ -48,14 +54,23 @@ describe('demo', () => {
     const before = readdirSync(tmpdir()).filter((d) => d.startsWith('rowdoctor-pg-'));
     const res = await runCli(['demo']);
     expect(res.code).toBe(0);
-    expect(res.stdout).toMatch(/rowdoctor scan · 127\.0\.0\.1:\d+\/rowdoctor_demo · 7 checks run · 7 findings \(7 errors\) · 79 rows affected/);
+    expect(res.stdout).toMatch(
+      /rowdoctor scan · 127\.0\.0\.1:\d+\/rowdoctor_demo · 7 checks run · 7 findings \(7 errors\) · 79 rows affected/,
+    );
     for (const kind of ['duplicate-rows', 'orphaned-rows', 'soft-delete-conflicts']) expect(res.stdout).toContain(kind);
     // the repair's dry run, its apply with the same counts, and a clean re-scan
-    const plan = /7 rules · 70 groups · would delete 71 rows, would update 8 rows, would re-point 28 child rows, would merge 0 child rows/;
+    const plan =
+      /7 rules · 70 groups · would delete 71 rows, would update 8 rows, would re-point 28 child rows, would merge 0 child rows/;
     expect(res.stdout).toMatch(plan);
-    expect(res.stdout).toMatch(/APPLIED\n7 rules · 70 groups · deleted 71 rows, updated 8 rows, re-pointed 28 child rows, merged 0 child rows/);
-    expect(res.stdout).toMatch(/4\. rowdoctor scan, again ━━\n\nrowdoctor scan · [^\n]* · no findings\n\n\(exit code 0: clean\)/);
-    expect(res.stdout).toMatch(/5\. rowdoctor verify-constraints[\s\S]*6 constraints checked · 2 ok, 2 missing, 2 invalid[\s\S]*CREATE UNIQUE INDEX CONCURRENTLY "submission_invite_id_key"/);
+    expect(res.stdout).toMatch(
+      /APPLIED\n7 rules · 70 groups · deleted 71 rows, updated 8 rows, re-pointed 28 child rows, merged 0 child rows/,
+    );
+    expect(res.stdout).toMatch(
+      /4\. rowdoctor scan, again ━━\n\nrowdoctor scan · [^\n]* · no findings\n\n\(exit code 0: clean\)/,
+    );
+    expect(res.stdout).toMatch(
+      /5\. rowdoctor verify-constraints[\s\S]*6 constraints checked · 2 ok, 2 missing, 2 invalid[\s\S]*CREATE UNIQUE INDEX CONCURRENTLY "submission_invite_id_key"/,
+    );
     expect(res.stderr).toMatch(/Stopping the embedded PostgreSQL/);
     const after = readdirSync(tmpdir()).filter((d) => d.startsWith('rowdoctor-pg-') && !before.includes(d));
     expect(after.filter((d) => existsSync(join(tmpdir(), d)))).toEqual([]);

@@ -19,7 +19,13 @@ async function runMigration(url: string, file: string): Promise<void> {
   const client = new pg.Client(url);
   await client.connect();
   try {
-    const statements = readFileSync(file, 'utf8').split('\n').filter((l) => !l.startsWith('--')).join('\n').split(/;\n/).map((s) => s.trim()).filter(Boolean);
+    const statements = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => !l.startsWith('--'))
+      .join('\n')
+      .split(/;\n/)
+      .map((s) => s.trim())
+      .filter(Boolean);
     for (const s of statements) await client.query(s);
   } finally {
     await client.end();
@@ -40,12 +46,17 @@ afterAll(async () => {
 });
 
 describe(`repair, then the emitted migration (${psql ? 'psql' : 'node-postgres'}), then verify`, () => {
-  it('the dry run\'s next-step DDL is the same text as --emit-migration', async () => {
+  it("the dry run's next-step DDL is the same text as --emit-migration", async () => {
     const dry = await runCli(['repair', '--database-url', url, '--config', config]);
     const file = join(mkdtempSync(join(tmpdir(), 'rowdoctor-mig-')), 'before.sql');
     await runCli(['verify-constraints', '--database-url', url, '--config', config, '--emit-migration', file]);
-    const hint = dry.stdout.slice(dry.stdout.indexOf('Next step, once repaired')).split('\n').filter((l) => /^(SET|CREATE|ALTER|DROP) /.test(l));
-    const migration = readFileSync(file, 'utf8').split('\n').filter((l) => /^(SET|CREATE|ALTER|DROP) /.test(l));
+    const hint = dry.stdout
+      .slice(dry.stdout.indexOf('Next step, once repaired'))
+      .split('\n')
+      .filter((l) => /^(SET|CREATE|ALTER|DROP) /.test(l));
+    const migration = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => /^(SET|CREATE|ALTER|DROP) /.test(l));
     expect(hint.length).toBeGreaterThanOrEqual(8);
     expect(hint).toEqual(migration);
   });
@@ -53,17 +64,36 @@ describe(`repair, then the emitted migration (${psql ? 'psql' : 'node-postgres'}
   it('after repair --apply, the migration runs unedited and verify-constraints exits 0', async () => {
     expect((await runCli(['repair', '--database-url', url, '--config', config, '--apply'])).code).toBe(0);
     const file = join(mkdtempSync(join(tmpdir(), 'rowdoctor-mig-')), 'migration.sql');
-    const before = await runCli(['verify-constraints', '--database-url', url, '--config', config, '--emit-migration', file, '--format', 'json']);
+    const before = await runCli([
+      'verify-constraints',
+      '--database-url',
+      url,
+      '--config',
+      config,
+      '--emit-migration',
+      file,
+      '--format',
+      'json',
+    ]);
     expect(before.code).toBe(1);
     expect(JSON.parse(before.stdout).constraints.every((c: { violations: number }) => c.violations === 0)).toBe(true);
     await runMigration(url, file);
     const after = await runCli(['verify-constraints', '--database-url', url, '--config', config, '--format', 'json']);
-    expect(JSON.parse(after.stdout).constraints.map((c: { status: string }) => c.status)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok', 'ok']);
+    expect(JSON.parse(after.stdout).constraints.map((c: { status: string }) => c.status)).toEqual([
+      'ok',
+      'ok',
+      'ok',
+      'ok',
+      'ok',
+      'ok',
+    ]);
     expect(after.code).toBe(0);
     // What the migration added really holds: a double submission is now refused.
     const c = new pg.Client(url);
     await c.connect();
-    await expect(c.query("insert into submission (invite_id, created_at) values (1, now())")).rejects.toMatchObject({ code: '23505' });
+    await expect(c.query('insert into submission (invite_id, created_at) values (1, now())')).rejects.toMatchObject({
+      code: '23505',
+    });
     await c.end();
   });
 });

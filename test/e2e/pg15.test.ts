@@ -28,15 +28,44 @@ describe.skipIf(!available)('PostgreSQL 15', () => {
   let url: string;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rowdoctor-pg15-'));
-    const ids = asRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) } : {};
-    if (asRoot) { chmodSync(dir, 0o755); chownSync(dir, ids.uid!, ids.gid!); }
+    const ids = asRoot
+      ? {
+          uid: Number(execFileSync('id', ['-u', 'postgres']).toString()),
+          gid: Number(execFileSync('id', ['-g', 'postgres']).toString()),
+        }
+      : {};
+    if (asRoot) {
+      chmodSync(dir, 0o755);
+      chownSync(dir, ids.uid!, ids.gid!);
+    }
     const data = join(dir, 'data');
-    execFileSync(`${BIN}/initdb`, ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8'], { ...ids, stdio: 'ignore' });
+    execFileSync(`${BIN}/initdb`, ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8'], {
+      ...ids,
+      stdio: 'ignore',
+    });
     const port = await freePort();
-    server = spawn(`${BIN}/postgres`, ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off'], { ...ids, stdio: ['ignore', 'ignore', 'pipe'] });
+    server = spawn(
+      `${BIN}/postgres`,
+      [
+        '-D',
+        data,
+        '-p',
+        String(port),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'unix_socket_directories=',
+        '-c',
+        'fsync=off',
+      ],
+      { ...ids, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     await new Promise<void>((resolve, reject) => {
       let log = '';
-      server.stderr!.on('data', (d) => { log += d; if (log.includes('ready to accept connections')) resolve(); });
+      server.stderr!.on('data', (d) => {
+        log += d;
+        if (log.includes('ready to accept connections')) resolve();
+      });
       server.on('exit', () => reject(new Error(`postgres 15 exited: ${log}`)));
     });
     const urlFor = (db: string) => `postgres://postgres@127.0.0.1:${port}/${db}`;
@@ -62,6 +91,10 @@ describe.skipIf(!available)('PostgreSQL 15', () => {
     expect(repair.stdout).toContain('"rowsDeleted": 14');
     expect((await runCli(['scan', '--database-url', url, '--config', config])).code).toBe(0);
     const verify = await runCli(['verify-constraints', '--database-url', url, '--config', config, '--format', 'json']);
-    expect(JSON.parse(verify.stdout).constraints.map((c: { status: string }) => c.status).sort()).toEqual(['invalid', 'invalid', 'missing', 'missing', 'ok', 'ok']);
+    expect(
+      JSON.parse(verify.stdout)
+        .constraints.map((c: { status: string }) => c.status)
+        .sort(),
+    ).toEqual(['invalid', 'invalid', 'missing', 'missing', 'ok', 'ok']);
   });
 });

@@ -9,21 +9,34 @@ import { runCli } from '../support/run.js';
 // The JSON document exactly as ../shared/contract.md spells it.
 const sample = z.strictObject({ key: z.array(z.unknown()), ids: z.array(z.unknown()) });
 const base = {
-  table: z.string().regex(/^[^.]+\.[^.]+$/), key: z.array(z.string()), where: z.string().nullable(),
-  source: z.enum(['config', 'flag', 'discovered']), severity: z.enum(['error', 'warning']),
-  groups: z.number().int().positive(), rows: z.number().int().positive(), samples: z.array(sample),
+  table: z.string().regex(/^[^.]+\.[^.]+$/),
+  key: z.array(z.string()),
+  where: z.string().nullable(),
+  source: z.enum(['config', 'flag', 'discovered']),
+  severity: z.enum(['error', 'warning']),
+  groups: z.number().int().positive(),
+  rows: z.number().int().positive(),
+  samples: z.array(sample),
 };
 const finding = z.discriminatedUnion('check', [
   z.strictObject({ check: z.literal('duplicate-rows'), ...base }),
   z.strictObject({ check: z.literal('soft-delete-conflicts'), ...base }),
   z.strictObject({
-    check: z.literal('orphaned-rows'), ...base, columns: z.array(z.string()), references: z.string().regex(/^.+\(.+\)$/),
-    missingParent: z.number().int().nonnegative(), deletedParent: z.number().int().nonnegative(), inferred: z.boolean(),
+    check: z.literal('orphaned-rows'),
+    ...base,
+    columns: z.array(z.string()),
+    references: z.string().regex(/^.+\(.+\)$/),
+    missingParent: z.number().int().nonnegative(),
+    deletedParent: z.number().int().nonnegative(),
+    inferred: z.boolean(),
   }),
 ]);
 const scanDocument = z.strictObject({
-  tool: z.literal('rowdoctor'), schemaVersion: z.literal(1), command: z.literal('scan'),
-  database: z.string().regex(/^[^:/@]+:\d+\/.+$/), findings: z.array(finding),
+  tool: z.literal('rowdoctor'),
+  schemaVersion: z.literal(1),
+  command: z.literal('scan'),
+  database: z.string().regex(/^[^:/@]+:\d+\/.+$/),
+  findings: z.array(finding),
   summary: z.strictObject({ findings: z.number().int(), rows: z.number().int(), checks: z.number().int() }),
 });
 
@@ -47,19 +60,49 @@ afterAll(async () => {
 });
 
 describe('scan --format json on the demo database', () => {
-  it('prints one document of the contract shape with the demo\'s exact counts, and exits 1', async () => {
+  it("prints one document of the contract shape with the demo's exact counts, and exits 1", async () => {
     const res = await runCli(['scan', '--database-url', url, '--config', config, '--format', 'json']);
     expect(res.code).toBe(1);
     const doc = scanDocument.parse(JSON.parse(res.stdout));
-    const byKey = Object.fromEntries(doc.findings.map((f) => [`${f.check} ${f.table}(${(f.check === 'orphaned-rows' ? f.columns : f.key).join(',')})`, f]));
-    expect(byKey['duplicate-rows public.submission(invite_id)']).toMatchObject({ groups: 12, rows: 14, source: 'config' });
-    expect(byKey['duplicate-rows public.cloud_provider_accounts(provider,provider_account_id)']).toMatchObject({ groups: 3, rows: 3, source: 'config' });
-    expect(byKey['orphaned-rows public.refresh_token(user_id)']).toMatchObject({ missingParent: 15, deletedParent: 25, rows: 40, groups: 35 });
-    expect(byKey['orphaned-rows public.audit_event(user_id)']).toMatchObject({ missingParent: 3, deletedParent: 5, inferred: false, severity: 'error' });
+    const byKey = Object.fromEntries(
+      doc.findings.map((f) => [
+        `${f.check} ${f.table}(${(f.check === 'orphaned-rows' ? f.columns : f.key).join(',')})`,
+        f,
+      ]),
+    );
+    expect(byKey['duplicate-rows public.submission(invite_id)']).toMatchObject({
+      groups: 12,
+      rows: 14,
+      source: 'config',
+    });
+    expect(byKey['duplicate-rows public.cloud_provider_accounts(provider,provider_account_id)']).toMatchObject({
+      groups: 3,
+      rows: 3,
+      source: 'config',
+    });
+    expect(byKey['orphaned-rows public.refresh_token(user_id)']).toMatchObject({
+      missingParent: 15,
+      deletedParent: 25,
+      rows: 40,
+      groups: 35,
+    });
+    expect(byKey['orphaned-rows public.audit_event(user_id)']).toMatchObject({
+      missingParent: 3,
+      deletedParent: 5,
+      inferred: false,
+      severity: 'error',
+    });
     expect(byKey['orphaned-rows public.moodle_token(user_id)']).toMatchObject({ missingParent: 0, deletedParent: 6 });
     // Without the config, discovery alone: the INVALID index, the NOT VALID FK, the inferred reference.
-    const zero = scanDocument.parse(JSON.parse((await runCli(['scan', '--database-url', url, '--config', '/dev/null', '--format', 'json'])).stdout));
-    const sources = Object.fromEntries(zero.findings.map((f) => [`${f.table}(${(f.check === 'orphaned-rows' ? f.columns : f.key).join(',')})`, `${f.source} ${f.severity}`]));
+    const zero = scanDocument.parse(
+      JSON.parse((await runCli(['scan', '--database-url', url, '--config', '/dev/null', '--format', 'json'])).stdout),
+    );
+    const sources = Object.fromEntries(
+      zero.findings.map((f) => [
+        `${f.table}(${(f.check === 'orphaned-rows' ? f.columns : f.key).join(',')})`,
+        `${f.source} ${f.severity}`,
+      ]),
+    );
     expect(sources).toEqual({
       'public.cloud_provider_accounts(provider,provider_account_id)': 'discovered error',
       'public.refresh_token(user_id)': 'discovered error',
@@ -69,16 +112,23 @@ describe('scan --format json on the demo database', () => {
       'public.moodle_token(moodle_user_id)': 'discovered error',
     });
     expect(byKey['soft-delete-conflicts public.moodle_token(moodle_user_id)']).toMatchObject({ groups: 2, rows: 2 });
-    expect(doc.summary).toEqual({ findings: doc.findings.length, rows: doc.findings.reduce((n, f) => n + f.rows, 0), checks: doc.summary.checks });
+    expect(doc.summary).toEqual({
+      findings: doc.findings.length,
+      rows: doc.findings.reduce((n, f) => n + f.rows, 0),
+      checks: doc.summary.checks,
+    });
     expect(doc.database).toMatch(/^127\.0\.0\.1:\d+\/rd_demo_/);
   });
 
   it('changes nothing in the database', async () => {
     const c = new (await import('pg')).default.Client(url);
     await c.connect();
-    const sums = async () => (await c.query(`select md5(string_agg(t::text, '|' order by t::text)) as h from (
+    const sums = async () =>
+      (
+        await c.query(`select md5(string_agg(t::text, '|' order by t::text)) as h from (
       select 'submission' as n, s::text as t from submission s union all select 'refresh', r::text from refresh_token r
-      union all select 'moodle', m::text from moodle_token m) t`)).rows[0].h;
+      union all select 'moodle', m::text from moodle_token m) t`)
+      ).rows[0].h;
     const before = await sums();
     await runCli(['scan', '--database-url', url, '--config', config]);
     expect(await sums()).toBe(before);
@@ -89,14 +139,18 @@ describe('scan --format json on the demo database', () => {
     const flag = ['--orphans', 'public.audit_event.user_id -> public.users.id'];
     const declared = await runCli(['scan', '--database-url', url, '--no-discover', ...flag, '--format', 'json']);
     expect(declared.code).toBe(1);
-    expect(JSON.parse(declared.stdout).findings).toEqual([expect.objectContaining({ source: 'flag', severity: 'error', inferred: false, rows: 8 })]);
+    expect(JSON.parse(declared.stdout).findings).toEqual([
+      expect.objectContaining({ source: 'flag', severity: 'error', inferred: false, rows: 8 }),
+    ]);
   });
 
   it('renders markdown for an incident doc', async () => {
     const res = await runCli(['scan', '--database-url', url, '--config', config, '--format', 'markdown']);
     expect(res.code).toBe(1);
     expect(res.stdout).toMatch(/^### rowdoctor scan/);
-    expect(res.stdout).toContain('| duplicate-rows | `public.submission` | `invite_id` |  | 12 | 14 | error | config |');
+    expect(res.stdout).toContain(
+      '| duplicate-rows | `public.submission` | `invite_id` |  | 12 | 14 | error | config |',
+    );
   });
 
   it('reads the URL from DATABASE_URL', async () => {
@@ -107,7 +161,13 @@ describe('scan --format json on the demo database', () => {
 
   it('reads libpq PG* variables when no URL is given', async () => {
     const u = new URL(url);
-    const env = { PGHOST: u.hostname, PGPORT: u.port, PGUSER: u.username, PGPASSWORD: u.password, PGDATABASE: u.pathname.slice(1) };
+    const env = {
+      PGHOST: u.hostname,
+      PGPORT: u.port,
+      PGUSER: u.username,
+      PGPASSWORD: u.password,
+      PGDATABASE: u.pathname.slice(1),
+    };
     const res = await runCli(['scan', '--no-discover', '--format', 'json'], { env });
     expect(res.code).toBe(0);
     expect(JSON.parse(res.stdout).database).toBe(`${u.hostname}:${u.port}/${u.pathname.slice(1)}`);

@@ -4,7 +4,12 @@ import { duplicateCounts, insertSql, pick, rng } from '../support/data.js';
 import { scanFindings } from '../support/run.js';
 
 const r = rng(3);
-interface User { id: number; email: string | null; active: boolean; deleted: boolean }
+interface User {
+  id: number;
+  email: string | null;
+  active: boolean;
+  deleted: boolean;
+}
 const users: User[] = Array.from({ length: 400 }, (_, i) => ({
   id: i + 1,
   email: r() < 0.05 ? null : `${pick(r, ['ann', 'bob', 'cy'])}${Math.floor(r() * 60)}@${pick(r, ['x.io', 'X.IO'])}`,
@@ -23,7 +28,11 @@ async function failedConcurrentIndex(statement: string): Promise<void> {
 beforeAll(async () => {
   db = await freshDatabase(`
     create table app_user (id int primary key, email text, active boolean not null, deleted_at timestamptz);
-    ${insertSql('app_user', ['id', 'email', 'active', 'deleted_at'], users.map((u) => [u.id, u.email, u.active, u.deleted ? '2026-03-03' : null]))}
+    ${insertSql(
+      'app_user',
+      ['id', 'email', 'active', 'deleted_at'],
+      users.map((u) => [u.id, u.email, u.active, u.deleted ? '2026-03-03' : null]),
+    )}
 
     create table customers (id bigint primary key, deleted_at timestamptz);
     insert into customers select g, case when g = 3 then now() end from generate_series(1, 10) g;
@@ -58,11 +67,15 @@ beforeAll(async () => {
     insert into "Clinic"."Appointment" values (1, 1), (2, 9), (3, 9);
   `);
   serverVersion = Number((await db.query<{ v: string }>("select current_setting('server_version_num') as v"))[0]!.v);
-  await failedConcurrentIndex('create unique index concurrently app_user_email_active on app_user (email) where active');
+  await failedConcurrentIndex(
+    'create unique index concurrently app_user_email_active on app_user (email) where active',
+  );
   await failedConcurrentIndex('create unique index concurrently app_user_email_ci on app_user (lower(email))');
   if (serverVersion >= 150000) {
     await db.exec('create table nnd (id int primary key, a int, b int)');
-    await db.exec('insert into nnd values (1, 1, null), (2, 1, null), (3, 1, null), (4, 2, 2), (5, null, 5), (6, 2, 3)');
+    await db.exec(
+      'insert into nnd values (1, 1, null), (2, 1, null), (3, 1, null), (4, 2, 2), (5, null, 5), (6, 2, 3)',
+    );
     await failedConcurrentIndex('create unique index concurrently nnd_ab on nnd (a, b) nulls not distinct');
   }
 });
@@ -92,7 +105,9 @@ describe('discovery', () => {
 
   it('infers X_id / XId references to X, Xs, Xes and y→ies tables, and nothing else', async () => {
     const findings = await scanFindings(db.url, { only: 'orphaned-rows' });
-    const inferred = findings.filter((f) => f.inferred).map((f) => `${f.table}(${f.columns!.join()}) -> ${f.references}`);
+    const inferred = findings
+      .filter((f) => f.inferred)
+      .map((f) => `${f.table}(${f.columns!.join()}) -> ${f.references}`);
     expect(inferred.sort()).toEqual([
       'Clinic.Appointment(patientId) -> Clinic.Patient(id)',
       'public.event(customer_id) -> public.customers(id)',
@@ -116,16 +131,24 @@ describe('discovery', () => {
   it('checks a valid foreign key into a soft-deleting table for rows whose parent is soft-deleted', async () => {
     const findings = await scanFindings(db.url, { only: 'orphaned-rows' });
     expect(findings.find((f) => f.table === 'public.orders')).toMatchObject({
-      references: 'public.customers(id)', missingParent: 0, deletedParent: 2, groups: 1, inferred: false, severity: 'error',
+      references: 'public.customers(id)',
+      missingParent: 0,
+      deletedParent: 2,
+      groups: 1,
+      inferred: false,
+      severity: 'error',
     });
   });
 
   it('handles mixed-case names in a non-public schema, from a config that uses exact catalog names', async () => {
     const findings = await scanFindings(db.url, {
       configText: 'rules:\n  - check: duplicate-rows\n    table: Clinic.Patient\n    key: [Email]\n',
-      only: 'duplicate-rows', schema: ['Clinic'],
+      only: 'duplicate-rows',
+      schema: ['Clinic'],
     });
-    expect(findings).toEqual([expect.objectContaining({ table: 'Clinic.Patient', key: ['Email'], groups: 1, rows: 2 })]);
+    expect(findings).toEqual([
+      expect.objectContaining({ table: 'Clinic.Patient', key: ['Email'], groups: 1, rows: 2 }),
+    ]);
   });
 
   it('--no-discover leaves only declared rules', async () => {

@@ -5,9 +5,17 @@ import { scanFindings } from '../support/run.js';
 
 // Parents: orgs 1..50 (multiples of 7 soft-deleted); regions keyed (country, code), some is_deleted.
 const orgDeleted = (id: number) => id % 7 === 0;
-const regions = ['de', 'fr', 'it'].flatMap((country) => ['n', 's', 'e'].map((code, i) => ({ country, code, deleted: country === 'fr' && i === 2 })));
+const regions = ['de', 'fr', 'it'].flatMap((country) =>
+  ['n', 's', 'e'].map((code, i) => ({ country, code, deleted: country === 'fr' && i === 2 })),
+);
 const r = rng(7);
-interface Member { id: number; org: number | null; country: string | null; code: string | null; deleted: boolean }
+interface Member {
+  id: number;
+  org: number | null;
+  country: string | null;
+  code: string | null;
+  deleted: boolean;
+}
 const members: Member[] = Array.from({ length: 500 }, (_, i) => ({
   id: i + 1,
   org: r() < 0.1 ? null : 1 + Math.floor(r() * 60),
@@ -22,16 +30,27 @@ beforeAll(async () => {
     create table org (id int primary key, deleted_at timestamptz);
     insert into org select g, case when g % 7 = 0 then now() end from generate_series(1, 50) g;
     create table region (country text, code text, is_deleted boolean not null default false, primary key (country, code));
-    ${insertSql('region', ['country', 'code', 'is_deleted'], regions.map((x) => [x.country, x.code, x.deleted]))}
+    ${insertSql(
+      'region',
+      ['country', 'code', 'is_deleted'],
+      regions.map((x) => [x.country, x.code, x.deleted]),
+    )}
     create table member (id int primary key, org_id int, country text, region_code text, deleted_at timestamptz);
-    ${insertSql('member', ['id', 'org_id', 'country', 'region_code', 'deleted_at'], members.map((m) => [m.id, m.org, m.country, m.code, m.deleted ? '2026-01-01' : null]))}
+    ${insertSql(
+      'member',
+      ['id', 'org_id', 'country', 'region_code', 'deleted_at'],
+      members.map((m) => [m.id, m.org, m.country, m.code, m.deleted ? '2026-01-01' : null]),
+    )}
     alter table member add constraint member_region_fkey foreign key (country, region_code) references region (country, code) not valid;
   `);
 });
 afterAll(() => db.drop());
 
 /** Expected counts, computed from the generated rows. */
-function expectOrphans(keyOf: (m: Member) => string | null, parentState: (key: string) => 'alive' | 'deleted' | 'missing') {
+function expectOrphans(
+  keyOf: (m: Member) => string | null,
+  parentState: (key: string) => 'alive' | 'deleted' | 'missing',
+) {
   let missingParent = 0;
   let deletedParent = 0;
   const keys = new Set<string>();
@@ -79,7 +98,12 @@ describe('orphaned-rows', () => {
     );
     const findings = await scanFindings(db.url, { only: 'orphaned-rows' });
     const f = findings.find((x) => x.columns?.join() === 'country,region_code');
-    expect(f).toMatchObject({ references: 'public.region(country, code)', source: 'discovered', severity: 'error', ...expected });
+    expect(f).toMatchObject({
+      references: 'public.region(country, code)',
+      source: 'discovered',
+      severity: 'error',
+      ...expected,
+    });
   });
 
   it('reports the inferred reference as a warning when nothing declares it', async () => {
@@ -89,7 +113,10 @@ describe('orphaned-rows', () => {
   });
 
   it('accepts an ad-hoc --orphans flag, composite form included', async () => {
-    const findings = await scanFindings(db.url, { orphans: ['public.member(country, region_code) -> public.region(country, code)'], discover: false });
+    const findings = await scanFindings(db.url, {
+      orphans: ['public.member(country, region_code) -> public.region(country, code)'],
+      discover: false,
+    });
     expect(findings).toHaveLength(1);
     expect(findings[0]).toMatchObject({ source: 'flag', columns: ['country', 'region_code'] });
   });
@@ -115,10 +142,15 @@ describe('orphaned-rows samples on a heavily damaged table', () => {
     `);
     try {
       const [f] = await scanFindings(db.url, {
-        configText: 'rules:\n  - { check: orphaned-rows, table: pet, column: owner_id, references: owner.id }\n', discover: false, sample: '4',
+        configText: 'rules:\n  - { check: orphaned-rows, table: pet, column: owner_id, references: owner.id }\n',
+        discover: false,
+        sample: '4',
       });
-      const live = (owner: number) => Array.from({ length: 12000 }, (_, i) => i + 1).filter((g) => 1 + (g % 4000) === owner && g % 5 !== 0);
-      const dangling = Array.from({ length: 4000 }, (_, i) => i + 1).filter((o) => (o > 1000 || o % 2 === 0) && live(o).length > 0);
+      const live = (owner: number) =>
+        Array.from({ length: 12000 }, (_, i) => i + 1).filter((g) => 1 + (g % 4000) === owner && g % 5 !== 0);
+      const dangling = Array.from({ length: 4000 }, (_, i) => i + 1).filter(
+        (o) => (o > 1000 || o % 2 === 0) && live(o).length > 0,
+      );
       expect(f).toMatchObject({
         groups: dangling.length,
         missingParent: dangling.filter((o) => o > 1000).reduce((n, o) => n + live(o).length, 0),
@@ -144,7 +176,8 @@ describe('orphaned-rows against a parent key that is not unique', () => {
     `);
     try {
       const [f] = await scanFindings(db.url, {
-        configText: 'rules:\n  - check: orphaned-rows\n    table: item_tag\n    column: tag_name\n    references: tag.name\n',
+        configText:
+          'rules:\n  - check: orphaned-rows\n    table: item_tag\n    column: tag_name\n    references: tag.name\n',
         discover: false,
       });
       // 'a' has a live row: fine. 'b': only deleted rows → 2 deleted-parent. 'd': no row → 1 missing.

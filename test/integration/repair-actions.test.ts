@@ -29,11 +29,23 @@ const FIXTURE = `
 `;
 
 let db: TestDb;
-beforeEach(async () => { db = await freshDatabase(FIXTURE); });
+beforeEach(async () => {
+  db = await freshDatabase(FIXTURE);
+});
 afterEach(() => db.drop());
 
 async function repairJson(configText: string, ...args: string[]) {
-  const res = await runCli(['repair', '--database-url', db.url, '--config', writeConfig(configText), '--no-discover', '--format', 'json', ...args]);
+  const res = await runCli([
+    'repair',
+    '--database-url',
+    db.url,
+    '--config',
+    writeConfig(configText),
+    '--no-discover',
+    '--format',
+    'json',
+    ...args,
+  ]);
   return { ...res, doc: res.stdout ? JSON.parse(res.stdout) : null };
 }
 
@@ -53,26 +65,52 @@ describe('repair orphaned-rows', () => {
     expect(res.doc.actions[0]).toMatchObject({ groups: 3, rowsDeleted: 3, rowsUpdated: 0, skipped: 1 });
     expect(res.code).toBe(1); // something was skipped
     expect((await db.query('select id from token order by id')).map((r) => r.id)).toEqual([1, 5, 6]);
-    const backup = await db.query<{ id: number; label: string }>(`select t.id, t.label from rowdoctor_backup."${(await db.query<{ o: number }>("select 'token'::regclass::oid::int as o"))[0]!.o}_token" t where _rd_run = $1 order by id`, [res.doc.runId]);
-    expect(backup).toEqual([{ id: 2, label: 'deleted parent' }, { id: 3, label: 'missing parent' }, { id: 4, label: 'missing parent' }]);
+    const backup = await db.query<{ id: number; label: string }>(
+      `select t.id, t.label from rowdoctor_backup."${(await db.query<{ o: number }>("select 'token'::regclass::oid::int as o"))[0]!.o}_token" t where _rd_run = $1 order by id`,
+      [res.doc.runId],
+    );
+    expect(backup).toEqual([
+      { id: 2, label: 'deleted parent' },
+      { id: 3, label: 'missing parent' },
+      { id: 4, label: 'missing parent' },
+    ]);
   });
 
   it('soft-delete marks orphans deleted instead', async () => {
     const res = await repairJson(orphanRule('soft-delete'), '--apply');
     expect(res.doc.actions[0]).toMatchObject({ rowsDeleted: 0, rowsUpdated: 4, skipped: 0 });
-    expect((await db.query('select id from token where deleted_at is not null order by id')).map((r) => r.id)).toEqual([2, 3, 4, 6]);
+    expect((await db.query('select id from token where deleted_at is not null order by id')).map((r) => r.id)).toEqual([
+      2, 3, 4, 6,
+    ]);
   });
 
   it('set-null clears the reference (MATCH SIMPLE: no longer an orphan)', async () => {
     const res = await repairJson(orphanRule('set-null'), '--apply');
     expect(res.doc.actions[0]).toMatchObject({ rowsUpdated: 4 });
-    expect((await db.query('select id, user_id from token order by id')).map((r) => r.user_id)).toEqual([1, null, null, null, null, null]);
-    const rescan = await runCli(['scan', '--database-url', db.url, '--no-discover', '--orphans', 'token.user_id -> users.id']);
+    expect((await db.query('select id, user_id from token order by id')).map((r) => r.user_id)).toEqual([
+      1,
+      null,
+      null,
+      null,
+      null,
+      null,
+    ]);
+    const rescan = await runCli([
+      'scan',
+      '--database-url',
+      db.url,
+      '--no-discover',
+      '--orphans',
+      'token.user_id -> users.id',
+    ]);
     expect(rescan.code).toBe(0);
   });
 
   it('refuses set-null on a NOT NULL column before changing anything', async () => {
-    const res = await repairJson(`rules:\n  - check: orphaned-rows\n    table: handle_ref\n    column: id\n    references: users.id\n    repair: set-null\n`, '--apply');
+    const res = await repairJson(
+      `rules:\n  - check: orphaned-rows\n    table: handle_ref\n    column: id\n    references: users.id\n    repair: set-null\n`,
+      '--apply',
+    );
     expect(res.code).toBe(2);
     expect(res.stderr).toMatch(/NOT NULL, so set-null is impossible/);
   });
@@ -95,7 +133,10 @@ describe('repair soft-delete-conflicts', () => {
     const res = await repairJson(rule, '--apply');
     // x: 1 merged into live 2 (note re-pointed); y: no live row, both deleted rows alone → 4 purged, 3 referenced → skipped
     expect(res.doc.actions[0]).toMatchObject({ groups: 2, rowsDeleted: 2, childRowsRepointed: 1, skipped: 1 });
-    expect(await db.query('select id, nick_id from nick_note order by id')).toEqual([{ id: 1, nick_id: 2 }, { id: 2, nick_id: 3 }]);
+    expect(await db.query('select id, nick_id from nick_note order by id')).toEqual([
+      { id: 1, nick_id: 2 },
+      { id: 2, nick_id: 3 },
+    ]);
     expect((await db.query('select id from nick order by id')).map((r) => r.id)).toEqual([2, 3, 5]);
   });
 
@@ -104,11 +145,23 @@ describe('repair soft-delete-conflicts', () => {
     const dry = await repairJson(rule);
     const res = await repairJson(rule, '--apply');
     expect(res.doc.actions).toEqual(dry.doc.actions);
-    expect(res.doc.actions[0]).toMatchObject({ groups: 2, rowsDeleted: 1, rowsUpdated: 1, childRowsRepointed: 1, skipped: 1 });
+    expect(res.doc.actions[0]).toMatchObject({
+      groups: 2,
+      rowsDeleted: 1,
+      rowsUpdated: 1,
+      childRowsRepointed: 1,
+      skipped: 1,
+    });
     expect(await db.query('select id, nick, deleted_at from nick order by id')).toEqual([
-      { id: 1, nick: 'x', deleted_at: expect.any(Date) }, { id: 2, nick: 'x', deleted_at: null }, { id: 4, nick: 'y', deleted_at: null }, { id: 5, nick: 'z', deleted_at: null },
+      { id: 1, nick: 'x', deleted_at: expect.any(Date) },
+      { id: 2, nick: 'x', deleted_at: null },
+      { id: 4, nick: 'y', deleted_at: null },
+      { id: 5, nick: 'z', deleted_at: null },
     ]);
-    expect(await db.query('select id, nick_id from nick_note order by id')).toEqual([{ id: 1, nick_id: 1 }, { id: 2, nick_id: 4 }]);
+    expect(await db.query('select id, nick_id from nick_note order by id')).toEqual([
+      { id: 1, nick_id: 1 },
+      { id: 2, nick_id: 4 },
+    ]);
   });
 
   it('undo after purge restores every table bit for bit', async () => {
@@ -126,7 +179,9 @@ describe('repair soft-delete-conflicts', () => {
     await db.exec("insert into token values (3, 1, 'written since', null)");
     const undo = await runCli(['undo', res.doc.runId, '--database-url', db.url, '--apply']);
     expect(undo.code).toBe(1);
-    expect(undo.stdout).toMatch(/Refused: restoring would collide with rows written since the repair: 1 in public.token/);
+    expect(undo.stdout).toMatch(
+      /Refused: restoring would collide with rows written since the repair: 1 in public.token/,
+    );
     expect((await db.query('select count(*)::int as n from token'))[0]).toEqual({ n: 4 });
   });
 });

@@ -22,7 +22,9 @@ async function database(groups: number): Promise<TestDb> {
   dbs.push(db);
   return db;
 }
-afterAll(async () => { for (const db of dbs) await db.drop(); });
+afterAll(async () => {
+  for (const db of dbs) await db.drop();
+});
 
 /** Lock rows from another session with `select` (… FOR UPDATE); returns what releases them. */
 async function holdLock(db: TestDb, select: string): Promise<() => Promise<void>> {
@@ -39,14 +41,32 @@ async function holdLock(db: TestDb, select: string): Promise<() => Promise<void>
 /** Until a rowdoctor statement is waiting for a lock. */
 async function untilRepairWaits(db: TestDb): Promise<void> {
   for (let i = 0; i < 400; i++) {
-    if ((await db.query("select 1 from pg_stat_activity where application_name = 'rowdoctor' and wait_event_type = 'Lock'")).length) return;
+    if (
+      (
+        await db.query(
+          "select 1 from pg_stat_activity where application_name = 'rowdoctor' and wait_event_type = 'Lock'",
+        )
+      ).length
+    )
+      return;
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error('the repair never waited for the lock');
 }
 
-const userTables = (sums: Record<string, string>) => Object.fromEntries(Object.entries(sums).filter(([t]) => !t.startsWith('rowdoctor_backup.')));
-const repairArgs = (db: TestDb, ...extra: string[]) => ['repair', '--database-url', db.url, '--duplicates', 'item(k)', '--no-discover', '--format', 'json', ...extra];
+const userTables = (sums: Record<string, string>) =>
+  Object.fromEntries(Object.entries(sums).filter(([t]) => !t.startsWith('rowdoctor_backup.')));
+const repairArgs = (db: TestDb, ...extra: string[]) => [
+  'repair',
+  '--database-url',
+  db.url,
+  '--duplicates',
+  'item(k)',
+  '--no-discover',
+  '--format',
+  'json',
+  ...extra,
+];
 const q = async (db: TestDb, text: string) => Number(Object.values((await db.query(text))[0]!)[0]);
 
 describe('repair under faults', () => {
@@ -57,12 +77,23 @@ describe('repair under faults', () => {
     const uninterrupted = await runCli(repairArgs(clean, '--apply', '--batch-size', '25'));
     expect(uninterrupted.code).toBe(0);
 
-    const child = spawn(process.execPath, [BIN, ...repairArgs(killed, '--apply', '--batch-size', '25')], { stdio: 'ignore' });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    const child = spawn(process.execPath, [BIN, ...repairArgs(killed, '--apply', '--batch-size', '25')], {
+      stdio: 'ignore',
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('exit', (_code, signal) => resolve(signal)),
+    );
     // Wait until some batches have committed, then kill it without warning.
     for (let i = 0; i < 600; i++) {
-      const done = await q(killed, "select count(*) from pg_tables where schemaname = 'rowdoctor_backup' and tablename like '%_item'")
-        ? await q(killed, `select count(*) from rowdoctor_backup."${await q(killed, "select 'item'::regclass::oid")}_item" where _rd_op = 'delete'`) : 0;
+      const done = (await q(
+        killed,
+        "select count(*) from pg_tables where schemaname = 'rowdoctor_backup' and tablename like '%_item'",
+      ))
+        ? await q(
+            killed,
+            `select count(*) from rowdoctor_backup."${await q(killed, "select 'item'::regclass::oid")}_item" where _rd_op = 'delete'`,
+          )
+        : 0;
       if (done >= 100) break;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -81,17 +112,38 @@ describe('repair under faults', () => {
     const backedUp = await killed.query<{ n: string; distinct_ids: string; still_there: string }>(`
       select count(*) as n, count(distinct id) as distinct_ids, count(*) filter (where id in (select id from item)) as still_there
         from rowdoctor_backup."${itemOid}_item" where _rd_op = 'delete'`);
-    expect(backedUp[0]).toEqual({ n: String(itemsBefore - 3000), distinct_ids: String(itemsBefore - 3000), still_there: '0' });
-    expect(await killed.query('select status from rowdoctor_backup.runs order by started_at')).toEqual([{ status: 'running' }, { status: 'completed' }]);
+    expect(backedUp[0]).toEqual({
+      n: String(itemsBefore - 3000),
+      distinct_ids: String(itemsBefore - 3000),
+      still_there: '0',
+    });
+    expect(await killed.query('select status from rowdoctor_backup.runs order by started_at')).toEqual([
+      { status: 'running' },
+      { status: 'completed' },
+    ]);
   }, 120_000);
 
   it('a lock held by another session: lock timeout, retries, the batch reported as skipped, nothing half-done', async () => {
     const db = await database(10);
     const release = await holdLock(db, 'select * from item where k = 2 for update'); // in the first batch of 5 groups
     const before = await db.query('select k, count(*)::int as n from item where k <= 5 group by k order by k');
-    const res = await runCli(['repair', '--database-url', db.url, '--duplicates', 'item(k)', '--no-discover', '--apply', '--batch-size', '5', '--lock-timeout', '100ms']);
+    const res = await runCli([
+      'repair',
+      '--database-url',
+      db.url,
+      '--duplicates',
+      'item(k)',
+      '--no-discover',
+      '--apply',
+      '--batch-size',
+      '5',
+      '--lock-timeout',
+      '100ms',
+    ]);
     expect(res.code).toBe(1);
-    expect(res.stdout).toMatch(/groups 1–5 skipped: canceling statement due to lock timeout \(SQLSTATE 55P03\) after 4 attempts/);
+    expect(res.stdout).toMatch(
+      /groups 1–5 skipped: canceling statement due to lock timeout \(SQLSTATE 55P03\) after 4 attempts/,
+    );
     expect(res.stdout).toMatch(/5 groups skipped/);
     expect(await db.query('select k, count(*)::int as n from item where k <= 5 group by k order by k')).toEqual(before);
     expect(await q(db, 'select count(*) from item where k > 5')).toBe(5); // the other batch was done
@@ -112,7 +164,10 @@ describe('repair under faults', () => {
     const writing = (async () => {
       // Bounded and paced: this is about correctness under concurrency, not load.
       while (!stop && inserted < 3000) {
-        await writer.query('insert into item (k, payload) values ($1, $2)', [1 + Math.floor(Math.random() * 2100), 'concurrent']);
+        await writer.query('insert into item (k, payload) values ($1, $2)', [
+          1 + Math.floor(Math.random() * 2100),
+          'concurrent',
+        ]);
         inserted++;
         await new Promise((r) => setTimeout(r, 1));
       }
@@ -126,21 +181,28 @@ describe('repair under faults', () => {
     expect(inserted).toBeGreaterThan(0);
     const itemOid = await q(db, "select 'item'::regclass::oid");
     const deleted = await q(db, `select count(*) from rowdoctor_backup."${itemOid}_item" where _rd_op = 'delete'`);
-    expect(await q(db, 'select count(*) from item') + deleted).toBe(before + inserted);
+    expect((await q(db, 'select count(*) from item')) + deleted).toBe(before + inserted);
     // Any duplicate left involves a row the writer inserted (after that key's batch had passed).
-    const leftovers = await db.query<{ k: number; newest: number }>('select k, max(id) as newest from item group by k having count(*) > 1');
+    const leftovers = await db.query<{ k: number; newest: number }>(
+      'select k, max(id) as newest from item group by k having count(*) > 1',
+    );
     for (const g of leftovers) expect(g.newest).toBeGreaterThan(maxBefore);
     // The two really overlapped: some of the writer's rows were merged away, or are left for the next run.
-    const mergedWriterRows = await q(db, `select count(*) from rowdoctor_backup."${itemOid}_item" where _rd_op = 'delete' and payload = 'concurrent'`);
+    const mergedWriterRows = await q(
+      db,
+      `select count(*) from rowdoctor_backup."${itemOid}_item" where _rd_op = 'delete' and payload = 'concurrent'`,
+    );
     expect(mergedWriterRows + leftovers.length).toBeGreaterThan(0);
   }, 120_000);
 
   it.each([
     ['not indexed: left for the next run', false],
     ['indexed: taken by its batch', true],
-  ])('orphans: a parent that appears before its batch saves its children; a child added after the listing — owner_id %s', async (_, indexed) => {
-    // owners 1..1000 exist; keys 1001..1020 dangle, two pets each.
-    const db = await freshDatabase(`
+  ])(
+    'orphans: a parent that appears before its batch saves its children; a child added after the listing — owner_id %s',
+    async (_, indexed) => {
+      // owners 1..1000 exist; keys 1001..1020 dangle, two pets each.
+      const db = await freshDatabase(`
       create table owner (id int primary key);
       insert into owner select generate_series(1, 1000);
       create table pet (id serial primary key, owner_id int);
@@ -148,58 +210,108 @@ describe('repair under faults', () => {
       insert into pet (owner_id) select 1001 + g % 20 from generate_series(0, 39) g;
       ${indexed ? 'create index on pet (owner_id);' : ''}
     `);
-    dbs.push(db);
-    const release = await holdLock(db, 'select * from pet where owner_id = 1001 for update'); // holds up batch 1 (keys 1001–1005)
-    const repair = runCli(['repair', '--database-url', db.url, '--orphans', 'pet.owner_id -> owner.id', '--no-discover', '--apply',
-      '--batch-size', '5', '--lock-timeout', '20s', '--format', 'json']);
-    await untilRepairWaits(db);
-    // Batch 2 (keys 1006–1010) has not run yet: owner 1007 appears, and a new pet takes key 1008.
-    await db.exec('insert into owner values (1007); insert into pet (id, owner_id) values (9999, 1008)');
-    await release();
-    const res = await repair;
-    expect(res.code, res.stderr).toBe(0);
-    expect(JSON.parse(res.stdout).actions[0]).toMatchObject({ groups: 19, rowsDeleted: indexed ? 39 : 38, skipped: 0 });
-    expect(await db.query('select id, owner_id from pet where owner_id > 1000 order by id')).toEqual([
-      ...(await db.query('select id, owner_id from pet where owner_id = 1007 order by id')), ...(indexed ? [] : [{ id: 9999, owner_id: 1008 }]),
-    ]);
-    expect(await q(db, 'select count(*) from pet where owner_id = 1007')).toBe(2);
-  });
+      dbs.push(db);
+      const release = await holdLock(db, 'select * from pet where owner_id = 1001 for update'); // holds up batch 1 (keys 1001–1005)
+      const repair = runCli([
+        'repair',
+        '--database-url',
+        db.url,
+        '--orphans',
+        'pet.owner_id -> owner.id',
+        '--no-discover',
+        '--apply',
+        '--batch-size',
+        '5',
+        '--lock-timeout',
+        '20s',
+        '--format',
+        'json',
+      ]);
+      await untilRepairWaits(db);
+      // Batch 2 (keys 1006–1010) has not run yet: owner 1007 appears, and a new pet takes key 1008.
+      await db.exec('insert into owner values (1007); insert into pet (id, owner_id) values (9999, 1008)');
+      await release();
+      const res = await repair;
+      expect(res.code, res.stderr).toBe(0);
+      expect(JSON.parse(res.stdout).actions[0]).toMatchObject({
+        groups: 19,
+        rowsDeleted: indexed ? 39 : 38,
+        skipped: 0,
+      });
+      expect(await db.query('select id, owner_id from pet where owner_id > 1000 order by id')).toEqual([
+        ...(await db.query('select id, owner_id from pet where owner_id = 1007 order by id')),
+        ...(indexed ? [] : [{ id: 9999, owner_id: 1008 }]),
+      ]);
+      expect(await q(db, 'select count(*) from pet where owner_id = 1007')).toBe(2);
+    },
+  );
 
   it.each([
     ['not indexed: left for the next run', false],
     ['indexed: taken by its batch', true],
-  ])('soft-delete conflicts: a deleted row that takes a conflicting key after the listing — name %s', async (_, indexed) => {
-    // names n01..n20: one live and one soft-deleted row each; 1000 other live names.
-    const db = await freshDatabase(`
+  ])(
+    'soft-delete conflicts: a deleted row that takes a conflicting key after the listing — name %s',
+    async (_, indexed) => {
+      // names n01..n20: one live and one soft-deleted row each; 1000 other live names.
+      const db = await freshDatabase(`
       create table tag (id int primary key, name text not null, deleted_at timestamptz);
       insert into tag select g, 'n' || lpad(g::text, 2, '0'), null from generate_series(1, 20) g;
       insert into tag select 100 + g, 'n' || lpad(g::text, 2, '0'), now() from generate_series(1, 20) g;
       insert into tag select 1000 + g, 'other' || g, null from generate_series(1, 1000) g;
       ${indexed ? 'create index on tag (name);' : ''}
     `);
-    dbs.push(db);
-    const release = await holdLock(db, "select * from tag where name = 'n01' for update"); // holds up batch 1 (n01–n05)
-    const repair = runCli(['repair', '--database-url', db.url, '--config', writeConfig(
-      'rules:\n  - { check: soft-delete-conflicts, table: tag, key: [name], repair: purge-deleted }\n'),
-    '--no-discover', '--apply', '--batch-size', '5', '--lock-timeout', '20s', '--format', 'json']);
-    await untilRepairWaits(db);
-    await db.exec("insert into tag values (9999, 'n08', now())"); // batch 2 (n06–n10) has not run yet
-    await release();
-    const res = await repair;
-    expect(res.code, res.stderr).toBe(0);
-    expect(JSON.parse(res.stdout).actions[0]).toMatchObject({ groups: 20, rowsDeleted: indexed ? 21 : 20, skipped: 0 });
-    expect(await db.query('select id from tag where deleted_at is not null order by id')).toEqual(indexed ? [] : [{ id: 9999 }]);
-  });
+      dbs.push(db);
+      const release = await holdLock(db, "select * from tag where name = 'n01' for update"); // holds up batch 1 (n01–n05)
+      const repair = runCli([
+        'repair',
+        '--database-url',
+        db.url,
+        '--config',
+        writeConfig('rules:\n  - { check: soft-delete-conflicts, table: tag, key: [name], repair: purge-deleted }\n'),
+        '--no-discover',
+        '--apply',
+        '--batch-size',
+        '5',
+        '--lock-timeout',
+        '20s',
+        '--format',
+        'json',
+      ]);
+      await untilRepairWaits(db);
+      await db.exec("insert into tag values (9999, 'n08', now())"); // batch 2 (n06–n10) has not run yet
+      await release();
+      const res = await repair;
+      expect(res.code, res.stderr).toBe(0);
+      expect(JSON.parse(res.stdout).actions[0]).toMatchObject({
+        groups: 20,
+        rowsDeleted: indexed ? 21 : 20,
+        skipped: 0,
+      });
+      expect(await db.query('select id from tag where deleted_at is not null order by id')).toEqual(
+        indexed ? [] : [{ id: 9999 }],
+      );
+    },
+  );
 
   it('Ctrl-C: the current batch finishes, no new one starts, a message says to re-run; the re-run finishes', async () => {
     const db = await database(3000);
-    const child = spawn(process.execPath, [BIN, ...repairArgs(db, '--apply', '--batch-size', '25')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...repairArgs(db, '--apply', '--batch-size', '25')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    for (let i = 0; i < 600 && !(await q(db, "select count(*) from pg_tables where schemaname = 'rowdoctor_backup' and tablename like '%_item'")); i++) {
+    for (
+      let i = 0;
+      i < 600 &&
+      !(await q(
+        db,
+        "select count(*) from pg_tables where schemaname = 'rowdoctor_backup' and tablename like '%_item'",
+      ));
+      i++
+    ) {
       await new Promise((r) => setTimeout(r, 20));
     }
     child.kill('SIGINT');
@@ -227,7 +339,9 @@ describe('repair under faults', () => {
   it('a role without write privileges: exit 2 naming the privilege, nothing changed', async () => {
     const db = await database(5);
     const role = `rd_ro_${db.name.slice(-6)}`;
-    await db.exec(`create role ${role} login password 'ro'; grant usage on schema public to ${role}; grant select on all tables in schema public to ${role};`);
+    await db.exec(
+      `create role ${role} login password 'ro'; grant usage on schema public to ${role}; grant select on all tables in schema public to ${role};`,
+    );
     const url = new URL(db.url);
     url.username = role;
     url.password = 'ro';
@@ -236,7 +350,11 @@ describe('repair under faults', () => {
     expect(scan.code).toBe(1);
     const res = await runCli(['repair', '--database-url', url.toString(), '--duplicates', 'item(k)', '--apply']);
     expect(res.code).toBe(2);
-    expect(res.stderr).toMatch(new RegExp(`Role "${role}" lacks privileges this repair needs: DELETE on public.item; UPDATE on public.item; UPDATE on public.item_child`));
+    expect(res.stderr).toMatch(
+      new RegExp(
+        `Role "${role}" lacks privileges this repair needs: DELETE on public.item; UPDATE on public.item; UPDATE on public.item_child`,
+      ),
+    );
     expect(res.stderr).not.toContain(':ro@');
     expect(await db.checksums()).toEqual(before);
   });

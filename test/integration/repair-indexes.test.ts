@@ -18,8 +18,12 @@ afterAll(() => db.drop());
 describe('repair dry run: references with no supporting index', () => {
   it('names the unindexed referencing column, with the CREATE INDEX CONCURRENTLY to run first', async () => {
     const res = await runCli(['repair', '--database-url', db.url, '--duplicates', 'account(email)', '--no-discover']);
-    expect(res.stdout).toMatch(/Before you apply: 1 referencing column has no index, so every batch scans the whole child table\./);
-    expect(res.stdout).toContain('CREATE INDEX CONCURRENTLY "session_account_id_idx" ON "public"."session" ("account_id");   -- public.session(account_id), foreign key session_account_id_fkey: <1 s per scan × 1 batch without it');
+    expect(res.stdout).toMatch(
+      /Before you apply: 1 referencing column has no index, so every batch scans the whole child table\./,
+    );
+    expect(res.stdout).toContain(
+      'CREATE INDEX CONCURRENTLY "session_account_id_idx" ON "public"."session" ("account_id");   -- public.session(account_id), foreign key session_account_id_fkey: <1 s per scan × 1 batch without it',
+    );
     expect(res.stdout).not.toMatch(/"login"/);
   });
 

@@ -59,7 +59,8 @@ beforeAll(async () => {
 });
 afterAll(() => db.drop());
 
-const repair = (...args: string[]) => runCli(['repair', '--database-url', db.url, '--config', config, '--format', 'json', ...args]);
+const repair = (...args: string[]) =>
+  runCli(['repair', '--database-url', db.url, '--config', config, '--format', 'json', ...args]);
 const actions = (stdout: string) => JSON.parse(stdout).actions as Record<string, unknown>[];
 
 describe('repair merge', () => {
@@ -74,8 +75,26 @@ describe('repair merge', () => {
     expect(await db.checksums()).toEqual(original);
     dry = actions(res.stdout);
     expect(dry).toEqual([
-      { check: 'duplicate-rows', table: 'public.account', groups: 2, rowsDeleted: 3, rowsUpdated: 1, childRowsRepointed: 11, childRowsMerged: 2, skipped: 0 },
-      { check: 'duplicate-rows', table: 'public.device', groups: 1, rowsDeleted: 1, rowsUpdated: 0, childRowsRepointed: 1, childRowsMerged: 0, skipped: 0 },
+      {
+        check: 'duplicate-rows',
+        table: 'public.account',
+        groups: 2,
+        rowsDeleted: 3,
+        rowsUpdated: 1,
+        childRowsRepointed: 11,
+        childRowsMerged: 2,
+        skipped: 0,
+      },
+      {
+        check: 'duplicate-rows',
+        table: 'public.device',
+        groups: 1,
+        rowsDeleted: 1,
+        rowsUpdated: 0,
+        childRowsRepointed: 1,
+        childRowsMerged: 0,
+        skipped: 0,
+      },
     ]);
   });
 
@@ -90,38 +109,55 @@ describe('repair merge', () => {
 
   it('keeps the oldest account (keep.orderBy) and the lowest id on a tie, and fills its NULLs', async () => {
     expect(await db.query('select id, email, nickname from account order by id')).toEqual([
-      { id: 2, email: 'a', nickname: 'al' }, { id: 4, email: 'b', nickname: 'bee' }, { id: 6, email: 'c', nickname: null }, { id: 7, email: 'a', nickname: null },
+      { id: 2, email: 'a', nickname: 'al' },
+      { id: 4, email: 'b', nickname: 'bee' },
+      { id: 6, email: 'c', nickname: null },
+      { id: 7, email: 'a', nickname: null },
     ]);
   });
 
   it('re-points children through single, composite, declared, inferred and partitioned references', async () => {
     expect(await db.query('select id, account_id from session order by id')).toEqual([
-      { id: 1, account_id: 2 }, { id: 2, account_id: 2 }, { id: 3, account_id: 4 }, { id: 4, account_id: 2 }, { id: 5, account_id: 6 },
+      { id: 1, account_id: 2 },
+      { id: 2, account_id: 2 },
+      { id: 3, account_id: 4 },
+      { id: 4, account_id: 2 },
+      { id: 5, account_id: 6 },
     ]);
     expect(await db.query('select account_ref from profile_link')).toEqual([{ account_ref: 2 }]);
     expect(await db.query('select account_id from audit')).toEqual([{ account_id: 4 }]);
     expect(await db.query('select id, account_id, tableoid::regclass::text as part from login order by id')).toEqual([
-      { id: 1, account_id: 2, part: 'login_jan' }, { id: 2, account_id: 2, part: 'login_feb' },
+      { id: 1, account_id: 2, part: 'login_jan' },
+      { id: 2, account_id: 2, part: 'login_feb' },
     ]);
-    expect(await db.query('select tenant_id, id from device order by 1, 2')).toEqual([{ tenant_id: 1, id: 1 }, { tenant_id: 2, id: 1 }]);
+    expect(await db.query('select tenant_id, id from device order by 1, 2')).toEqual([
+      { tenant_id: 1, id: 1 },
+      { tenant_id: 2, id: 1 },
+    ]);
     expect(await db.query('select id, tenant_id, device_id from device_event order by id')).toEqual([
-      { id: 1, tenant_id: 1, device_id: 1 }, { id: 2, tenant_id: 2, device_id: 1 },
+      { id: 1, tenant_id: 1, device_id: 1 },
+      { id: 2, tenant_id: 2, device_id: 1 },
     ]);
   });
 
   it('merges children that would collide under their own unique key, and moves grandchildren under ON DELETE CASCADE', async () => {
     expect(await db.query('select id, account_id, org from membership order by id')).toEqual([
-      { id: 2, account_id: 2, org: 'x' }, { id: 3, account_id: 2, org: 'y' }, { id: 4, account_id: 4, org: 'z' },
+      { id: 2, account_id: 2, org: 'x' },
+      { id: 3, account_id: 2, org: 'y' },
+      { id: 4, account_id: 4, org: 'z' },
     ]);
     expect(await db.query('select id, membership_id from membership_note order by id')).toEqual([
-      { id: 1, membership_id: 2 }, { id: 2, membership_id: 2 }, { id: 3, membership_id: 3 },
+      { id: 1, membership_id: 2 },
+      { id: 2, membership_id: 2 },
+      { id: 3, membership_id: 3 },
     ]);
   });
 
   it('a second repair --apply changes 0 rows and exits 0', async () => {
     const res = await repair('--apply');
     expect(res.code).toBe(0);
-    for (const a of actions(res.stdout)) expect(a).toMatchObject({ groups: 0, rowsDeleted: 0, rowsUpdated: 0, childRowsRepointed: 0, childRowsMerged: 0 });
+    for (const a of actions(res.stdout))
+      expect(a).toMatchObject({ groups: 0, rowsDeleted: 0, rowsUpdated: 0, childRowsRepointed: 0, childRowsMerged: 0 });
   });
 
   it('undo --apply restores every table bit for bit; undoing it again is refused', async () => {

@@ -54,7 +54,9 @@ describe('scan --jobs', () => {
       await waitForSleepingScan();
       await db.exec("insert into item values (3, 'a'), (4, 'b')");
       expect((await scan).findings, `--jobs ${jobs}`).toEqual([]);
-      expect((await json(['--config', config, '--jobs', jobs])).findings).toEqual([expect.objectContaining({ table: 'public.item', rows: 2 })]);
+      expect((await json(['--config', config, '--jobs', jobs])).findings).toEqual([
+        expect.objectContaining({ table: 'public.item', rows: 2 }),
+      ]);
     }
   });
 
@@ -67,7 +69,9 @@ describe('scan --jobs', () => {
 `);
     const res = await runCli(['scan', '--database-url', db.url, '--no-discover', '--config', config, '--jobs', '2']);
     expect(res.code).toBe(2);
-    expect(res.stderr).toMatch(/Checking duplicate-rows on public\.session\(token\).*division by zero \(SQLSTATE 22012\)/s);
+    expect(res.stderr).toMatch(
+      /Checking duplicate-rows on public\.session\(token\).*division by zero \(SQLSTATE 22012\)/s,
+    );
     expect(res.stdout).toBe('');
   });
 
@@ -81,7 +85,8 @@ describe('scan --jobs', () => {
 /** Until rowdoctor's first check is running (its snapshot is taken by then). */
 async function waitForSleepingScan(): Promise<void> {
   for (let i = 0; i < 200; i++) {
-    const rows = await db.query(`select 1 from pg_stat_activity where application_name = 'rowdoctor' and datname = current_database()
+    const rows =
+      await db.query(`select 1 from pg_stat_activity where application_name = 'rowdoctor' and datname = current_database()
                                    and state = 'active' and query like '%pg_sleep%' and query not like '%limit 0%'`);
     if (rows.length) return;
     await new Promise((r) => setTimeout(r, 25));

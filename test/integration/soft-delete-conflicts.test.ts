@@ -5,15 +5,27 @@ import { runCli, scanFindings, writeConfig } from '../support/run.js';
 
 const r = rng(99);
 // token: UNIQUE (ext_id) counts deleted rows → every deleted row with a non-NULL ext_id blocks re-insert.
-const tokens = Array.from({ length: 200 }, (_, i) => ({ id: i + 1, ext: r() < 0.1 ? null : i + 1000, deleted: r() < 0.2 }));
+const tokens = Array.from({ length: 200 }, (_, i) => ({
+  id: i + 1,
+  ext: r() < 0.1 ? null : i + 1000,
+  deleted: r() < 0.2,
+}));
 // profile: no index; a declared rule on handle → conflict when a deleted row shares its handle with another row.
-const profiles = Array.from({ length: 300 }, (_, i) => ({ id: i + 1, handle: r() < 0.05 ? null : `h${Math.floor(r() * 120)}`, deleted: r() < 0.25 }));
+const profiles = Array.from({ length: 300 }, (_, i) => ({
+  id: i + 1,
+  handle: r() < 0.05 ? null : `h${Math.floor(r() * 120)}`,
+  deleted: r() < 0.25,
+}));
 
 let db: TestDb;
 beforeAll(async () => {
   db = await freshDatabase(`
     create table token (id int primary key, ext_id int, deleted_at timestamptz, constraint token_ext_unique unique (ext_id));
-    ${insertSql('token', ['id', 'ext_id', 'deleted_at'], tokens.map((t) => [t.id, t.ext, t.deleted ? '2026-02-02' : null]))}
+    ${insertSql(
+      'token',
+      ['id', 'ext_id', 'deleted_at'],
+      tokens.map((t) => [t.id, t.ext, t.deleted ? '2026-02-02' : null]),
+    )}
     -- the correct design: a partial index that leaves deleted rows out; never reported
     create table token_ok (id int primary key, ext_id int, deleted_at timestamptz);
     create unique index token_ok_live on token_ok (ext_id) where deleted_at is null;
@@ -22,7 +34,11 @@ beforeAll(async () => {
     create table token_versioned (id int primary key, ext_id int, deleted_at timestamptz, unique (ext_id, deleted_at));
     insert into token_versioned select id, ext_id, deleted_at from token;
     create table profile (id int primary key, handle text, is_deleted boolean not null default false);
-    ${insertSql('profile', ['id', 'handle', 'is_deleted'], profiles.map((p) => [p.id, p.handle, p.deleted]))}
+    ${insertSql(
+      'profile',
+      ['id', 'handle', 'is_deleted'],
+      profiles.map((p) => [p.id, p.handle, p.deleted]),
+    )}
   `);
 });
 afterAll(() => db.drop());
@@ -32,7 +48,13 @@ describe('soft-delete-conflicts', () => {
     const blocked = tokens.filter((t) => t.deleted && t.ext !== null);
     const findings = await scanFindings(db.url, { only: 'soft-delete-conflicts' });
     expect(findings.map((f) => f.table)).toEqual(['public.token']);
-    expect(findings[0]).toMatchObject({ key: ['ext_id'], source: 'discovered', severity: 'error', groups: blocked.length, rows: blocked.length });
+    expect(findings[0]).toMatchObject({
+      key: ['ext_id'],
+      source: 'discovered',
+      severity: 'error',
+      groups: blocked.length,
+      rows: blocked.length,
+    });
     expect(findings[0]!.samples[0]!.ids).toEqual([blocked[0]!.id]);
   });
 
@@ -48,12 +70,15 @@ describe('soft-delete-conflicts', () => {
     const conflicts = [...byHandle.values()].filter((e) => e.deleted > 0 && e.all > 1);
     const findings = await scanFindings(db.url, {
       configText: 'rules:\n  - check: soft-delete-conflicts\n    table: profile\n    key: [handle]\n',
-      only: 'soft-delete-conflicts', discover: false,
+      only: 'soft-delete-conflicts',
+      discover: false,
     });
     expect(conflicts.length).toBeGreaterThan(0);
     expect(findings[0]).toMatchObject({
-      table: 'public.profile', source: 'config',
-      groups: conflicts.length, rows: conflicts.reduce((n, e) => n + e.deleted, 0),
+      table: 'public.profile',
+      source: 'config',
+      groups: conflicts.length,
+      rows: conflicts.reduce((n, e) => n + e.deleted, 0),
     });
   });
 
@@ -64,8 +89,17 @@ describe('soft-delete-conflicts', () => {
       create table shift_bad (id int primary key, code int, "end" timestamptz, unique (code));
       insert into shift values (1, 7, now()), (2, 8, null); insert into shift_bad select * from shift;`);
     try {
-      const res = await runCli(['scan', '--database-url', own.url, '--config', writeConfig('softDelete: { columns: ["end"] }\n'),
-        '--only', 'soft-delete-conflicts', '--format', 'json']);
+      const res = await runCli([
+        'scan',
+        '--database-url',
+        own.url,
+        '--config',
+        writeConfig('softDelete: { columns: ["end"] }\n'),
+        '--only',
+        'soft-delete-conflicts',
+        '--format',
+        'json',
+      ]);
       const doc = JSON.parse(res.stdout) as { findings: { table: string }[]; summary: { checks: number } };
       expect(doc.findings.map((f) => f.table)).toEqual(['public.shift_bad']);
       expect(doc.summary.checks).toBe(1);
@@ -76,11 +110,15 @@ describe('soft-delete-conflicts', () => {
 
   it('refuses a declared rule on a table without a soft-delete marker', async () => {
     await expect(
-      scanFindings(db.url, { configText: 'rules:\n  - check: soft-delete-conflicts\n    table: token_ok\n    key: [id]\n' }),
+      scanFindings(db.url, {
+        configText: 'rules:\n  - check: soft-delete-conflicts\n    table: token_ok\n    key: [id]\n',
+      }),
     ).resolves.toBeDefined(); // token_ok has deleted_at: accepted
     await db.exec('create table plain (id int primary key, k int)');
     await expect(
-      scanFindings(db.url, { configText: 'rules:\n  - check: soft-delete-conflicts\n    table: plain\n    key: [k]\n' }),
+      scanFindings(db.url, {
+        configText: 'rules:\n  - check: soft-delete-conflicts\n    table: plain\n    key: [k]\n',
+      }),
     ).rejects.toThrow(/no soft-delete marker/);
   });
 });

@@ -52,15 +52,43 @@ const CONFIG = `rules:
     column: parent_id
     references: parent.id
 `;
-const FLAGS = ['--expect', 'u(tenant, code, a)', '--expect', 'u(tenant, a)', '--expect', 'u(a, b)', '--expect', 'r(during)',
-  '--expect', 'pt(k, part)', '--expect', 'pt(k)', '--expect-fk', 'child_ok(parent_id) -> parent(id)', '--expect-fk', 'child_none(parent_id) -> parent(id)'];
+const FLAGS = [
+  '--expect',
+  'u(tenant, code, a)',
+  '--expect',
+  'u(tenant, a)',
+  '--expect',
+  'u(a, b)',
+  '--expect',
+  'r(during)',
+  '--expect',
+  'pt(k, part)',
+  '--expect',
+  'pt(k)',
+  '--expect-fk',
+  'child_ok(parent_id) -> parent(id)',
+  '--expect-fk',
+  'child_none(parent_id) -> parent(id)',
+];
 
 const constraint = z.strictObject({
-  kind: z.enum(['unique', 'foreign-key']), table: z.string(), columns: z.array(z.string()), references: z.string().optional(),
-  where: z.string().nullable(), status: z.enum(['ok', 'missing', 'invalid', 'mismatch']), detail: z.string().min(1),
-  violations: z.number().int().nonnegative().nullable(), ddl: z.array(z.string()),
+  kind: z.enum(['unique', 'foreign-key']),
+  table: z.string(),
+  columns: z.array(z.string()),
+  references: z.string().optional(),
+  where: z.string().nullable(),
+  status: z.enum(['ok', 'missing', 'invalid', 'mismatch']),
+  detail: z.string().min(1),
+  violations: z.number().int().nonnegative().nullable(),
+  ddl: z.array(z.string()),
 });
-const doc = z.object({ tool: z.literal('rowdoctor'), schemaVersion: z.literal(1), command: z.literal('verify-constraints'), database: z.string(), constraints: z.array(constraint) });
+const doc = z.object({
+  tool: z.literal('rowdoctor'),
+  schemaVersion: z.literal(1),
+  command: z.literal('verify-constraints'),
+  database: z.string(),
+  constraints: z.array(constraint),
+});
 type C = z.infer<typeof constraint>;
 
 let db: TestDb;
@@ -72,23 +100,44 @@ beforeAll(async () => {
   serverVersion = Number((await db.query<{ v: string }>("select current_setting('server_version_num') as v"))[0]!.v);
   await expect(db.exec('create unique index concurrently w_k on w (k)')).rejects.toMatchObject({ code: '23505' });
   config = writeConfig(CONFIG);
-  const res = await runCli(['verify-constraints', '--database-url', db.url, '--config', config, '--format', 'json', ...FLAGS]);
+  const res = await runCli([
+    'verify-constraints',
+    '--database-url',
+    db.url,
+    '--config',
+    config,
+    '--format',
+    'json',
+    ...FLAGS,
+  ]);
   expect(res.stderr).toBe('');
   expect(res.code).toBe(1);
   verdicts = doc.parse(JSON.parse(res.stdout)).constraints;
 });
 afterAll(() => db.drop());
 
-const find = (table: string, columns: string) => verdicts.find((v) => v.table === table && v.columns.join(', ') === columns)!;
+const find = (table: string, columns: string) =>
+  verdicts.find((v) => v.table === table && v.columns.join(', ') === columns)!;
 
 describe('verify-constraints verdicts', () => {
   it('matches a partial unique index for a soft-deleting table, comparing the server-normalised predicate', () => {
-    expect(find('public.u', 'email')).toMatchObject({ status: 'ok', where: 'deleted_at IS NULL', violations: 0, ddl: [] });
+    expect(find('public.u', 'email')).toMatchObject({
+      status: 'ok',
+      where: 'deleted_at IS NULL',
+      violations: 0,
+      ddl: [],
+    });
   });
 
   it('accepts a unique index on a subset of the key; INCLUDE columns are not key columns', () => {
-    expect(find('public.u', 'tenant, code, a')).toMatchObject({ status: 'ok', detail: expect.stringMatching(/u_tenant_code on \(tenant, code\), a subset/) });
-    expect(find('public.u', 'tenant, a')).toMatchObject({ status: 'mismatch', detail: expect.stringMatching(/has code, which is not in the expected key/) });
+    expect(find('public.u', 'tenant, code, a')).toMatchObject({
+      status: 'ok',
+      detail: expect.stringMatching(/u_tenant_code on \(tenant, code\), a subset/),
+    });
+    expect(find('public.u', 'tenant, a')).toMatchObject({
+      status: 'mismatch',
+      detail: expect.stringMatching(/has code, which is not in the expected key/),
+    });
   });
 
   it('compares expression keys after normalisation', () => {
@@ -97,21 +146,34 @@ describe('verify-constraints verdicts', () => {
 
   it('reports a missing key with its violations and the lock-safe DDL', () => {
     expect(find('public.u', 'a, b')).toMatchObject({
-      status: 'missing', violations: 1,
-      ddl: ["SET lock_timeout = '2s'", 'CREATE UNIQUE INDEX CONCURRENTLY "u_a_b_key" ON "public"."u" (a, b)', 'ALTER TABLE "public"."u" ADD CONSTRAINT "u_a_b_key" UNIQUE USING INDEX "u_a_b_key"'],
+      status: 'missing',
+      violations: 1,
+      ddl: [
+        "SET lock_timeout = '2s'",
+        'CREATE UNIQUE INDEX CONCURRENTLY "u_a_b_key" ON "public"."u" (a, b)',
+        'ALTER TABLE "public"."u" ADD CONSTRAINT "u_a_b_key" UNIQUE USING INDEX "u_a_b_key"',
+      ],
     });
   });
 
   it('reports an INVALID index as invalid, dropping it CONCURRENTLY before rebuilding (never IF NOT EXISTS)', () => {
     const v = find('public.w', 'k');
     expect(v).toMatchObject({ status: 'invalid', violations: 1 });
-    expect(v.ddl).toEqual(["SET lock_timeout = '2s'", 'DROP INDEX CONCURRENTLY IF EXISTS "public"."w_k"', 'CREATE UNIQUE INDEX CONCURRENTLY "w_k" ON "public"."w" (k)', 'ALTER TABLE "public"."w" ADD CONSTRAINT "w_k" UNIQUE USING INDEX "w_k"']);
+    expect(v.ddl).toEqual([
+      "SET lock_timeout = '2s'",
+      'DROP INDEX CONCURRENTLY IF EXISTS "public"."w_k"',
+      'CREATE UNIQUE INDEX CONCURRENTLY "w_k" ON "public"."w" (k)',
+      'ALTER TABLE "public"."w" ADD CONSTRAINT "w_k" UNIQUE USING INDEX "w_k"',
+    ]);
     expect(verdicts.filter((x) => x.table === 'public.w')).toHaveLength(1); // expected and INVALID: reported once
   });
 
   it('says which NULL semantics differ', ({ skip }) => {
     if (serverVersion < 150000) skip();
-    expect(find('public.nd', 'p, q')).toMatchObject({ status: 'mismatch', detail: expect.stringMatching(/NULLS DISTINCT, expected NULLS NOT DISTINCT/) });
+    expect(find('public.nd', 'p, q')).toMatchObject({
+      status: 'mismatch',
+      detail: expect.stringMatching(/NULLS DISTINCT, expected NULLS NOT DISTINCT/),
+    });
   });
 
   it('does not count an exclusion constraint as a unique key', () => {
@@ -133,7 +195,9 @@ describe('verify-constraints verdicts', () => {
     const copy = await freshDatabase(FIXTURE);
     try {
       for (const statement of v.ddl) await copy.exec(statement);
-      expect(await copy.query("select indisvalid from pg_index where indexrelid = 'pt_k_part'::regclass")).toEqual([{ indisvalid: true }]);
+      expect(await copy.query("select indisvalid from pg_index where indexrelid = 'pt_k_part'::regclass")).toEqual([
+        { indisvalid: true },
+      ]);
     } finally {
       await copy.drop();
     }
@@ -141,38 +205,63 @@ describe('verify-constraints verdicts', () => {
 
   it('warns that a partitioned table cannot enforce a key without its partition key', () => {
     expect(find('public.pt', 'k')).toMatchObject({
-      status: 'mismatch', ddl: [], detail: expect.stringMatching(/cannot be enforced: a unique index on partitioned table public.pt must include its partition key \(part\)/),
+      status: 'mismatch',
+      ddl: [],
+      detail: expect.stringMatching(
+        /cannot be enforced: a unique index on partitioned table public.pt must include its partition key \(part\)/,
+      ),
     });
   });
 
   it('foreign keys: ok, NOT VALID → invalid (VALIDATE), missing → NOT VALID then VALIDATE; violations ignore soft-deleted parents', () => {
-    expect(find('public.child_ok', 'parent_id')).toMatchObject({ kind: 'foreign-key', status: 'ok', references: 'public.parent(id)' });
+    expect(find('public.child_ok', 'parent_id')).toMatchObject({
+      kind: 'foreign-key',
+      status: 'ok',
+      references: 'public.parent(id)',
+    });
     expect(find('public.child_nv', 'parent_id')).toMatchObject({
-      status: 'invalid', violations: 1, ddl: ["SET lock_timeout = '2s'", 'ALTER TABLE "public"."child_nv" VALIDATE CONSTRAINT "child_nv_parent_fkey"'],
+      status: 'invalid',
+      violations: 1,
+      ddl: ["SET lock_timeout = '2s'", 'ALTER TABLE "public"."child_nv" VALIDATE CONSTRAINT "child_nv_parent_fkey"'],
     });
     expect(find('public.child_none', 'parent_id')).toMatchObject({
-      status: 'missing', violations: 1,
-      ddl: ["SET lock_timeout = '2s'",
+      status: 'missing',
+      violations: 1,
+      ddl: [
+        "SET lock_timeout = '2s'",
         'ALTER TABLE "public"."child_none" ADD CONSTRAINT "child_none_parent_id_fkey" FOREIGN KEY ("parent_id") REFERENCES "public"."parent" ("id") NOT VALID',
-        'ALTER TABLE "public"."child_none" VALIDATE CONSTRAINT "child_none_parent_id_fkey"'],
+        'ALTER TABLE "public"."child_none" VALIDATE CONSTRAINT "child_none_parent_id_fkey"',
+      ],
     });
   });
 });
 
 describe('PostgreSQL as the oracle', () => {
   it('each proposed index builds CONCURRENTLY exactly when violations is 0', async () => {
-    const candidates = verdicts.filter((v) => v.kind === 'unique' && v.ddl.some((d) => d.startsWith('CREATE UNIQUE INDEX CONCURRENTLY')) && !v.ddl.some((d) => d.includes('ON ONLY')));
+    const candidates = verdicts.filter(
+      (v) =>
+        v.kind === 'unique' &&
+        v.ddl.some((d) => d.startsWith('CREATE UNIQUE INDEX CONCURRENTLY')) &&
+        !v.ddl.some((d) => d.includes('ON ONLY')),
+    );
     expect(candidates.length).toBeGreaterThanOrEqual(3);
     for (const v of candidates) {
-      const build = v.ddl.find((d) => d.startsWith('CREATE UNIQUE INDEX CONCURRENTLY'))!.replace(/INDEX CONCURRENTLY "([^"]+)"/, 'INDEX CONCURRENTLY "oracle_$1"');
-      const ok = await db.exec(build).then(() => true, () => false);
-      expect(ok, `${v.table}(${v.columns}) violations=${v.violations}`).toBe(v.violations === 0);
+      const build = v.ddl
+        .find((d) => d.startsWith('CREATE UNIQUE INDEX CONCURRENTLY'))!
+        .replace(/INDEX CONCURRENTLY "([^"]+)"/, 'INDEX CONCURRENTLY "oracle_$1"');
+      const ok = await db.exec(build).then(
+        () => true,
+        () => false,
+      );
+      expect(ok, `${v.table}(${v.columns.join(', ')}) violations=${v.violations}`).toBe(v.violations === 0);
       await db.exec(`drop index if exists ${build.match(/"oracle_[^"]+"/)![0]}`);
     }
     // And after deleting the violating rows, they all build.
-    await db.exec("delete from u where id = 2; delete from w where id = 2");
+    await db.exec('delete from u where id = 2; delete from w where id = 2');
     for (const v of candidates) {
-      const build = v.ddl.find((d) => d.startsWith('CREATE UNIQUE INDEX CONCURRENTLY'))!.replace(/INDEX CONCURRENTLY "([^"]+)"/, 'INDEX CONCURRENTLY "oracle2_$1"');
+      const build = v.ddl
+        .find((d) => d.startsWith('CREATE UNIQUE INDEX CONCURRENTLY'))!
+        .replace(/INDEX CONCURRENTLY "([^"]+)"/, 'INDEX CONCURRENTLY "oracle2_$1"');
       await db.exec(build);
     }
   });
@@ -188,8 +277,14 @@ describe('PostgreSQL as the oracle', () => {
     const fresh = await freshDatabase(FIXTURE);
     try {
       for (const [v, insert] of attempts) {
-        const raised = await fresh.exec(`begin; ${insert}; rollback;`).then(() => false, async (e: { code?: string }) => { await fresh.exec('rollback'); return e.code === '23505'; });
-        expect(raised, `${v.table}(${v.columns}) ${v.status}`).toBe(v.status === 'ok');
+        const raised = await fresh.exec(`begin; ${insert}; rollback;`).then(
+          () => false,
+          async (e: { code?: string }) => {
+            await fresh.exec('rollback');
+            return e.code === '23505';
+          },
+        );
+        expect(raised, `${v.table}(${v.columns.join(', ')}) ${v.status}`).toBe(v.status === 'ok');
       }
     } finally {
       await fresh.drop();
@@ -206,7 +301,16 @@ describe('CI formats', () => {
   afterAll(() => db.drop());
 
   it('JUnit: accepted by an XML parser, one testcase per constraint, failures carry status, violations and DDL', async () => {
-    const res = await runCli(['verify-constraints', '--database-url', db.url, '--config', config, '--format', 'junit', ...FLAGS]);
+    const res = await runCli([
+      'verify-constraints',
+      '--database-url',
+      db.url,
+      '--config',
+      config,
+      '--format',
+      'junit',
+      ...FLAGS,
+    ]);
     const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(res.stdout);
     const suite = xml.testsuites.testsuite;
     const cases = suite.testcase as { name: string; failure?: { type: string; '#text': string } }[];
@@ -218,11 +322,35 @@ describe('CI formats', () => {
   });
 
   it('exits 0 when every expected constraint is ok', async () => {
-    const res = await runCli(['verify-constraints', '--database-url', db.url, '--config', '/dev/null', '--expect', 'u(tenant, code)', '--expect-fk', 'child_ok(parent_id) -> parent(id)', '--format', 'json']);
+    const res = await runCli([
+      'verify-constraints',
+      '--database-url',
+      db.url,
+      '--config',
+      '/dev/null',
+      '--expect',
+      'u(tenant, code)',
+      '--expect-fk',
+      'child_ok(parent_id) -> parent(id)',
+      '--format',
+      'json',
+    ]);
     expect(res.code).toBe(1); // the INVALID index on w is always reported
     await db.exec('drop index w_k');
     await db.exec('drop index pt_k_part');
-    const clean = await runCli(['verify-constraints', '--database-url', db.url, '--config', '/dev/null', '--expect', 'u(tenant, code)', '--expect-fk', 'child_ok(parent_id) -> parent(id)', '--format', 'json']);
+    const clean = await runCli([
+      'verify-constraints',
+      '--database-url',
+      db.url,
+      '--config',
+      '/dev/null',
+      '--expect',
+      'u(tenant, code)',
+      '--expect-fk',
+      'child_ok(parent_id) -> parent(id)',
+      '--format',
+      'json',
+    ]);
     expect(JSON.parse(clean.stdout).constraints.map((c: C) => c.status)).toEqual(['ok', 'ok']);
     expect(clean.code).toBe(0);
   });
@@ -230,12 +358,26 @@ describe('CI formats', () => {
 
 describe('index parts that are quoted column names', () => {
   it('a keyword or mixed-case column is still a column: its constraint gets ADD CONSTRAINT … USING INDEX', async () => {
-    const db = await freshDatabase(`create table booking ("order" int, "Ref" text, note text); insert into booking values (1, 'a', 'x'), (1, 'a', 'y');`);
+    const db = await freshDatabase(
+      `create table booking ("order" int, "Ref" text, note text); insert into booking values (1, 'a', 'x'), (1, 'a', 'y');`,
+    );
     try {
-      const res = await runCli(['verify-constraints', '--database-url', db.url, '--config', '/dev/null', '--expect', 'booking("order", "Ref")', '--format', 'json']);
+      const res = await runCli([
+        'verify-constraints',
+        '--database-url',
+        db.url,
+        '--config',
+        '/dev/null',
+        '--expect',
+        'booking("order", "Ref")',
+        '--format',
+        'json',
+      ]);
       const [v] = JSON.parse(res.stdout).constraints as C[];
       expect(v).toMatchObject({ status: 'missing', columns: ['"order"', '"Ref"'], violations: 1 });
-      expect(v!.ddl).toContain('ALTER TABLE "public"."booking" ADD CONSTRAINT "booking_order_Ref_key" UNIQUE USING INDEX "booking_order_Ref_key"');
+      expect(v!.ddl).toContain(
+        'ALTER TABLE "public"."booking" ADD CONSTRAINT "booking_order_Ref_key" UNIQUE USING INDEX "booking_order_Ref_key"',
+      );
     } finally {
       await db.drop();
     }

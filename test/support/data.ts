@@ -18,7 +18,8 @@ export function pick<T>(r: () => number, items: readonly T[]): T {
 export function lit(v: unknown): string {
   if (v === null || v === undefined) return 'null';
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  return `'${String(v).replace(/'/g, "''")}'`;
+  const text = typeof v === 'string' ? v : JSON.stringify(v);
+  return `'${text.replace(/'/g, "''")}'`;
 }
 
 export function insertSql(table: string, columns: string[], rows: unknown[][]): string {
@@ -35,6 +36,10 @@ export function duplicateCounts<T>(rows: T[], key: (row: T) => string | undefine
   }
   let groups = 0;
   let excess = 0;
-  for (const n of sizes.values()) if (n > 1) { groups++; excess += n - 1; }
+  for (const n of sizes.values())
+    if (n > 1) {
+      groups++;
+      excess += n - 1;
+    }
   return { groups, rows: excess };
 }

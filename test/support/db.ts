@@ -45,7 +45,9 @@ export async function freshDatabase(setupSql?: string): Promise<TestDb> {
          where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%' order by 1`);
       const out: Record<string, string> = {};
       for (const { t } of tables.rows) {
-        const r = await client.query<{ h: string }>(`select md5(coalesce(string_agg(x::text, '|' order by x::text), '')) as h from ${t} x`);
+        const r = await client.query<{ h: string }>(
+          `select md5(coalesce(string_agg(x::text, '|' order by x::text), '')) as h from ${t} x`,
+        );
         out[t] = r.rows[0]!.h;
       }
       return out;

@@ -40,12 +40,27 @@ export function writeConfig(text: string, ext = 'yml'): string {
 }
 
 /** Scan in-process and return the findings as the JSON document spells them. */
-export async function scanFindings(url: string, options: Partial<CommonOptions> & { configText?: string } = {}): Promise<FindingJson[]> {
+export async function scanFindings(
+  url: string,
+  options: Partial<CommonOptions> & { configText?: string } = {},
+): Promise<FindingJson[]> {
   const { configText, ...rest } = options;
   const opts: CommonOptions = {
-    databaseUrl: url, format: 'json', color: false, duplicates: [], orphans: [], discover: true, failOn: 'error',
-    sample: '5', statementTimeout: '1min', schema: [], config: configText ? writeConfig(configText) : '/dev/null', ...rest,
+    databaseUrl: url,
+    format: 'json',
+    color: false,
+    duplicates: [],
+    orphans: [],
+    discover: true,
+    failOn: 'error',
+    sample: '5',
+    statementTimeout: '1min',
+    schema: [],
+    config: configText ? writeConfig(configText) : '/dev/null',
+    ...rest,
   };
-  const result = await withReadOnlySnapshot(opts, (tx, snap) => scan(tx, snap.rules, { sample: Number(opts.sample), progress: silentProgress }));
+  const result = await withReadOnlySnapshot(opts, (tx, snap) =>
+    scan(tx, snap.rules, { sample: Number(opts.sample), progress: silentProgress }),
+  );
   return result.findings.map(findingJson);
 }

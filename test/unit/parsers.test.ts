@@ -38,16 +38,23 @@ describe('names and flags', () => {
 
   it('parses --duplicates into columns and expressions', () => {
     expect(parseTableWithKey('public.users(lower(email), "Tenant", org_id)', '--duplicates')).toEqual({
-      table: 'public.users', parts: [{ expr: 'lower(email)' }, 'Tenant', 'org_id'],
+      table: 'public.users',
+      parts: [{ expr: 'lower(email)' }, 'Tenant', 'org_id'],
     });
     expect(() => parseTableWithKey('users(email) and more', '--duplicates')).toThrow(/not of the form/);
   });
 
   it('parses --orphans in dotted and composite forms', () => {
     expect(orphanFlagRule('app.token.user_id -> app.users.id')).toEqual({
-      check: 'orphaned-rows', table: 'app.token', columns: ['user_id'], references: { table: 'app.users', columns: ['id'] },
+      check: 'orphaned-rows',
+      table: 'app.token',
+      columns: ['user_id'],
+      references: { table: 'app.users', columns: ['id'] },
     });
-    expect(orphanFlagRule('member(a, b) -> region(x, y)')).toMatchObject({ columns: ['a', 'b'], references: { table: 'region', columns: ['x', 'y'] } });
+    expect(orphanFlagRule('member(a, b) -> region(x, y)')).toMatchObject({
+      columns: ['a', 'b'],
+      references: { table: 'region', columns: ['x', 'y'] },
+    });
     expect(() => orphanFlagRule('token.user_id')).toThrow(/must be/);
   });
 
@@ -96,6 +103,8 @@ describe('options and connection', () => {
   });
 
   it('reads JSON configs too', () => {
-    expect(parseConfig('{"rules":[{"check":"duplicate-rows","table":"t","key":["a"]}]}', 'rowdoctor.json').rules).toHaveLength(1);
+    expect(
+      parseConfig('{"rules":[{"check":"duplicate-rows","table":"t","key":["a"]}]}', 'rowdoctor.json').rules,
+    ).toHaveLength(1);
   });
 });
