@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { Kysely, PostgresDialect, sql, type RawBuilder, type Transaction } from 'kysely';
 import { RowdoctorError, describePgError, isPgError } from './errors.js';
+import { exactTypes } from './sql/exact-json.js';
 
 /** The database as tables are unknown until introspected: every query is `sql` with catalog names. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -83,6 +84,7 @@ export async function openDatabase(target: ConnectionTarget, options: OpenOption
     max: options.maxConnections ?? 2,
     connectionTimeoutMillis: 10_000,
     Client: ExtendedProtocolClient,
+    types: exactTypes,
   });
   // An idle client dying (server restart) must not crash the process with an unhandled event.
   pool.on('error', () => undefined);

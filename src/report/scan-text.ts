@@ -2,7 +2,10 @@ import Table from 'cli-table3';
 import type { ChalkInstance } from 'chalk';
 import type { Finding } from '../checks/types.js';
 import { describeRule, type CheckId, type Rule } from '../rules/types.js';
-import { plural, sampleLine } from './style.js';
+import { breakLongWords, plural, sampleLine } from './style.js';
+
+/** The sample column's width: key → ids lines wrap inside it. */
+const SAMPLE_WIDTH = 26;
 
 export interface ScanView {
   database: string;
@@ -63,9 +66,10 @@ function findingTable(check: CheckId, findings: Finding[], c: ChalkInstance): st
   // Severity leads the source cell: one column fewer keeps the table narrow enough to paste.
   const source = (f: Finding) =>
     `${f.severity === 'error' ? c.red('error') : c.yellow('warning')} · ${f.source}${f.origin ? `\n${f.origin}` : ''}`;
-  const samples = (f: Finding) => f.samples.map((s) => sampleLine(s.key, s.ids)).join('\n');
+  const samples = (f: Finding) =>
+    breakLongWords(f.samples.map((s) => sampleLine(s.key, s.ids)).join('\n'), SAMPLE_WIDTH - 2);
   const style = { head: [], border: c.level ? undefined : [] };
-  const widths = (n: number) => [...Array<null>(n).fill(null), 26, 26] as unknown as number[];
+  const widths = (n: number) => [...Array<null>(n).fill(null), 26, SAMPLE_WIDTH] as unknown as number[];
   if (check === 'orphaned-rows') {
     const t = new Table({
       head: [

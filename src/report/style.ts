@@ -17,8 +17,26 @@ export function sampleLine(key: unknown[], ids: unknown[], max = 6): string {
   return `(${k}) → ${shown}${ids.length > max ? `, … +${ids.length - max}` : ''}`;
 }
 
+/** Longest value a table cell shows; the JSON output always has the whole value. */
+const MAX_VALUE = 80;
+
+/**
+ * A value as a cell shows it, cut before any width is measured: laying out a table costs time in
+ * the width of its cells (a 1 MB key never finished rendering), and nobody reads 1 MB in a table.
+ */
 export function show(v: unknown): string {
-  if (v === null) return 'NULL';
-  if (typeof v === 'string') return v;
-  return JSON.stringify(v);
+  const text = v === null ? 'NULL' : typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
+  return text.length > MAX_VALUE
+    ? `${text.slice(0, MAX_VALUE - 1)}… (${text.length.toLocaleString('en-US')} chars)`
+    : text;
+}
+
+/**
+ * Break words longer than `width` so a table wraps them instead of cutting them off: a long id or
+ * numeric key is shown whole, over two lines, never as a shorter number that looks complete.
+ */
+export function breakLongWords(text: string, width: number): string {
+  return text.replace(new RegExp(`[^\\s]{${width + 1},}`, 'g'), (word) =>
+    word.match(new RegExp(`.{1,${width}}`, 'g'))!.join('\n'),
+  );
 }
