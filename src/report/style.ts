@@ -25,7 +25,7 @@ const MAX_VALUE = 80;
  * the width of its cells (a 1 MB key never finished rendering), and nobody reads 1 MB in a table.
  */
 export function show(v: unknown): string {
-  const text = v === null ? 'NULL' : typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
+  const text = v === null ? 'NULL' : typeof v === 'string' ? v : (JSON.stringify(v) ?? 'undefined');
   return text.length > MAX_VALUE
     ? `${text.slice(0, MAX_VALUE - 1)}… (${text.length.toLocaleString('en-US')} chars)`
     : text;
