@@ -1,6 +1,9 @@
 import { checkFor } from './checks/index.js';
 import type { Finding } from './checks/types.js';
+import { sql } from 'kysely';
 import { preferParallel, queryError, type Tx } from './db.js';
+import { isPgError } from './errors.js';
+import { ruleErrorFinding } from './checks/rule-error.js';
 import type { Progress } from './report/progress.js';
 import { describeRule, type Rule } from './rules/types.js';
 
@@ -59,11 +62,30 @@ async function checkOne(
   const step = concurrent
     ? { done: () => options.progress.log(`${label} ${((Date.now() - started) / 1000).toFixed(1)}s`) }
     : options.progress.start(label);
+  // A savepoint per rule: a rule the server cannot run (a json key, a timeout) rolls back to it and
+  // becomes that rule's error finding, and the transaction goes on for every other rule.
+  await sql`savepoint rd_rule`.execute(tx);
   try {
-    return await check.detect(tx, rule, { sample: options.sample });
+    const finding = await check.detect(tx, rule, { sample: options.sample });
+    await sql`release savepoint rd_rule`.execute(tx);
+    return finding;
   } catch (e) {
-    throw queryError(e, `Checking ${rule.check} on ${describeRule(rule)}`);
+    if (!isRuleLevel(e)) {
+      throw queryError(e, `Checking ${rule.check} on ${describeRule(rule)}`);
+    }
+    await sql`rollback to savepoint rd_rule`.execute(tx);
+    return ruleErrorFinding(rule, e);
   } finally {
     step.done();
   }
+}
+
+/**
+ * Errors that belong to one rule's query: data errors (22), syntax, type and privilege errors (42),
+ * recovery conflicts and serialization failures (40), resource limits (53, 54) and a statement
+ * timeout (57014). Connection loss and server shutdown (08, 57P0x) are not: the scan stops, exit 2.
+ */
+function isRuleLevel(e: unknown): e is Error {
+  if (!isPgError(e) || !e.code) return false;
+  return e.code === '57014' || ['22', '42', '40', '53', '54'].includes(e.code.slice(0, 2));
 }

@@ -24,9 +24,17 @@ export interface Finding {
   missingParent?: number;
   deletedParent?: number;
   inferred?: boolean;
+  /** Set when the rule could not be checked at all (contract: an error finding; the scan exits 2). */
+  error?: RuleError;
   /** Why a discovered rule exists (not in the JSON contract; shown in text output). */
   origin: string | null;
   rule: Rule;
+}
+
+/** Why a rule could not run, and what the user can do about it. */
+export interface RuleError {
+  message: string;
+  hint: string | null;
 }
 
 export interface DetectOptions {

@@ -129,6 +129,7 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
       );
     }
     const t = totals(result);
+    if (findings.some((f) => f.error)) return 2;
     if (result.interrupted || t.skipped > 0) return 1;
     // A dry run that would change something leaves work to do: exit 1, like a scan with findings.
     if (!result.applied && t.groups > 0) return 1;

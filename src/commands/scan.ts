@@ -26,6 +26,8 @@ export async function scanCommand(opts: CommonOptions, out: (s: string) => void)
     out(JSON.stringify(scanDocument('scan', database, result.findings, result.checks), null, 2) + '\n');
   else if (format === 'markdown') out(renderScanMarkdown({ database, ...result }));
   else out(renderScanText({ database, ...result }, makeStyle(opts.color)));
+  // A rule that could not run is an error of the tool's, not damage found: exit 2, like any error.
+  if (result.findings.some((f) => f.error)) return 2;
   const failing = result.findings.filter((f) => f.severity === 'error' || failOn === 'warning');
   return failing.length ? 1 : 0;
 }

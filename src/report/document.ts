@@ -15,6 +15,10 @@ export type FindingJson = Omit<Finding, 'rule' | 'origin'>;
 
 /** A finding as the contract spells it: keys in contract order, orphan-only keys on orphans only. */
 export function findingJson(f: Finding): FindingJson {
+  if (f.error) {
+    const { check, table, key, where, source, severity, error } = f;
+    return { check, table, key, where, source, severity, error } as FindingJson;
+  }
   const base = {
     check: f.check,
     table: f.table,

@@ -14,10 +14,15 @@ export function renderScanMarkdown(view: ScanView): string {
       : `**No findings** (${view.checks} checks run).`,
     '',
   ];
+  for (const f of view.findings.filter((x) => x.error)) {
+    out.push(
+      `- **Could not check** ${code(describeRule(f.rule))}: ${f.error!.message}${f.error!.hint ? ` — ${f.error!.hint}` : ''}`,
+    );
+  }
   if (view.findings.length) {
     out.push('| check | table | key / reference | scope | groups | rows | severity | source | sample |');
     out.push('|---|---|---|---|--:|--:|---|---|---|');
-    for (const f of view.findings) {
+    for (const f of view.findings.filter((x) => !x.error)) {
       out.push(
         `| ${[
           f.check,

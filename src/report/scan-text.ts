@@ -24,10 +24,19 @@ const TITLES: Record<CheckId, string> = {
 export function renderScanText(view: ScanView, c: ChalkInstance): string {
   const out: string[] = [summaryLine(view, c), ''];
   for (const check of Object.keys(TITLES) as CheckId[]) {
-    const fs = view.findings.filter((f) => f.check === check);
+    const fs = view.findings.filter((f) => f.check === check && !f.error);
     if (!fs.length) continue;
     out.push(c.bold(TITLES[check]));
     out.push(findingTable(check, fs, c), '');
+  }
+  const failed = view.findings.filter((f) => f.error);
+  if (failed.length) {
+    out.push(c.bold(c.red(`Could not check (${failed.length}); every other rule was checked:`)));
+    for (const f of failed) {
+      out.push(`  ${describeRule(f.rule)}: ${f.error!.message}`);
+      if (f.error!.hint) out.push(`    ${c.dim(f.error!.hint)}`);
+    }
+    out.push('');
   }
   const inferred = view.rules.filter((r) => r.check === 'orphaned-rows' && r.inferred);
   if (inferred.length) {
@@ -38,7 +47,7 @@ export function renderScanText(view: ScanView, c: ChalkInstance): string {
     }
     out.push('');
   }
-  const errors = view.findings.filter((f) => f.severity === 'error');
+  const errors = view.findings.filter((f) => f.severity === 'error' && !f.error);
   if (errors.length) {
     const repairable = errors.some((f) => f.source !== 'discovered');
     out.push(
@@ -51,15 +60,18 @@ export function renderScanText(view: ScanView, c: ChalkInstance): string {
 }
 
 function summaryLine(view: ScanView, c: ChalkInstance): string {
-  const errors = view.findings.filter((f) => f.severity === 'error').length;
-  const warnings = view.findings.length - errors;
-  const rows = view.findings.reduce((n, f) => n + f.rows, 0);
-  const head = `rowdoctor scan · ${view.database} · ${plural(view.checks, 'check')} run`;
-  if (!view.findings.length) return `${head} · ${c.green('no findings')}`;
+  const found = view.findings.filter((f) => !f.error);
+  const failed = view.findings.length - found.length;
+  const errors = found.filter((f) => f.severity === 'error').length;
+  const warnings = found.length - errors;
+  const rows = found.reduce((n, f) => n + f.rows, 0);
+  const couldNot = failed ? ` · ${c.red(`${failed} could not run`)}` : '';
+  const head = `rowdoctor scan · ${view.database} · ${plural(view.checks, 'check')} run${couldNot}`;
+  if (!found.length) return `${head} · ${c.green('no findings')}`;
   const what = [errors ? c.red(plural(errors, 'error')) : null, warnings ? c.yellow(plural(warnings, 'warning')) : null]
     .filter(Boolean)
     .join(', ');
-  return `${head} · ${plural(view.findings.length, 'finding')} (${what}) · ${plural(rows, 'row')} affected`;
+  return `${head} · ${plural(found.length, 'finding')} (${what}) · ${plural(rows, 'row')} affected`;
 }
 
 function findingTable(check: CheckId, findings: Finding[], c: ChalkInstance): string {
