@@ -60,19 +60,34 @@ describe('scan --jobs', () => {
     }
   });
 
-  it('a check failing on one connection stops the scan with exit 2, naming the rule', async () => {
+  it("a check failing on one connection is that rule's error finding; the other rules still run; exit 2", async () => {
     // Passes the server's LIMIT 0 validation, fails on the first row with id 1.
     const config = writeConfig(`rules:
   - { check: duplicate-rows, table: account, key: [email] }
   - { check: duplicate-rows, table: session, key: [token], where: "1 / (id - 1) >= 0" }
   - { check: duplicate-rows, table: item, key: [k] }
 `);
-    const res = await runCli(['scan', '--database-url', db.url, '--no-discover', '--config', config, '--jobs', '2']);
+    const res = await runCli([
+      'scan',
+      '--database-url',
+      db.url,
+      '--no-discover',
+      '--config',
+      config,
+      '--jobs',
+      '2',
+      '--format',
+      'json',
+    ]);
     expect(res.code).toBe(2);
-    expect(res.stderr).toMatch(
-      /Checking duplicate-rows on public\.session\(token\).*division by zero \(SQLSTATE 22012\)/s,
-    );
-    expect(res.stdout).toBe('');
+    const doc = JSON.parse(res.stdout);
+    expect(
+      doc.findings.map((f: { table: string; error?: { message: string } }) => [f.table, f.error?.message ?? null]),
+    ).toEqual([
+      ['public.account', null],
+      ['public.session', expect.stringMatching(/division by zero \(SQLSTATE 22012\)/)],
+      ['public.item', null],
+    ]);
   });
 
   it('refuses a --jobs that is not a whole number ≥ 1', async () => {
