@@ -3,6 +3,7 @@ import { sql, type RawBuilder } from 'kysely';
 import { indexPartColumn, type Catalog, type ForeignKey, type Table, type UniqueIndex } from '../catalog/types.js';
 import type { Db } from '../db.js';
 import { tableRef } from '../sql/build.js';
+import type { NameAllocator } from './names.js';
 import type { NormalizedKey } from './normalize.js';
 import type { ExpectedForeignKey, ExpectedUnique, Status } from './types.js';
 
@@ -37,6 +38,7 @@ export function uniqueDdl(
   status: Status,
   found: UniqueIndex | null,
   lockTimeout: string,
+  names: NameAllocator,
 ): Ddl {
   if (status === 'ok') return { statements: [], warnings: [] };
   const table = e.table;
@@ -55,7 +57,7 @@ export function uniqueDdl(
   }
   const statements = [text(db, sql`SET lock_timeout = ${sql.lit(lockTimeout)}`)];
   const reuse = status === 'invalid' && found && !table.partitioned;
-  const name = reuse ? found.name : constraintName(table, key.parts, 'key');
+  const name = reuse ? found.name : names.allocate(table, key.parts, 'key');
   // An INVALID leftover is dropped first: CREATE … IF NOT EXISTS would keep the broken index.
   if (reuse && found)
     statements.push(text(db, sql`DROP INDEX CONCURRENTLY IF EXISTS ${sql.id(table.schema, found.name)}`));
@@ -75,13 +77,13 @@ export function uniqueDdl(
   // Partitioned: CONCURRENTLY is impossible on the parent. Its index is created ON ONLY the parent
   // (instant, INVALID until complete) — or an INVALID one that is already there is completed — then
   // each partition's index is built CONCURRENTLY and attached; the parent's becomes valid with the last.
-  const parentIndex = status === 'invalid' && found ? found.name : constraintName(table, key.parts, 'key');
+  const parentIndex = status === 'invalid' && found ? found.name : names.allocate(table, key.parts, 'key');
   if (!(status === 'invalid' && found))
     statements.push(text(db, sql`CREATE UNIQUE INDEX ${sql.id(parentIndex)} ${body(sql`ON ONLY ${tableRef(table)}`)}`));
   for (const [partition, root] of catalog.partitionRoot) {
     if (root !== table.id) continue;
     const [schema, pname] = [partition.slice(0, partition.indexOf('.')), partition.slice(partition.indexOf('.') + 1)];
-    const pindex = constraintName({ ...table, name: pname }, key.parts, 'key');
+    const pindex = names.allocate({ schema, name: pname }, key.parts, 'key');
     statements.push(
       text(db, sql`CREATE UNIQUE INDEX CONCURRENTLY ${sql.id(pindex)} ${body(sql`ON ${sql.id(schema, pname)}`)}`),
     );
@@ -101,6 +103,7 @@ export function foreignKeyDdl(
   status: Status,
   found: ForeignKey | null,
   lockTimeout: string,
+  names: NameAllocator,
 ): Ddl {
   if (status === 'ok') return { statements: [], warnings: [] };
   const warnings: string[] = [];
@@ -121,7 +124,7 @@ export function foreignKeyDdl(
       statements: [lock, text(db, sql`ALTER TABLE ${tableRef(e.table)} VALIDATE CONSTRAINT ${sql.id(found.name)}`)],
       warnings,
     };
-  const name = constraintName(e.table, e.columns, 'fkey');
+  const name = names.allocate(e.table, e.columns, 'fkey');
   return {
     statements: [
       lock,

@@ -4,6 +4,7 @@ import type { Rule } from '../rules/types.js';
 import { foreignKeyDdl, uniqueDdl } from './ddl.js';
 import { expectedConstraints } from './expected.js';
 import { matchForeignKey, matchUnique } from './match.js';
+import { NameAllocator } from './names.js';
 import { normalizeKeys } from './normalize.js';
 import type { ExpectedUnique, Verdict } from './types.js';
 import { foreignKeyViolations, uniqueViolations } from './violations.js';
@@ -32,6 +33,10 @@ export async function verifyConstraints(
     options.countViolations === false ? Promise.resolve(null) : counter();
   return readOnly(db, options.statementTimeoutMs, async (tx) => {
     await preferParallel(tx); // violations are counted by the checks' own whole-table aggregates
+    // Partitions get an index each, possibly in schemas of their own.
+    const partitionSchemas = [...catalog.partitionRoot.keys()].map((p) => p.slice(0, p.indexOf('.')));
+    const schemas = [...catalog.schemas, ...expected.map((e) => e.table.schema), ...partitionSchemas];
+    const names = await NameAllocator.load(tx, [...new Set(schemas)]);
     const verdicts: Verdict[] = [];
     const seenIndexes = new Set<UniqueIndex>();
     for (const e of expected) {
@@ -39,7 +44,7 @@ export async function verifyConstraints(
         const key = keys.get(e)!;
         const m = matchUnique(e, key);
         if (m.found) seenIndexes.add(m.found as UniqueIndex);
-        const ddl = uniqueDdl(db, catalog, e, key, m.status, m.found as UniqueIndex | null, options.lockTimeout);
+        const ddl = uniqueDdl(db, catalog, e, key, m.status, m.found as UniqueIndex | null, options.lockTimeout, names);
         verdicts.push({
           kind: 'unique',
           table: e.table.id,
@@ -55,7 +60,7 @@ export async function verifyConstraints(
         });
       } else {
         const m = matchForeignKey(catalog, e);
-        const ddl = foreignKeyDdl(db, e, m.status, m.found as ForeignKey | null, options.lockTimeout);
+        const ddl = foreignKeyDdl(db, e, m.status, m.found as ForeignKey | null, options.lockTimeout, names);
         verdicts.push({
           kind: 'foreign-key',
           table: e.table.id,
@@ -83,7 +88,7 @@ export async function verifyConstraints(
           nullsNotDistinct: index.nullsNotDistinct,
           source: 'catalog',
         };
-        const ddl = uniqueDdl(db, catalog, e, key, 'invalid', index, options.lockTimeout);
+        const ddl = uniqueDdl(db, catalog, e, key, 'invalid', index, options.lockTimeout, names);
         verdicts.push({
           kind: 'unique',
           table: table.id,

@@ -1,4 +1,3 @@
-import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,31 +5,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createDemoDatabase, DEMO_DIR } from '../../src/demo/database.js';
 import { urlFor } from '../support/db.js';
+import { psql, runMigration } from '../support/migration.js';
 import { runCli } from '../support/run.js';
-
-const psql = spawnSync('psql', ['--version']).status === 0 ? 'psql' : null;
-
-/** Run a migration file as an operator would: psql -f (no single transaction); node-postgres where psql is absent. */
-async function runMigration(url: string, file: string): Promise<void> {
-  if (psql) {
-    execFileSync(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], { stdio: 'pipe' });
-    return;
-  }
-  const client = new pg.Client(url);
-  await client.connect();
-  try {
-    const statements = readFileSync(file, 'utf8')
-      .split('\n')
-      .filter((l) => !l.startsWith('--'))
-      .join('\n')
-      .split(/;\n/)
-      .map((s) => s.trim())
-      .filter(Boolean);
-    for (const s of statements) await client.query(s);
-  } finally {
-    await client.end();
-  }
-}
 
 let url: string;
 const config = join(DEMO_DIR, 'rowdoctor.yml');
