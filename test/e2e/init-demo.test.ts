@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -51,8 +51,10 @@ describe('init', () => {
 
 describe('demo', () => {
   it('runs on its own embedded PostgreSQL, shows every kind of finding, and cleans up', async () => {
-    const before = readdirSync(tmpdir()).filter((d) => d.startsWith('rowdoctor-pg-'));
-    const res = await runCli(['demo']);
+    // A temp directory of its own: other test runs on the machine start embedded servers of their own.
+    const tmp = mkdtempSync(join(tmpdir(), 'rowdoctor-demo-'));
+    chmodSync(tmp, 0o755);
+    const res = await runCli(['demo'], { env: { TMPDIR: tmp } });
     expect(res.code).toBe(0);
     expect(res.stdout).toMatch(
       /rowdoctor scan · 127\.0\.0\.1:\d+\/rowdoctor_demo · 7 checks run · 7 findings \(7 errors\) · 79 rows affected/,
@@ -72,7 +74,7 @@ describe('demo', () => {
       /5\. rowdoctor verify-constraints[\s\S]*6 constraints checked · 2 ok, 2 missing, 2 invalid[\s\S]*CREATE UNIQUE INDEX CONCURRENTLY "submission_invite_id_key"/,
     );
     expect(res.stderr).toMatch(/Stopping the embedded PostgreSQL/);
-    const after = readdirSync(tmpdir()).filter((d) => d.startsWith('rowdoctor-pg-') && !before.includes(d));
-    expect(after.filter((d) => existsSync(join(tmpdir(), d)))).toEqual([]);
+    expect(readdirSync(tmp).filter((d) => d.startsWith('rowdoctor-pg-'))).toEqual([]);
+    rmSync(tmp, { recursive: true, force: true });
   });
 });
