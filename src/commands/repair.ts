@@ -13,6 +13,7 @@ import { scan } from '../scan.js';
 import { connect, prepare, snapshot } from './context.js';
 import { verifyConstraints } from '../verify/verify.js';
 import { missingSupportingIndexes } from '../repair/indexes.js';
+import { refuseOnStandby } from './primary-only.js';
 import { parseDuration, parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
 
 export interface RepairCommandOptions extends CommonOptions {
@@ -43,6 +44,7 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
   };
   process.once('SIGINT', onSignal);
   try {
+    await refuseOnStandby(conn.db, 'repair', conn.target.display);
     // What each rule finds is reported before anything changes. A rule's enumeration of its groups
     // is that answer already, so those rules are not scanned first (a full pass saved per rule) —
     // in a dry run every such rule, with --apply only the first (later ones run after writes).

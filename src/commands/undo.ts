@@ -5,6 +5,7 @@ import { softDeleteSettings } from '../catalog/soft-delete.js';
 import { makeStyle } from '../report/style.js';
 import { undoRun, type UndoResult } from '../repair/undo.js';
 import { connect, prepare } from './context.js';
+import { refuseOnStandby } from './primary-only.js';
 import { parseDuration, parseFormat, type CommonOptions } from './options.js';
 
 export interface UndoCommandOptions extends CommonOptions {
@@ -19,6 +20,7 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
   const { loaded, statementTimeoutMs } = await prepare(opts);
   const conn = await connect(opts);
   try {
+    await refuseOnStandby(conn.db, 'undo', conn.target.display);
     const catalog = await readOnly(conn.db, statementTimeoutMs, (tx) =>
       loadCatalog(tx, { schemas: null, softDelete: softDeleteSettings(loaded.config.softDelete) }),
     );
