@@ -1,5 +1,5 @@
 import type { Catalog, ForeignKey, UniqueIndex } from '../catalog/types.js';
-import type { NormalizedKey } from './normalize.js';
+import type { IndexForms, NormalizedKey } from './normalize.js';
 import type { ExpectedForeignKey, ExpectedUnique, Status } from './types.js';
 
 export interface Match {
@@ -16,10 +16,12 @@ const label = (i: UniqueIndex) => `${i.constraint ? 'constraint' : 'index'} ${i.
  * semantics must be the same. INVALID indexes (a failed CONCURRENTLY build, or a partitioned
  * parent with a partition whose index is not attached) are `invalid`.
  */
-export function matchUnique(e: ExpectedUnique, key: NormalizedKey): Match {
-  const want = new Set(key.parts);
-  const sameScope = (i: UniqueIndex) => i.predicate === key.predicate && i.nullsNotDistinct === e.nullsNotDistinct;
-  const covering = e.table.uniqueIndexes.filter((i) => i.parts.every((p) => want.has(p)));
+export function matchUnique(e: ExpectedUnique, key: NormalizedKey, indexes: Map<UniqueIndex, IndexForms>): Match {
+  const want = new Set(key.forms);
+  const forms = (i: UniqueIndex) => indexes.get(i) ?? { forms: i.parts, predicateForm: i.predicate };
+  const samePredicate = (i: UniqueIndex) => forms(i).predicateForm === key.predicateForm;
+  const sameScope = (i: UniqueIndex) => samePredicate(i) && i.nullsNotDistinct === e.nullsNotDistinct;
+  const covering = e.table.uniqueIndexes.filter((i) => forms(i).forms.every((p) => want.has(p)));
   const good = covering.filter(sameScope);
   const valid = good.find((i) => i.valid);
   if (valid)
@@ -38,17 +40,17 @@ export function matchUnique(e: ExpectedUnique, key: NormalizedKey): Match {
   }
   const overlapping = [
     ...covering,
-    ...e.table.uniqueIndexes.filter((i) => !covering.includes(i) && i.parts.some((p) => want.has(p))),
+    ...e.table.uniqueIndexes.filter((i) => !covering.includes(i) && forms(i).forms.some((p) => want.has(p))),
   ];
   const closest = overlapping[0];
   if (!closest) return { status: 'missing', detail: 'no unique index or constraint covers this key', found: null };
   const diffs: string[] = [];
-  const extra = closest.parts.filter((p) => !want.has(p));
+  const extra = closest.parts.filter((_, n) => !want.has(forms(closest).forms[n]!));
   if (extra.length)
     diffs.push(
       `its key (${closest.parts.join(', ')}) has ${extra.join(', ')}, which is not in the expected key (${key.parts.join(', ')})`,
     );
-  if (closest.predicate !== key.predicate)
+  if (!samePredicate(closest))
     diffs.push(
       `predicate ${closest.predicate ? `WHERE ${closest.predicate}` : 'none'}, expected ${key.predicate ? `WHERE ${key.predicate}` : 'none'}`,
     );

@@ -1,65 +1,247 @@
 import { sql } from 'kysely';
-import type { Db } from '../db.js';
+import type { Table, UniqueIndex } from '../catalog/types.js';
+import { readOnly, type Db, type Tx } from '../db.js';
 import { RowdoctorError, describePgError, isPgError } from '../errors.js';
-import { keyExpr, tableRef, fragment } from '../sql/build.js';
+import { keyExpr, tableRef, fragment, type Sql } from '../sql/build.js';
 import type { ExpectedUnique } from './types.js';
 
-/** A unique key as PostgreSQL itself prints it (pg_get_indexdef / pg_get_expr), ready to compare. */
+/**
+ * A unique key ready to compare with the indexes a table has. `parts` and `predicate` are what
+ * reports and DDL show; `forms` and `predicateForm` are what is compared: each expression as the
+ * planner leaves it, deparsed by the server (same deparser, same quoting, same casts, constants
+ * folded), with the part's collation.
+ */
 export interface NormalizedKey {
   parts: string[];
   predicate: string | null;
+  forms: string[];
+  predicateForm: string | null;
 }
 
-class Rollback extends Error {}
+/** An existing index in the same comparable forms. */
+export interface IndexForms {
+  forms: string[];
+  predicateForm: string | null;
+}
+
+export interface Normalized {
+  keys: Map<ExpectedUnique, NormalizedKey>;
+  indexes: Map<UniqueIndex, IndexForms>;
+}
+
+/** One key part of an index of the table, as the catalog holds it. */
+interface IndexPartRow {
+  name: string;
+  part: string;
+  collation: string | null;
+  predicate: string | null;
+}
+
+/** A server-deparsed expression and the collation it is compared in (null: not collatable). */
+interface Form {
+  text: string;
+  collation: string | null;
+}
 
 /**
- * Let the server normalise each expected key: build the proposed index on an empty temp copy of
- * the table (CREATE TEMP TABLE … LIKE) and read back its definition, then roll it all back. The
- * comparison with real indexes is then like for like — same deparser, same quoting, same casts —
- * and an expression that could not be indexed (not immutable, wrong type) fails here, clearly.
+ * Let the server normalise each expected key and each existing index of the same tables, without
+ * creating anything — so verify-constraints runs on a read replica too. Each expression is
+ * planned in `EXPLAIN (VERBOSE)` of a query over a NULL array of the table's row type: the
+ * planner's deparse of its output is the comparable form. Nothing reads the table (no row-level
+ * security, partitions or indexes get involved) and nothing is written. The planner hides a
+ * top-level COLLATE, so the collation is asked for separately (`pg_collation_for`), and compared
+ * with the index's own (`indcollation`).
  */
-export async function normalizeKeys(db: Db, expected: ExpectedUnique[]): Promise<Map<ExpectedUnique, NormalizedKey>> {
-  const out = new Map<ExpectedUnique, NormalizedKey>();
+export async function normalizeKeys(
+  db: Db,
+  expected: ExpectedUnique[],
+  statementTimeoutMs: number,
+): Promise<Normalized> {
+  const keys = new Map<ExpectedUnique, NormalizedKey>();
+  const indexes = new Map<UniqueIndex, IndexForms>();
   const problems: string[] = [];
-  await db
-    .transaction()
-    .execute(async (tx) => {
-      const copies = new Map<number, string>();
-      for (const [i, e] of expected.entries()) {
-        let copy = copies.get(e.table.oid);
-        if (!copy) {
-          copy = `rd_like_${e.table.oid}`;
-          await sql`create temp table ${sql.id(copy)} (like ${tableRef(e.table)})`.execute(tx);
-          copies.set(e.table.oid, copy);
-        }
-        const index = `rd_expect_${i}`;
-        await sql`savepoint ${sql.id(index)}`.execute(tx);
+  await readOnly(db, statementTimeoutMs, async (tx) => {
+    const tables = [...new Set(expected.map((e) => e.table))];
+    for (const table of tables) {
+      const known = await knownIndexForms(tx, table);
+      for (const index of table.uniqueIndexes) {
+        const forms = known.get(index.name);
+        if (forms) indexes.set(index, forms);
+      }
+      for (const e of expected.filter((x) => x.table === table)) {
         try {
-          await sql`create unique index ${sql.id(index)} on ${sql.id(copy)} (${sql.join(e.key.map((k) => keyExpr(k, null)))})
-          ${e.nullsNotDistinct ? sql`nulls not distinct` : sql``} ${e.where ? sql`where ${fragment(e.where)}` : sql``}`.execute(
-            tx,
-          );
-          const r = await sql<{ parts: string[]; predicate: string | null }>`
-          select array(select pg_get_indexdef(i.indexrelid, k, true) from generate_series(1, i.indnkeyatts) k order by k)::text[] as parts,
-                 pg_get_expr(i.indpred, i.indrelid, true) as predicate
-            from pg_index i where i.indexrelid = ${`pg_temp.${index}`}::regclass`.execute(tx);
-          out.set(e, r.rows[0]!);
-          await sql`release savepoint ${sql.id(index)}`.execute(tx);
+          keys.set(e, await expectedKey(tx, e, known));
         } catch (err) {
-          await sql`rollback to savepoint ${sql.id(index)}`.execute(tx);
           if (!isPgError(err)) throw err;
           problems.push(`  ${e.table.id}: ${describePgError(err)}`);
         }
       }
-      throw new Rollback();
-    })
-    .catch((e) => {
-      if (!(e instanceof Rollback)) throw e;
-    });
+    }
+  });
   if (problems.length) {
     throw new RowdoctorError(`These expected unique keys cannot be built as an index:\n${problems.join('\n')}`, {
       hint: 'Index expressions must be immutable and scopes boolean; NULLS NOT DISTINCT needs PostgreSQL 15.',
     });
   }
+  return { keys, indexes };
+}
+
+/** A savepoint around one probe: a rejected expression must not end the read-only transaction. */
+async function probe<T>(tx: Tx, work: () => Promise<T>): Promise<T> {
+  await sql`savepoint rd_normalize`.execute(tx);
+  try {
+    const out = await work();
+    await sql`release savepoint rd_normalize`.execute(tx);
+    return out;
+  } catch (e) {
+    await sql`rollback to savepoint rd_normalize`.execute(tx);
+    throw e;
+  }
+}
+
+/** The planner's deparse of one expression over the table's columns; `filter` must hold for it to plan. */
+async function plannedForm(tx: Tx, table: Table, expr: Sql, filter: Sql | null): Promise<string> {
+  const rows = sql`pg_catalog.unnest(null::${tableRef(table)}[])`;
+  const whereClause = filter ? sql`where ${filter}` : sql``;
+  // Output[0] is the target expression as the plan computes it. A NULL array of the row type
+  // gives the table's columns (types, typmods, collations) without touching the table.
+  const { rows: plan } = await sql<{ 'QUERY PLAN': [{ Plan: { Output: string[] } }] }>`
+    explain (verbose, costs off, format json)
+    select ${expr}
+      from ${rows} as t
+      ${whereClause}`.execute(tx);
+  return plan[0]!['QUERY PLAN'][0].Plan.Output[0]!;
+}
+
+/** The collation an expression compares in, named as regcollation prints it; null when not collatable. */
+async function collationOf(tx: Tx, table: Table, expr: Sql): Promise<string | null> {
+  // pg_collation_for raises an error for a type that has no collation, so that is asked first.
+  // Both are decided by the expression's type, not by values: one all-NULL row is enough.
+  const { rows } = await sql<{ collatable: boolean }>`
+    select ty.typcollation <> 0 as collatable
+      from pg_catalog.unnest(array[null::${tableRef(table)}]) as t
+      join pg_catalog.pg_type ty on ty.oid = pg_catalog.pg_typeof(${expr})`.execute(tx);
+  if (rows[0]?.collatable !== true) return null;
+  const { rows: named } = await sql<{ collation: string | null }>`
+    select pg_catalog.pg_collation_for(${expr}) as collation
+      from pg_catalog.unnest(array[null::${tableRef(table)}]) as t`.execute(tx);
+  return named[0]?.collation ?? null;
+}
+
+/** Every index of the table (unique or not: each is a source of display text), part by part. */
+async function knownIndexForms(tx: Tx, table: Table): Promise<Map<string, IndexForms & { rows: IndexPartRow[] }>> {
+  // pg_get_indexdef(…, k, true) prints a part without its collation: indcollation gives that.
+  const { rows } = await sql<IndexPartRow & { oid: number }>`
+    select c.relname as name,
+           pg_catalog.pg_get_indexdef(i.indexrelid, k.n, true) as part,
+           nullif(i.indcollation[k.n - 1], 0)::pg_catalog.regcollation::text as collation,
+           pg_catalog.pg_get_expr(i.indpred, i.indrelid, true) as predicate
+      from pg_catalog.pg_index i
+      join pg_catalog.pg_class c on c.oid = i.indexrelid
+     cross join lateral pg_catalog.generate_series(1, i.indnkeyatts) as k(n)
+     where i.indrelid = ${table.oid}
+     order by c.relname, k.n`.execute(tx);
+  const out = new Map<string, IndexForms & { rows: IndexPartRow[] }>();
+  for (const row of rows) {
+    let entry = out.get(row.name);
+    if (!entry) {
+      const predicateForm = row.predicate
+        ? await probe(tx, () => predicateFormOf(tx, table, sql.raw(row.predicate!)))
+        : null;
+      entry = { forms: [], predicateForm, rows: [] };
+      out.set(row.name, entry);
+    }
+    const text = await probe(tx, () => plannedForm(tx, table, sql`(${sql.raw(row.part)})`, null));
+    entry.forms.push(formKey({ text, collation: row.collation }));
+    entry.rows.push(row);
+  }
   return out;
+}
+
+async function predicateFormOf(tx: Tx, table: Table, predicate: Sql): Promise<string> {
+  // In the WHERE clause too, so that a predicate that is not boolean is refused as CREATE INDEX would.
+  return plannedForm(tx, table, sql`(${predicate})`, sql`(${predicate})`);
+}
+
+/** What equality of two key parts means: the same planned expression in the same collation. */
+function formKey(f: Form): string {
+  return f.collation === null ? f.text : `${f.text} COLLATE ${f.collation}`;
+}
+
+async function expectedKey(
+  tx: Tx,
+  e: ExpectedUnique,
+  known: Map<string, IndexForms & { rows: IndexPartRow[] }>,
+): Promise<NormalizedKey> {
+  const knownParts = [...known.values()].flatMap((k) => k.rows.map((r, i) => ({ row: r, form: k.forms[i]! })));
+  const parts: string[] = [];
+  const forms: string[] = [];
+  for (const k of e.key) {
+    const expr = keyExpr(k, null);
+    const form = await probe(tx, async () => ({
+      text: await plannedForm(tx, e.table, expr, null),
+      collation: await collationOf(tx, e.table, expr),
+    }));
+    const key = formKey(form);
+    forms.push(key);
+    // The text of an index part that is the same as this one (pg_get_indexdef's), else one built from the form.
+    const same = knownParts.find((p) => p.form === key);
+    const own = k.kind === 'column' ? k.column : `(${k.expr.text})`;
+    parts.push(same ? same.row.part : await partText(tx, e.table, form, own));
+  }
+  const predicateForm = e.where ? await probe(tx, () => predicateFormOf(tx, e.table, fragment(e.where!))) : null;
+  const samePredicate = [...known.values()].find((k) => k.predicateForm !== null && k.predicateForm === predicateForm);
+  let predicate = samePredicate?.rows[0]?.predicate ?? null;
+  if (predicateForm !== null && predicate === null) {
+    // The form's text is shown when it means the same when parsed again; else the scope as written.
+    const text = unwrap(predicateForm);
+    const again = await probe(tx, () => predicateFormOf(tx, e.table, sql.raw(text)));
+    predicate = again === predicateForm ? text : e.where!.text;
+  }
+  return { parts, predicate, forms, predicateForm };
+}
+
+/**
+ * An index element for a planned form, written as pg_get_indexdef writes one: a column or a
+ * function call as is, any other expression in parentheses, and COLLATE where the part's
+ * collation is not the one the expression has anyway. The text must build the very part it
+ * stands for — a COLLATE inside an expression does not survive planning — or the expression
+ * is shown as written (`own`).
+ */
+async function partText(tx: Tx, table: Table, form: Form, own: string): Promise<string> {
+  const element = /^("(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)$/.test(form.text) || looksLikeCall(form.text);
+  const bare = element ? form.text : `(${form.text})`;
+  const natural = form.collation === null ? null : await probe(tx, () => collationOf(tx, table, sql.raw(bare)));
+  const text = natural === form.collation ? bare : `${bare} COLLATE ${form.collation}`;
+  const again = await probe(tx, async () => ({
+    text: await plannedForm(tx, table, sql.raw(text), null),
+    collation: await collationOf(tx, table, sql.raw(text)),
+  }));
+  return formKey(again) === formKey(form) ? text : own;
+}
+
+/** `name(…)` or `schema.name(…)` whose first parenthesis closes at the very end. */
+function looksLikeCall(text: string): boolean {
+  const name = /^(?:(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)\.)?(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)\(/.exec(text);
+  return name !== null && closingParen(text, name[0].length - 1) === text.length - 1;
+}
+
+/** A predicate's form without the parentheses the planner's deparse puts around the whole of it. */
+function unwrap(text: string): string {
+  return text.startsWith('(') && closingParen(text, 0) === text.length - 1 ? text.slice(1, -1) : text;
+}
+
+/** Where the parenthesis opened at `open` closes, skipping quoted literals and identifiers; -1 if never. */
+function closingParen(text: string, open: number): number {
+  let depth = 0;
+  for (let i = open; i < text.length; i++) {
+    const ch = text[i]!;
+    if (ch === "'" || ch === '"') {
+      const end = text.indexOf(ch, i + 1);
+      if (end < 0) return -1;
+      i = end; // a doubled quote is two adjacent literals to this scan: still balanced
+    } else if (ch === '(') depth++;
+    else if (ch === ')' && --depth === 0) return i;
+  }
+  return -1;
 }

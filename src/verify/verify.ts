@@ -28,7 +28,7 @@ export async function verifyConstraints(
 ): Promise<Verdict[]> {
   const expected = expectedConstraints(catalog, rules, options);
   const uniques = expected.filter((e): e is ExpectedUnique => e.kind === 'unique');
-  const keys = await normalizeKeys(db, uniques);
+  const { keys, indexes } = await normalizeKeys(db, uniques, options.statementTimeoutMs);
   const violations = (counter: () => Promise<number>) =>
     options.countViolations === false ? Promise.resolve(null) : counter();
   return readOnly(db, options.statementTimeoutMs, async (tx) => {
@@ -42,7 +42,7 @@ export async function verifyConstraints(
     for (const e of expected) {
       if (e.kind === 'unique') {
         const key = keys.get(e)!;
-        const m = matchUnique(e, key);
+        const m = matchUnique(e, key, indexes);
         if (m.found) seenIndexes.add(m.found as UniqueIndex);
         const ddl = uniqueDdl(db, catalog, e, key, m.status, m.found as UniqueIndex | null, options.lockTimeout, names);
         verdicts.push({
@@ -79,7 +79,13 @@ export async function verifyConstraints(
     }
     for (const table of catalog.tables.filter((t) => catalog.schemas.includes(t.schema))) {
       for (const index of table.uniqueIndexes.filter((i) => !i.valid && !seenIndexes.has(i))) {
-        const key = { parts: index.parts, predicate: index.predicate };
+        // Not compared with anything: the index's own text is its form.
+        const key = {
+          parts: index.parts,
+          predicate: index.predicate,
+          forms: index.parts,
+          predicateForm: index.predicate,
+        };
         const e = {
           kind: 'unique' as const,
           table,
