@@ -1,0 +1,211 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import pg from 'pg';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDemoDatabase, DEMO_DIR } from '../../src/demo/database.js';
+import { urlFor } from '../support/db.js';
+import { runCli, writeConfig } from '../support/run.js';
+import { startStandby, type Standby } from '../support/standby.js';
+
+/**
+ * Every read-only command against a real streaming hot standby of the test server, compared with
+ * the same command on the primary; the commands that write refuse it. The standby is built in
+ * beforeAll (a base backup of the test server, well under a second here) or the file is skipped
+ * with the reason.
+ */
+
+// Index shapes verify-constraints must normalise without DDL: expressions, casts, predicates,
+// collations, NULLS NOT DISTINCT, keyword and mixed-case names, an operator class.
+const SHAPES = `
+  create table shapes (
+    id int primary key, email varchar(100), code text, a int, b int, "Ref" text, "order" int,
+    deleted_at timestamptz, doc jsonb
+  );
+  insert into shapes values
+    (1, 'A@x', 'k', 1, 1, 'r', 1, null, '{"k": 1}'), (2, 'b@x', 'K', 1, 2, 'r', 1, null, '{"k": 3}'),
+    (3, 'a@x', 'm', 2, 2, 's', 2, now(), '{"k": 2}'), (4, 'c@x', 'n', 2, 3, 't', null, null, '{}');
+  create unique index shapes_lower_email on shapes (lower(email)) where deleted_at is null;
+  create unique index shapes_sum on shapes ((a + b), (code || 'x'));
+  create unique index shapes_code_c on shapes (code collate "C") where a > 0 and (b < 9 or code = 'x');
+  create unique index shapes_doc on shapes ((doc ->> 'k'), coalesce("Ref", ''));
+  create unique index shapes_pattern on shapes (code text_pattern_ops, "order");
+`;
+const SHAPE_RULES = `
+  - check: duplicate-rows
+    table: shapes
+    key: [{ expr: "lower(email)" }]
+    where: "deleted_at is null"
+    repair: report
+  - check: duplicate-rows
+    table: shapes
+    key: [{ expr: "a+b" }, { expr: "code || 'x'" }]
+    repair: report
+  - check: duplicate-rows
+    table: shapes
+    key: [{ expr: 'code collate "C"' }]
+    where: "a > 0 and (b < 9 or code = 'x')"
+    includeSoftDeleted: true
+    repair: report
+  - check: duplicate-rows
+    table: shapes
+    key: [{ expr: "code" }]
+    where: "(a > 0) and (code = 'x' or b < 9)"
+    includeSoftDeleted: true
+    repair: report
+  - check: duplicate-rows
+    table: shapes
+    key: [{ expr: "doc->>'k'" }, { expr: "coalesce(\\"Ref\\", '')" }]
+    includeSoftDeleted: true
+    repair: report
+  - check: duplicate-rows
+    table: shapes
+    key: ["Ref", "order"]
+    nullsNotDistinct: true
+    includeSoftDeleted: true
+    repair: report
+  - check: duplicate-rows
+    table: shapes
+    key: [{ expr: "upper(email)" }]
+    where: "b > 1"
+    includeSoftDeleted: true
+    repair: report
+`;
+
+let primary: string;
+let database: string;
+let standby: Standby | null = null;
+let skip: string | null = null;
+let config: string;
+
+beforeAll(async () => {
+  const admin = inject('pgAdminUrl');
+  database = `rd_standby_${Math.random().toString(36).slice(2, 8)}`;
+  primary = await createDemoDatabase(admin, (d) => urlFor(admin, d), database);
+  const c = new pg.Client(primary);
+  await c.connect();
+  await c.query(SHAPES);
+  await c.end();
+  config = writeConfig(readFileSync(join(DEMO_DIR, 'rowdoctor.yml'), 'utf8') + SHAPE_RULES);
+  const built = await startStandby(admin);
+  standby = built.standby;
+  skip = built.skip;
+  if (skip) console.warn(`standby tests skipped: ${skip}`);
+  await standby?.catchUp();
+});
+
+afterAll(async () => {
+  await standby?.stop();
+  const c = new pg.Client(inject('pgAdminUrl'));
+  await c.connect();
+  await c.query(`drop database if exists ${database} with (force)`);
+  await c.end();
+});
+
+const replica = () => standby!.url(database);
+const withoutDatabase = (json: string) => ({ ...(JSON.parse(json) as Record<string, unknown>), database: null });
+
+describe('on a streaming hot standby', () => {
+  it('the standby is one: in recovery, streaming from the primary', async ({ skip: skipTest }) => {
+    if (skip) return skipTest(skip);
+    const c = new pg.Client(replica());
+    await c.connect();
+    const { rows } = await c.query<{ recovery: boolean; n: number }>(
+      'select pg_is_in_recovery() as recovery, (select count(*)::int from users) as n',
+    );
+    await c.end();
+    expect(rows[0]).toMatchObject({ recovery: true });
+    expect(rows[0]!.n).toBeGreaterThan(0);
+  });
+
+  it('scan gives the primary’s JSON, with --jobs 2 too', async ({ skip: skipTest }) => {
+    if (skip) return skipTest(skip);
+    const args = ['scan', '--config', config, '--format', 'json'];
+    const onPrimary = await runCli([...args, '--database-url', primary]);
+    expect(onPrimary.code).toBe(1);
+    for (const extra of [[], ['--jobs', '2']]) {
+      const onStandby = await runCli([...args, ...extra, '--database-url', replica()]);
+      expect(onStandby.stderr).toBe('');
+      expect(onStandby.code).toBe(1);
+      expect(withoutDatabase(onStandby.stdout)).toEqual(withoutDatabase(onPrimary.stdout));
+    }
+  });
+
+  it('verify-constraints gives the primary’s JSON, junit and migration, and creates nothing', async ({
+    skip: skipTest,
+  }) => {
+    if (skip) return skipTest(skip);
+    const dir = mkdtempSync(join(tmpdir(), 'rowdoctor-standby-'));
+    const run = (url: string, format: string, migration: string) =>
+      runCli([
+        'verify-constraints',
+        '--config',
+        config,
+        '--format',
+        format,
+        '--expect',
+        'shapes(lower(email))',
+        '--expect',
+        'users(email)',
+        '--emit-migration',
+        join(dir, migration),
+        '--database-url',
+        url,
+      ]);
+    const onPrimary = await run(primary, 'json', 'primary.sql');
+    const onStandby = await run(replica(), 'json', 'standby.sql');
+    expect(onStandby.stderr).toBe(`rowdoctor: wrote ${join(dir, 'standby.sql')}\n`);
+    expect(onStandby.code).toBe(1);
+    expect(withoutDatabase(onStandby.stdout)).toEqual(withoutDatabase(onPrimary.stdout));
+    const statuses = (JSON.parse(onStandby.stdout) as { constraints: { status: string }[] }).constraints.map(
+      (v) => v.status,
+    );
+    // The shapes' verdicts were checked against the indexes the server builds (test/integration/verify-normalize).
+    expect(new Set(statuses)).toEqual(new Set(['ok', 'missing', 'invalid', 'mismatch']));
+    const migration = (name: string) =>
+      readFileSync(join(dir, name), 'utf8').replace(/^-- rowdoctor verify-constraints migration for .*$/m, '');
+    expect(migration('standby.sql')).toBe(migration('primary.sql'));
+    const junit = [await run(primary, 'junit', 'p2.sql'), await run(replica(), 'junit', 's2.sql')];
+    expect(junit[1]!.stdout.replaceAll(new URL(replica()).host, '')).toBe(
+      junit[0]!.stdout.replaceAll(new URL(primary).host, ''),
+    );
+  });
+
+  it('init writes the same config as on the primary', async ({ skip: skipTest }) => {
+    if (skip) return skipTest(skip);
+    const dir = mkdtempSync(join(tmpdir(), 'rowdoctor-standby-'));
+    const files = [];
+    for (const [name, url] of [
+      ['primary.yml', primary],
+      ['standby.yml', replica()],
+    ] as const) {
+      const res = await runCli(['init', '--output', join(dir, name), '--database-url', url]);
+      expect(res.stderr).toBe('');
+      expect(res.code).toBe(0);
+      files.push(readFileSync(join(dir, name), 'utf8').replace(/^# rowdoctor\.yml — written by .*$/m, ''));
+    }
+    expect(files[1]).toBe(files[0]);
+  });
+
+  it('repair (dry run and --apply) and undo refuse with exit 2 and one paragraph, before anything else', async ({
+    skip: skipTest,
+  }) => {
+    if (skip) return skipTest(skip);
+    for (const args of [
+      ['repair', '--config', config],
+      ['repair', '--config', config, '--apply', '--format', 'json'],
+      ['undo', '00000000-0000-0000-0000-000000000000'],
+      ['undo', '00000000-0000-0000-0000-000000000000', '--apply'],
+    ]) {
+      const res = await runCli([...args, '--database-url', replica()]);
+      expect(res.code, args.join(' ')).toBe(2);
+      expect(res.stdout).toBe('');
+      const lines = res.stderr.trimEnd().split('\n');
+      expect(lines, res.stderr).toHaveLength(1);
+      expect(lines[0]).toMatch(/^rowdoctor: .* is a read replica \(a hot standby: pg_is_in_recovery\(\) is true\)/);
+      expect(lines[0]).toContain('Run it against the primary');
+      expect(lines[0]).toContain('--max-replica-lag');
+    }
+  });
+});
