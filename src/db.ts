@@ -86,8 +86,10 @@ export async function openDatabase(target: ConnectionTarget, options: OpenOption
     Client: ExtendedProtocolClient,
     types: exactTypes,
   });
-  // An idle client dying (server restart) must not crash the process with an unhandled event.
+  // An idle client dying (server restart) must not crash the process with an unhandled event; nor
+  // may one in use (a standby ends a session for a recovery conflict): its query fails with the error.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   try {
     const client = await pool.connect();
     client.release();
@@ -143,15 +145,32 @@ export async function readOnly<T>(
   work: (tx: Tx) => Promise<T>,
   first?: RawBuilder<unknown>,
 ): Promise<T> {
-  return db
-    .transaction()
-    .setIsolationLevel('repeatable read')
-    .setAccessMode('read only')
-    .execute(async (tx) => {
-      if (first) await first.execute(tx); // e.g. SET TRANSACTION SNAPSHOT, which must come before any query
-      await sql`select set_config('statement_timeout', ${String(statementTimeoutMs)}, true)`.execute(tx);
-      return work(tx);
-    });
+  let done: { result: T } | null = null;
+  let failure: { error: unknown } | null = null;
+  try {
+    return await db
+      .transaction()
+      .setIsolationLevel('repeatable read')
+      .setAccessMode('read only')
+      .execute(async (tx) => {
+        try {
+          if (first) await first.execute(tx); // e.g. SET TRANSACTION SNAPSHOT, which must come before any query
+          await sql`select set_config('statement_timeout', ${String(statementTimeoutMs)}, true)`.execute(tx);
+          done = { result: await work(tx) };
+          return done.result;
+        } catch (e) {
+          failure = { error: e };
+          throw e;
+        }
+      });
+  } catch (e) {
+    // The session is gone (a standby ended it for a recovery conflict): COMMIT or ROLLBACK then
+    // fails too. A read-only transaction has nothing to lose: finished work keeps its result, and
+    // failed work keeps its own error rather than the rollback's.
+    if (done) return (done as { result: T }).result;
+    if (failure) throw (failure as { error: unknown }).error;
+    throw e;
+  }
 }
 
 /**
