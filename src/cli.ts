@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { RowdoctorError, describePgError, isPgError } from './errors.js';
+import { isRecoveryConflict, RECOVERY_CONFLICT_HINT } from './catalog/recovery.js';
 import { redact } from './db.js';
 import { statementStats } from './repair/context.js';
 import { scanCommand } from './commands/scan.js';
@@ -126,7 +127,8 @@ export function reportError(e: unknown, debug: boolean): number {
     return e.exitCode;
   }
   if (isPgError(e)) {
-    process.stderr.write(`rowdoctor: ${redact(describePgError(e))}\n`);
+    const hint = isRecoveryConflict(e) ? `  ${RECOVERY_CONFLICT_HINT}\n` : '';
+    process.stderr.write(`rowdoctor: ${redact(describePgError(e))}\n${hint}`);
     return 2;
   }
   const err = e instanceof Error ? e : new Error(String(e));

@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import { preferParallel, queryError, type Tx } from './db.js';
 import { isPgError } from './errors.js';
 import { ruleErrorFinding } from './checks/rule-error.js';
+import { isRecoveryConflict } from './catalog/recovery.js';
 import type { Progress } from './report/progress.js';
 import { describeRule, type Rule } from './rules/types.js';
 
@@ -19,6 +20,13 @@ export interface ScanOptions {
   progress: Progress;
   /** More read-only transactions on tx's snapshot (--jobs): rules then run side by side, one per transaction. */
   alongside?: Tx[];
+  /**
+   * Run `work` in a new read-only transaction (a new snapshot, its own connection). Given, a rule a
+   * standby cancelled for a recovery conflict is retried once there; without it, the conflict is an error.
+   */
+  fresh?: <T>(work: (tx: Tx) => Promise<T>) => Promise<T>;
+  /** A line for the operator (stderr), whatever the output format: e.g. that a rule was retried. */
+  notice?: (line: string) => void;
 }
 
 /**
@@ -31,15 +39,42 @@ export async function scan(tx: Tx, rules: Rule[], options: ScanOptions): Promise
   const found: (Finding | null)[] = rules.map(() => null);
   let next = 0;
   let failed = false;
-  const worker = async (t: Tx) => {
-    while (next < rules.length && !failed) {
-      const i = next++;
-      found[i] = await checkOne(t, rules[i]!, `[${i + 1}/${rules.length}]`, options, slots.length > 1).catch(
-        (e: unknown) => {
+  const retried = new Set<number>();
+  const take = () => (next < rules.length && !failed ? next++ : null);
+  const run = (t: Tx, i: number) => checkOne(t, rules[i]!, `[${i + 1}/${rules.length}]`, options, slots.length > 1);
+  // Rules from `first` on, one after another, until none is left — or until the standby cancels
+  // one for a recovery conflict, which ends the transaction (in a savepoint, the whole session):
+  // then the rule to run first in a new transaction, if it is to be retried.
+  const drain = async (t: Tx, first: number | null): Promise<{ retry: number | null } | null> => {
+    for (let i = first ?? take(); i !== null; i = take()) {
+      try {
+        found[i] = await run(t, i);
+      } catch (e) {
+        if (!isRecoveryConflict(e) || !options.fresh) {
           failed = true;
           throw e;
-        },
-      );
+        }
+        const again = !retried.has(i);
+        retried.add(i);
+        if (!again) found[i] = ruleErrorFinding(rules[i]!, e as Error);
+        options.notice?.(
+          `${describeRule(rules[i]!)}: the standby cancelled the query (conflict with recovery); ` +
+            (again ? 'retrying it once on a new snapshot' : 'cancelled again on the retry, so reported as an error'),
+        );
+        return { retry: again ? i : null };
+      }
+    }
+    return null;
+  };
+  // A worker goes on in new transactions, one at a time, each ended before the next begins.
+  const worker = async (t: Tx): Promise<void> => {
+    let cancelled = await drain(t, null);
+    while (cancelled && options.fresh) {
+      const first = cancelled.retry;
+      cancelled = await options.fresh(async (nt) => {
+        await preferParallel(nt);
+        return drain(nt, first);
+      });
     }
   };
   const outcomes = await Promise.allSettled(slots.map(worker));
@@ -70,6 +105,8 @@ async function checkOne(
     await sql`release savepoint rd_rule`.execute(tx);
     return finding;
   } catch (e) {
+    // The transaction is gone or aborted past its savepoint: the caller decides (see scan).
+    if (isRecoveryConflict(e)) throw e;
     if (!isRuleLevel(e)) {
       throw queryError(e, `Checking ${rule.check} on ${describeRule(rule)}`);
     }

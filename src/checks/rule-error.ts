@@ -25,8 +25,8 @@ const HINTS: { code: string; message?: RegExp; hint: string }[] = [
     code: '40001',
     message: /conflict with recovery/,
     hint:
-      'A hot standby cancelled the query to replay WAL: turn on hot_standby_feedback or raise ' +
-      'max_standby_streaming_delay on the standby, or scan the primary.',
+      'A hot standby cancelled the query to replay WAL (rowdoctor retried it once on a new snapshot): turn on ' +
+      'hot_standby_feedback or raise max_standby_streaming_delay on the standby, or scan the primary.',
   },
   {
     code: '42501',

@@ -61,11 +61,11 @@ export async function snapshot(
 export async function withReadOnlySnapshot<T>(
   opts: CommonOptions,
   work: (tx: Tx, snap: Snapshot, conn: Connection, alongside: Tx[]) => Promise<T>,
-  mode: SnapshotMode & { jobs?: number } = {},
+  mode: SnapshotMode & { jobs?: number; connections?: number } = {},
 ): Promise<T> {
   const { loaded, statementTimeoutMs } = await prepare(opts);
   const jobs = mode.jobs ?? 1;
-  const conn = await connect(opts, jobs);
+  const conn = await connect(opts, mode.connections ?? jobs);
   try {
     return await readOnlyAlongside(conn.db, statementTimeoutMs, jobs - 1, async (tx, alongside) =>
       work(tx, await snapshot(tx, opts, loaded, mode), conn, alongside),

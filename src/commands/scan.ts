@@ -4,8 +4,9 @@ import { renderScanMarkdown } from '../report/scan-markdown.js';
 import { renderScanText } from '../report/scan-text.js';
 import { makeStyle } from '../report/style.js';
 import { scan } from '../scan.js';
+import { readOnly } from '../db.js';
 import { withReadOnlySnapshot } from './context.js';
-import { parseFailOn, parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
+import { parseDuration, parseFailOn, parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
 
 /** rowdoctor scan: find the damage, change nothing. Returns the exit code. */
 export async function scanCommand(opts: CommonOptions, out: (s: string) => void): Promise<number> {
@@ -13,14 +14,22 @@ export async function scanCommand(opts: CommonOptions, out: (s: string) => void)
   const failOn = parseFailOn(opts.failOn);
   const sample = parsePositiveInt(opts.sample, '--sample');
   const jobs = parsePositiveInt(opts.jobs ?? '1', '--jobs', 1);
+  const statementTimeoutMs = parseDuration(opts.statementTimeout, '--statement-timeout');
   const progress = createProgress(format === 'text' && process.stderr.isTTY === true);
   const { result, database } = await withReadOnlySnapshot(
     opts,
     async (tx, snap, conn, alongside) => ({
-      result: await scan(tx, snap.rules, { sample, progress, alongside }),
+      result: await scan(tx, snap.rules, {
+        sample,
+        progress,
+        alongside,
+        fresh: (work) => readOnly(conn.db, statementTimeoutMs, work),
+        notice: (line) => process.stderr.write(`rowdoctor: ${line}\n`),
+      }),
       database: conn.target.display,
     }),
-    { jobs },
+    // One connection more than --jobs: a retry after a recovery conflict needs a new one.
+    { jobs, connections: jobs + 1 },
   );
   if (format === 'json')
     out(JSON.stringify(scanDocument('scan', database, result.findings, result.checks), null, 2) + '\n');

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Table, UniqueIndex } from '../catalog/types.js';
 import { readOnly, type Db, type Tx } from '../db.js';
 import { RowdoctorError, describePgError, isPgError } from '../errors.js';
+import { isRecoveryConflict } from '../catalog/recovery.js';
 import { keyExpr, tableRef, fragment, type Sql } from '../sql/build.js';
 import type { ExpectedUnique } from './types.js';
 
@@ -72,7 +73,7 @@ export async function normalizeKeys(
         try {
           keys.set(e, await expectedKey(tx, e, known));
         } catch (err) {
-          if (!isPgError(err)) throw err;
+          if (!isPgError(err) || isRecoveryConflict(err)) throw err;
           problems.push(`  ${e.table.id}: ${describePgError(err)}`);
         }
       }
@@ -94,7 +95,8 @@ async function probe<T>(tx: Tx, work: () => Promise<T>): Promise<T> {
     await sql`release savepoint rd_normalize`.execute(tx);
     return out;
   } catch (e) {
-    await sql`rollback to savepoint rd_normalize`.execute(tx);
+    // A recovery conflict ended the session (inside a savepoint a standby ends it): nothing to roll back.
+    if (!isRecoveryConflict(e)) await sql`rollback to savepoint rd_normalize`.execute(tx);
     throw e;
   }
 }
