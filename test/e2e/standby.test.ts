@@ -209,3 +209,151 @@ describe('on a streaming hot standby', () => {
     }
   });
 });
+
+/**
+ * A recovery conflict, made to happen: a standby that cancels a query at once when replay needs
+ * (max_standby_streaming_delay = 0, no hot_standby_feedback), a rule whose query sleeps in each row
+ * it reads, and — while that query runs on its snapshot — a DELETE and a VACUUM on the primary
+ * that remove row versions the snapshot still sees. Every step waits for the state it needs.
+ */
+describe('a scan cancelled by recovery on a standby', () => {
+  let conflicting: Standby | null = null;
+  let db: string;
+  let rules: string;
+  beforeAll(async () => {
+    if (skip) return;
+    const admin = inject('pgAdminUrl');
+    db = `rd_conflict_${Math.random().toString(36).slice(2, 8)}`;
+    const c = new pg.Client(admin);
+    await c.connect();
+    await c.query(`create database ${db}`);
+    await c.end();
+    const d = new pg.Client(urlFor(admin, db));
+    await d.connect();
+    // autovacuum off for the table: only the test's VACUUM removes rows, when the test says so.
+    await d.query(`
+      create table slow (id int primary key, k int) with (autovacuum_enabled = off);
+      insert into slow select g, g % 3 from generate_series(1, 12) g;
+      create table quick (id int primary key, k int);
+      insert into quick values (1, 1), (2, 1);`);
+    await d.end();
+    rules = writeConfig(`rules:
+  - check: duplicate-rows
+    table: slow
+    key: [k]
+    where: "pg_catalog.pg_sleep(0.1) is not null"
+  - check: duplicate-rows
+    table: quick
+    key: [k]
+`);
+    conflicting = (await startStandby(admin, { settings: { max_standby_streaming_delay: '0' } })).standby;
+    await conflicting!.catchUp();
+  });
+  afterAll(async () => {
+    if (skip) return;
+    await conflicting?.stop();
+    const c = new pg.Client(inject('pgAdminUrl'));
+    await c.connect();
+    await c.query(`drop database if exists ${db} with (force)`);
+    await c.end();
+  });
+
+  /** Wait until a rowdoctor query other than those in `seen` sleeps on the standby; returns its pid. */
+  async function sleepingScan(seen: number[]): Promise<number> {
+    const c = new pg.Client(conflicting!.url('postgres'));
+    await c.connect();
+    try {
+      for (let i = 0; i < 400; i++) {
+        const { rows } = await c.query<{ pid: number }>(
+          `select pid from pg_stat_activity
+            where application_name = 'rowdoctor' and wait_event = 'PgSleep' and not (pid = any($1::int[]))`,
+          [seen],
+        );
+        if (rows[0]) return rows[0].pid;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error('no rowdoctor query started sleeping on the standby');
+    } finally {
+      await c.end();
+    }
+  }
+
+  /** On the primary: delete a row and vacuum it away; replay then conflicts with the sleeping snapshot. */
+  async function removeRowUnderneath(id: number): Promise<void> {
+    const c = new pg.Client(urlFor(inject('pgAdminUrl'), db));
+    await c.connect();
+    await c.query('delete from slow where id = $1', [id]);
+    await c.query('vacuum slow');
+    await c.end();
+  }
+
+  const conflicts = async () => {
+    const c = new pg.Client(conflicting!.url(db));
+    await c.connect();
+    const { rows } = await c.query<{ n: number }>(
+      'select confl_snapshot::int as n from pg_stat_database_conflicts where datname = current_database()',
+    );
+    await c.end();
+    return rows[0]!.n;
+  };
+
+  it('retries the rule once on a new snapshot, and its finding is that snapshot’s', async ({ skip: skipTest }) => {
+    if (skip) return skipTest(skip);
+    const before = await conflicts();
+    const run = runCli(['scan', '--config', rules, '--format', 'json', '--database-url', conflicting!.url(db)]);
+    await sleepingScan([]);
+    await removeRowUnderneath(3); // k = 0: its group of four becomes three
+    const res = await run;
+    expect(await conflicts()).toBe(before + 1);
+    expect(res.code).toBe(1);
+    const findings = (JSON.parse(res.stdout) as { findings: { table: string; rows: number; groups: number }[] })
+      .findings;
+    expect(findings.map((f) => [f.table, f.groups, f.rows])).toEqual([
+      ['public.slow', 3, 12 - 1 - 3],
+      ['public.quick', 1, 1],
+    ]);
+    expect(res.stderr).toMatch(
+      /^rowdoctor: public\.slow\(k\) .*conflict with recovery.*retrying it once on a new snapshot\n$/,
+    );
+  });
+
+  it('reports the rule with the hint when the retry is cancelled too: exit 2, never a raw error', async ({
+    skip: skipTest,
+  }) => {
+    if (skip) return skipTest(skip);
+    const before = await conflicts();
+    const run = runCli(['scan', '--config', rules, '--format', 'json', '--database-url', conflicting!.url(db)]);
+    const first = await sleepingScan([]);
+    await removeRowUnderneath(4);
+    await sleepingScan([first]);
+    await removeRowUnderneath(5);
+    const res = await run;
+    expect(await conflicts()).toBe(before + 2);
+    expect(res.code).toBe(2);
+    const doc = JSON.parse(res.stdout) as {
+      findings: { table: string; rows: number; error?: { message: string; hint: string } }[];
+    };
+    expect(doc.findings.map((f) => f.table)).toEqual(['public.slow', 'public.quick']);
+    expect(doc.findings[0]!.error!.message).toMatch(/conflict with recovery \(SQLSTATE 40001\)/);
+    expect(doc.findings[0]!.error!.hint).toMatch(/hot_standby_feedback/);
+    expect(doc.findings[0]!.error!.hint).toMatch(/max_standby_streaming_delay/);
+    expect(doc.findings[1]).toMatchObject({ rows: 1 });
+    expect(res.stderr).toMatch(/retrying it once on a new snapshot\n.*cancelled again on the retry, so reported/);
+  });
+
+  it('verify-constraints cancelled by recovery ends with the conflict and the hint: exit 2, never a raw error', async ({
+    skip: skipTest,
+  }) => {
+    if (skip) return skipTest(skip);
+    // Its violation count for the slow rule's key reads the table through the same sleeping scope.
+    const run = runCli(['verify-constraints', '--config', rules, '--database-url', conflicting!.url(db)]);
+    await sleepingScan([]);
+    await removeRowUnderneath(6);
+    const res = await run;
+    expect(res.code).toBe(2);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toMatch(/^rowdoctor: .*due to conflict with recovery \(SQLSTATE 40001\)/);
+    expect(res.stderr).toMatch(/hot_standby_feedback = on .* max_standby_streaming_delay/s);
+    expect(res.stderr).not.toMatch(/internal error|Connection terminated/);
+  });
+});
