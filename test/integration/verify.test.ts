@@ -96,10 +96,14 @@ let config: string;
 let verdicts: C[];
 let serverVersion = 0;
 beforeAll(async () => {
-  db = await freshDatabase(FIXTURE);
+  db = await freshDatabase();
   serverVersion = Number((await db.query<{ v: string }>("select current_setting('server_version_num') as v"))[0]!.v);
+  await db.exec(FIXTURE);
   await expect(db.exec('create unique index concurrently w_k on w (k)')).rejects.toMatchObject({ code: '23505' });
-  config = writeConfig(CONFIG);
+  // NULLS NOT DISTINCT needs PostgreSQL 15: before it, such a rule cannot be verified (normalize says so).
+  config = writeConfig(
+    serverVersion >= 150000 ? CONFIG : CONFIG.replace(/ {2}- check: duplicate-rows\n {4}table: nd\n[\s\S]*?(?= {2}- check)/, ''),
+  );
   const res = await runCli([
     'verify-constraints',
     '--database-url',

@@ -10,13 +10,15 @@ export default class SummaryReporter implements Reporter {
     let failed = 0;
     let skipped = 0;
     for (const m of modules) {
-      for (const t of m.children.allTests()) {
+      const tests = [...m.children.allTests()];
+      for (const t of tests) {
         const state = t.result().state;
         if (state === 'passed') passed++;
         else if (state === 'failed') failed++;
         else skipped++;
       }
-      if (m.state() === 'failed' && ![...m.children.allTests()].length) failed++;
+      // A file that failed outside its tests (a beforeAll, an import) skipped them: that is a failure.
+      if (m.state() === 'failed' && !tests.some((t) => t.result().state === 'failed')) failed++;
     }
     process.stdout.write(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   }
