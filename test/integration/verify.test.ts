@@ -102,7 +102,9 @@ beforeAll(async () => {
   await expect(db.exec('create unique index concurrently w_k on w (k)')).rejects.toMatchObject({ code: '23505' });
   // NULLS NOT DISTINCT needs PostgreSQL 15: before it, such a rule cannot be verified (normalize says so).
   config = writeConfig(
-    serverVersion >= 150000 ? CONFIG : CONFIG.replace(/ {2}- check: duplicate-rows\n {4}table: nd\n[\s\S]*?(?= {2}- check)/, ''),
+    serverVersion >= 150000
+      ? CONFIG
+      : CONFIG.replace(/ {2}- check: duplicate-rows\n {4}table: nd\n[\s\S]*?(?= {2}- check)/, ''),
   );
   const res = await runCli([
     'verify-constraints',
