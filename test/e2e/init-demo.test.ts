@@ -74,7 +74,12 @@ describe('demo', () => {
       /5\. rowdoctor verify-constraints[\s\S]*6 constraints checked · 2 ok, 2 missing, 2 invalid[\s\S]*CREATE UNIQUE INDEX CONCURRENTLY "submission_invite_id_key"/,
     );
     expect(res.stderr).toMatch(/Stopping the embedded PostgreSQL/);
-    expect(readdirSync(tmp).filter((d) => d.startsWith('rowdoctor-pg-'))).toEqual([]);
+    // the server's data directory is gone; a copy of the binaries (made when the checkout is out of the
+    // server user's reach) is a cache kept on purpose, shared by later runs
+    const leftovers = readdirSync(tmp).filter(
+      (d) => d.startsWith('rowdoctor-pg-') && !d.startsWith('rowdoctor-pg-bin-'),
+    );
+    expect(leftovers).toEqual([]);
     rmSync(tmp, { recursive: true, force: true });
   });
 });
