@@ -1,5 +1,13 @@
 import pg from 'pg';
-import { Kysely, PostgresDialect, sql, type RawBuilder, type Transaction } from 'kysely';
+import {
+  CompiledQuery,
+  Kysely,
+  PostgresDialect,
+  sql,
+  type DatabaseConnection,
+  type RawBuilder,
+  type Transaction,
+} from 'kysely';
 import { RowdoctorError, describePgError, isPgError } from './errors.js';
 import { exactTypes } from './sql/exact-json.js';
 
@@ -97,8 +105,29 @@ export async function openDatabase(target: ConnectionTarget, options: OpenOption
     await pool.end().catch(() => undefined);
     throw connectionError(e, target);
   }
-  const db: Db = new Kysely({ dialect: new PostgresDialect({ pool }) });
+  const db: Db = new Kysely({ dialect: new PostgresDialect({ pool, onCreateConnection: safeSearchPath }) });
   return { db, target, close: () => db.destroy() };
+}
+
+/**
+ * Every session searches pg_catalog first and pg_temp last, whatever the role's search_path says:
+ * a user's function can never stand in for a built-in rowdoctor calls, and its work tables (always
+ * written `pg_temp.name`, see sql/work-table.ts) can never be shadowed by, or mistaken for, a user's
+ * table. The role's own schemas stay in between, so expressions from a config resolve as they do
+ * for the application.
+ */
+async function safeSearchPath(connection: DatabaseConnection): Promise<void> {
+  await connection.executeQuery(
+    CompiledQuery.raw(`
+      select set_config('search_path', array_to_string(
+               array['pg_catalog']
+               || array(select quote_ident(s)
+                          from unnest(current_schemas(false)) with ordinality as p(s, i)
+                         where s <> 'pg_catalog' and s !~ '^pg_temp_'
+                         order by i)
+               || array['pg_temp'],
+             ', '), false)`),
+  );
 }
 
 function connectionError(e: unknown, target: ConnectionTarget): RowdoctorError {

@@ -27,6 +27,7 @@ import { deletedValue } from '../repair/markers.js';
 import { deleteLosers, mergeRows } from '../repair/merge.js';
 import { unreferenced, updateRows } from '../repair/rows.js';
 import type { PlanSample, Repairer } from '../repair/types.js';
+import type { WorkTable } from '../sql/work-table.js';
 
 /**
  * duplicate-rows: rows that share a key that should be unique.
@@ -141,19 +142,19 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
           rule.key.map((k, i) => ({ ref: sql`g.${sql.id(`k${i}`)}`, baseType: partBaseType(rule.table, k) })),
         );
     const { rows } = await sql<{ groups: string; members: string; samples: Sample[] }>`
-      with bucketed as (select n from ${sql.id(GROUPS)} g where ${inBucket} order by n limit ${sample}),
+      with bucketed as (select n from ${GROUPS} g where ${inBucket} order by n limit ${sample}),
       chosen as (
-        select n from bucketed where (select count(*) from bucketed) >= least(${sample}, (select count(*) from ${sql.id(GROUPS)}))
+        select n from bucketed where (select count(*) from bucketed) >= least(${sample}, (select count(*) from ${GROUPS}))
         union all
-        select n from (select n from ${sql.id(GROUPS)} order by n limit ${sample}) f
-         where (select count(*) from bucketed) < least(${sample}, (select count(*) from ${sql.id(GROUPS)}))
+        select n from (select n from ${GROUPS} order by n limit ${sample}) f
+         where (select count(*) from bucketed) < least(${sample}, (select count(*) from ${GROUPS}))
       ),
       s as (
         select g.n, json_build_array(${keys}) as key, json_agg(${pk.length === 1 ? pks : sql`json_build_array(${pks})`} order by ${pks}) as ids
-          from chosen c join ${sql.id(GROUPS)} g on g.n = c.n join ${sql.id(MEMBERS)} m on m.n = g.n
+          from chosen c join ${GROUPS} g on g.n = c.n join ${MEMBERS} m on m.n = g.n
          group by g.n, ${keys}
       )
-      select (select count(*) from ${sql.id(GROUPS)}) as groups, (select count(*) from ${sql.id(MEMBERS)}) as members,
+      select (select count(*) from ${GROUPS}) as groups, (select count(*) from ${MEMBERS}) as members,
              (select coalesce(json_agg(json_build_object('key', key, 'ids', ids) order by n), '[]'::json) from s) as samples`.execute(
       session,
     );
@@ -192,16 +193,16 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
     const map = ctx.nextTemp();
     await run(
       ctx,
-      sql`create temp table ${sql.id(map)} on commit drop as
+      sql`create temp table ${map} on commit drop as
       select n, ${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`))}, ${sql.join(pk.map((_, i) => sql.id(`s${i}`)))}
         from (select n, ${sql.join(pk.map((_, i) => sql.id(`p${i}`)))},
                      ${sql.join(pk.map((_, i) => sql`first_value(${sql.id(`p${i}`)}) over w as ${sql.id(`s${i}`)}`))},
                      row_number() over w as rn
-                from ${sql.id(rows)} window w as (partition by n order by ${keep})) x
+                from ${rows} window w as (partition by n order by ${keep})) x
        where rn > 1`,
       'plan',
     );
-    const groups = await count(ctx, sql`select distinct n from ${sql.id(map)}`);
+    const groups = await count(ctx, sql`select distinct n from ${map}`);
     const samples = sample > 0 ? await planSamples(ctx, rule, map, sample) : [];
     if (rule.repair === 'merge') {
       if (rule.fill) ctx.counts.rowsUpdated += await fillSurvivors(ctx, table, map);
@@ -240,7 +241,12 @@ function keyIndexed(rule: DuplicateRule): boolean {
 }
 
 /** Survivor and losers of the first groups of a batch, for the plan's samples. */
-async function planSamples(ctx: BatchContext, rule: DuplicateRule, map: string, limit: number): Promise<PlanSample[]> {
+async function planSamples(
+  ctx: BatchContext,
+  rule: DuplicateRule,
+  map: WorkTable,
+  limit: number,
+): Promise<PlanSample[]> {
   const pkLen = pkOf(rule.table).length;
   const cols = (p: string) => sql.join(Array.from({ length: pkLen }, (_, i) => sql.id(`${p}${i}`)));
   const id = (p: string) => (pkLen === 1 ? sql.id(`${p}0`) : sql`json_build_array(${cols(p)})`);
@@ -249,7 +255,7 @@ async function planSamples(ctx: BatchContext, rule: DuplicateRule, map: string, 
     ctx,
     sql`
     select json_build_array(${keys}) as key, (array_agg(${id('s')}))[1] as survivor, json_agg(${id('l')} order by ${cols('l')}) as losers
-      from ${sql.id(map)} m join ${sql.id(GROUPS)} g on g.n = m.n
+      from ${map} m join ${GROUPS} g on g.n = m.n
      group by g.n, ${keys} order by g.n limit ${limit}`,
     'plan',
   );
@@ -257,21 +263,21 @@ async function planSamples(ctx: BatchContext, rule: DuplicateRule, map: string, 
 }
 
 /** fill: where a survivor's column is NULL, take the first non-NULL value among its losers. */
-async function fillSurvivors(ctx: BatchContext, table: Table, map: string): Promise<number> {
+async function fillSurvivors(ctx: BatchContext, table: Table, map: WorkTable): Promise<number> {
   const pk = pkOf(table);
   const cols = table.columns.filter((c) => !pk.includes(c.name) && !c.generated);
   if (!cols.length) return 0;
   const filled = ctx.nextTemp();
   await run(
     ctx,
-    sql`create temp table ${sql.id(filled)} on commit drop as
+    sql`create temp table ${filled} on commit drop as
     select ${sql.join(pk.map((_, i) => sql`m.${sql.id(`s${i}`)} as ${sql.id(`l${i}`)}`))},
            ${sql.join(cols.map((c) => sql`(array_agg(${col('x', c.name)} order by ${sql.join(pk.map((p) => col('x', p)))}) filter (where ${col('x', c.name)} is not null))[1] as ${sql.id(c.name)}`))}
-      from ${sql.id(map)} m join ${tableRef(table)} x on ${pkMatches(table, 'x', 'm', 'l')}
+      from ${map} m join ${tableRef(table)} x on ${pkMatches(table, 'x', 'm', 'l')}
      group by ${sql.join(pk.map((_, i) => sql`m.${sql.id(`s${i}`)}`))}`,
     'plan',
   );
-  const needs = sql`exists (select 1 from ${sql.id(filled)} f where ${pkMatches(table, 't', 'f', 'l')}
+  const needs = sql`exists (select 1 from ${filled} f where ${pkMatches(table, 't', 'f', 'l')}
                      and (${sql.join(
                        cols.map((c) => sql`(${col('t', c.name)} is null and ${col('f', c.name)} is not null)`),
                        sql` or `,
@@ -279,7 +285,7 @@ async function fillSurvivors(ctx: BatchContext, table: Table, map: string): Prom
   const targets = ctx.nextTemp();
   await run(
     ctx,
-    sql`create temp table ${sql.id(targets)} on commit drop as
+    sql`create temp table ${targets} on commit drop as
     select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`l${i}`)}`))} from ${tableRef(table)} t where ${needs}`,
     'plan',
   );
@@ -289,7 +295,7 @@ async function fillSurvivors(ctx: BatchContext, table: Table, map: string): Prom
     targets,
     cols.map((c) => ({
       column: c.name,
-      value: sql`coalesce(${col('t', c.name)}, (select ${col('f', c.name)} from ${sql.id(filled)} f where ${pkMatches(table, 't', 'f', 'l')}))`,
+      value: sql`coalesce(${col('t', c.name)}, (select ${col('f', c.name)} from ${filled} f where ${pkMatches(table, 't', 'f', 'l')}))`,
     })),
   );
 }

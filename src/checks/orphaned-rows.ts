@@ -163,7 +163,7 @@ export const orphanRepair: Repairer<OrphanRule> = {
       pkPrefix: 'l',
       byKey: child.indexedLeading.includes(rule.columns[0]!),
     });
-    const groups = await count(ctx, sql`select distinct n from ${sql.id(rows)}`);
+    const groups = await count(ctx, sql`select distinct n from ${rows}`);
     const { free, skippedGroups: skipped } =
       rule.repair === 'delete' ? await unreferenced(ctx, child, rows) : { free: rows, skippedGroups: 0 };
     if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, child, free);

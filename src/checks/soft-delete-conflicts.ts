@@ -130,22 +130,22 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
       picked: sql`g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))}, ${isDeleted(marker, 't')} as deleted, ${col('t', marker.column)} as m`,
       byKey: first?.kind === 'column' && table.indexedLeading.includes(first.column),
     });
-    const groups = await count(ctx, sql`select distinct n from ${sql.id(rows)} where deleted`);
+    const groups = await count(ctx, sql`select distinct n from ${rows} where deleted`);
     const pks = sql.join(pk.map((_, i) => sql.id(`p${i}`)));
     const firstPk = (alias: string) =>
       sql.join(pk.map((_, i) => sql`first_value(${sql.id(`p${i}`)}) over w as ${sql.id(`${alias}${i}`)}`));
     const asLoser = sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`));
     const sCols = sql.join(pk.map((_, i) => sql.id(`s${i}`)));
-    const hasLive = sql`n in (select n from ${sql.id(rows)} where not deleted)`;
+    const hasLive = sql`n in (select n from ${rows} where not deleted)`;
 
     if (rule.repair === 'purge-deleted') {
       // Deleted rows that share their key with a live row: merge into the first live row.
       const map = ctx.nextTemp();
       await run(
         ctx,
-        sql`create temp table ${sql.id(map)} on commit drop as
+        sql`create temp table ${map} on commit drop as
         select ${asLoser}, ${sCols} from (
-          select n, deleted, ${pks}, ${firstPk('s')} from ${sql.id(rows)} where ${hasLive}
+          select n, deleted, ${pks}, ${firstPk('s')} from ${rows} where ${hasLive}
           window w as (partition by n order by deleted, ${pks})) x
          where deleted`,
         'plan',
@@ -155,7 +155,7 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
       const lone = ctx.nextTemp();
       await run(
         ctx,
-        sql`create temp table ${sql.id(lone)} on commit drop as select n, ${asLoser} from ${sql.id(rows)} where deleted and not ${hasLive}`,
+        sql`create temp table ${lone} on commit drop as select n, ${asLoser} from ${rows} where deleted and not ${hasLive}`,
         'plan',
       );
       const { free, skippedGroups: skipped } = await unreferenced(ctx, table, lone);
@@ -171,24 +171,24 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
     const map = ctx.nextTemp();
     await run(
       ctx,
-      sql`create temp table ${sql.id(map)} on commit drop as
+      sql`create temp table ${map} on commit drop as
       select ${asLoser}, ${sCols}, rn from (
-        select ${pks}, ${firstPk('s')}, row_number() over w as rn from ${sql.id(rows)} where not ${hasLive}
+        select ${pks}, ${firstPk('s')}, row_number() over w as rn from ${rows} where not ${hasLive}
         window w as (partition by n order by ${newest}${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} desc`))})) x`,
       'plan',
     );
     const survivors = ctx.nextTemp();
     await run(
       ctx,
-      sql`create temp table ${sql.id(survivors)} on commit drop as select ${sql.join(pk.map((_, i) => sql.id(`l${i}`)))} from ${sql.id(map)} where rn = 1`,
+      sql`create temp table ${survivors} on commit drop as select ${sql.join(pk.map((_, i) => sql.id(`l${i}`)))} from ${map} where rn = 1`,
       'plan',
     );
-    await run(ctx, sql`delete from ${sql.id(map)} where rn = 1`, 'plan');
+    await run(ctx, sql`delete from ${map} where rn = 1`, 'plan');
     ctx.counts.rowsDeleted += await mergeRows(ctx, table, map);
     ctx.counts.rowsUpdated += await updateRows(ctx, table, survivors, [
       { column: marker.column, value: aliveValue(marker) },
     ]);
-    const skipped = await count(ctx, sql`select distinct n from ${sql.id(rows)} where deleted and ${hasLive}`);
+    const skipped = await count(ctx, sql`select distinct n from ${rows} where deleted and ${hasLive}`);
     return {
       groups,
       skipped,

@@ -3,6 +3,7 @@ import type { Catalog, Table } from '../catalog/types.js';
 import type { Tx } from '../db.js';
 import type { Rule } from '../rules/types.js';
 import { col, type Sql } from '../sql/build.js';
+import { workTable, type WorkTable } from '../sql/work-table.js';
 
 /** What one rule's repair changed (or, in a dry run, would change). Contract §JSON `actions`. */
 export interface Counts {
@@ -43,7 +44,7 @@ export interface BatchContext {
   counts: Counts;
   /** Distinct statement texts, in first-run order, for --sql. */
   statements: Map<string, true>;
-  nextTemp(): string;
+  nextTemp(): WorkTable;
 }
 
 /** The longest single statement of this process's repair (what bench reports against its 0.5 s target). */
@@ -67,7 +68,7 @@ export async function run<R = Record<string, unknown>>(
   const ms = performance.now() - started;
   // Temp tables get statistics at once, as a careful hand-written plan does: without them the
   // planner may pick a sequential scan of the big table for a join with a few thousand keys.
-  const created = /^create temp table (?:if not exists )?("(?:[^"]|"")+")/.exec(compiled.sql);
+  const created = /^create temp table (?:if not exists )?((?:"(?:[^"]|"")+"\.)?"(?:[^"]|"")+")/.exec(compiled.sql);
   if (created) await ctx.tx.executeQuery(sql`analyze ${sql.raw(created[1]!)}`.compile(ctx.tx));
   if (ms > statementStats.longestMs)
     Object.assign(statementStats, { longestMs: ms, longestSql: compiled.sql.replace(/\s+/g, ' ').slice(0, 160) });
@@ -97,12 +98,12 @@ export function pkMatches(table: Table, alias: string, other: string, prefix: st
  * In a dry run nothing is deleted, so rows a plan has already "removed" are remembered in a temp
  * table per table and left out of later queries; in an apply they are really gone.
  */
-export async function goneTable(ctx: BatchContext, table: Table): Promise<string> {
-  const name = `rd_gone_${table.oid}`;
+export async function goneTable(ctx: BatchContext, table: Table): Promise<WorkTable> {
+  const name = workTable(`rd_gone_${table.oid}`);
   const cols = sql.join(pkOf(table).map((c, i) => sql`${col(null, c)} as ${sql.id(`p${i}`)}`));
   await run(
     ctx,
-    sql`create temp table if not exists ${sql.id(name)} on commit drop as select ${cols} from ${sql.id(table.schema, table.name)} where false`,
+    sql`create temp table if not exists ${name} on commit drop as select ${cols} from ${sql.id(table.schema, table.name)} where false`,
     'read',
   );
   return name;
@@ -111,5 +112,5 @@ export async function goneTable(ctx: BatchContext, table: Table): Promise<string
 export async function visible(ctx: BatchContext, table: Table, alias: string): Promise<Sql> {
   if (ctx.apply || !table.primaryKey) return sql`true`;
   const gone = await goneTable(ctx, table);
-  return sql`not exists (select 1 from ${sql.id(gone)} g where ${pkMatches(table, alias, 'g', 'p')})`;
+  return sql`not exists (select 1 from ${gone} g where ${pkMatches(table, alias, 'g', 'p')})`;
 }

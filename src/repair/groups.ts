@@ -2,10 +2,11 @@ import { sql, type RawBuilder } from 'kysely';
 import type { Db } from '../db.js';
 import type { Table } from '../catalog/types.js';
 import { keyAliases } from '../sql/build.js';
+import { workTable, type WorkTable } from '../sql/work-table.js';
 import { pkMatches, run, type BatchContext } from './context.js';
 
 /** The session-scoped temp table of group keys a repair walks through in batches: (n, k0, k1 …). */
-export const GROUPS = 'rd_groups';
+export const GROUPS = workTable('rd_groups');
 
 /**
  * (Re)create rd_groups from a query that yields the key columns k0.. of each group, numbered in
@@ -13,16 +14,16 @@ export const GROUPS = 'rd_groups';
  */
 export async function createGroups(session: Db, keyCount: number, keys: RawBuilder<unknown>): Promise<number> {
   const names = keyAliases(keyCount).map((_, i) => sql.id(`k${i}`));
-  await sql`drop table if exists ${sql.id(GROUPS)}`.execute(session);
-  await sql`create temp table ${sql.id(GROUPS)} as
+  await sql`drop table if exists ${GROUPS}`.execute(session);
+  await sql`create temp table ${GROUPS} as
     select row_number() over (order by ${sql.join(names)}) as n, ${sql.join(names)} from (${keys}) g`.execute(session);
-  await sql`analyze ${sql.id(GROUPS)}`.execute(session);
-  const res = await sql<{ n: string }>`select count(*) as n from ${sql.id(GROUPS)}`.execute(session);
+  await sql`analyze ${GROUPS}`.execute(session);
+  const res = await sql<{ n: string }>`select count(*) as n from ${GROUPS}`.execute(session);
   return Number(res.rows[0]?.n ?? 0);
 }
 
 /** The session-scoped temp table of each group's member rows, by primary key: (n, p0 …). */
-export const MEMBERS = 'rd_members';
+export const MEMBERS = workTable('rd_members');
 
 /**
  * List every group's member rows once (one pass over the table), so each batch then reaches its
@@ -35,12 +36,12 @@ export async function createMembers(
   scope: RawBuilder<unknown>,
 ): Promise<void> {
   const pk = table.primaryKey ?? [];
-  await sql`drop table if exists ${sql.id(MEMBERS)}`.execute(session);
-  await sql`create temp table ${sql.id(MEMBERS)} as
+  await sql`drop table if exists ${MEMBERS}`.execute(session);
+  await sql`create temp table ${MEMBERS} as
     select g.n, ${sql.join(pk.map((c, i) => sql`t.${sql.id(c)} as ${sql.id(`p${i}`)}`))}
-      from ${sql.id(table.schema, table.name)} t join ${sql.id(GROUPS)} g on ${onKey} where ${scope}`.execute(session);
-  await sql`create index on ${sql.id(MEMBERS)} (n)`.execute(session);
-  await sql`analyze ${sql.id(MEMBERS)}`.execute(session);
+      from ${sql.id(table.schema, table.name)} t join ${GROUPS} g on ${onKey} where ${scope}`.execute(session);
+  await sql`create index on ${MEMBERS} (n)`.execute(session);
+  await sql`analyze ${MEMBERS}`.execute(session);
 }
 
 /** `g.n` within the batch. */
@@ -58,7 +59,7 @@ export function inBatch(from: number, to: number): RawBuilder<unknown> {
 export async function lockBatchRows(
   ctx: BatchContext,
   table: Table,
-  rows: string,
+  rows: WorkTable,
   batch: {
     from: number;
     to: number;
@@ -72,9 +73,9 @@ export async function lockBatchRows(
   const where = sql`${inBatch(batch.from, batch.to)} and ${batch.onKey} and ${batch.still}`;
   await run(
     ctx,
-    sql`create temp table ${sql.id(rows)} on commit drop as
+    sql`create temp table ${rows} on commit drop as
     select ${batch.picked}
-      from ${sql.id(MEMBERS)} m join ${sql.id(table.schema, table.name)} t on ${pkMatches(table, 't', 'm', 'p')} join ${sql.id(GROUPS)} g on g.n = m.n
+      from ${MEMBERS} m join ${sql.id(table.schema, table.name)} t on ${pkMatches(table, 't', 'm', 'p')} join ${GROUPS} g on g.n = m.n
      where ${where}
        for update of t`,
     'plan',
@@ -82,9 +83,9 @@ export async function lockBatchRows(
   if (!batch.byKey) return;
   await run(
     ctx,
-    sql`insert into ${sql.id(rows)}
-    select ${batch.picked} from ${sql.id(table.schema, table.name)} t join ${sql.id(GROUPS)} g on ${batch.onKey}
-     where ${where} and not exists (select 1 from ${sql.id(rows)} r where ${pkMatches(table, 't', 'r', batch.pkPrefix)})
+    sql`insert into ${rows}
+    select ${batch.picked} from ${sql.id(table.schema, table.name)} t join ${GROUPS} g on ${batch.onKey}
+     where ${where} and not exists (select 1 from ${rows} r where ${pkMatches(table, 't', 'r', batch.pkPrefix)})
        for update of t`,
     'plan',
   );

@@ -5,6 +5,7 @@ import { and, col, tableRef, type Sql } from '../sql/build.js';
 import { backupRows } from './backup.js';
 import { count, goneTable, pkMatches, pkOf, run, visible, type BatchContext } from './context.js';
 import { referencesInto, type Reference } from './references.js';
+import type { WorkTable } from '../sql/work-table.js';
 
 /**
  * Merge rows of `table` into survivors. `map` is a temp table with columns l0.. (a loser's
@@ -13,7 +14,7 @@ import { referencesInto, type Reference } from './references.js';
  * first (recursively, so grandchildren are moved, never cascaded away); the remaining children are
  * re-pointed; then the losers are backed up and deleted. Returns how many losers were deleted.
  */
-export async function mergeRows(ctx: BatchContext, table: Table, map: string, depth = 0): Promise<number> {
+export async function mergeRows(ctx: BatchContext, table: Table, map: WorkTable, depth = 0): Promise<number> {
   if (depth > 16)
     throw new RowdoctorError(
       `Merging ${table.id}: references nest deeper than 16 levels (a cycle?); repair it by hand.`,
@@ -25,27 +26,27 @@ export async function mergeRows(ctx: BatchContext, table: Table, map: string, de
 }
 
 /** Backup and delete the losers of `map` (in a dry run: count them and remember them as gone). */
-export async function deleteLosers(ctx: BatchContext, table: Table, map: string): Promise<number> {
-  const isLoser = sql`exists (select 1 from ${sql.id(map)} m where ${pkMatches(table, 't', 'm', 'l')})`;
+export async function deleteLosers(ctx: BatchContext, table: Table, map: WorkTable): Promise<number> {
+  const isLoser = sql`exists (select 1 from ${map} m where ${pkMatches(table, 't', 'm', 'l')})`;
   if (ctx.backup) await backupRows(ctx, table, 'delete', isLoser, null);
   const { affected } = await run(ctx, sql`delete from ${tableRef(table)} t where ${isLoser}`, 'write');
   if (ctx.apply) return affected;
   const gone = await goneTable(ctx, table);
   const pk = sql.join(pkOf(table).map((_, i) => sql.id(`l${i}`)));
-  return (await run(ctx, sql`insert into ${sql.id(gone)} select distinct ${pk} from ${sql.id(map)}`, 'read')).affected;
+  return (await run(ctx, sql`insert into ${gone} select distinct ${pk} from ${map}`, 'read')).affected;
 }
 
-async function repoint(ctx: BatchContext, parent: Table, map: string, ref: Reference, depth: number): Promise<void> {
+async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Reference, depth: number): Promise<void> {
   // Loser and survivor values of the referenced columns (usually the primary key itself).
   const refmap = ctx.nextTemp();
   const lr = ref.parentColumns.map((_, i) => `lr${i}`);
   const sr = ref.parentColumns.map((_, i) => `sr${i}`);
   await run(
     ctx,
-    sql`create temp table ${sql.id(refmap)} on commit drop as
+    sql`create temp table ${refmap} on commit drop as
     select ${sql.join(ref.parentColumns.map((c, i) => sql`lx.${sql.id(c)} as ${sql.id(lr[i]!)}`))},
            ${sql.join(ref.parentColumns.map((c, i) => sql`sx.${sql.id(c)} as ${sql.id(sr[i]!)}`))}
-      from ${sql.id(map)} m
+      from ${map} m
       join ${tableRef(parent)} lx on ${pkMatches(parent, 'lx', 'm', 'l')}
       join ${tableRef(parent)} sx on ${pkMatches(parent, 'sx', 'm', 's')}
      where (${sql.join(ref.parentColumns.map((c) => sql`lx.${sql.id(c)}`))}) is distinct from (${sql.join(ref.parentColumns.map((c) => sql`sx.${sql.id(c)}`))})`,
@@ -53,13 +54,13 @@ async function repoint(ctx: BatchContext, parent: Table, map: string, ref: Refer
   );
 
   const child = ref.child;
-  const pointsAtLoser = sql`exists (select 1 from ${sql.id(refmap)} r where ${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`))})`;
+  const pointsAtLoser = sql`exists (select 1 from ${refmap} r where ${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`))})`;
 
   // Children that would collide with a sibling once re-pointed are merged into it first.
   if (child.primaryKey) {
     for (const index of collidingIndexes(child, ref)) {
       const childMap = await collisionMap(ctx, child, ref, refmap, index);
-      const n = await count(ctx, sql`select 1 from ${sql.id(childMap)}`);
+      const n = await count(ctx, sql`select 1 from ${childMap}`);
       if (n > 0) ctx.counts.childRowsMerged += await mergeRows(ctx, child, childMap, depth + 1);
     }
   }
@@ -69,7 +70,7 @@ async function repoint(ctx: BatchContext, parent: Table, map: string, ref: Refer
   if (ctx.backup) await backupRows(ctx, child, 'update', pointsAtLoser, ref.columns);
   const { affected } = await run(
     ctx,
-    sql`update ${tableRef(child)} t set ${set} from ${sql.id(refmap)} r where ${match}`,
+    sql`update ${tableRef(child)} t set ${set} from ${refmap} r where ${match}`,
     'write',
   );
   ctx.counts.childRowsRepointed += ctx.apply
@@ -99,9 +100,9 @@ async function collisionMap(
   ctx: BatchContext,
   child: Table,
   ref: Reference,
-  refmap: string,
+  refmap: WorkTable,
   index: UniqueIndex,
-): Promise<string> {
+): Promise<WorkTable> {
   const pk = pkOf(child);
   const cols = index.columns as string[];
   const target = (c: string): Sql => {
@@ -115,11 +116,11 @@ async function collisionMap(
   const name = ctx.nextTemp();
   await run(
     ctx,
-    sql`create temp table ${sql.id(name)} on commit drop as
+    sql`create temp table ${name} on commit drop as
     with moved as (
       select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))},
              ${sql.join(cols.map((c, i) => sql`${target(c)} as ${sql.id(`u${i}`)}`))}
-        from ${tableRef(child)} t join ${sql.id(refmap)} r on ${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(`lr${i}`)}`))}
+        from ${tableRef(child)} t join ${refmap} r on ${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(`lr${i}`)}`))}
        where ${visibleT}
     ),
     candidates as (

@@ -4,17 +4,18 @@ import { and, col, tableRef, type Sql } from '../sql/build.js';
 import { backupRows } from './backup.js';
 import { count, pkMatches, pkOf, run, visible, type BatchContext } from './context.js';
 import { referencesInto } from './references.js';
+import type { WorkTable } from '../sql/work-table.js';
 
 /** `t` is one of the rows listed (by primary key l0..) in the temp table `targets`. */
-export function listedIn(table: Table, targets: string): Sql {
-  return sql`exists (select 1 from ${sql.id(targets)} m where ${pkMatches(table, 't', 'm', 'l')})`;
+export function listedIn(table: Table, targets: WorkTable): Sql {
+  return sql`exists (select 1 from ${targets} m where ${pkMatches(table, 't', 'm', 'l')})`;
 }
 
 /** Backup, then update the listed rows (a dry run counts them). */
 export async function updateRows(
   ctx: BatchContext,
   table: Table,
-  targets: string,
+  targets: WorkTable,
   set: { column: string; value: Sql }[],
 ): Promise<number> {
   const where = listedIn(table, targets);
@@ -54,21 +55,21 @@ export function stillReferenced(ctx: BatchContext, table: Table): Sql {
 export async function unreferenced(
   ctx: BatchContext,
   table: Table,
-  targets: string,
-): Promise<{ free: string; skippedGroups: number }> {
+  targets: WorkTable,
+): Promise<{ free: WorkTable; skippedGroups: number }> {
   const free = ctx.nextTemp();
   const pk = pkOf(table).map((_, i) => sql.id(`l${i}`));
   await run(
     ctx,
-    sql`create temp table ${sql.id(free)} on commit drop as
-    select ${sql.join(pk)} from ${sql.id(targets)} m join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'l')}
+    sql`create temp table ${free} on commit drop as
+    select ${sql.join(pk)} from ${targets} m join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'l')}
      where not ${stillReferenced(ctx, table)}`,
     'plan',
   );
   const skippedGroups = await count(
     ctx,
-    sql`select distinct m.n from ${sql.id(targets)} m
-     where not exists (select 1 from ${sql.id(free)} f where ${and(pk.map((c) => sql`f.${c} = m.${c}`))})`,
+    sql`select distinct m.n from ${targets} m
+     where not exists (select 1 from ${free} f where ${and(pk.map((c) => sql`f.${c} = m.${c}`))})`,
   );
   return { free, skippedGroups };
 }

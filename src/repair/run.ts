@@ -10,6 +10,7 @@ import { describeRule, type Rule } from '../rules/types.js';
 import { BACKUP_SCHEMA, ensureBackupSchema } from './backup.js';
 import { addCounts, zeroCounts, type BatchContext, type Counts } from './context.js';
 import type { BatchResult, PlanSample } from './types.js';
+import { workTable } from '../sql/work-table.js';
 
 export interface RepairOptions {
   apply: boolean;
@@ -208,7 +209,7 @@ async function runBatch(
           backup: options.backup,
           counts: zeroCounts(),
           statements,
-          nextTemp: () => `rd_t${++temp}`,
+          nextTemp: () => workTable(`rd_t${++temp}`),
         };
         const result = await repairerFor(rule).batch(ctx, rule, from, to, sample);
         outcome = { counts: ctx.counts, result };
