@@ -9,6 +9,7 @@ import { initCommand } from './commands/init.js';
 import { repairCommand, type RepairCommandOptions } from './commands/repair.js';
 import { undoCommand, type UndoCommandOptions } from './commands/undo.js';
 import { verifyCommand, type VerifyCommandOptions } from './commands/verify.js';
+import { runsCommand, type RunsCommandOptions } from './commands/runs.js';
 import type { CommonOptions } from './commands/options.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
@@ -82,6 +83,17 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--apply', 'perform the restore (default: dry run)')
     .option('--lock-timeout <duration>', 'lock_timeout for the restore', '2s')
     .action(async (runId: string, opts: UndoCommandOptions) => setExit(await undoCommand(runId, opts, out)));
+
+  program
+    .command('runs')
+    .description('list the repair and undo runs recorded on this database, newest first (read-only)')
+    .option('--database-url <url>', 'PostgreSQL URL (else DATABASE_URL, else libpq PG* variables)')
+    .option('--format <format>', 'output format: text|json', 'text')
+    .option('--limit <n>', 'at most this many runs', '50')
+    .option('--statement-timeout <duration>', 'statement_timeout for every query, e.g. 30s, 10min', '15min')
+    .option('--no-color', 'no colour (also NO_COLOR)')
+    .option('--debug', 'print stack traces')
+    .action(async (opts: RunsCommandOptions) => setExit(await runsCommand(opts, out)));
 
   withCommonOptions(
     program

@@ -23,7 +23,7 @@ export async function prepare(opts: CommonOptions): Promise<{ loaded: LoadedConf
   return { loaded, statementTimeoutMs };
 }
 
-export async function connect(opts: CommonOptions, connections = 2): Promise<Connection> {
+export async function connect(opts: Pick<CommonOptions, 'databaseUrl'>, connections = 2): Promise<Connection> {
   return openDatabase(resolveTarget(opts.databaseUrl), { maxConnections: Math.max(2, connections) });
 }
 

@@ -39,6 +39,7 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
             applied: result.applied,
             undoRunId: result.applied ? result.undoRunId : null,
             refused: result.refused,
+            nothingToUndo: result.nothingToUndo,
             tables: result.tables,
             findings: [],
             summary: { findings: 0, rows: result.tables.reduce((n, t) => n + t.restore + t.revert, 0), checks: 0 },
@@ -65,6 +66,7 @@ function renderUndo(r: UndoResult, database: string, color: boolean): string {
     : r.applied
       ? c.green(`APPLIED as run ${r.undoRunId}`)
       : c.yellow('DRY RUN — nothing was changed; add --apply to perform it');
+  if (r.nothingToUndo) return `rowdoctor undo ${r.runId} · ${database} · nothing to undo: the run changed no row\n`;
   const lines = [
     `rowdoctor undo ${r.runId} · ${database} · ${mode}`,
     `${r.applied ? 'restored' : 'would restore'} ${restore} deleted rows, ${r.applied ? 'reverted' : 'would revert'} ${revert} updated rows`,

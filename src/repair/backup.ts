@@ -24,6 +24,8 @@ export async function ensureBackupSchema(db: Db | Tx): Promise<void> {
     counts jsonb,
     undo_of text
   )`.execute(db);
+  // Added after the first release: databases repaired by an earlier version lack it.
+  await sql`alter table ${sql.id(BACKUP_SCHEMA, 'runs')} add column if not exists error text`.execute(db);
   await sql`create table if not exists ${sql.id(BACKUP_SCHEMA, 'tables')} (
     backup_table text primary key,
     table_schema text not null,

@@ -11,6 +11,7 @@ import { BACKUP_SCHEMA, ensureBackupSchema } from './backup.js';
 import { addCounts, zeroCounts, type BatchContext, type Counts } from './context.js';
 import type { BatchResult, PlanSample } from './types.js';
 import { workTable } from '../sql/work-table.js';
+import { finishRun, markDeadRuns } from './run-status.js';
 
 export interface RepairOptions {
   apply: boolean;
@@ -66,13 +67,13 @@ export function newRunId(now = new Date()): string {
 }
 
 /** Both repairs and undos take it: two of them on one database never overlap. */
-const LOCK_KEY = sql`hashtextextended('rowdoctor.repair', 0)`;
+export const REPAIR_LOCK_KEY = sql`hashtextextended('rowdoctor.repair', 0)`;
 
 export async function takeRepairLock(session: Db): Promise<void> {
-  const got = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${LOCK_KEY}) as ok`.execute(session);
+  const got = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${REPAIR_LOCK_KEY}) as ok`.execute(session);
   if (got.rows[0]?.ok) return;
   const holder = await sql<{ pid: number; app: string }>`select l.pid, a.application_name as app from pg_locks l
-      join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.objid = (${LOCK_KEY} & x'ffffffff'::bigint)::oid limit 1`.execute(
+      join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.objid = (${REPAIR_LOCK_KEY} & x'ffffffff'::bigint)::oid limit 1`.execute(
     session,
   );
   const who = holder.rows[0]
@@ -99,17 +100,48 @@ export async function repairRules(
   const runId = newRunId();
   const statements = new Map<string, true>();
   const actions: RuleAction[] = [];
-  let interrupted = false;
   if (options.apply) {
     await takeRepairLock(session);
     await session.transaction().execute(async (tx) => {
       await ensureBackupSchema(tx);
+      await markDeadRuns(tx, runId);
       await sql`insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options)
         values (${runId}, 'repair', 'running', ${JSON.stringify({ rules: rules.map(describeRule), backup: options.backup, batchSize: options.batchSize })})`.execute(
         tx,
       );
     });
   }
+  const ruleCounts = () => actions.map((a) => ({ rule: describeRule(a.rule), ...actionCounts(a) }));
+  let interrupted: boolean;
+  try {
+    interrupted = await repairEach(session, catalog, rules, declared, options, runId, statements, actions);
+  } catch (e) {
+    if (options.apply) {
+      const message = e instanceof Error ? e.message : String(e);
+      await finishRun(session, runId, 'failed', ruleCounts(), message).catch(() => undefined);
+    }
+    throw e;
+  }
+  if (options.apply) {
+    const skipped = actions.some((a) => a.skipped > 0);
+    const status = interrupted ? 'interrupted' : skipped ? 'partial' : 'completed';
+    await finishRun(session, runId, status, ruleCounts());
+  }
+  return { runId, applied: options.apply, actions, interrupted, statements: [...statements.keys()] };
+}
+
+/** Each rule, batch by batch; returns whether Ctrl-C stopped it early. */
+async function repairEach(
+  session: Db,
+  catalog: Catalog,
+  rules: Rule[],
+  declared: Rule[],
+  options: RepairOptions,
+  runId: string,
+  statements: Map<string, true>,
+  actions: RuleAction[],
+): Promise<boolean> {
+  let interrupted = false;
   for (const rule of rules) {
     const action: RuleAction = { rule, ...zeroCounts(), groups: 0, skipped: 0, notes: [], samples: [] };
     actions.push(action);
@@ -163,15 +195,7 @@ export async function repairRules(
         action.samples.push(...outcome.result.samples.slice(0, options.sample - action.samples.length));
     }
   }
-  if (options.apply) {
-    const skipped = actions.some((a) => a.skipped > 0);
-    const status = interrupted ? 'interrupted' : skipped ? 'partial' : 'completed';
-    const counts = actions.map((a) => ({ rule: describeRule(a.rule), ...actionCounts(a) }));
-    await sql`update ${sql.id(BACKUP_SCHEMA, 'runs')} set status = ${status}, finished_at = now(), counts = ${JSON.stringify(counts)} where run_id = ${runId}`.execute(
-      session,
-    );
-  }
-  return { runId, applied: options.apply, actions, interrupted, statements: [...statements.keys()] };
+  return interrupted;
 }
 
 class DryRunRollback extends Error {}

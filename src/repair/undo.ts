@@ -5,6 +5,7 @@ import { RowdoctorError, describePgError, isPgError } from '../errors.js';
 import { tableRef } from '../sql/build.js';
 import { BACKUP_SCHEMA } from './backup.js';
 import { newRunId, takeRepairLock } from './run.js';
+import { markDeadRuns } from './run-status.js';
 
 export interface UndoTable {
   table: string;
@@ -22,6 +23,8 @@ export interface UndoResult {
   applied: boolean;
   tables: UndoTable[];
   refused: string | null;
+  /** The run changed no row (everything skipped, or nothing to do): there is nothing to undo. */
+  nothingToUndo: boolean;
 }
 
 interface RunRow {
@@ -75,31 +78,34 @@ export async function undoRun(
     throw new RowdoctorError(
       `Run ${runId} is itself an undo (of ${run.undo_of}); to change the data again, run repair.`,
     );
-  if (run.status === 'undone') {
-    const by = await sql<{
-      run_id: string;
-    }>`select run_id from ${sql.id(BACKUP_SCHEMA, 'runs')} where undo_of = ${runId}`.execute(session);
+  const by = await sql<{ run_id: string }>`
+    select run_id
+      from ${sql.id(BACKUP_SCHEMA, 'runs')}
+     where undo_of = ${runId} and command = 'undo' and status = 'completed'`.execute(session);
+  // 'undone' is how runs of earlier versions were marked
+  if (by.rows.length || run.status === 'undone') {
     throw new RowdoctorError(
       `Run ${runId} was already undone${by.rows[0] ? ` by run ${by.rows[0].run_id}` : ''}; undoing it twice would duplicate rows.`,
     );
   }
   const infos = await backupsOf(session, catalog, runId);
   const undoRunId = newRunId();
+  if (!infos.length) return { runId, undoRunId, applied: false, tables: [], refused: null, nothingToUndo: true };
   const tables = infos.map((i) => ({ table: i.table.id, restore: i.restore, revert: i.revert, collisions: 0 }));
   for (const [n, info] of infos.entries()) tables[n]!.collisions = await collisions(session, info, runId);
   const taken = tables.filter((t) => t.collisions > 0);
   const refused = taken.length
     ? `restoring would collide with rows written since the repair: ${taken.map((t) => `${t.collisions} in ${t.table}`).join(', ')} (same primary key). Remove or rename those rows, then undo again.`
     : null;
-  if (!options.apply || refused) return { runId, undoRunId, applied: false, tables, refused };
+  if (!options.apply || refused) return { runId, undoRunId, applied: false, tables, refused, nothingToUndo: false };
 
   await takeRepairLock(session);
+  await markDeadRuns(session, undoRunId);
   try {
     await session.transaction().execute(async (tx) => {
       await sql`select set_config('lock_timeout', ${String(options.lockTimeoutMs)}, true)`.execute(tx);
       for (const info of [...infos].sort((a, b) => b.lastDelete - a.lastDelete)) await restoreDeleted(tx, info, runId);
       for (const info of infos) await revertUpdated(tx, info, runId);
-      await sql`update ${sql.id(BACKUP_SCHEMA, 'runs')} set status = 'undone' where run_id = ${runId}`.execute(tx);
       await sql`insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options, undo_of, finished_at, counts)
         values (${undoRunId}, 'undo', 'completed', '{}'::jsonb, ${runId}, now(), ${JSON.stringify(tables)})`.execute(
         tx,
@@ -113,11 +119,12 @@ export async function undoRun(
         applied: false,
         tables,
         refused: `restoring would violate a unique key: ${describePgError(e)}. Nothing was changed.`,
+        nothingToUndo: false,
       };
     }
     throw e;
   }
-  return { runId, undoRunId, applied: true, tables, refused: null };
+  return { runId, undoRunId, applied: true, tables, refused: null, nothingToUndo: false };
 }
 
 async function backupsOf(session: Db, catalog: Catalog, runId: string): Promise<BackupInfo[]> {

@@ -188,6 +188,42 @@ describe('on a streaming hot standby', () => {
     expect(files[1]).toBe(files[0]);
   });
 
+  it('runs lists the primary’s runs', async ({ skip: skipTest }) => {
+    if (skip) return skipTest(skip);
+    const admin = inject('pgAdminUrl');
+    const name = `${database}_runs`;
+    const c = new pg.Client(admin);
+    await c.connect();
+    await c.query(`create database ${name}`);
+    await c.end();
+    try {
+      const d = new pg.Client(urlFor(admin, name));
+      await d.connect();
+      await d.query(
+        "create table users (id int primary key, email text); insert into users values (1, 'a'), (2, 'a');",
+      );
+      await d.end();
+      const rule = 'rules:\n  - check: duplicate-rows\n    table: users\n    key: [email]\n    repair: merge\n';
+      const args = ['--config', writeConfig(rule), '--no-discover', '--apply'];
+      expect((await runCli(['repair', ...args, '--database-url', urlFor(admin, name)])).code).toBe(0);
+      await standby!.catchUp();
+      const [onPrimary, onStandby] = await Promise.all(
+        [urlFor(admin, name), standby!.url(name)].map((url) =>
+          runCli(['runs', '--format', 'json', '--database-url', url]),
+        ),
+      );
+      expect(onStandby!.stderr).toBe('');
+      expect(onStandby!.code).toBe(0);
+      expect((JSON.parse(onStandby!.stdout) as { runs: unknown[] }).runs).toHaveLength(1);
+      expect(withoutDatabase(onStandby!.stdout)).toEqual(withoutDatabase(onPrimary!.stdout));
+    } finally {
+      const a = new pg.Client(admin);
+      await a.connect();
+      await a.query(`drop database if exists ${name} with (force)`);
+      await a.end();
+    }
+  });
+
   it('repair (dry run and --apply) and undo refuse with exit 2 and one paragraph, before anything else', async ({
     skip: skipTest,
   }) => {

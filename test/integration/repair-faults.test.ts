@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
+import { holdLock, untilRepairWaits } from '../support/locks.js';
 import { BIN, runCli, writeConfig } from '../support/run.js';
 
 // groups: keys 1..N, each held by 2 or 3 items; every item has one child row.
@@ -25,34 +26,6 @@ async function database(groups: number): Promise<TestDb> {
 afterAll(async () => {
   for (const db of dbs) await db.drop();
 });
-
-/** Lock rows from another session with `select` (… FOR UPDATE); returns what releases them. */
-async function holdLock(db: TestDb, select: string): Promise<() => Promise<void>> {
-  const holder = new pg.Client(db.url);
-  await holder.connect();
-  await holder.query('begin');
-  await holder.query(select);
-  return async () => {
-    await holder.query('rollback');
-    await holder.end();
-  };
-}
-
-/** Until a rowdoctor statement is waiting for a lock. */
-async function untilRepairWaits(db: TestDb): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (
-      (
-        await db.query(
-          "select 1 from pg_stat_activity where application_name = 'rowdoctor' and wait_event_type = 'Lock'",
-        )
-      ).length
-    )
-      return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('the repair never waited for the lock');
-}
 
 const userTables = (sums: Record<string, string>) =>
   Object.fromEntries(Object.entries(sums).filter(([t]) => !t.startsWith('rowdoctor_backup.')));
@@ -118,7 +91,7 @@ describe('repair under faults', () => {
       still_there: '0',
     });
     expect(await killed.query('select status from rowdoctor_backup.runs order by started_at')).toEqual([
-      { status: 'running' },
+      { status: 'interrupted' }, // found dead by the re-run
       { status: 'completed' },
     ]);
   }, 120_000);

@@ -1,0 +1,41 @@
+import { sql } from 'kysely';
+import type { Db, Tx } from '../db.js';
+import { BACKUP_SCHEMA } from './backup.js';
+
+/**
+ * A run's row in rowdoctor_backup.runs says what became of it: `running` while its process holds the
+ * repair lock, then `completed`, `partial` (groups skipped), `interrupted` (Ctrl-C, or found dead)
+ * or `failed` (with the error). No run is left `running` once its process is gone.
+ */
+export type RunStatus = 'running' | 'completed' | 'partial' | 'interrupted' | 'failed' | 'undone';
+
+const runs = sql.id(BACKUP_SCHEMA, 'runs');
+
+/**
+ * Called right after taking the repair lock: only one repair or undo holds it at a time, so any
+ * run still marked `running` belongs to a process that died (killed, or its connection lost).
+ */
+export async function markDeadRuns(db: Db | Tx, by: string): Promise<void> {
+  await sql`
+    update ${runs}
+       set status = 'interrupted',
+           error = ${`the run's process ended before it finished (killed, or its connection was lost); found by run ${by}`}
+     where status = 'running'`.execute(db);
+}
+
+/** Record how a run ended; best effort when its session is the thing that failed. */
+export async function finishRun(
+  db: Db,
+  runId: string,
+  status: Exclude<RunStatus, 'running'>,
+  counts: unknown,
+  error: string | null = null,
+): Promise<void> {
+  await sql`
+    update ${runs}
+       set status = ${status},
+           finished_at = now(),
+           counts = ${JSON.stringify(counts)},
+           error = ${error}
+     where run_id = ${runId}`.execute(db);
+}

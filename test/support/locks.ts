@@ -1,0 +1,39 @@
+import pg from 'pg';
+import type { TestDb } from './db.js';
+
+/** Lock rows from another session with `select` (… FOR UPDATE); returns what releases them. */
+export async function holdLock(db: TestDb, select: string): Promise<() => Promise<void>> {
+  const holder = new pg.Client(db.url);
+  await holder.connect();
+  await holder.query('begin');
+  await holder.query(select);
+  return async () => {
+    await holder.query('rollback');
+    await holder.end();
+  };
+}
+
+/** Until a rowdoctor statement is waiting for a lock. */
+export async function untilRepairWaits(db: TestDb): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (
+      (
+        await db.query(
+          "select 1 from pg_stat_activity where application_name = 'rowdoctor' and wait_event_type = 'Lock'",
+        )
+      ).length
+    )
+      return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('the repair never waited for the lock');
+}
+
+/** The backend pid of the rowdoctor statement waiting for a lock. */
+export async function waitingRepairPid(db: TestDb): Promise<number> {
+  await untilRepairWaits(db);
+  const [row] = await db.query<{ pid: number }>(
+    "select pid from pg_stat_activity where application_name = 'rowdoctor' and wait_event_type = 'Lock'",
+  );
+  return row!.pid;
+}
