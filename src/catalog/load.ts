@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import { RowdoctorError } from '../errors.js';
-import { markerFor, type SoftDeleteSettings } from './soft-delete.js';
+import { weighReferences } from '../rules/reference-evidence.js';
+import { markerFor, weighMarkers, type SoftDeleteSettings } from './soft-delete.js';
 import { tableId, type Catalog, type Column, type ForeignKey, type Table, type UniqueIndex } from './types.js';
 
 /** Schemas that are never user data. rowdoctor_backup holds our own backups. */
@@ -212,7 +213,19 @@ export async function loadCatalog(
     onDelete: f.on_delete,
     onPartition: f.on_partition,
   }));
-  return { serverVersion, schemas, tables, foreignKeys, partitionRoot, partitionColumns };
+  const catalog: Catalog = {
+    serverVersion,
+    schemas,
+    tables,
+    foreignKeys,
+    partitionRoot,
+    partitionColumns,
+    assumptions: [],
+  };
+  // Names only suggest: soft-delete markers and references are weighed against the data.
+  catalog.assumptions.push(...(await weighMarkers(db, tables, options.softDelete)));
+  catalog.assumptions.push(...(await weighReferences(db, catalog)));
+  return catalog;
 }
 
 function groupBy<T, K>(items: T[], key: (t: T) => K): Map<K, T[]> {

@@ -1,4 +1,7 @@
-import type { Column, SoftDeleteMarker } from './types.js';
+import { sql } from 'kysely';
+import type { Db, Tx } from '../db.js';
+import { isAlive, isDeleted, tableRef } from '../sql/build.js';
+import type { Assumption, Column, SoftDeleteMarker, Table } from './types.js';
 
 /** Marker names recognised by default, in order of preference (contract §soft-delete-conflicts). */
 export const DEFAULT_MARKERS = ['deleted_at', 'deletedAt', 'archived_at', 'is_deleted', 'isDeleted', 'deleted'];
@@ -10,9 +13,14 @@ export interface SoftDeleteSettings {
   tables: Map<string, string | false>;
 }
 
-export function markerFor(tableId: string, columns: Column[], settings: SoftDeleteSettings): SoftDeleteMarker | null {
+/** The marker the config names for this table: a column name, false for none, undefined when it is silent. */
+function overrideFor(tableId: string, settings: SoftDeleteSettings): string | false | undefined {
   // Per-table overrides are keyed "schema.table", or a bare table name for any schema.
-  const override = settings.tables.get(tableId) ?? settings.tables.get(tableId.slice(tableId.indexOf('.') + 1));
+  return settings.tables.get(tableId) ?? settings.tables.get(tableId.slice(tableId.indexOf('.') + 1));
+}
+
+export function markerFor(tableId: string, columns: Column[], settings: SoftDeleteSettings): SoftDeleteMarker | null {
+  const override = overrideFor(tableId, settings);
   if (override === false) return null;
   const names = override ? [override] : settings.columns;
   for (const name of names) {
@@ -22,6 +30,41 @@ export function markerFor(tableId: string, columns: Column[], settings: SoftDele
     if (col.category === 'D') return { column: col.name, kind: 'timestamp' };
   }
   return null;
+}
+
+/**
+ * A marker found by its name alone is kept only where the table looks soft-deleting: some row is
+ * live, or no row is there yet to say otherwise. A column set on every row (an outbox's or a
+ * tombstone table's "deletedAt": when the row was deleted elsewhere) is no marker — taking it for
+ * one would call every row deleted, hiding its orphans and inventing conflicts. A marker the config
+ * names for the table is taken as declared. Each verdict is returned as an assumption.
+ */
+export async function weighMarkers(db: Db | Tx, tables: Table[], settings: SoftDeleteSettings): Promise<Assumption[]> {
+  const assumptions: Assumption[] = [];
+  for (const table of tables) {
+    const marker = table.softDelete;
+    if (!marker || overrideFor(table.id, settings)) continue;
+    // Is any row live, is any row marked? Each stops at its first row.
+    const { rows } = await sql<{ live: boolean; marked: boolean }>`
+      select exists (select 1 from ${tableRef(table)} t where ${isAlive(marker, 't')}) as live,
+             exists (select 1 from ${tableRef(table)} t where ${isDeleted(marker, 't')}) as marked`.execute(db);
+    const { live, marked } = rows[0]!;
+    const set = marker.kind === 'timestamp' ? 'set' : 'true';
+    if (!live && marked) table.softDelete = null;
+    assumptions.push({
+      kind: !live && marked ? 'not-a-soft-delete-marker' : 'soft-delete-marker',
+      table: table.id,
+      column: marker.column,
+      evidence: !live
+        ? marked
+          ? `every row has ${marker.column} ${set}: it records something else, not a deletion`
+          : 'the table is empty: assumed from the name'
+        : marked
+          ? `some rows live, some with ${marker.column} ${set}`
+          : `no row has ${marker.column} ${set} yet: assumed from the name`,
+    });
+  }
+  return assumptions;
 }
 
 /**

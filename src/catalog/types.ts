@@ -87,6 +87,23 @@ export interface Catalog {
   partitionRoot: Map<string, string>;
   /** Partition `schema.table` → its columns: foreign keys on partitions point from here. */
   partitionColumns: Map<string, Column[]>;
+  /** Name-based guesses weighed against the data: what was assumed, what was not, and why. */
+  assumptions: Assumption[];
+}
+
+/**
+ * A guess from a name, with the data's verdict (contract: JSON `assumptions`). Kinds without
+ * `not-` were taken (soft-delete markers, inferred references); the others were rejected.
+ */
+export interface Assumption {
+  kind: 'soft-delete-marker' | 'not-a-soft-delete-marker' | 'inferred-reference' | 'not-a-reference';
+  /** `schema.table` holding the column. */
+  table: string;
+  column: string;
+  /** What the data showed, e.g. "matched 3,412 of 3,420 distinct values in public.section(id)". */
+  evidence: string;
+  /** Inferred references: `schema.table(column)` of the candidate parent. */
+  references?: string;
 }
 
 export function tableId(schema: string, name: string): string {

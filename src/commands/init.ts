@@ -4,6 +4,7 @@ import { toYaml } from '../report/yaml.js';
 import { RowdoctorError } from '../errors.js';
 import { ruleToConfig } from '../rules/to-config.js';
 import type { Rule } from '../rules/types.js';
+import type { Assumption } from '../catalog/types.js';
 import { withReadOnlySnapshot } from './context.js';
 import type { CommonOptions } from './options.js';
 
@@ -23,7 +24,7 @@ export async function initCommand(
     opts,
     (_tx, snap, conn) =>
       Promise.resolve({
-        text: renderConfig(snap.rules, snap.catalog.schemas, conn.target.display),
+        text: renderConfig(snap.rules, snap.catalog.schemas, conn.target.display, snap.catalog.assumptions),
         rules: snap.rules.filter((r) => !isInferred(r)).length,
         suggestions: snap.rules.filter(isInferred).length,
       }),
@@ -36,13 +37,19 @@ export async function initCommand(
   return 0;
 }
 
-export function renderConfig(rules: Rule[], schemas: string[], database: string): string {
+export function renderConfig(
+  rules: Rule[],
+  schemas: string[],
+  database: string,
+  assumptions: Assumption[] = [],
+): string {
   const lines = [
     `# rowdoctor.yml — written by \`rowdoctor init\` from ${database}.`,
     '# Rules here are "declared": scan reports them as errors and `rowdoctor repair` may fix them',
     '# (dry run by default). Review every `repair:` action before `repair --apply`.',
     '# Names are exact catalog names; `where` is one SQL boolean expression over the table.',
     `schemas: ${toYaml(schemas).trim()}`,
+    ...markerSection(assumptions),
   ];
   const declared = rules.filter((r) => !isInferred(r));
   const inferred = rules.filter(isInferred);
@@ -57,7 +64,12 @@ export function renderConfig(rules: Rule[], schemas: string[], database: string)
     '# rules:) to make its orphans errors that repair can fix — or better, add the foreign key.',
   );
   if (!inferred.length) lines.push('#   (none found)');
-  for (const rule of inferred) lines.push(indent(toYaml([{ ...ruleToConfig(rule), repair: 'report' }]), '  # '));
+  for (const rule of inferred) {
+    lines.push(`  # ${rule.origin ?? 'inferred'}`);
+    lines.push(indent(toYaml([{ ...ruleToConfig(rule), repair: 'report' }]), '  # '));
+  }
+  for (const a of assumptions.filter((x) => x.kind === 'not-a-reference'))
+    lines.push(`# not a reference: ${a.table}.${a.column} — ${a.evidence}`);
   lines.push(
     '',
     '# Other rules you may want (see README "Config file"):',
@@ -69,6 +81,26 @@ export function renderConfig(rules: Rule[], schemas: string[], database: string)
     '',
   );
   return lines.join('\n');
+}
+
+/**
+ * The soft-delete markers scan would assume from column names, written as declared ones for review,
+ * each with what the data showed: a rejected one as `false`.
+ */
+function markerSection(assumptions: Assumption[]): string[] {
+  const markers = assumptions.filter((a) => a.kind === 'soft-delete-marker' || a.kind === 'not-a-soft-delete-marker');
+  if (!markers.length) return [];
+  return [
+    '# Soft-delete markers, as the column names and the data suggest. Declared here, each is taken as written:',
+    '# correct any that is wrong (false: the table does not soft-delete).',
+    'softDelete:',
+    '  tables:',
+    ...markers.map((a) => {
+      const value = a.kind === 'soft-delete-marker' ? a.column : false;
+      const entry = `${toYaml(a.table).trim()}: ${toYaml(value).trim()}`;
+      return `    ${entry}  # ${a.kind === 'soft-delete-marker' ? '' : `not ${a.column}: `}${a.evidence}`;
+    }),
+  ];
 }
 
 function isInferred(rule: Rule): boolean {

@@ -95,7 +95,7 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
     const unrepaired = findings.filter((f) => f.source === 'discovered');
     if (format === 'json') {
       const doc = {
-        ...scanDocument('repair', conn.target.display, findings, snap.rules.length),
+        ...scanDocument('repair', conn.target.display, findings, snap.rules.length, snap.catalog.assumptions),
         runId: result.runId,
         applied: result.applied,
         actions: result.actions.map((a) => ({ check: a.rule.check, table: a.rule.table.id, ...actionCounts(a) })),

@@ -16,7 +16,7 @@ export async function scanCommand(opts: CommonOptions, out: (s: string) => void)
   const jobs = parsePositiveInt(opts.jobs ?? '1', '--jobs', 1);
   const statementTimeoutMs = parseDuration(opts.statementTimeout, '--statement-timeout');
   const progress = createProgress(format === 'text' && process.stderr.isTTY === true);
-  const { result, database } = await withReadOnlySnapshot(
+  const { result, database, assumptions } = await withReadOnlySnapshot(
     opts,
     async (tx, snap, conn, alongside) => ({
       result: await scan(tx, snap.rules, {
@@ -27,14 +27,15 @@ export async function scanCommand(opts: CommonOptions, out: (s: string) => void)
         notice: (line) => process.stderr.write(`rowdoctor: ${line}\n`),
       }),
       database: conn.target.display,
+      assumptions: snap.catalog.assumptions,
     }),
     // One connection more than --jobs: a retry after a recovery conflict needs a new one.
     { jobs, connections: jobs + 1 },
   );
   if (format === 'json')
-    out(JSON.stringify(scanDocument('scan', database, result.findings, result.checks), null, 2) + '\n');
+    out(JSON.stringify(scanDocument('scan', database, result.findings, result.checks, assumptions), null, 2) + '\n');
   else if (format === 'markdown') out(renderScanMarkdown({ database, ...result }));
-  else out(renderScanText({ database, ...result }, makeStyle(opts.color)));
+  else out(renderScanText({ database, assumptions, ...result }, makeStyle(opts.color)));
   // A rule that could not run is an error of the tool's, not damage found: exit 2, like any error.
   if (result.findings.some((f) => f.error)) return 2;
   const failing = result.findings.filter((f) => f.severity === 'error' || failOn === 'warning');

@@ -1,5 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { readOnly } from '../db.js';
+import type { Assumption } from '../catalog/types.js';
+import { assumptionJson } from '../report/document.js';
 import { makeStyle } from '../report/style.js';
 import { renderVerifyJunit } from '../report/verify-junit.js';
 import { renderVerifyText, verifySummary } from '../report/verify-text.js';
@@ -34,7 +36,8 @@ export async function verifyCommand(opts: VerifyCommandOptions, out: (s: string)
       statementTimeoutMs,
     });
     if (opts.emitMigration) await writeFile(opts.emitMigration, migrationText(verdicts, conn.target.display));
-    if (format === 'json') out(JSON.stringify(verifyDocument(verdicts, conn.target.display), null, 2) + '\n');
+    if (format === 'json')
+      out(JSON.stringify(verifyDocument(verdicts, conn.target.display, snap.catalog.assumptions), null, 2) + '\n');
     else if (format === 'junit') out(renderVerifyJunit(verdicts, conn.target.display));
     else out(renderVerifyText(verdicts, conn.target.display, makeStyle(opts.color)));
     if (opts.emitMigration) process.stderr.write(`rowdoctor: wrote ${opts.emitMigration}\n`);
@@ -44,7 +47,7 @@ export async function verifyCommand(opts: VerifyCommandOptions, out: (s: string)
   }
 }
 
-export function verifyDocument(verdicts: Verdict[], database: string) {
+export function verifyDocument(verdicts: Verdict[], database: string, assumptions: Assumption[] = []) {
   const s = verifySummary(verdicts);
   return {
     tool: 'rowdoctor',
@@ -63,6 +66,7 @@ export function verifyDocument(verdicts: Verdict[], database: string) {
       violations: v.violations,
       ddl: v.ddl,
     })),
+    assumptions: assumptions.map(assumptionJson),
     summary: {
       findings: 0,
       rows: verdicts.reduce((n, v) => n + (v.violations ?? 0), 0),

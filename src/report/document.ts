@@ -1,4 +1,5 @@
 import type { Finding } from '../checks/types.js';
+import type { Assumption } from '../catalog/types.js';
 
 /** The versioned JSON document every command prints with --format json (contract §JSON output). */
 export interface Document {
@@ -41,13 +42,25 @@ export function findingJson(f: Finding): FindingJson {
   };
 }
 
-export function scanDocument(command: string, database: string, findings: Finding[], checks: number): Document {
+/** An assumption as the contract spells it: `{ kind, table, column, evidence }`. */
+export function assumptionJson(a: Assumption): Pick<Assumption, 'kind' | 'table' | 'column' | 'evidence'> {
+  return { kind: a.kind, table: a.table, column: a.column, evidence: a.evidence };
+}
+
+export function scanDocument(
+  command: string,
+  database: string,
+  findings: Finding[],
+  checks: number,
+  assumptions: Assumption[] = [],
+): Document {
   return {
     tool: 'rowdoctor',
     schemaVersion: 1,
     command,
     database,
     findings: findings.map(findingJson),
+    assumptions: assumptions.map(assumptionJson),
     summary: { findings: findings.length, rows: findings.reduce((n, f) => n + f.rows, 0), checks },
   };
 }

@@ -1,6 +1,7 @@
 import Table from 'cli-table3';
 import type { ChalkInstance } from 'chalk';
 import type { Finding } from '../checks/types.js';
+import type { Assumption } from '../catalog/types.js';
 import { describeRule, type CheckId, type Rule } from '../rules/types.js';
 import { breakLongWords, plural, sampleLine } from './style.js';
 
@@ -12,6 +13,8 @@ export interface ScanView {
   findings: Finding[];
   checks: number;
   rules: Rule[];
+  /** Name-based guesses and the data's verdict on each (catalog.assumptions). */
+  assumptions?: Assumption[];
 }
 
 const TITLES: Record<CheckId, string> = {
@@ -22,7 +25,8 @@ const TITLES: Record<CheckId, string> = {
 
 /** Summary line, one table per check, inferred references, next step. Paste-able into an incident channel. */
 export function renderScanText(view: ScanView, c: ChalkInstance): string {
-  const out: string[] = [summaryLine(view, c), ''];
+  const assumptions = view.assumptions ?? [];
+  const out: string[] = [summaryLine(view, c), ...markerLines(assumptions, c), ''];
   for (const check of Object.keys(TITLES) as CheckId[]) {
     const fs = view.findings.filter((f) => f.check === check && !f.error);
     if (!fs.length) continue;
@@ -44,9 +48,13 @@ export function renderScanText(view: ScanView, c: ChalkInstance): string {
     for (const rule of inferred) {
       const f = view.findings.find((x) => x.rule === rule);
       out.push(`  ${describeRule(rule)}  ${f ? c.yellow(`${plural(f.rows, 'orphan')}`) : c.green('ok')}`);
+      if (rule.origin) out.push(`    ${c.dim(rule.origin)}`);
     }
     out.push('');
   }
+  const rejected = assumptions.filter((a) => a.kind === 'not-a-reference');
+  for (const a of rejected) out.push(c.dim(`not a reference: ${a.table}.${a.column} — ${a.evidence}`));
+  if (rejected.length) out.push('');
   const errors = view.findings.filter((f) => f.severity === 'error' && !f.error);
   if (errors.length) {
     const repairable = errors.some((f) => f.source !== 'discovered');
@@ -57,6 +65,17 @@ export function renderScanText(view: ScanView, c: ChalkInstance): string {
     );
   }
   return out.join('\n').trimEnd() + '\n';
+}
+
+/** Soft-delete markers taken from a name, and those the data ruled out: one line each, under the summary. */
+function markerLines(assumptions: Assumption[], c: ChalkInstance): string[] {
+  return assumptions.flatMap((a) => {
+    if (a.kind === 'soft-delete-marker')
+      return [c.dim(`assumed: ${a.table}.${a.column} marks soft-deleted rows (${a.evidence})`)];
+    if (a.kind === 'not-a-soft-delete-marker')
+      return [c.dim(`not a soft-delete marker: ${a.table}.${a.column} — ${a.evidence}`)];
+    return [];
+  });
 }
 
 function summaryLine(view: ScanView, c: ChalkInstance): string {

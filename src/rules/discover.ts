@@ -104,9 +104,17 @@ function candidateNames(stem: string): string[] {
   return names;
 }
 
-/** Columns that look like references but have no foreign key: warnings, never errors. */
-function inferredReferences(catalog: Catalog, table: Table): OrphanRule[] {
-  const rules: OrphanRule[] = [];
+/** A column named like a reference to a table's primary key, with no foreign key on it. */
+export interface ReferenceCandidate {
+  table: Table;
+  column: string;
+  parent: Table;
+  parentColumn: string;
+}
+
+/** Candidates by name and type alone: the data has not been asked yet (see reference-evidence.ts). */
+export function referenceCandidates(catalog: Catalog, table: Table): ReferenceCandidate[] {
+  const candidates: ReferenceCandidate[] = [];
   const fkColumns = new Set(catalog.foreignKeys.filter((f) => f.table === table.id).flatMap((f) => f.columns));
   const ownPk = table.primaryKey?.length === 1 ? table.primaryKey[0] : null;
   for (const col of table.columns) {
@@ -122,12 +130,28 @@ function inferredReferences(catalog: Catalog, table: Table): OrphanRule[] {
     if (pkName !== 'id' && pkName.toLowerCase() !== `${stem.toLowerCase()}_id`) continue;
     const pkCol = parent.columns.find((c) => c.name === pkName);
     if (!pkCol || !compatibleTypes(col, pkCol)) continue;
+    candidates.push({ table, column: col.name, parent, parentColumn: pkName });
+  }
+  return candidates;
+}
+
+/**
+ * Columns that look like references, have no foreign key, and whose data agrees (the catalog's
+ * `inferred-reference` assumptions): warnings, never errors. A name alone is not enough.
+ */
+function inferredReferences(catalog: Catalog, table: Table): OrphanRule[] {
+  const rules: OrphanRule[] = [];
+  for (const c of referenceCandidates(catalog, table)) {
+    const evidence = catalog.assumptions.find(
+      (a) => a.kind === 'inferred-reference' && a.table === table.id && a.column === c.column,
+    );
+    if (!evidence) continue;
     rules.push({
       check: 'orphaned-rows',
       table,
-      columns: [col.name],
-      parent,
-      parentColumns: [pkName],
+      columns: [c.column],
+      parent: c.parent,
+      parentColumns: [c.parentColumn],
       where: null,
       includeSoftDeleted: false,
       inferred: true,
@@ -135,7 +159,7 @@ function inferredReferences(catalog: Catalog, table: Table): OrphanRule[] {
       repair: 'delete',
       source: 'discovered',
       severity: 'warning',
-      origin: `inferred from the column name ${col.name}`,
+      origin: `inferred: ${evidence.evidence}`,
     });
   }
   return rules;

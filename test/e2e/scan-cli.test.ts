@@ -37,6 +37,14 @@ const scanDocument = z.strictObject({
   command: z.literal('scan'),
   database: z.string().regex(/^[^:/@]+:\d+\/.+$/),
   findings: z.array(finding),
+  assumptions: z.array(
+    z.strictObject({
+      kind: z.enum(['soft-delete-marker', 'not-a-soft-delete-marker', 'inferred-reference', 'not-a-reference']),
+      table: z.string(),
+      column: z.string(),
+      evidence: z.string(),
+    }),
+  ),
   summary: z.strictObject({ findings: z.number().int(), rows: z.number().int(), checks: z.number().int() }),
 });
 
@@ -176,8 +184,10 @@ describe('scan --format json on the demo database', () => {
 
 describe('warnings only', () => {
   it('exit 0 on warnings alone, 1 with --fail-on warning', async () => {
+    // 9 of 10 distinct user_id values exist in users: an inferred reference, with one orphan.
     await db.exec(`create table users (id int primary key); create table note (id int primary key, user_id int);
-                   insert into note values (1, 7);`);
+                   insert into users select generate_series(1, 9);
+                   insert into note select g, case when g = 10 then 77 else g end from generate_series(1, 10) g;`);
     const args = ['scan', '--database-url', db.url, '--format', 'json'];
     const res = await runCli(args);
     expect(JSON.parse(res.stdout).findings.map((f: { severity: string }) => f.severity)).toEqual(['warning']);

@@ -51,11 +51,15 @@ beforeAll(async () => {
       tenant_id int                       -- no table named tenant: not inferred
     );
     insert into item values (1, 1, 1, 1, 'x', 1), (2, 11, 9, 1, 'y', 1), (3, 3, 1, 6, null, 1), (4, null, null, null, null, null);
+    -- Most values do exist in each parent: the evidence that makes a name a reference.
+    insert into item select g, (array[2, 4, 5, 6, 7, 8, 9, 10])[g - 4], 2 + g % 4, 2 + g % 4, null, 1
+      from generate_series(5, 12) g;
 
     create table event (id int, customer_id int, at date not null) partition by range (at);
     create table event_2026_01 partition of event for values from ('2026-01-01') to ('2026-02-01');
     create table event_2026_02 partition of event for values from ('2026-02-01') to ('2026-03-01');
     insert into event values (1, 1, '2026-01-05'), (2, 42, '2026-01-06'), (3, 43, '2026-02-07');
+    insert into event select g, g, '2026-02-08' from generate_series(4, 10) g where g <> 3;
 
     create table orders (id int primary key, customer_ref bigint references customers (id));
     insert into orders values (1, 1), (2, 3), (3, 3), (4, null);
@@ -64,7 +68,7 @@ beforeAll(async () => {
     create table "Clinic"."Patient" (id int primary key, "Email" text, deleted_at timestamptz);
     insert into "Clinic"."Patient" values (1, 'a@x', null), (2, 'a@x', null), (3, 'a@x', null), (4, 'b@x', null), (5, 'b@x', now());
     create table "Clinic"."Appointment" (id int primary key, "patientId" int);
-    insert into "Clinic"."Appointment" values (1, 1), (2, 9), (3, 9);
+    insert into "Clinic"."Appointment" values (1, 1), (2, 9), (3, 9), (4, 2), (5, 3), (6, 4);
   `);
   serverVersion = Number((await db.query<{ v: string }>("select current_setting('server_version_num') as v"))[0]!.v);
   await failedConcurrentIndex(

@@ -16,7 +16,8 @@ const FIXTURE = `
   insert into handle values
     (1, 'ann', 1, true, '2026-03-01'),   -- deleted, alone with its key: purged
     (2, 'bob', 1, true, '2026-03-01'),   -- deleted, alone, but still referenced: skipped by purge
-    (3, 'cy', null, true, '2026-03-01'); -- deleted, alone
+    (3, 'cy', null, true, '2026-03-01'), -- deleted, alone
+    (4, 'dan', null, false, null);       -- live: a marker set on every row would mark no deletion
   create table handle_ref (id int primary key, handle_id int references handle (id));
   insert into handle_ref values (1, 2);
   create table nick (id int primary key, nick text not null, deleted_at timestamptz);
@@ -123,7 +124,7 @@ describe('repair soft-delete-conflicts', () => {
     const res = await repairJson(rule, '--apply');
     expect(res.doc.actions).toEqual(dry.doc.actions);
     expect(res.doc.actions[0]).toMatchObject({ groups: 3, rowsDeleted: 2, skipped: 1 });
-    expect((await db.query('select id from handle')).map((r) => r.id)).toEqual([2]);
+    expect((await db.query('select id from handle order by id')).map((r) => r.id)).toEqual([2, 4]);
     // The freed key can be inserted again: the 23505 is gone.
     await db.exec("insert into handle (id, name) values (10, 'ann')");
   });

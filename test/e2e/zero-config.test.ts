@@ -1,0 +1,152 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withReadOnlySnapshot } from '../../src/commands/context.js';
+import type { CommonOptions } from '../../src/commands/options.js';
+import type { Assumption } from '../../src/catalog/types.js';
+import { freshDatabase, type TestDb } from '../support/db.js';
+import { runCli, scanFindings, writeConfig } from '../support/run.js';
+
+/**
+ * The cases of issue 14, each as a small schema of its own: what a zero-config scan assumed from a
+ * name and the data contradicted, and design that is not damage.
+ */
+const SCHEMA = `
+  -- A questionnaire app: answer.section_id names a section inside the questionnaire's JSON document,
+  -- not a row of the section table (whose ids are elsewhere).
+  create table section (id int primary key, title text not null);
+  insert into section select g, 'section ' || g from generate_series(101, 140) g;
+  create table answer (id int primary key, section_id int not null, body text);
+  insert into answer select g, 1 + g % 12, 'x' from generate_series(1, 60) g;
+
+  -- A real reference without a foreign key, with real damage: 50 of 51 distinct values exist.
+  create table customer (id int primary key);
+  insert into customer select generate_series(1, 50);
+  create table purchase (id int primary key, customer_id int);
+  insert into purchase select g, case when g > 50 then 999 else g end from generate_series(1, 52) g;
+
+  -- A workflow engine: workflows soft-delete; an outbox records when a row was deleted elsewhere,
+  -- so every outbox row has "deletedAt" set: it is not a soft-delete marker.
+  create table workflow (id int primary key, deleted_at timestamptz);
+  insert into workflow select g, case when g = 5 then now() end from generate_series(1, 20) g;
+  create table outbox (
+    id int primary key,
+    "workflowId" int not null,
+    event_key text not null unique,
+    "deletedAt" timestamptz not null default now()
+  );
+  insert into outbox select g, case when g > 40 then 404 else 1 + g % 20 end, 'e' || g from generate_series(1, 42) g;
+`;
+
+let db: TestDb;
+beforeAll(async () => {
+  db = await freshDatabase(SCHEMA);
+});
+afterAll(() => db.drop());
+
+const options = (configText?: string): CommonOptions => ({
+  databaseUrl: db.url,
+  format: 'json',
+  color: false,
+  duplicates: [],
+  orphans: [],
+  discover: true,
+  failOn: 'error',
+  sample: '5',
+  statementTimeout: '1min',
+  schema: [],
+  config: configText ? writeConfig(configText) : '/dev/null',
+});
+
+async function assumptions(configText?: string): Promise<Assumption[]> {
+  return withReadOnlySnapshot(options(configText), (_tx, snap) => Promise.resolve(snap.catalog.assumptions));
+}
+
+const about = (list: Assumption[], table: string, column: string) =>
+  list.find((a) => a.table === table && a.column === column);
+
+describe('inferred references need evidence', () => {
+  it('lists a column that only shares a name as "not a reference", never as a finding', async () => {
+    const findings = await scanFindings(db.url);
+    expect(findings.filter((f) => f.table === 'public.answer')).toEqual([]);
+    expect(about(await assumptions(), 'public.answer', 'section_id')).toEqual({
+      kind: 'not-a-reference',
+      table: 'public.answer',
+      column: 'section_id',
+      references: 'public.section(id)',
+      evidence: '0 of 12 values found in public.section.id',
+    });
+  });
+
+  it('still finds the orphans of a reference the data supports, and shows the evidence', async () => {
+    const findings = await scanFindings(db.url, { only: 'orphaned-rows' });
+    expect(findings.find((f) => f.table === 'public.purchase')).toMatchObject({
+      columns: ['customer_id'],
+      references: 'public.customer(id)',
+      inferred: true,
+      severity: 'warning',
+      missingParent: 2,
+      groups: 1,
+    });
+    expect(about(await assumptions(), 'public.purchase', 'customer_id')).toMatchObject({
+      kind: 'inferred-reference',
+      evidence: 'matched 50 of 51 distinct values in public.customer.id',
+    });
+  });
+
+  it('prints the evidence and one quiet line per rejected candidate; JSON lists both as assumptions', async () => {
+    const text = await runCli(['scan', '--database-url', db.url, '--no-color']);
+    expect(text.stdout).toContain(
+      'not a reference: public.answer.section_id — 0 of 12 values found in public.section.id',
+    );
+    expect(text.stdout).toContain('matched 50 of 51 distinct values in public.customer.id');
+    expect(text.stdout).not.toMatch(/answer\(section_id\)/);
+    const json = JSON.parse((await runCli(['scan', '--database-url', db.url, '--format', 'json'])).stdout) as {
+      assumptions: Assumption[];
+    };
+    expect(json.assumptions).toContainEqual({
+      kind: 'not-a-reference',
+      table: 'public.answer',
+      column: 'section_id',
+      evidence: '0 of 12 values found in public.section.id',
+    });
+  });
+
+  it('verify-constraints --discover expects no foreign key the data does not support', async () => {
+    const res = await runCli(['verify-constraints', '--database-url', db.url, '--discover', '--format', 'json']);
+    const constraints = (JSON.parse(res.stdout) as { constraints: { table: string; columns: string[] }[] }).constraints;
+    expect(constraints.map((c) => `${c.table}(${c.columns.join()})`)).toContain('public.purchase(customer_id)');
+    expect(constraints.find((c) => c.table === 'public.answer')).toBeUndefined();
+  });
+});
+
+describe('soft-delete markers need evidence', () => {
+  it('does not take a column set on every row for a marker: no false conflicts, its orphans found', async () => {
+    const list = await assumptions();
+    expect(about(list, 'public.outbox', 'deletedAt')).toMatchObject({ kind: 'not-a-soft-delete-marker' });
+    expect(about(list, 'public.workflow', 'deleted_at')).toMatchObject({
+      kind: 'soft-delete-marker',
+      evidence: 'some rows live, some with deleted_at set',
+    });
+    const findings = await scanFindings(db.url);
+    expect(findings.filter((f) => f.check === 'soft-delete-conflicts' && f.table === 'public.outbox')).toEqual([]);
+    // Every outbox row counted as deleted would hide these: 2 rows point at no workflow, 2 at a deleted one.
+    expect(findings.find((f) => f.table === 'public.outbox' && f.check === 'orphaned-rows')).toMatchObject({
+      columns: ['workflowId'],
+      missingParent: 2,
+      deletedParent: 2,
+    });
+  });
+
+  it('prints every marker assumed, and every one ruled out, under the summary line', async () => {
+    const text = (await runCli(['scan', '--database-url', db.url, '--no-color'])).stdout;
+    const head = text.split('\n\n')[0]!;
+    expect(head).toContain('assumed: public.workflow.deleted_at marks soft-deleted rows');
+    expect(head).toContain('not a soft-delete marker: public.outbox.deletedAt — every row has deletedAt set');
+  });
+
+  it('takes a marker the config names for the table, whatever the data says', async () => {
+    const config = 'softDelete:\n  tables:\n    outbox: deletedAt\n';
+    expect(about(await assumptions(config), 'public.outbox', 'deletedAt')).toBeUndefined();
+    const findings = await scanFindings(db.url, { configText: config, only: 'soft-delete-conflicts' });
+    expect(findings.find((f) => f.table === 'public.outbox')).toMatchObject({ groups: 42, rows: 42 });
+  });
+});
