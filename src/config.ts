@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { RowdoctorError } from './errors.js';
+import { gotInstead, nearest } from './suggest.js';
 
 const name = z.string().min(1, 'expected a non-empty name');
 const keyPart = z.union([name, z.strictObject({ expr: z.string().min(1, 'expected an SQL expression') })], {
@@ -135,12 +136,15 @@ export function parseConfig(text: string, file: string): Config {
   }
   const data: unknown = doc.toJS() ?? {};
   const parsed = configSchema.safeParse(data);
-  const issues = [...(parsed.success ? [] : parsed.error.issues), ...crossFieldIssues(data)];
+  const issues: Issue[] = [
+    ...(parsed.success ? [] : parsed.error.issues.flatMap((i) => explain(i, data))),
+    ...crossFieldIssues(data),
+  ];
   if (parsed.success && !issues.length) return parsed.data;
   const lines = issues.map((issue) => {
-    const path = issue.path as (string | number)[];
-    // A missing key has no node: point at the nearest enclosing one instead.
-    let pos: { line: number; col: number } | undefined;
+    const path = issue.path;
+    // An unknown key is pointed at itself; a missing key has no node: point at the nearest enclosing one instead.
+    let pos = issue.atKey ? keyPosition(doc, lineCounter, path) : undefined;
     for (let n = path.length; n >= 0 && !pos; n--) {
       const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined;
       if (node?.range) pos = lineCounter.linePos(node.range[0]);
@@ -150,6 +154,101 @@ export function parseConfig(text: string, file: string): Config {
   throw new RowdoctorError(`${file} has ${lines.length} error${lines.length === 1 ? '' : 's'}:\n${lines.join('\n')}`, {
     hint: 'See the config format in README.md ("Config file").',
   });
+}
+
+type Issue = { path: (string | number)[]; message: string; atKey?: boolean };
+
+function keyPosition(doc: Document, lineCounter: LineCounter, path: (string | number)[]) {
+  const parent = doc.getIn(path.slice(0, -1), true);
+  if (!isMap(parent)) return undefined;
+  const pair = parent.items.find((p) => isScalar(p.key) && p.key.value === path[path.length - 1]);
+  const range = isScalar(pair?.key) ? pair.key.range : undefined;
+  return range ? lineCounter.linePos(range[0]) : undefined;
+}
+
+/**
+ * A zod issue as a person reads it: an enumerated value (a check id, a repair action, any z.enum)
+ * and an unknown key quote what was found and suggest the nearest valid one; one issue per key.
+ */
+function explain(issue: z.core.$ZodIssue, data: unknown): Issue[] {
+  const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+  const found = valueAt(data, path);
+  if (issue.code === 'invalid_value' && issue.values.every((v) => typeof v === 'string'))
+    return [{ path, message: gotInstead(found, issue.values) }];
+  if (issue.code === 'invalid_union' && 'discriminator' in issue) {
+    const options = ((issue as { options?: unknown[] }).options ?? []).filter((o) => typeof o === 'string');
+    return [{ path, message: gotInstead(found, options) }];
+  }
+  if (issue.code === 'invalid_union' && found !== null && typeof found === 'object' && !Array.isArray(found)) {
+    // An object where a name or an object may stand (references, a key part): the object's own problems.
+    const objectBranches = issue.errors.filter(
+      (branch) => !branch.some((i) => i.code === 'invalid_type' && !i.path.length),
+    );
+    if (objectBranches.length === 1)
+      return objectBranches[0]!.flatMap((i) => explain({ ...i, path: [...issue.path, ...i.path] }, data));
+  }
+  if (issue.code === 'unrecognized_keys') {
+    const valid = keysAt(configSchema, path, data);
+    return issue.keys.map((key) => {
+      const near = nearest(key, valid);
+      const expected = valid.length ? `keys here: ${valid.join(', ')}` : '';
+      const message = near
+        ? `unknown key "${key}" — did you mean "${near}"? (${expected})`
+        : `unknown key "${key}"${expected ? `; ${expected}` : ''}`;
+      return { path: [...path, key], message, atKey: true };
+    });
+  }
+  return [{ path, message: issue.message }];
+}
+
+function valueAt(data: unknown, path: (string | number)[]): unknown {
+  return path.reduce<unknown>(
+    (d, p) => (d !== null && typeof d === 'object' ? (d as Record<string, unknown>)[p] : undefined),
+    data,
+  );
+}
+
+/** The keys the schema allows for the object at `path` of `data` (a rule's keys depend on its check). */
+function keysAt(schema: z.ZodType, path: (string | number)[], data: unknown): string[] {
+  let at: z.ZodType | undefined = schema;
+  let value = data;
+  for (let i = 0; ; i++) {
+    at = objectIn(at, value);
+    if (i === path.length || !at) break;
+    const p = path[i]!;
+    if (at instanceof z.ZodObject) at = (at.shape as Record<string, z.ZodType>)[p];
+    else if (at instanceof z.ZodArray) at = at.element as z.ZodType;
+    else if (at instanceof z.ZodRecord) at = at.valueType as z.ZodType;
+    else return [];
+    value = valueAt(value, [p]);
+  }
+  return at instanceof z.ZodObject ? Object.keys(at.shape) : [];
+}
+
+/** Through optionals and unions to what can hold `value`: the object branch, or the rule its check names. */
+function objectIn(schema: z.ZodType | undefined, value: unknown): z.ZodType | undefined {
+  let at = schema;
+  for (;;) {
+    if (at instanceof z.ZodOptional) at = at.unwrap() as z.ZodType;
+    else if (at instanceof z.ZodUnion) {
+      const options = (at.options as z.ZodType[]).filter((o) => o instanceof z.ZodObject || o instanceof z.ZodArray);
+      const discriminator = (at.def as { discriminator?: string }).discriminator;
+      const tag = discriminator ? valueAt(value, [discriminator]) : undefined;
+      const tagged = options.find(
+        (o) =>
+          o instanceof z.ZodObject &&
+          discriminator &&
+          (o.shape as Record<string, z.ZodType>)[discriminator] instanceof z.ZodLiteral &&
+          (o.shape as Record<string, z.ZodLiteral>)[discriminator]!.values.has(tag as never),
+      );
+      if (discriminator && !tagged) return undefined; // an unknown check: its keys are unknown too
+      at =
+        tagged ??
+        (Array.isArray(value)
+          ? options.find((o) => o instanceof z.ZodArray)
+          : options.find((o) => o instanceof z.ZodObject));
+    } else return at;
+  }
 }
 
 export function formatPath(path: (string | number | symbol)[]): string {

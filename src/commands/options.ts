@@ -1,4 +1,5 @@
 import { RowdoctorError } from '../errors.js';
+import { gotInstead } from '../suggest.js';
 import { CHECK_IDS, type CheckId } from '../rules/types.js';
 
 /** Options every command that reads a database shares (contract §Commands). */
@@ -28,8 +29,8 @@ export function parseOnly(only: string | undefined): CheckId[] | null {
     .filter(Boolean);
   const bad = ids.filter((id) => !CHECK_IDS.includes(id as CheckId));
   if (bad.length) {
-    throw new RowdoctorError(`--only: unknown check ${bad.map((b) => `"${b}"`).join(', ')}.`, {
-      hint: `Checks are: ${CHECK_IDS.join(', ')}.`,
+    throw new RowdoctorError(`--only: ${bad.map((b) => gotInstead(b, CHECK_IDS)).join('; ')}`, {
+      hint: 'Give a comma-separated list of checks, e.g. --only duplicate-rows,orphaned-rows.',
     });
   }
   return ids as CheckId[];
@@ -37,8 +38,8 @@ export function parseOnly(only: string | undefined): CheckId[] | null {
 
 export function parseFormat<T extends string>(format: string, allowed: readonly T[]): T {
   if (!allowed.includes(format as T)) {
-    throw new RowdoctorError(`--format ${format} is not available here.`, {
-      hint: `Use one of: ${allowed.join(', ')}.`,
+    throw new RowdoctorError(`--format: ${gotInstead(format, allowed)}`, {
+      hint: 'markdown is available for scan, junit for verify-constraints.',
     });
   }
   return format as T;
@@ -60,6 +61,6 @@ export function parseDuration(value: string, flag: string): number {
 
 export function parseFailOn(value: string): 'error' | 'warning' {
   if (value !== 'error' && value !== 'warning')
-    throw new RowdoctorError(`--fail-on expects "error" or "warning", got "${value}".`);
+    throw new RowdoctorError(`--fail-on: ${gotInstead(value, ['error', 'warning'])}`);
   return value;
 }

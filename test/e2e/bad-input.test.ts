@@ -90,11 +90,17 @@ rules:
       'rules[1].check',
       'rules[2].repair',
       'rules[2].column',
-      'rules[3]',
+      'rules[3].colour',
     ]) {
       expect(res.stderr).toContain(` ${path}: `);
     }
     expect(res.stderr).toMatch(/:5:10 rules\[0\]\.key: /);
+    // enumerated values and keys: the value found, and the nearest valid one
+    expect(res.stderr).toMatch(
+      /:6:12 rules\[1\]\.check: got "duplicate-rowz" — did you mean "duplicate-rows"\? \(one of duplicate-rows, orphaned-rows, soft-delete-conflicts\)\n/,
+    );
+    expect(res.stderr).toContain('rules[2].repair: got "nuke"; expected one of delete, soft-delete, set-null, report');
+    expect(res.stderr).toMatch(/:15:5 rules\[3\]\.colour: unknown key "colour"; keys here: check, table, key/);
   });
 
   it('config names that do not exist, all reported together', async () => {
@@ -163,11 +169,23 @@ rules:
     expectUsageError(await runCli(['scan', '--database-url', db.url, '--frmat', 'json']), /unknown option '--frmat'/);
     expectUsageError(
       await runCli(['scan', '--database-url', db.url, '--format', 'xml']),
-      /--format xml is not available/,
+      /--format: got "xml"; expected one of text, json, markdown/,
+    );
+    expectUsageError(
+      await runCli(['scan', '--database-url', db.url, '--format', 'jsno']),
+      /--format: got "jsno" — did you mean "json"\?/,
     );
     expectUsageError(
       await runCli(['scan', '--database-url', db.url, '--only', 'duplicates']),
-      /--only: unknown check "duplicates"/,
+      /--only: got "duplicates"; expected one of duplicate-rows, orphaned-rows, soft-delete-conflicts/,
+    );
+    expectUsageError(
+      await runCli(['scan', '--database-url', db.url, '--only', 'duplicate-rows,orphan-rows']),
+      /--only: got "orphan-rows" — did you mean "orphaned-rows"\?/,
+    );
+    expectUsageError(
+      await runCli(['scan', '--database-url', db.url, '--fail-on', 'warn']),
+      /--fail-on: got "warn" — did you mean "warning"\?/,
     );
     expectUsageError(await runCli(['scan', '--config', '/nonexistent/rowdoctor.yml']), /Cannot read config file/);
   });
