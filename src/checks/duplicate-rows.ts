@@ -54,50 +54,76 @@ export function duplicateScope(rule: DuplicateRule, alias: string | null): Sql[]
 
 async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: number }): Promise<Finding | null> {
   const t = tableRef(rule.table);
+  const limit = options.sample;
   const names = keyAliases(rule.key.length);
   const keyCols = sql.join(names.map((n) => sql.id(n)));
+  const sampleKeyCols = sql.join(names.map((n) => sql.id('s', n)));
   const selectKeys = sql.join(
     rule.key.map((k, i) => sql`${groupKeyExpr(rule.table, k, null)} as ${sql.id(names[i]!)}`),
   );
+  const scope = and(duplicateScope(rule, null));
+  const rowScope = and(duplicateScope(rule, 'r'));
   const joinOn = keysEqual(
     rule.key.map((k) => groupKeyExpr(rule.table, k, 'r')),
     names.map((n) => sql.id('s', n)),
     rule.nullsNotDistinct,
   );
-  // Samples without a second pass over the table: the one aggregate also collects the ids of the
-  // groups whose key falls in a fixed 1-in-256 hash bucket (bounded memory, deterministic). Only
-  // when that bucket holds too few groups does the exact join back to the table run — lazily.
   // Where an index serves the key, the aggregate reads the key alone (an index-only scan is then
-  // possible) and the join back for samples is a few index lookups.
+  // possible) and samples always come from the join back to the table (a few index lookups).
+  // Otherwise the aggregate also collects the ids of the groups whose key falls in a fixed 1-in-256
+  // hash bucket (bounded memory, deterministic); only when that bucket holds too few groups does
+  // the join back run — lazily, in the CASE below.
+  const collect = !keyIndexed(rule);
   const bucket = sampleBucket(
     names.map((n, i) => ({ ref: sql.id(n), baseType: partBaseType(rule.table, rule.key[i]!) })),
   );
-  const collect = !keyIndexed(rule);
+  const idColumn = collect ? sql`, ${rowId(rule.table, null)} as id` : sql``;
+  const bucketIds = collect ? sql`array_agg(id) filter (where ${bucket})` : sql`null::text[]`;
   const sampleOf = (ids: Sql) => sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${ids})`;
-  const exact = sql`(select coalesce(json_agg(${sampleOf(sql`ids`)} order by ${keyCols}), '[]'::json) from si)`;
+  const sortedIds = sql`(select json_agg(x order by ${rowIdSortKey(rule.table, sql`x`)}) from unnest(ids) x)`;
+  const exactSamples = sql`(
+    select coalesce(json_agg(${sampleOf(sql`ids`)} order by ${keyCols}), '[]'::json)
+      from si)`;
+  const bucketSamples = sql`(
+    select coalesce(json_agg(${sampleOf(sortedIds)} order by ${keyCols}), '[]'::json)
+      from bucketed)`;
+  const bucketIsEnough = sql`(select count(*) from bucketed) >= least(${limit}, (select count(*) from g))`;
+  const samples = collect
+    ? sql`case when ${bucketIsEnough} then ${bucketSamples} else ${exactSamples} end`
+    : exactSamples;
+
+  // Key values held by more than one in-scope row (g), with exact counts from that one aggregate
+  // pass; the first `limit` groups in key order (s) and their rows read back by key (si); the
+  // bucket's first groups (bucketed) when the aggregate collected their ids.
   const result = await sql<{ groups: string; rows: string; samples: Sample[] }>`
     with g as (
-      select ${keyCols}, count(*) as n, ${collect ? sql`array_agg(id) filter (where ${bucket})` : sql`null::text[]`} as ids
-        from (select ${selectKeys}${collect ? sql`, ${rowId(rule.table, null)} as id` : sql``} from ${t} where ${and(duplicateScope(rule, null))}) k
+      select ${keyCols}, count(*) as n, ${bucketIds} as ids
+        from (select ${selectKeys}${idColumn} from ${t} where ${scope}) k
        group by ${keyCols}
       having count(*) > 1
     ),
-    bucketed as (select ${keyCols}, ids from g where ids is not null order by ${keyCols} limit ${options.sample}),
-    s as (select ${keyCols} from g order by ${keyCols} limit ${options.sample}),
+    bucketed as (
+      select ${keyCols}, ids
+        from g
+       where ids is not null
+       order by ${keyCols}
+       limit ${limit}
+    ),
+    s as (
+      select ${keyCols}
+        from g
+       order by ${keyCols}
+       limit ${limit}
+    ),
     si as (
-      select ${sql.join(names.map((n) => sql.id('s', n)))}, json_agg(${rowId(rule.table, 'r')} order by ${rowIdOrder(rule.table, 'r')}) as ids
-        from s join ${t} r on ${joinOn} and ${and(duplicateScope(rule, 'r'))}
-       group by ${sql.join(names.map((n) => sql.id('s', n)))}
+      select ${sampleKeyCols}, json_agg(${rowId(rule.table, 'r')} order by ${rowIdOrder(rule.table, 'r')}) as ids
+        from s
+        join ${t} r on ${joinOn} and ${rowScope}
+       group by ${sampleKeyCols}
     )
     select (select count(*) from g) as groups,
            (select coalesce(sum(n - 1), 0) from g) as rows,
-           ${
-             collect
-               ? sql`case when (select count(*) from bucketed) >= least(${options.sample}, (select count(*) from g))
-                then (select coalesce(json_agg(${sampleOf(sql`(select json_agg(x order by ${rowIdSortKey(rule.table, sql`x`)}) from unnest(ids) x)`)} order by ${keyCols}), '[]'::json) from bucketed)
-                else ${exact} end`
-               : exact
-           } as samples
+           ${samples} as samples
   `.execute(db);
   const row = result.rows[0]!;
   if (toCount(row.groups) === 0) return null;
@@ -117,15 +143,16 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
 
 export const duplicateRepair: Repairer<DuplicateRule> = {
   async groups(session, rule) {
-    const names = keyAliases(rule.key.length);
+    const groupCols = sql.join(rule.key.map((_, i) => sql.id(`k${i}`)));
     const keys = sql.join(rule.key.map((k, i) => sql`${groupKeyExpr(rule.table, k, null)} as ${sql.id(`k${i}`)}`));
-    const total = await createGroups(
-      session,
-      rule.key.length,
-      sql`
-      select ${sql.join(names.map((_, i) => sql.id(`k${i}`)))} from (select ${keys} from ${tableRef(rule.table)} where ${and(duplicateScope(rule, null))}) s
-       group by ${sql.join(names.map((_, i) => sql.id(`k${i}`)))} having count(*) > 1`,
-    );
+    const scope = and(duplicateScope(rule, null));
+    // Key values held by more than one in-scope row: the same groups detect() counts.
+    const duplicatedKeys = sql`
+      select ${groupCols}
+        from (select ${keys} from ${tableRef(rule.table)} where ${scope}) s
+       group by ${groupCols}
+      having count(*) > 1`;
+    const total = await createGroups(session, rule.key.length, duplicatedKeys);
     await createMembers(session, rule.table, onGroupKey(rule), and(duplicateScope(rule, 't')));
     return total;
   },
@@ -135,29 +162,46 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
   async finding(session, rule, sample) {
     const pk = pkOf(rule.table);
     const pks = sql.join(pk.map((_, i) => sql`m.${sql.id(`p${i}`)}`));
+    const memberId = pk.length === 1 ? pks : sql`json_build_array(${pks})`;
     const keys = sql.join(rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`));
     const inBucket = keyIndexed(rule)
       ? sql`false`
       : sampleBucket(
           rule.key.map((k, i) => ({ ref: sql`g.${sql.id(`k${i}`)}`, baseType: partBaseType(rule.table, k) })),
         );
+    const sampleJson = sql`json_build_object('key', key, 'ids', ids)`;
+    const inBucketed = sql`(select count(*) from bucketed)`;
+    const wanted = sql`least(${sample}, (select count(*) from ${GROUPS}))`;
+    // Counts of the listed groups and members, and the sample groups' keys and member ids: the
+    // bucket's first groups when there are enough of them, else the first groups (as detect()).
     const { rows } = await sql<{ groups: string; members: string; samples: Sample[] }>`
-      with bucketed as (select n from ${GROUPS} g where ${inBucket} order by n limit ${sample}),
+      with bucketed as (
+        select n
+          from ${GROUPS} g
+         where ${inBucket}
+         order by n
+         limit ${sample}
+      ),
       chosen as (
-        select n from bucketed where (select count(*) from bucketed) >= least(${sample}, (select count(*) from ${GROUPS}))
-        union all
-        select n from (select n from ${GROUPS} order by n limit ${sample}) f
-         where (select count(*) from bucketed) < least(${sample}, (select count(*) from ${GROUPS}))
+        select n
+          from bucketed
+         where ${inBucketed} >= ${wanted}
+         union all
+        select n
+          from (select n from ${GROUPS} order by n limit ${sample}) f
+         where ${inBucketed} < ${wanted}
       ),
       s as (
-        select g.n, json_build_array(${keys}) as key, json_agg(${pk.length === 1 ? pks : sql`json_build_array(${pks})`} order by ${pks}) as ids
-          from chosen c join ${GROUPS} g on g.n = c.n join ${MEMBERS} m on m.n = g.n
+        select g.n, json_build_array(${keys}) as key, json_agg(${memberId} order by ${pks}) as ids
+          from chosen c
+          join ${GROUPS} g on g.n = c.n
+          join ${MEMBERS} m on m.n = g.n
          group by g.n, ${keys}
       )
-      select (select count(*) from ${GROUPS}) as groups, (select count(*) from ${MEMBERS}) as members,
-             (select coalesce(json_agg(json_build_object('key', key, 'ids', ids) order by n), '[]'::json) from s) as samples`.execute(
-      session,
-    );
+      select (select count(*) from ${GROUPS}) as groups,
+             (select count(*) from ${MEMBERS}) as members,
+             (select coalesce(json_agg(${sampleJson} order by n), '[]'::json) from s) as samples
+    `.execute(session);
     const row = rows[0]!;
     const groups = toCount(row.groups);
     if (groups === 0) return null;
@@ -173,32 +217,40 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
     const table = rule.table;
     const pk = pkOf(table);
     const rows = ctx.nextTemp();
-    const keep = sql.join([
-      ...rule.keep.map(
-        (o, i) => sql`${sql.id(`o${i}`)} ${sql.raw(o.direction)}${o.nulls ? sql.raw(` nulls ${o.nulls}`) : sql``}`,
-      ),
-      ...pk.map((_, i) => sql`${sql.id(`p${i}`)}`),
-    ]);
-    const picked = sql`g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))}
-             ${rule.keep.length ? sql`, ${sql.join(rule.keep.map((o, i) => sql`${col('t', o.column)} as ${sql.id(`o${i}`)}`))}` : sql``}`;
+    const pkCols = sql.join(pk.map((_, i) => sql.id(`p${i}`)));
+    const keepOrder = rule.keep.map((o, i) => {
+      const nulls = o.nulls ? sql.raw(` nulls ${o.nulls}`) : sql``;
+      return sql`${sql.id(`o${i}`)} ${sql.raw(o.direction)}${nulls}`;
+    });
+    const keep = sql.join([...keepOrder, ...pk.map((_, i) => sql`${sql.id(`p${i}`)}`)]);
+    const pickedPk = sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`));
+    const pickedKeep = rule.keep.length
+      ? sql`, ${sql.join(rule.keep.map((o, i) => sql`${col('t', o.column)} as ${sql.id(`o${i}`)}`))}`
+      : sql``;
     await lockBatchRows(ctx, table, rows, {
       from,
       to,
-      picked,
+      picked: sql`g.n, ${pickedPk}${pickedKeep}`,
       onKey: onGroupKey(rule),
       still: and(duplicateScope(rule, 't')),
       pkPrefix: 'p',
       byKey: keyIndexed(rule),
     });
     const map = ctx.nextTemp();
+    const losers = sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`));
+    const survivors = sql.join(pk.map((_, i) => sql.id(`s${i}`)));
+    const firstByKeep = sql.join(pk.map((_, i) => sql`first_value(${sql.id(`p${i}`)}) over w as ${sql.id(`s${i}`)}`));
+    // Each group's rows ranked by `keep` under the lock: every row but the first is a loser,
+    // mapped to the first (its survivor).
     await run(
       ctx,
       sql`create temp table ${map} on commit drop as
-      select n, ${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`))}, ${sql.join(pk.map((_, i) => sql.id(`s${i}`)))}
-        from (select n, ${sql.join(pk.map((_, i) => sql.id(`p${i}`)))},
-                     ${sql.join(pk.map((_, i) => sql`first_value(${sql.id(`p${i}`)}) over w as ${sql.id(`s${i}`)}`))},
+      select n, ${losers}, ${survivors}
+        from (select n, ${pkCols},
+                     ${firstByKeep},
                      row_number() over w as rn
-                from ${rows} window w as (partition by n order by ${keep})) x
+                from ${rows}
+              window w as (partition by n order by ${keep})) x
        where rn > 1`,
       'plan',
     );
@@ -251,12 +303,18 @@ async function planSamples(
   const cols = (p: string) => sql.join(Array.from({ length: pkLen }, (_, i) => sql.id(`${p}${i}`)));
   const id = (p: string) => (pkLen === 1 ? sql.id(`${p}0`) : sql`json_build_array(${cols(p)})`);
   const keys = sql.join(rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`));
+  // Per group: its key, its survivor and its losers, for the first `limit` groups of the batch.
   const { rows } = await run<PlanSample>(
     ctx,
     sql`
-    select json_build_array(${keys}) as key, (array_agg(${id('s')}))[1] as survivor, json_agg(${id('l')} order by ${cols('l')}) as losers
-      from ${map} m join ${GROUPS} g on g.n = m.n
-     group by g.n, ${keys} order by g.n limit ${limit}`,
+    select json_build_array(${keys}) as key,
+           (array_agg(${id('s')}))[1] as survivor,
+           json_agg(${id('l')} order by ${cols('l')}) as losers
+      from ${map} m
+      join ${GROUPS} g on g.n = m.n
+     group by g.n, ${keys}
+     order by g.n
+     limit ${limit}`,
     'plan',
   );
   return rows;
@@ -268,34 +326,56 @@ async function fillSurvivors(ctx: BatchContext, table: Table, map: WorkTable): P
   const cols = table.columns.filter((c) => !pk.includes(c.name) && !c.generated);
   if (!cols.length) return 0;
   const filled = ctx.nextTemp();
+  const survivor = sql.join(pk.map((_, i) => sql`m.${sql.id(`s${i}`)}`));
+  const survivorAsL = sql.join(pk.map((_, i) => sql`m.${sql.id(`s${i}`)} as ${sql.id(`l${i}`)}`));
+  const loserOrder = sql.join(pk.map((p) => col('x', p)));
+  const firstValues = sql.join(
+    cols.map((c) => {
+      const value = col('x', c.name);
+      const firstNonNull = sql`(array_agg(${value} order by ${loserOrder}) filter (where ${value} is not null))[1]`;
+      return sql`${firstNonNull} as ${sql.id(c.name)}`;
+    }),
+  );
+  // Per survivor, each column's first non-NULL value among its losers (in primary key order).
   await run(
     ctx,
     sql`create temp table ${filled} on commit drop as
-    select ${sql.join(pk.map((_, i) => sql`m.${sql.id(`s${i}`)} as ${sql.id(`l${i}`)}`))},
-           ${sql.join(cols.map((c) => sql`(array_agg(${col('x', c.name)} order by ${sql.join(pk.map((p) => col('x', p)))}) filter (where ${col('x', c.name)} is not null))[1] as ${sql.id(c.name)}`))}
-      from ${map} m join ${tableRef(table)} x on ${pkMatches(table, 'x', 'm', 'l')}
-     group by ${sql.join(pk.map((_, i) => sql`m.${sql.id(`s${i}`)}`))}`,
+    select ${survivorAsL},
+           ${firstValues}
+      from ${map} m
+      join ${tableRef(table)} x on ${pkMatches(table, 'x', 'm', 'l')}
+     group by ${survivor}`,
     'plan',
   );
-  const needs = sql`exists (select 1 from ${filled} f where ${pkMatches(table, 't', 'f', 'l')}
-                     and (${sql.join(
-                       cols.map((c) => sql`(${col('t', c.name)} is null and ${col('f', c.name)} is not null)`),
-                       sql` or `,
-                     )}))`;
+  const gaps = sql.join(
+    cols.map((c) => sql`(${col('t', c.name)} is null and ${col('f', c.name)} is not null)`),
+    sql` or `,
+  );
+  const needs = sql`exists (
+      select 1
+        from ${filled} f
+       where ${pkMatches(table, 't', 'f', 'l')}
+         and (${gaps}))`;
   const targets = ctx.nextTemp();
+  const targetPk = sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`l${i}`)}`));
+  // The survivors that have a NULL a loser can fill.
   await run(
     ctx,
     sql`create temp table ${targets} on commit drop as
-    select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`l${i}`)}`))} from ${tableRef(table)} t where ${needs}`,
+    select ${targetPk}
+      from ${tableRef(table)} t
+     where ${needs}`,
     'plan',
   );
+  const filledValue = (c: string) =>
+    sql`(select ${col('f', c)} from ${filled} f where ${pkMatches(table, 't', 'f', 'l')})`;
   return updateRows(
     ctx,
     table,
     targets,
     cols.map((c) => ({
       column: c.name,
-      value: sql`coalesce(${col('t', c.name)}, (select ${col('f', c.name)} from ${filled} f where ${pkMatches(table, 't', 'f', 'l')}))`,
+      value: sql`coalesce(${col('t', c.name)}, ${filledValue(c.name)})`,
     })),
   );
 }

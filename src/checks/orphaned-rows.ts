@@ -56,7 +56,10 @@ export function parentMatches(rule: OrphanRule, parentAlias: string, childAlias:
 export function orphanPredicate(rule: OrphanRule, childAlias: string): Sql {
   const marker = rule.parent.softDelete;
   const alive = marker ? sql` and ${isAlive(marker, 'p')}` : sql``;
-  return sql`not exists (select 1 from ${tableRef(rule.parent)} p where ${parentMatches(rule, 'p', childAlias)}${alive})`;
+  return sql`not exists (
+    select 1
+      from ${tableRef(rule.parent)} p
+     where ${parentMatches(rule, 'p', childAlias)}${alive})`;
 }
 
 /**
@@ -67,44 +70,76 @@ export function orphanPredicate(rule: OrphanRule, childAlias: string): Sql {
  * holds too few keys are the first keys' rows fetched again.
  */
 async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }): Promise<Finding | null> {
+  const child = tableRef(rule.table);
+  const limit = options.sample;
   const names = keyAliases(rule.columns.length);
   const keyCols = sql.join(names.map((n) => sql.id(n)));
+  const sampleKeyCols = sql.join(names.map((n) => sql.id('s', n)));
   const keys = sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(names[i]!)}`));
+  const scope = and(childScope(rule, 'c'));
+  const holdsSampleKey = and(rule.columns.map((c, i) => sql`${col('c', c)} = ${sql.id('s', names[i]!)}`));
   const bucket = sampleBucket(
     names.map((n, i) => ({
       ref: sql.id(n),
       baseType: partBaseType(rule.table, { kind: 'column', column: rule.columns[i]! }),
     })),
   );
+  // Only a parent table with soft-delete can hold a deleted parent for a dangling key.
   const parentOf = (alias: string) =>
     and(rule.parentColumns.map((pc, i) => sql`${col('p', pc)} = ${sql.id(alias, names[i]!)}`));
   const hasParent = rule.parent.softDelete
     ? sql`exists (select 1 from ${tableRef(rule.parent)} p where ${parentOf('g')})`
     : sql`false`;
   const sampleOf = (ids: Sql) => sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${ids})`;
+  const sortedIds = sql`(select json_agg(x order by ${rowIdSortKey(rule.table, sql`x`)}) from unnest(ids) x)`;
+  const bucketSamples = sql`(
+    select coalesce(json_agg(${sampleOf(sortedIds)} order by ${keyCols}), '[]'::json)
+      from bucketed)`;
+  const exactSamples = sql`(
+    select coalesce(json_agg(${sampleOf(sql`ids`)} order by ${keyCols}), '[]'::json)
+      from si)`;
+
+  // Orphan rows counted per dangling key (g), the keys classified by whether a soft-deleted parent
+  // holds them (classified), samples from the bucket (bucketed) or else from the first keys'
+  // rows read back (s, si): a dangling key is dangling for every in-scope row that holds it.
   const result = await sql<{ missing: string; deleted: string; groups: string; samples: Sample[] }>`
     with g as (
       select ${keyCols}, count(*) as n, array_agg(id) filter (where ${bucket}) as ids
-        from (select ${keys}, ${rowId(rule.table, 'c')} as id from ${tableRef(rule.table)} c
-               where ${and(childScope(rule, 'c'))} and ${orphanPredicate(rule, 'c')}) o
+        from (select ${keys}, ${rowId(rule.table, 'c')} as id
+                from ${child} c
+               where ${scope} and ${orphanPredicate(rule, 'c')}) o
        group by ${keyCols}
     ),
-    classified as (select n, ${hasParent} as has_parent from g),
-    bucketed as (select ${keyCols}, ids from g where ids is not null order by ${keyCols} limit ${options.sample}),
-    s as (select ${keyCols} from g order by ${keyCols} limit ${options.sample}),
+    classified as (
+      select n, ${hasParent} as has_parent
+        from g
+    ),
+    bucketed as (
+      select ${keyCols}, ids
+        from g
+       where ids is not null
+       order by ${keyCols}
+       limit ${limit}
+    ),
+    s as (
+      select ${keyCols}
+        from g
+       order by ${keyCols}
+       limit ${limit}
+    ),
     si as (
-      -- a dangling key is dangling for every in-scope row that holds it
-      select ${sql.join(names.map((n) => sql.id('s', n)))}, json_agg(${rowId(rule.table, 'c')} order by ${rowIdOrder(rule.table, 'c')}) as ids
-        from s join ${tableRef(rule.table)} c on ${and(rule.columns.map((c, i) => sql`${col('c', c)} = ${sql.id('s', names[i]!)}`))}
-       where ${and(childScope(rule, 'c'))}
-       group by ${sql.join(names.map((n) => sql.id('s', n)))}
+      select ${sampleKeyCols}, json_agg(${rowId(rule.table, 'c')} order by ${rowIdOrder(rule.table, 'c')}) as ids
+        from s
+        join ${child} c on ${holdsSampleKey}
+       where ${scope}
+       group by ${sampleKeyCols}
     )
     select (select sum(n) from classified where not has_parent) as missing,
            (select sum(n) from classified where has_parent) as deleted,
            (select count(*) from g) as groups,
-           case when (select count(*) from bucketed) >= least(${options.sample}, (select count(*) from g))
-                then (select coalesce(json_agg(${sampleOf(sql`(select json_agg(x order by ${rowIdSortKey(rule.table, sql`x`)}) from unnest(ids) x)`)} order by ${keyCols}), '[]'::json) from bucketed)
-                else (select coalesce(json_agg(${sampleOf(sql`ids`)} order by ${keyCols}), '[]'::json) from si)
+           case when (select count(*) from bucketed) >= least(${limit}, (select count(*) from g))
+                then ${bucketSamples}
+                else ${exactSamples}
            end as samples
   `.execute(db);
   const row = result.rows[0]!;
@@ -136,13 +171,13 @@ function onDanglingKey(rule: OrphanRule): Sql {
 
 export const orphanRepair: Repairer<OrphanRule> = {
   async groups(session, rule) {
-    const total = await createGroups(
-      session,
-      rule.columns.length,
-      sql`
-      select distinct ${sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(`k${i}`)}`))}
-        from ${tableRef(rule.table)} c where ${and(childScope(rule, 'c'))} and ${orphanPredicate(rule, 'c')}`,
-    );
+    const keys = sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(`k${i}`)}`));
+    // The dangling key values: the same groups detect() counts.
+    const danglingKeys = sql`
+      select distinct ${keys}
+        from ${tableRef(rule.table)} c
+       where ${and(childScope(rule, 'c'))} and ${orphanPredicate(rule, 'c')}`;
+    const total = await createGroups(session, rule.columns.length, danglingKeys);
     // The orphan rows, listed once by primary key: each batch then reaches them by index, even where
     // nothing indexes the reference columns (a scan of the child per batch otherwise).
     await createMembers(session, rule.table, onDanglingKey(rule), and(childScope(rule, 't')));

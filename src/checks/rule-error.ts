@@ -11,11 +11,15 @@ const HINTS: { code: string; message?: RegExp; hint: string }[] = [
   {
     code: '42883',
     message: /equality operator for type json\b/,
-    hint: 'json has no equality operator: use a jsonb cast in an expression key, e.g. key: [{ expr: "payload::jsonb" }].',
+    hint:
+      'json has no equality operator: use a jsonb cast in an expression key, ' +
+      'e.g. key: [{ expr: "payload::jsonb" }].',
   },
   {
     code: '42883',
-    hint: 'A key type has no equality operator the server can group by: use an expression key that casts it to a comparable type.',
+    hint:
+      'A key type has no equality operator the server can group by: ' +
+      'use an expression key that casts it to a comparable type.',
   },
   {
     code: '57014',

@@ -42,30 +42,55 @@ export function conflictScope(rule: SoftDeleteRule, alias: string | null): Sql[]
   return terms;
 }
 
+/**
+ * (a) applies with an enforcing index: any deleted row holding the key blocks it. (b) applies only
+ * to declared rules: a deleted row in conflict with another row holding the same key.
+ */
+function conflictCondition(rule: SoftDeleteRule): Sql {
+  if (rule.enforcedBy !== null) return sql`true`;
+  return rule.source === 'discovered' ? sql`false` : sql`count(*) > 1`;
+}
+
 async function detect(db: Db | Tx, rule: SoftDeleteRule, options: { sample: number }): Promise<Finding | null> {
   const marker = rule.table.softDelete!;
   const names = keyAliases(rule.key.length);
   const keyCols = sql.join(names.map((n) => sql.id(n)));
-  const enforced = rule.enforcedBy !== null;
-  // (a) applies with an enforcing index; (b) only to declared rules.
-  const conflict = enforced ? sql`true` : rule.source === 'discovered' ? sql`false` : sql`count(*) > 1`;
+  const keys = sql.join(rule.key.map((p, i) => sql`${keyExpr(p, null)} as ${sql.id(names[i]!)}`));
+  const conflict = conflictCondition(rule);
+  const sameKey = and(names.map((n) => sql`k.${sql.id(n)} is not distinct from s.${sql.id(n)}`));
+  const deletedIds = sql`(
+    select json_agg(k.id order by k.ord)
+      from k
+     where k.deleted and ${sameKey})`;
+  const sampleJson = sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${deletedIds})`;
+
+  // Every in-scope row's key, marker, id and sort order (k), read once; the key values in conflict
+  // with the number of deleted rows holding each (g); the first `limit` of them (s), whose deleted
+  // rows' ids are the samples.
   const result = await sql<{ groups: string; rows: string; samples: Sample[] }>`
     with k as (
-      select ${sql.join(rule.key.map((p, i) => sql`${keyExpr(p, null)} as ${sql.id(names[i]!)}`))},
-             ${isDeleted(marker, null)} as deleted, ${rowId(rule.table, null)} as id, row(${rowIdOrder(rule.table, null)}) as ord
-        from ${tableRef(rule.table)} where ${and(conflictScope(rule, null))}
+      select ${keys},
+             ${isDeleted(marker, null)} as deleted,
+             ${rowId(rule.table, null)} as id,
+             row(${rowIdOrder(rule.table, null)}) as ord
+        from ${tableRef(rule.table)}
+       where ${and(conflictScope(rule, null))}
     ),
     g as (
       select ${keyCols}, count(*) filter (where deleted) as del
-        from k group by ${keyCols}
+        from k
+       group by ${keyCols}
       having count(*) filter (where deleted) > 0 and (${conflict})
     ),
-    s as (select ${keyCols} from g order by ${keyCols} limit ${options.sample})
+    s as (
+      select ${keyCols}
+        from g
+       order by ${keyCols}
+       limit ${options.sample}
+    )
     select (select count(*) from g) as groups,
            (select coalesce(sum(del), 0) from g) as rows,
-           (select coalesce(json_agg(json_build_object('key', json_build_array(${keyCols}), 'ids',
-               (select json_agg(k.id order by k.ord) from k where k.deleted and ${and(names.map((n) => sql`k.${sql.id(n)} is not distinct from s.${sql.id(n)}`))}))
-               order by ${keyCols}), '[]'::json) from s) as samples
+           (select coalesce(json_agg(${sampleJson} order by ${keyCols}), '[]'::json) from s) as samples
   `.execute(db);
   const row = result.rows[0]!;
   if (toCount(row.groups) === 0) return null;
@@ -96,18 +121,16 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
   async groups(session, rule) {
     const marker = rule.table.softDelete!;
     const names = rule.key.map((_, i) => sql.id(`k${i}`));
-    const conflict =
-      rule.enforcedBy !== null ? sql`true` : rule.source === 'discovered' ? sql`false` : sql`count(*) > 1`;
-    const total = await createGroups(
-      session,
-      rule.key.length,
-      sql`
-      select ${sql.join(names)} from (
-        select ${sql.join(rule.key.map((p, i) => sql`${keyExpr(p, null)} as ${names[i]!}`))}, ${isDeleted(marker, null)} as deleted
-          from ${tableRef(rule.table)} where ${and(conflictScope(rule, null))}) k
+    const keys = sql.join(rule.key.map((p, i) => sql`${keyExpr(p, null)} as ${names[i]!}`));
+    // The key values in conflict: the same groups detect() counts.
+    const conflictKeys = sql`
+      select ${sql.join(names)}
+        from (select ${keys}, ${isDeleted(marker, null)} as deleted
+                from ${tableRef(rule.table)}
+               where ${and(conflictScope(rule, null))}) k
        group by ${sql.join(names)}
-      having count(*) filter (where deleted) > 0 and (${conflict})`,
-    );
+      having count(*) filter (where deleted) > 0 and (${conflictCondition(rule)})`;
+    const total = await createGroups(session, rule.key.length, conflictKeys);
     // Each group's rows, listed once by primary key: a batch then reaches them by index, even where
     // no index serves the key for deleted rows (a partial one on live rows does not).
     await createMembers(session, rule.table, onGroupKey(rule), and(conflictScope(rule, 't')));
@@ -121,13 +144,14 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
     const rows = ctx.nextTemp();
     const newest = marker.kind === 'timestamp' ? sql`${sql.id('m')} desc nulls last, ` : sql``;
     const first = rule.key[0];
+    const pickedPk = sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`));
     await lockBatchRows(ctx, table, rows, {
       from,
       to,
       onKey: onGroupKey(rule),
       still: and(conflictScope(rule, 't')),
       pkPrefix: 'p',
-      picked: sql`g.n, ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))}, ${isDeleted(marker, 't')} as deleted, ${col('t', marker.column)} as m`,
+      picked: sql`g.n, ${pickedPk}, ${isDeleted(marker, 't')} as deleted, ${col('t', marker.column)} as m`,
       byKey: first?.kind === 'column' && table.indexedLeading.includes(first.column),
     });
     const groups = await count(ctx, sql`select distinct n from ${rows} where deleted`);
@@ -144,9 +168,11 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
       await run(
         ctx,
         sql`create temp table ${map} on commit drop as
-        select ${asLoser}, ${sCols} from (
-          select n, deleted, ${pks}, ${firstPk('s')} from ${rows} where ${hasLive}
-          window w as (partition by n order by deleted, ${pks})) x
+        select ${asLoser}, ${sCols}
+          from (select n, deleted, ${pks}, ${firstPk('s')}
+                  from ${rows}
+                 where ${hasLive}
+                window w as (partition by n order by deleted, ${pks})) x
          where deleted`,
         'plan',
       );
@@ -155,7 +181,10 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
       const lone = ctx.nextTemp();
       await run(
         ctx,
-        sql`create temp table ${lone} on commit drop as select n, ${asLoser} from ${rows} where deleted and not ${hasLive}`,
+        sql`create temp table ${lone} on commit drop as
+        select n, ${asLoser}
+          from ${rows}
+         where deleted and not ${hasLive}`,
         'plan',
       );
       const { free, skippedGroups: skipped } = await unreferenced(ctx, table, lone);
@@ -169,18 +198,24 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
 
     // revive: only keys no live row holds; the newest deleted row survives and is un-deleted.
     const map = ctx.nextTemp();
+    const newestFirst = sql`${newest}${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} desc`))}`;
     await run(
       ctx,
       sql`create temp table ${map} on commit drop as
-      select ${asLoser}, ${sCols}, rn from (
-        select ${pks}, ${firstPk('s')}, row_number() over w as rn from ${rows} where not ${hasLive}
-        window w as (partition by n order by ${newest}${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} desc`))})) x`,
+      select ${asLoser}, ${sCols}, rn
+        from (select ${pks}, ${firstPk('s')}, row_number() over w as rn
+                from ${rows}
+               where not ${hasLive}
+              window w as (partition by n order by ${newestFirst})) x`,
       'plan',
     );
     const survivors = ctx.nextTemp();
     await run(
       ctx,
-      sql`create temp table ${survivors} on commit drop as select ${sql.join(pk.map((_, i) => sql.id(`l${i}`)))} from ${map} where rn = 1`,
+      sql`create temp table ${survivors} on commit drop as
+      select ${sql.join(pk.map((_, i) => sql.id(`l${i}`)))}
+        from ${map}
+       where rn = 1`,
       'plan',
     );
     await run(ctx, sql`delete from ${map} where rn = 1`, 'plan');
