@@ -145,7 +145,8 @@ export function reportError(e: unknown, debug: boolean): number {
   }
   const err = e instanceof Error ? e : new Error(String(e));
   process.stderr.write(
-    `rowdoctor: internal error: ${redact(err.message)}\n  This is a bug in rowdoctor; run again with --debug and report the output.\n`,
+    `rowdoctor: internal error: ${redact(err.message)}\n` +
+      '  This is a bug in rowdoctor; run again with --debug and report the output.\n',
   );
   if (debug) process.stderr.write(`${redact(err.stack ?? '')}\n`);
   return 2;
@@ -155,9 +156,12 @@ export function reportError(e: unknown, debug: boolean): number {
 function reportStats(): void {
   if (process.env.ROWDOCTOR_REPORT_STATS !== '1') return;
   process.on('exit', () => {
-    process.stderr.write(
-      `rowdoctor-stats ${JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS, longestStatementMs: Math.round(statementStats.longestMs), longestStatement: statementStats.longestSql })}\n`,
-    );
+    const stats = {
+      maxRssKb: process.resourceUsage().maxRSS,
+      longestStatementMs: Math.round(statementStats.longestMs),
+      longestStatement: statementStats.longestSql,
+    };
+    process.stderr.write(`rowdoctor-stats ${JSON.stringify(stats)}\n`);
   });
 }
 

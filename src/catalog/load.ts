@@ -5,9 +5,11 @@ import { weighReferences } from '../rules/reference-evidence.js';
 import { markerFor, weighMarkers, type SoftDeleteSettings } from './soft-delete.js';
 import { tableId, type Catalog, type Column, type ForeignKey, type Table, type UniqueIndex } from './types.js';
 
-/** Schemas that are never user data. rowdoctor_backup holds our own backups. */
-const SYSTEM_SCHEMA = sql`(n.nspname in ('pg_catalog', 'information_schema', 'pg_toast', 'rowdoctor_backup')
-  or n.nspname like 'pg\\_temp\\_%' or n.nspname like 'pg\\_toast\\_temp\\_%')`;
+/** Schemas that are never user data (namespace `n`). rowdoctor_backup holds our own backups. */
+const SYSTEM_SCHEMA = sql`(
+       n.nspname in ('pg_catalog', 'information_schema', 'pg_toast', 'rowdoctor_backup')
+    or n.nspname like 'pg\\_temp\\_%'
+    or n.nspname like 'pg\\_toast\\_temp\\_%')`;
 
 interface RelRow {
   oid: number;
@@ -68,20 +70,29 @@ export async function loadCatalog(
   const version = await sql<{ v: number }>`select current_setting('server_version_num')::int as v`.execute(db);
   const serverVersion = version.rows[0]?.v ?? 0;
 
+  // Every user table, plain or partitioned, with a partition's root (its topmost ancestor) and the
+  // planner's size estimates (never negative: -1 means "never analyzed").
   const rels = await sql<RelRow>`
     select c.oid::int as oid, n.nspname as schema, c.relname as name, c.relkind as kind,
            c.relispartition as is_partition,
            (select rn.nspname || '.' || r.relname
               from pg_partition_ancestors(c.oid) a(relid)
-              join pg_class r on r.oid = a.relid join pg_namespace rn on rn.oid = r.relnamespace
-             where not r.relispartition limit 1) as root,
+              join pg_class r on r.oid = a.relid
+              join pg_namespace rn on rn.oid = r.relnamespace
+             where not r.relispartition
+             limit 1) as root,
            greatest(c.reltuples, 0)::float8 as estimated_rows, c.relpages::int as pages
-      from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      from pg_class c
+      join pg_namespace n on n.oid = c.relnamespace
      where c.relkind in ('r', 'p') and not ${SYSTEM_SCHEMA}
      order by n.nspname, c.relname`.execute(db);
 
+  // Every user schema, empty ones included: --schema names one of them or is an error.
   const allSchemas = await sql<{ name: string }>`
-    select n.nspname as name from pg_namespace n where not ${SYSTEM_SCHEMA} order by 1`.execute(db);
+    select n.nspname as name
+      from pg_namespace n
+     where not ${SYSTEM_SCHEMA}
+     order by 1`.execute(db);
   const schemas = options.schemas ?? allSchemas.rows.map((r) => r.name);
   for (const s of schemas) {
     if (!allSchemas.rows.some((r) => r.name === s)) {
@@ -95,9 +106,11 @@ export async function loadCatalog(
   }
 
   const oids = rels.rows.map((r) => r.oid);
+  // The tables' live columns in order; a domain's base type decides how its values hash and compare.
   const cols = await sql<ColRow>`
     select a.attrelid::int as oid, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
-           coalesce(bt.typname, t.typname) as base_type, coalesce(bt.typcategory, t.typcategory) as category,
+           coalesce(bt.typname, t.typname) as base_type,
+           coalesce(bt.typcategory, t.typcategory) as category,
            a.attnotnull as not_null, a.attgenerated <> '' as generated,
            coalesce(co.collisdeterministic, true) as deterministic
       from pg_attribute a
@@ -107,51 +120,71 @@ export async function loadCatalog(
      where a.attrelid = any(${oids}::oid[]) and a.attnum > 0 and not a.attisdropped
      order by a.attrelid, a.attnum`.execute(db);
 
+  // NULLS NOT DISTINCT exists from PostgreSQL 15 on; before, every unique index treats NULLs as distinct.
   const nnd = serverVersion >= 150000 ? sql`i.indnullsnotdistinct` : sql`false`;
+  // A key column's name, or NULL where the index has an expression in that position (indkey = 0).
+  const keyColumn = sql`case when i.indkey[k - 1] = 0 then null else
+                   (select attname from pg_attribute where attrelid = i.indrelid and attnum = i.indkey[k - 1]) end`;
+  const indexdef = sql`pg_get_indexdef(i.indexrelid, k, true)`;
+  // The tables' unique indexes, valid or not, each key part as a column name and as the server
+  // prints it, with INCLUDE columns, predicate, NULL semantics and the constraint that owns it.
   const idx = await sql<IdxRow>`
-    select i.indrelid::int as table_oid, ic.relname as name, con.conname as constraint, i.indisprimary as primary,
-           i.indisvalid as valid,
-           array(select case when i.indkey[k - 1] = 0 then null else
-                   (select attname from pg_attribute where attrelid = i.indrelid and attnum = i.indkey[k - 1]) end
-                   from generate_series(1, i.indnkeyatts) k order by k)::text[] as columns,
-           array(select pg_get_indexdef(i.indexrelid, k, true) from generate_series(1, i.indnkeyatts) k order by k)::text[] as parts,
-           array(select pg_get_indexdef(i.indexrelid, k, true) from generate_series(i.indnkeyatts + 1, i.indnatts) k order by k)::text[] as include,
+    select i.indrelid::int as table_oid, ic.relname as name, con.conname as constraint,
+           i.indisprimary as primary, i.indisvalid as valid,
+           array(select ${keyColumn} from generate_series(1, i.indnkeyatts) k order by k)::text[] as columns,
+           array(select ${indexdef} from generate_series(1, i.indnkeyatts) k order by k)::text[] as parts,
+           array(select ${indexdef} from generate_series(i.indnkeyatts + 1, i.indnatts) k order by k)::text[]
+             as include,
            pg_get_expr(i.indpred, i.indrelid, true) as predicate, ${nnd} as nnd,
            pg_get_indexdef(i.indexrelid) as definition
       from pg_index i
       join pg_class ic on ic.oid = i.indexrelid
-      left join pg_constraint con on con.conindid = i.indexrelid and con.contype in ('p', 'u') and con.conrelid = i.indrelid
+      left join pg_constraint con
+        on con.conindid = i.indexrelid and con.contype in ('p', 'u') and con.conrelid = i.indrelid
      where i.indisunique and i.indrelid = any(${oids}::oid[])
      order by ic.relname`.execute(db);
 
+  // Every foreign key between user tables, once: the constraint on a partitioned table, not its
+  // copies on the partitions (conparentid = 0), and never one that points at a single partition.
   const fks = await sql<FkRow>`
     select con.conname as name, cn.nspname || '.' || c.relname as table,
-           array(select a.attname from unnest(con.conkey) with ordinality k(n, o)
-                   join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.n order by k.o)::text[] as columns,
+           array(select a.attname
+                   from unnest(con.conkey) with ordinality k(n, o)
+                   join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.n
+                  order by k.o)::text[] as columns,
            pn.nspname || '.' || p.relname as references,
-           array(select a.attname from unnest(con.confkey) with ordinality k(n, o)
-                   join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.n order by k.o)::text[] as ref_columns,
+           array(select a.attname
+                   from unnest(con.confkey) with ordinality k(n, o)
+                   join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.n
+                  order by k.o)::text[] as ref_columns,
            con.convalidated as valid, con.confdeltype as on_delete, c.relispartition as on_partition
       from pg_constraint con
-      join pg_class c on c.oid = con.conrelid join pg_namespace cn on cn.oid = c.relnamespace
-      join pg_class p on p.oid = con.confrelid join pg_namespace pn on pn.oid = p.relnamespace
+      join pg_class c on c.oid = con.conrelid
+      join pg_namespace cn on cn.oid = c.relnamespace
+      join pg_class p on p.oid = con.confrelid
+      join pg_namespace pn on pn.oid = p.relnamespace
      where con.contype = 'f' and con.conparentid = 0
        and not (cn.nspname in ('pg_catalog', 'information_schema', 'rowdoctor_backup'))
        and not p.relispartition
      order by 2, 1`.execute(db);
 
+  // Columns that lead a valid, non-partial index: looking rows up by them is cheap.
   const leading = await sql<{ oid: number; cols: string[] }>`
     select i.indrelid::int as oid, array_agg(distinct a.attname)::text[] as cols
-      from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+      from pg_index i
+      join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
      where i.indisvalid and i.indpred is null and i.indrelid = any(${oids}::oid[])
      group by 1`.execute(db);
 
+  // A partitioned table's partition key columns (NULL for an expression): a unique index on it
+  // must include them all.
+  const partColumn = sql`case when pt.partattrs[k] = 0 then null else
+                   (select attname from pg_attribute where attrelid = pt.partrelid and attnum = pt.partattrs[k]) end`;
   const partKeys = await sql<PartKeyRow>`
     select pt.partrelid::int as oid,
-           array(select case when pt.partattrs[k] = 0 then null else
-                   (select attname from pg_attribute where attrelid = pt.partrelid and attnum = pt.partattrs[k]) end
-                   from generate_subscripts(pt.partattrs, 1) k order by k)::text[] as columns
-      from pg_partitioned_table pt where pt.partrelid = any(${oids}::oid[])`.execute(db);
+           array(select ${partColumn} from generate_subscripts(pt.partattrs, 1) k order by k)::text[] as columns
+      from pg_partitioned_table pt
+     where pt.partrelid = any(${oids}::oid[])`.execute(db);
 
   const colsByOid = groupBy(cols.rows, (c) => c.oid);
   const idxByOid = groupBy(idx.rows, (i) => i.table_oid);

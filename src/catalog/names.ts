@@ -74,10 +74,11 @@ export function resolveTable(catalog: Catalog, text: string, defaultSchemas: str
     (t) =>
       t.name.toLowerCase() === name.toLowerCase() && (b === undefined || t.schema.toLowerCase() === a.toLowerCase()),
   );
+  const looked = defaultSchemas.join(', ') || '(none)';
   const hint = near.length
     ? `Names are exact catalog names: did you mean ${near.map((t) => `"${t.id}"`).join(' or ')}?`
     : b === undefined
-      ? `Looked in schema(s) ${defaultSchemas.join(', ') || '(none)'}; qualify it as "schema.table" if it lives elsewhere.`
+      ? `Looked in schema(s) ${looked}; qualify it as "schema.table" if it lives elsewhere.`
       : 'Check the spelling; rowdoctor init lists the tables it sees.';
   throw new RowdoctorError(within(context, `table "${text}" does not exist.`), { hint });
 }

@@ -10,7 +10,10 @@ export interface Column {
   category: string;
   notNull: boolean;
   generated: boolean;
-  /** Its collation compares bytes for equality (true for non-text types): GROUP BY … COLLATE "C" gives the same groups. */
+  /**
+   * Its collation compares bytes for equality (true for non-text types): GROUP BY … COLLATE "C"
+   * gives the same groups.
+   */
   deterministic: boolean;
 }
 

@@ -32,9 +32,16 @@ export function renderRepairText(view: RepairView, c: ChalkInstance): string {
   const verb = result.applied
     ? ['deleted', 'updated', 're-pointed', 'merged']
     : ['would delete', 'would update', 'would re-point', 'would merge'];
+  const changes = [
+    `${verb[0]} ${plural(t.rowsDeleted, 'row')}`,
+    `${verb[1]} ${plural(t.rowsUpdated, 'row')}`,
+    `${verb[2]} ${plural(t.childRowsRepointed, 'child row')}`,
+    `${verb[3]} ${plural(t.childRowsMerged, 'child row')}`,
+  ].join(', ');
+  const skipped = t.skipped ? c.red(` · ${plural(t.skipped, 'group')} skipped`) : '';
   const out = [
     `rowdoctor repair · ${view.database} · run ${result.runId} · ${mode}`,
-    `${plural(result.actions.length, 'rule')} · ${plural(t.groups, 'group')} · ${verb[0]} ${plural(t.rowsDeleted, 'row')}, ${verb[1]} ${plural(t.rowsUpdated, 'row')}, ${verb[2]} ${plural(t.childRowsRepointed, 'child row')}, ${verb[3]} ${plural(t.childRowsMerged, 'child row')}${t.skipped ? c.red(` · ${plural(t.skipped, 'group')} skipped`) : ''}`,
+    `${plural(result.actions.length, 'rule')} · ${plural(t.groups, 'group')} · ${changes}${skipped}`,
     '',
   ];
   if (result.actions.length) {
@@ -68,19 +75,16 @@ export function renderRepairText(view: RepairView, c: ChalkInstance): string {
   }
   if (view.missingIndexes.length) {
     const batches = Math.max(1, ...result.actions.map((a) => Math.ceil(a.groups / view.batchSize)));
+    const columns = plural(view.missingIndexes.length, 'referencing column');
+    const have = view.missingIndexes.length === 1 ? 'has' : 'have';
     out.push(
-      c.bold(
-        c.yellow(
-          `Before you apply: ${plural(view.missingIndexes.length, 'referencing column')} ${view.missingIndexes.length === 1 ? 'has' : 'have'} no index, so every batch scans the whole child table.`,
-        ),
-      ),
+      c.bold(c.yellow(`Before you apply: ${columns} ${have} no index, so every batch scans the whole child table.`)),
     );
     out.push('Create these first (CONCURRENTLY: no write lock; outside a transaction):');
     for (const m of view.missingIndexes) {
       const each = m.scanSeconds < 1 ? '<1 s' : `~${Math.round(m.scanSeconds)} s`;
-      out.push(
-        `  ${m.ddl};   -- ${m.child}(${m.columns.join(', ')}), ${m.via}: ${each} per scan × ${batches} batch${batches === 1 ? '' : 'es'} without it`,
-      );
+      const cost = `${each} per scan × ${batches} batch${batches === 1 ? '' : 'es'} without it`;
+      out.push(`  ${m.ddl};   -- ${m.child}(${m.columns.join(', ')}), ${m.via}: ${cost}`);
     }
     out.push('');
   }
@@ -88,24 +92,24 @@ export function renderRepairText(view: RepairView, c: ChalkInstance): string {
   if (samples.length) {
     out.push(c.bold('Sample groups (survivor ← rows merged into it):'));
     for (const a of samples) {
-      for (const s of a.samples)
-        out.push(
-          `  ${a.rule.table.id} (${s.key.map(show).join(', ')}): keep ${show(s.survivor)} ← ${s.losers.map(show).join(', ')}`,
-        );
+      for (const s of a.samples) {
+        const key = s.key.map(show).join(', ');
+        out.push(`  ${a.rule.table.id} (${key}): keep ${show(s.survivor)} ← ${s.losers.map(show).join(', ')}`);
+      }
     }
     out.push('');
   }
   const notes = result.actions.flatMap((a) => a.notes.map((note) => `  ${describeRule(a.rule)}: ${note}`));
   if (notes.length) out.push(c.bold('Notes:'), ...notes, '');
   if (view.unrepaired.length) {
+    const count = view.unrepaired.length;
     out.push(
-      c.bold(
-        `Not repaired — discovered, not declared (${view.unrepaired.length}). To repair one, add its rule to rowdoctor.yml:`,
-      ),
+      c.bold(`Not repaired — discovered, not declared (${count}). To repair one, add its rule to rowdoctor.yml:`),
     );
     for (const f of view.unrepaired) {
+      const origin = f.origin ? ` (${f.origin})` : '';
       out.push(
-        `  ${f.check} ${describeRule(f.rule)}: ${plural(f.rows, 'row')} in ${plural(f.groups, 'group')}${f.origin ? ` (${f.origin})` : ''}`,
+        `  ${f.check} ${describeRule(f.rule)}: ${plural(f.rows, 'row')} in ${plural(f.groups, 'group')}${origin}`,
       );
       out.push(
         toYaml([ruleToConfig(f.rule)])
@@ -123,13 +127,15 @@ export function renderRepairText(view: RepairView, c: ChalkInstance): string {
     );
   if (result.applied)
     out.push(
-      `Backed-up rows are in schema rowdoctor_backup under run ${result.runId}: rowdoctor undo ${result.runId} restores them.`,
+      `Backed-up rows are in schema rowdoctor_backup under run ${result.runId}: ` +
+        `rowdoctor undo ${result.runId} restores them.`,
     );
   if (view.nextSteps.length) {
     out.push(
       '',
       c.bold(
-        'Next step, once repaired — the constraints that keep this from coming back (rowdoctor verify-constraints --emit-migration <file> writes them):',
+        'Next step, once repaired — the constraints that keep this from coming back ' +
+          '(rowdoctor verify-constraints --emit-migration <file> writes them):',
       ),
     );
     for (const v of view.nextSteps)

@@ -6,18 +6,18 @@ import { sampleLine } from './style.js';
 /** GitHub-flavoured markdown, for pasting into an incident doc or a PR comment. */
 export function renderScanMarkdown(view: ScanView): string {
   const rows = view.findings.reduce((n, f) => n + f.rows, 0);
+  const findings = `${view.findings.length} finding${view.findings.length === 1 ? '' : 's'}`;
   const out = [
     `### rowdoctor scan — \`${view.database}\``,
     '',
     view.findings.length
-      ? `**${view.findings.length} finding${view.findings.length === 1 ? '' : 's'}**, ${rows.toLocaleString('en-US')} rows affected, ${view.checks} checks run.`
+      ? `**${findings}**, ${rows.toLocaleString('en-US')} rows affected, ${view.checks} checks run.`
       : `**No findings** (${view.checks} checks run).`,
     '',
   ];
   for (const f of view.findings.filter((x) => x.error)) {
-    out.push(
-      `- **Could not check** ${code(describeRule(f.rule))}: ${f.error!.message}${f.error!.hint ? ` — ${f.error!.hint}` : ''}`,
-    );
+    const hint = f.error!.hint ? ` — ${f.error!.hint}` : '';
+    out.push(`- **Could not check** ${code(describeRule(f.rule))}: ${f.error!.message}${hint}`);
   }
   if (view.findings.length) {
     out.push('| check | table | key / reference | scope | groups | rows | severity | source | sample |');
@@ -55,7 +55,8 @@ export function renderScanMarkdown(view: ScanView): string {
 
 function keyCell(f: Finding): string {
   if (f.check !== 'orphaned-rows') return code(f.key.join(', '));
-  return `${code(f.columns!.join(', '))} → ${code(f.references!)} (missing ${f.missingParent}, deleted ${f.deletedParent})`;
+  const parents = `(missing ${f.missingParent}, deleted ${f.deletedParent})`;
+  return `${code(f.columns!.join(', '))} → ${code(f.references!)} ${parents}`;
 }
 
 function code(s: string): string {

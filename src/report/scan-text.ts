@@ -60,8 +60,9 @@ export function renderScanText(view: ScanView, c: ChalkInstance): string {
     const repairable = errors.some((f) => f.source !== 'discovered');
     out.push(
       repairable
-        ? `Next: rowdoctor repair (a dry run: shows exactly what would change), then rowdoctor repair --apply.`
-        : `Next: declare the rules you want repaired in rowdoctor.yml (rowdoctor init writes a starter), then rowdoctor repair.`,
+        ? 'Next: rowdoctor repair (a dry run: shows exactly what would change), then rowdoctor repair --apply.'
+        : 'Next: declare the rules you want repaired in rowdoctor.yml (rowdoctor init writes a starter), ' +
+            'then rowdoctor repair.',
     );
   }
   return out.join('\n').trimEnd() + '\n';

@@ -6,8 +6,11 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 export function renderVerifyJunit(verdicts: Verdict[], database: string): string {
   const failures = verdicts.filter((v) => v.status !== 'ok').length;
   const cases = verdicts.map((v) => {
-    const name = `${v.kind} ${v.table}(${v.columns.join(', ')})${v.references ? ` -> ${v.references}` : ''}${v.where ? ` WHERE ${v.where}` : ''}`;
-    const open = `    <testcase classname="${esc(`rowdoctor.verify-constraints.${v.table}`)}" name="${esc(name)}" time="0">`;
+    const references = v.references ? ` -> ${v.references}` : '';
+    const where = v.where ? ` WHERE ${v.where}` : '';
+    const name = `${v.kind} ${v.table}(${v.columns.join(', ')})${references}${where}`;
+    const classname = `rowdoctor.verify-constraints.${v.table}`;
+    const open = `    <testcase classname="${esc(classname)}" name="${esc(name)}" time="0">`;
     if (v.status === 'ok') return `${open}</testcase>`;
     const body = [
       `status: ${v.status}`,
@@ -16,12 +19,14 @@ export function renderVerifyJunit(verdicts: Verdict[], database: string): string
       'ddl:',
       ...v.ddl.map((d) => `  ${d};`),
     ].join('\n');
-    return `${open}\n      <failure message="${esc(`${v.status}: ${v.detail}`)}" type="${v.status}">${esc(body)}</failure>\n    </testcase>`;
+    const failure = `<failure message="${esc(`${v.status}: ${v.detail}`)}" type="${v.status}">${esc(body)}</failure>`;
+    return `${open}\n      ${failure}\n    </testcase>`;
   });
+  const counts = `tests="${verdicts.length}" failures="${failures}" errors="0"`;
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites name="rowdoctor" tests="${verdicts.length}" failures="${failures}" errors="0">`,
-    `  <testsuite name="${esc(`verify-constraints ${database}`)}" tests="${verdicts.length}" failures="${failures}" errors="0" skipped="0">`,
+    `<testsuites name="rowdoctor" ${counts}>`,
+    `  <testsuite name="${esc(`verify-constraints ${database}`)}" ${counts} skipped="0">`,
     ...cases,
     '  </testsuite>',
     '</testsuites>',

@@ -12,7 +12,8 @@ export function verifySummary(verdicts: Verdict[]): Record<'ok' | 'missing' | 'i
 export function renderVerifyText(verdicts: Verdict[], database: string, c: ChalkInstance): string {
   const s = verifySummary(verdicts);
   const colour = { ok: c.green, missing: c.red, invalid: c.red, mismatch: c.yellow };
-  const head = `rowdoctor verify-constraints · ${database} · ${verdicts.length} constraint${verdicts.length === 1 ? '' : 's'} checked`;
+  const checked = `${verdicts.length} constraint${verdicts.length === 1 ? '' : 's'} checked`;
+  const head = `rowdoctor verify-constraints · ${database} · ${checked}`;
   const counts = (Object.keys(s) as (keyof typeof s)[])
     .filter((k) => s[k])
     .map((k) => colour[k](`${s[k]} ${k}`))
@@ -26,7 +27,9 @@ export function renderVerifyText(verdicts: Verdict[], database: string, c: Chalk
       colWidths: [null, 44, null, null, 60] as unknown as number[],
     });
     for (const v of verdicts) {
-      const what = `${v.table}(${v.columns.join(', ')})${v.references ? `\n→ ${v.references}` : ''}${v.where ? `\nWHERE ${v.where}` : ''}`;
+      const references = v.references ? `\n→ ${v.references}` : '';
+      const where = v.where ? `\nWHERE ${v.where}` : '';
+      const what = `${v.table}(${v.columns.join(', ')})${references}${where}`;
       t.push([
         v.kind,
         what,
@@ -41,9 +44,8 @@ export function renderVerifyText(verdicts: Verdict[], database: string, c: Chalk
   if (ddl.length) {
     out.push(c.bold('Lock-safe migration (run statement by statement; --emit-migration <file> writes it):'));
     for (const v of ddl) {
-      out.push(
-        `-- ${v.table}(${v.columns.join(', ')})${v.violations ? ` — ${v.violations} violating row(s) must be repaired first` : ''}`,
-      );
+      const repairFirst = v.violations ? ` — ${v.violations} violating row(s) must be repaired first` : '';
+      out.push(`-- ${v.table}(${v.columns.join(', ')})${repairFirst}`);
       out.push(...v.ddl.map((d) => `${d};`));
     }
   }

@@ -15,7 +15,9 @@ export function sqlFragment(text: string, what: string): SqlFragment {
   const problem = lexProblem(text);
   if (problem) {
     throw new RowdoctorError(`${what} is not a single SQL expression: ${problem}.`, {
-      hint: `Write one expression such as "status <> 'draft'" or "lower(email)" — no semicolons, comments or unbalanced parentheses. Got: ${text}`,
+      hint:
+        `Write one expression such as "status <> 'draft'" or "lower(email)" — ` +
+        `no semicolons, comments or unbalanced parentheses. Got: ${text}`,
     });
   }
   return { text: text.trim() };

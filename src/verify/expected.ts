@@ -4,7 +4,7 @@ import { defaultSchemas, collectErrors } from '../rules/defaults.js';
 import { discoverRules } from '../rules/discover.js';
 import { orphanFlagRule, parseTableWithKey } from '../rules/from-flags.js';
 import { resolveKey } from '../rules/from-config.js';
-import type { Rule } from '../rules/types.js';
+import type { KeyPart, Rule } from '../rules/types.js';
 import { sqlFragment } from '../sql/fragment.js';
 import type { Expected, ExpectedUnique } from './types.js';
 import { RowdoctorError } from '../errors.js';
@@ -88,9 +88,10 @@ export function expectedConstraints(
   }
   const seen = new Set<string>();
   return out.filter((e) => {
+    const key = (k: KeyPart) => (k.kind === 'column' ? k.column : k.expr.text);
     const id =
       e.kind === 'unique'
-        ? `u|${e.table.id}|${e.key.map((k) => (k.kind === 'column' ? k.column : k.expr.text)).join(',')}|${e.where?.text ?? ''}`
+        ? `u|${e.table.id}|${e.key.map(key).join(',')}|${e.where?.text ?? ''}`
         : `f|${e.table.id}|${e.columns.join(',')}|${e.parent.id}`;
     if (seen.has(id)) return false;
     seen.add(id);

@@ -24,17 +24,17 @@ export function matchUnique(e: ExpectedUnique, key: NormalizedKey, indexes: Map<
   const covering = e.table.uniqueIndexes.filter((i) => forms(i).forms.every((p) => want.has(p)));
   const good = covering.filter(sameScope);
   const valid = good.find((i) => i.valid);
-  if (valid)
-    return {
-      status: 'ok',
-      detail: `enforced by ${label(valid)}${valid.parts.length < key.parts.length ? ` on (${valid.parts.join(', ')}), a subset of the key` : ''}`,
-      found: valid,
-    };
+  if (valid) {
+    const subset = valid.parts.length < key.parts.length ? ` on (${valid.parts.join(', ')}), a subset of the key` : '';
+    return { status: 'ok', detail: `enforced by ${label(valid)}${subset}`, found: valid };
+  }
   const invalid = good.find((i) => !i.valid);
   if (invalid) {
     return {
       status: 'invalid',
-      detail: `${label(invalid)} exists but is INVALID (indisvalid = false: a failed CREATE INDEX CONCURRENTLY, or a partition's index not attached)`,
+      detail:
+        `${label(invalid)} exists but is INVALID ` +
+        "(indisvalid = false: a failed CREATE INDEX CONCURRENTLY, or a partition's index not attached)",
       found: invalid,
     };
   }
@@ -46,18 +46,16 @@ export function matchUnique(e: ExpectedUnique, key: NormalizedKey, indexes: Map<
   if (!closest) return { status: 'missing', detail: 'no unique index or constraint covers this key', found: null };
   const diffs: string[] = [];
   const extra = closest.parts.filter((_, n) => !want.has(forms(closest).forms[n]!));
-  if (extra.length)
-    diffs.push(
-      `its key (${closest.parts.join(', ')}) has ${extra.join(', ')}, which is not in the expected key (${key.parts.join(', ')})`,
-    );
+  const predicate = (p: string | null) => (p ? `WHERE ${p}` : 'none');
+  const nulls = (notDistinct: boolean) => `NULLS ${notDistinct ? 'NOT ' : ''}DISTINCT`;
+  if (extra.length) {
+    const expected = `the expected key (${key.parts.join(', ')})`;
+    diffs.push(`its key (${closest.parts.join(', ')}) has ${extra.join(', ')}, which is not in ${expected}`);
+  }
   if (!samePredicate(closest))
-    diffs.push(
-      `predicate ${closest.predicate ? `WHERE ${closest.predicate}` : 'none'}, expected ${key.predicate ? `WHERE ${key.predicate}` : 'none'}`,
-    );
+    diffs.push(`predicate ${predicate(closest.predicate)}, expected ${predicate(key.predicate)}`);
   if (closest.nullsNotDistinct !== e.nullsNotDistinct)
-    diffs.push(
-      `NULLS ${closest.nullsNotDistinct ? 'NOT ' : ''}DISTINCT, expected NULLS ${e.nullsNotDistinct ? 'NOT ' : ''}DISTINCT`,
-    );
+    diffs.push(`${nulls(closest.nullsNotDistinct)}, expected ${nulls(e.nullsNotDistinct)}`);
   if (!closest.valid) diffs.push('and it is INVALID');
   return { status: 'mismatch', detail: `${label(closest)} differs: ${diffs.join('; ')}`, found: closest };
 }
@@ -81,11 +79,9 @@ export function matchForeignKey(catalog: Catalog, e: ExpectedForeignKey): Match 
     };
   const other = fks.find((f) => f.columns.some((c) => e.columns.includes(c)));
   if (other) {
-    return {
-      status: 'mismatch',
-      detail: `foreign key ${other.name} uses (${other.columns.join(', ')}) -> ${other.references}(${other.refColumns.join(', ')}), expected (${e.columns.join(', ')}) -> ${e.parent.id}(${e.parentColumns.join(', ')})`,
-      found: other,
-    };
+    const uses = `(${other.columns.join(', ')}) -> ${other.references}(${other.refColumns.join(', ')})`;
+    const expected = `(${e.columns.join(', ')}) -> ${e.parent.id}(${e.parentColumns.join(', ')})`;
+    return { status: 'mismatch', detail: `foreign key ${other.name} uses ${uses}, expected ${expected}`, found: other };
   }
   return { status: 'missing', detail: 'no foreign key', found: null };
 }

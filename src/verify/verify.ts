@@ -101,7 +101,9 @@ export async function verifyConstraints(
           columns: index.parts,
           where: index.predicate,
           status: 'invalid',
-          detail: `index ${index.name} is INVALID (indisvalid = false): a failed CREATE UNIQUE INDEX CONCURRENTLY leaves one behind; it costs writes and enforces nothing reliably`,
+          detail:
+            `index ${index.name} is INVALID (indisvalid = false): a failed CREATE UNIQUE INDEX CONCURRENTLY ` +
+            'leaves one behind; it costs writes and enforces nothing reliably',
           violations: await violations(() => uniqueViolations(tx, e, key)),
           ddl: ddl.statements,
           found: index.name,
@@ -123,12 +125,13 @@ export function migrationText(verdicts: Verdict[], database: string): string {
     '',
   ];
   for (const v of verdicts.filter((x) => x.ddl.length)) {
-    lines.push(
-      `-- ${v.kind} ${v.table}(${v.columns.join(', ')})${v.references ? ` -> ${v.references}` : ''}${v.where ? ` WHERE ${v.where}` : ''}: ${v.status} — ${v.detail}`,
-    );
+    const references = v.references ? ` -> ${v.references}` : '';
+    const where = v.where ? ` WHERE ${v.where}` : '';
+    lines.push(`-- ${v.kind} ${v.table}(${v.columns.join(', ')})${references}${where}: ${v.status} — ${v.detail}`);
     if (v.violations)
       lines.push(
-        `-- ${v.violations} row(s) violate it today: this step fails until they are repaired (rowdoctor repair --apply).`,
+        `-- ${v.violations} row(s) violate it today: ` +
+          'this step fails until they are repaired (rowdoctor repair --apply).',
       );
     lines.push(...v.ddl.map((s) => `${s};`), '');
   }
