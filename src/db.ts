@@ -10,6 +10,8 @@ import {
 } from 'kysely';
 import { RowdoctorError, describePgError, isPgError } from './errors.js';
 import { exactTypes } from './sql/exact-json.js';
+import { connectionHint } from './connection/hints.js';
+import type { ConnectionTarget } from './connection/resolve.js';
 
 /** The database as tables are unknown until introspected: every query is `sql` with catalog names. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -36,39 +38,6 @@ class ExtendedProtocolClient extends pg.Client {
   /* eslint-enable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-argument */
 }
 
-export interface ConnectionTarget {
-  /** What node-postgres connects with; undefined means libpq PG* variables. */
-  connectionString: string | undefined;
-  /** host:port/db, never with a password: what JSON and text output show. */
-  display: string;
-}
-
-/** --database-url, else DATABASE_URL, else libpq PG* variables (node-postgres reads those itself). */
-export function resolveTarget(databaseUrl: string | undefined, env: NodeJS.ProcessEnv = process.env): ConnectionTarget {
-  const connectionString = databaseUrl ?? (env.DATABASE_URL || undefined);
-  if (connectionString) {
-    let url: URL;
-    try {
-      url = new URL(connectionString);
-    } catch {
-      throw new RowdoctorError(`The database URL is not a valid URL: ${redact(connectionString)}`, {
-        hint: 'Use the form postgres://user:password@host:5432/dbname (percent-encode special characters in the password).',
-      });
-    }
-    if (!/^postgres(ql)?:$/.test(url.protocol)) {
-      throw new RowdoctorError(
-        `The database URL must start with postgres:// or postgresql://, got "${url.protocol}//…".`,
-      );
-    }
-    const host = url.hostname || url.searchParams.get('host') || 'localhost';
-    const db = decodeURIComponent(url.pathname.replace(/^\//, '')) || decodeURIComponent(url.username) || 'postgres';
-    return { connectionString, display: `${host}:${url.port || '5432'}/${db}` };
-  }
-  const host = env.PGHOST || 'localhost';
-  const db = env.PGDATABASE || env.PGUSER || 'postgres';
-  return { connectionString: undefined, display: `${host}:${env.PGPORT || '5432'}/${db}` };
-}
-
 /** Replace the password in anything URL-shaped, so no error message or log ever shows it. */
 export function redact(text: string): string {
   return text.replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)([^@\s]*)@/gi, '$1****@');
@@ -87,10 +56,8 @@ export interface Connection {
 /** Open a pool and prove it works, turning connection failures into errors a person can act on. */
 export async function openDatabase(target: ConnectionTarget, options: OpenOptions = {}): Promise<Connection> {
   const pool = new pg.Pool({
-    connectionString: target.connectionString,
-    application_name: 'rowdoctor',
+    ...target.client, // libpq's settings, resolved in connection/resolve.ts
     max: options.maxConnections ?? 2,
-    connectionTimeoutMillis: 10_000,
     Client: ExtendedProtocolClient,
     types: exactTypes,
   });
@@ -131,6 +98,7 @@ async function safeSearchPath(connection: DatabaseConnection): Promise<void> {
 }
 
 function connectionError(e: unknown, target: ConnectionTarget): RowdoctorError {
+  if (e instanceof RowdoctorError) return e;
   const where = target.display;
   if (isPgError(e)) {
     const hints: Record<string, string> = {
@@ -140,16 +108,17 @@ function connectionError(e: unknown, target: ConnectionTarget): RowdoctorError {
       '57P03': 'The server is starting up or shutting down; try again in a moment.',
     };
     return new RowdoctorError(`Could not connect to ${where}: ${describePgError(e)}`, {
-      hint: hints[e.code ?? ''],
+      hint: connectionHint(e, target) ?? hints[e.code ?? ''],
       cause: e,
     });
   }
   const err = e as NodeJS.ErrnoException;
   const msg = redact(err?.message ?? String(e));
   const hint =
-    err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND' || /timeout/i.test(msg)
+    connectionHint(e, target) ??
+    (err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND' || /timeout/i.test(msg)
       ? 'Is the server running and reachable? Give the database with --database-url, DATABASE_URL or PGHOST/PGPORT/PGDATABASE/PGUSER.'
-      : 'Check the connection settings (--database-url, DATABASE_URL or PG* variables).';
+      : 'Check the connection settings (--database-url, DATABASE_URL or PG* variables).');
   return new RowdoctorError(`Could not connect to ${where}: ${msg}`, { hint, cause: e });
 }
 

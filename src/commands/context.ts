@@ -2,7 +2,8 @@ import { loadCatalog } from '../catalog/load.js';
 import { softDeleteSettings } from '../catalog/soft-delete.js';
 import type { Catalog } from '../catalog/types.js';
 import { loadConfig, type LoadedConfig } from '../config.js';
-import { openDatabase, readOnlyAlongside, resolveTarget, type Connection, type Tx } from '../db.js';
+import { openDatabase, readOnlyAlongside, type Connection, type Tx } from '../db.js';
+import { resolveTarget, settleTls } from '../connection/resolve.js';
 import { collectRules } from '../rules/collect.js';
 import type { Rule } from '../rules/types.js';
 import { validateRules } from '../rules/validate.js';
@@ -23,8 +24,15 @@ export async function prepare(opts: CommonOptions): Promise<{ loaded: LoadedConf
   return { loaded, statementTimeoutMs };
 }
 
-export async function connect(opts: Pick<CommonOptions, 'databaseUrl'>, connections = 2): Promise<Connection> {
-  return openDatabase(resolveTarget(opts.databaseUrl), { maxConnections: Math.max(2, connections) });
+/** Connect the way libpq would (connection/resolve.ts); `env` is the process's unless a test gives its own. */
+export async function connect(
+  opts: Pick<CommonOptions, 'databaseUrl'>,
+  connections = 2,
+  env = process.env,
+): Promise<Connection> {
+  const target = await settleTls(resolveTarget(opts.databaseUrl, env));
+  for (const note of target.notes) process.stderr.write(`rowdoctor: ${note}\n`);
+  return openDatabase(target, { maxConnections: Math.max(2, connections) });
 }
 
 /** Catalog and rules, resolved and server-validated, inside the caller's transaction. */

@@ -5,7 +5,8 @@ import { parseTableWithKey, orphanFlagRule } from '../../src/rules/from-flags.js
 import { referencedStem } from '../../src/rules/discover.js';
 import { predicateExcludesDeleted, topLevelConjuncts } from '../../src/catalog/soft-delete.js';
 import { parseDuration } from '../../src/commands/options.js';
-import { redact, resolveTarget } from '../../src/db.js';
+import { redact } from '../../src/db.js';
+import { resolveTarget } from '../../src/connection/resolve.js';
 import { parseConfig } from '../../src/config.js';
 
 describe('sqlFragment accepts exactly one expression', () => {
