@@ -25,10 +25,10 @@ export const ENV_OF: Record<string, string | null> = {
   sslkey: 'PGSSLKEY',
   sslpassword: null,
   sslrootcert: 'PGSSLROOTCERT',
-  sslsni: 'PGSSLSNI',
   ssl_min_protocol_version: 'PGSSLMINPROTOCOLVERSION',
   ssl_max_protocol_version: 'PGSSLMAXPROTOCOLVERSION',
   // Accepted, not acted on (see IGNORED).
+  sslsni: 'PGSSLSNI',
   sslcompression: 'PGSSLCOMPRESSION',
   sslcertmode: 'PGSSLCERTMODE',
   sslcrl: 'PGSSLCRL',
@@ -56,6 +56,7 @@ export const KEYWORDS = Object.keys(ENV_OF);
 
 /** Keywords libpq honours that node-postgres gives rowdoctor no way to honour. */
 export const IGNORED = new Set([
+  'sslsni',
   'sslcompression',
   'sslcertmode',
   'sslcrl',

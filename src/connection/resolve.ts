@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { isIP } from 'node:net';
 import pg from 'pg';
 import { RowdoctorError } from '../errors.js';
+import { gotInstead } from '../suggest.js';
 import { parseConnectionString, type Params } from './conninfo.js';
 import { ENV_OF, IGNORED } from './keywords.js';
 import { passwordFromFile } from './pgpass.js';
@@ -83,6 +84,7 @@ export function resolveTarget(databaseUrl: string | undefined, env: NodeJS.Proce
     connectionTimeoutMillis: timeout <= 0 ? 0 : Math.max(2, timeout) * 1000,
     ...(p.options ? { options: p.options } : {}),
     ...(p.client_encoding ? { client_encoding: p.client_encoding } : {}),
+    ...(p.sslnegotiation && ssl ? { sslnegotiation: negotiation(p.sslnegotiation) } : {}),
   };
   const display = `${host}:${port}/${dbname}`;
   return { client, sslmode, display, passwordFrom, notes };
@@ -113,6 +115,11 @@ export async function settleTls(target: ConnectionTarget): Promise<ConnectionTar
     }
   }
   return target;
+}
+
+function negotiation(value: string): 'postgres' | 'direct' {
+  if (value === 'postgres' || value === 'direct') return value;
+  throw new RowdoctorError(`sslnegotiation: ${gotInstead(value, ['postgres', 'direct'])}`);
 }
 
 function single(value: string | undefined, key: string): string | undefined {

@@ -56,6 +56,9 @@ describe('connection strings, as libpq reads them', () => {
       'sslmode: got "verify_full" — did you mean "verify-full"? (one of disable, allow, prefer, require, verify-ca, verify-full)',
     );
     expect(() => resolve(undefined, { PGSSLMODE: 'requir' })).toThrow('did you mean "require"?');
+    expect(() => resolve('host=h sslnegotiation=drect')).toThrow(
+      'sslnegotiation: got "drect" — did you mean "direct"?',
+    );
     expect(() => resolve('db.internal')).toThrow(/neither a postgres:\/\/ URL nor keyword=value pairs/);
     expect(() => resolve('postgres://a,b/db')).toThrow(/host=a,b: rowdoctor connects to one server/);
     expect(() => resolve('postgres://h/db?connect_timeout=soon')).toThrow(
