@@ -21,7 +21,9 @@ export async function demoCommand(opts: { color: boolean }, out: (s: string) => 
   process.once('SIGTERM', cleanup);
   try {
     log('Loading the damaged sample database (fixtures/demo/schema.sql)…');
-    const url = await createDemoDatabase(server.adminUrl, (db) => server.urlFor(db));
+    // The embedded server has no TLS: a PGSSLMODE of the user's (verify-full, say) must not fail the demo.
+    const plain = (url: string) => `${url}?sslmode=disable`;
+    const url = await createDemoDatabase(plain(server.adminUrl), (db) => plain(server.urlFor(db)));
     const common: CommonOptions = {
       databaseUrl: url,
       config: join(DEMO_DIR, 'rowdoctor.yml'),

@@ -1,5 +1,5 @@
 import { RowdoctorError } from '../errors.js';
-import { gotInstead } from '../suggest.js';
+import { gotInstead, nearest } from '../suggest.js';
 import { KEYWORDS, LEGACY } from './keywords.js';
 
 /** libpq keyword → value, as a connection string gave them. */
@@ -8,7 +8,9 @@ export type Params = Record<string, string>;
 /**
  * Parse a connection string the two ways libpq accepts: a URI (postgresql://user:pw@host:port/db?k=v)
  * or keyword/value pairs (host=db.internal port=5432 dbname=app sslmode=require, or service=prod).
- * Unknown keywords are refused, as libpq refuses them, with the nearest valid one suggested.
+ * An unknown keyword near a known one is a typo and is refused, with the nearest suggested (libpq
+ * refuses every unknown keyword); one like nothing libpq knows (`schema=`, `connection_limit=`, which
+ * ORMs put in a shared DATABASE_URL) is kept, and said to be ignored (see `unknownOptions`).
  */
 export function parseConnectionString(text: string, what: string): Params {
   const params = /^postgres(ql)?:\/\//i.test(text)
@@ -16,13 +18,18 @@ export function parseConnectionString(text: string, what: string): Params {
     : text.includes('=')
       ? parseKeywordValue(text, what)
       : invalid(what, text, 'it is neither a postgres:// URL nor keyword=value pairs');
-  for (const key of Object.keys(params)) {
-    if (!KEYWORDS.includes(key) && !LEGACY.has(key))
+  for (const key of unknownOptions(params)) {
+    if (nearest(key, KEYWORDS))
       throw new RowdoctorError(`${what}: unknown connection option "${key}": ${gotInstead(key, KEYWORDS)}`, {
         hint: 'The options are libpq\'s: see "Connecting" in README.md.',
       });
   }
   return params;
+}
+
+/** Keys that are neither libpq's nor node-postgres' old spellings. */
+export function unknownOptions(params: Params): string[] {
+  return Object.keys(params).filter((key) => !KEYWORDS.includes(key) && !LEGACY.has(key));
 }
 
 function invalid(what: string, text: string, why: string): never {

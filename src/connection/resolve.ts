@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import pg from 'pg';
 import { RowdoctorError } from '../errors.js';
 import { gotInstead } from '../suggest.js';
-import { parseConnectionString, type Params } from './conninfo.js';
+import { parseConnectionString, unknownOptions, type Params } from './conninfo.js';
 import { ENV_OF, IGNORED } from './keywords.js';
 import { passwordFromFile } from './pgpass.js';
 import { serviceParams } from './service-file.js';
@@ -48,6 +48,8 @@ export function resolveTarget(databaseUrl: string | undefined, env: NodeJS.Proce
   }
   for (const key of Object.keys(p).filter((k) => IGNORED.has(k)))
     notes.push(`connection option ${key}=${p[key]} is not supported by rowdoctor and is ignored.`);
+  for (const key of unknownOptions(given))
+    notes.push(`"${key}" in ${what} is not a libpq connection option (an ORM's, perhaps) and is ignored.`);
 
   const host = single(p.host, 'host') ?? 'localhost';
   const hostaddr = single(p.hostaddr, 'hostaddr');

@@ -62,7 +62,8 @@ describe('demo', () => {
     // A temp directory of its own: other test runs on the machine start embedded servers of their own.
     const tmp = mkdtempSync(join(tmpdir(), 'rowdoctor-demo-'));
     chmodSync(tmp, 0o755);
-    const res = await runCli(['demo'], { env: { TMPDIR: tmp } });
+    // A PGSSLMODE of the user's (a verified-TLS default for their databases) does not reach the embedded server.
+    const res = await runCli(['demo'], { env: { TMPDIR: tmp, PGSSLMODE: 'verify-full' } });
     expect(res.code).toBe(0);
     expect(res.stdout).toMatch(
       /rowdoctor scan · 127\.0\.0\.1:\d+\/rowdoctor_demo · 7 checks run · 7 findings \(7 errors\) · 79 rows affected/,

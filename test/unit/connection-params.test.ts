@@ -125,6 +125,15 @@ describe('what libpq fills in', () => {
     });
   });
 
+  it("a shared DATABASE_URL with an ORM's own parameters still connects: they are named as ignored", () => {
+    const t = resolve(undefined, { DATABASE_URL: 'postgresql://u:p@h/app?schema=public&connection_limit=5' });
+    expect(t.display).toBe('h:5432/app');
+    expect(t.notes).toEqual([
+      '"schema" in DATABASE_URL is not a libpq connection option (an ORM\'s, perhaps) and is ignored.',
+      '"connection_limit" in DATABASE_URL is not a libpq connection option (an ORM\'s, perhaps) and is ignored.',
+    ]);
+  });
+
   it('options libpq has and rowdoctor cannot honour are said, not silently dropped', () => {
     expect(resolve('host=h target_session_attrs=read-write').notes).toEqual([
       'connection option target_session_attrs=read-write is not supported by rowdoctor and is ignored.',
