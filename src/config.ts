@@ -131,7 +131,9 @@ export function parseConfig(text: string, file: string): Config {
       return `  ${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${message}`;
     });
     throw new RowdoctorError(`${file} is not valid ${isJson ? 'JSON' : 'YAML'}:\n${lines.join('\n')}`, {
-      hint: 'Fix the syntax at the positions above (YAML is indentation-sensitive; quote values that contain ": " or "#").',
+      hint:
+        'Fix the syntax at the positions above ' +
+        '(YAML is indentation-sensitive; quote values that contain ": " or "#").',
     });
   }
   const data: unknown = doc.toJS() ?? {};

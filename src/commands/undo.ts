@@ -69,7 +69,8 @@ function renderUndo(r: UndoResult, database: string, color: boolean): string {
   if (r.nothingToUndo) return `rowdoctor undo ${r.runId} · ${database} · nothing to undo: the run changed no row\n`;
   const lines = [
     `rowdoctor undo ${r.runId} · ${database} · ${mode}`,
-    `${r.applied ? 'restored' : 'would restore'} ${restore} deleted rows, ${r.applied ? 'reverted' : 'would revert'} ${revert} updated rows`,
+    `${r.applied ? 'restored' : 'would restore'} ${restore} deleted rows, ` +
+      `${r.applied ? 'reverted' : 'would revert'} ${revert} updated rows`,
     '',
   ];
   const t = new Table({

@@ -26,7 +26,10 @@ export function connectionHint(e: unknown, target: ConnectionTarget): string | u
       'with a name the certificate carries, or use sslmode=verify-ca to check the CA only.'
     );
   if (err?.message?.includes('does not support SSL'))
-    return `The server does not accept TLS (its ssl setting is off), and sslmode=${mode} requires it: turn ssl on in the server, or use sslmode=prefer.`;
+    return (
+      `The server does not accept TLS (its ssl setting is off), and sslmode=${mode} requires it: ` +
+      'turn ssl on in the server, or use sslmode=prefer.'
+    );
   if (err?.code === '28P01' && target.passwordFrom)
     return `Check the user name, and the password, which came from the password file ${target.passwordFrom}.`;
   return undefined;

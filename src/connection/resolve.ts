@@ -151,7 +151,9 @@ function noPasswordGiven(file: string) {
     setImmediate(() => stream?.destroy());
     return Promise.reject(
       new RowdoctorError('The server asks for a password, and none was given.', {
-        hint: `Give it in the URL, in PGPASSWORD, or in the password file ${file} (host:port:database:user:password, mode 0600).`,
+        hint:
+          `Give it in the URL, in PGPASSWORD, or in the password file ${file} ` +
+          '(host:port:database:user:password, mode 0600).',
       }),
     );
   };

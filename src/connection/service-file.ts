@@ -25,7 +25,9 @@ export function serviceParams(name: string, servicefile: string | undefined, env
     if (found) return { file, params: found };
   }
   throw new RowdoctorError(`Connection service "${name}" is not defined in ${files.join(' or ')}.`, {
-    hint: `Add a [${name}] section to one of them (or point PGSERVICEFILE at the file that has it), or fix the service name.`,
+    hint:
+      `Add a [${name}] section to one of them (or point PGSERVICEFILE at the file that has it), ` +
+      'or fix the service name.',
   });
 }
 

@@ -44,7 +44,9 @@ export function tlsOptions(mode: SslMode, params: Params, home: string, serverNa
   const hasRoot = !system && existsSync(rootFile);
   if (verify && !system && !hasRoot)
     throw new RowdoctorError(`sslmode=${mode} needs a root certificate, and "${rootFile}" does not exist.`, {
-      hint: 'Give the CA that signed the server certificate with sslrootcert=<file> (PGSSLROOTCERT), use sslrootcert=system to trust the system CAs, or use sslmode=require to encrypt without verifying.',
+      hint:
+        'Give the CA that signed the server certificate with sslrootcert=<file> (PGSSLROOTCERT), ' +
+        'use sslrootcert=system to trust the system CAs, or use sslmode=require to encrypt without verifying.',
     });
   const options: ConnectionOptions = {};
   if (hasRoot) options.ca = readFileSync(rootFile, 'utf8');

@@ -46,13 +46,16 @@ export async function ensureBackupTable(tx: Tx, table: Table): Promise<void> {
   await sql`create table if not exists ${bt} (
     _rd_run text not null, _rd_seq bigint not null, _rd_op text not null, _rd_columns text[],
     like ${tableRef(table)})`.execute(tx);
-  await sql`insert into ${sql.id(BACKUP_SCHEMA, 'tables')} values (${name}, ${table.schema}, ${table.name}) on conflict do nothing`.execute(
-    tx,
-  );
-  const existing = await sql<{ name: string }>`select attname as name from pg_attribute
-     where attrelid = ${`${BACKUP_SCHEMA}."${name.replace(/"/g, '""')}"`}::regclass and attnum > 0 and not attisdropped`.execute(
-    tx,
-  );
+  await sql`
+    insert into ${sql.id(BACKUP_SCHEMA, 'tables')}
+    values (${name}, ${table.schema}, ${table.name})
+        on conflict do nothing`.execute(tx);
+  // The backup table's columns so far: a column added to the table since an earlier run is added to it.
+  const backupTable = `${BACKUP_SCHEMA}."${name.replace(/"/g, '""')}"`;
+  const existing = await sql<{ name: string }>`
+    select attname as name
+      from pg_attribute
+     where attrelid = ${backupTable}::regclass and attnum > 0 and not attisdropped`.execute(tx);
   const have = new Set(existing.rows.map((r) => r.name));
   for (const c of table.columns.filter((c) => !have.has(c.name))) {
     await sql`alter table ${bt} add column ${sql.id(c.name)} ${sql.raw(c.type)}`.execute(tx);
@@ -74,7 +77,9 @@ export async function backupRows(
   const res = await run(
     ctx,
     sql`insert into ${sql.id(BACKUP_SCHEMA, backupTableName(table))} (_rd_run, _rd_seq, _rd_op, _rd_columns, ${cols})
-    select ${ctx.runId}, nextval(${`${BACKUP_SCHEMA}.seq`}), ${op}, ${changed}, ${values} from ${tableRef(table)} t where ${where}`,
+    select ${ctx.runId}, nextval(${`${BACKUP_SCHEMA}.seq`}), ${op}, ${changed}, ${values}
+      from ${tableRef(table)} t
+     where ${where}`,
     'write',
   );
   return res.affected;

@@ -103,7 +103,10 @@ export async function goneTable(ctx: BatchContext, table: Table): Promise<WorkTa
   const cols = sql.join(pkOf(table).map((c, i) => sql`${col(null, c)} as ${sql.id(`p${i}`)}`));
   await run(
     ctx,
-    sql`create temp table if not exists ${name} on commit drop as select ${cols} from ${sql.id(table.schema, table.name)} where false`,
+    sql`create temp table if not exists ${name} on commit drop as
+    select ${cols}
+      from ${sql.id(table.schema, table.name)}
+     where false`,
     'read',
   );
   return name;

@@ -75,7 +75,9 @@ export async function lockBatchRows(
     ctx,
     sql`create temp table ${rows} on commit drop as
     select ${batch.picked}
-      from ${MEMBERS} m join ${sql.id(table.schema, table.name)} t on ${pkMatches(table, 't', 'm', 'p')} join ${GROUPS} g on g.n = m.n
+      from ${MEMBERS} m
+      join ${sql.id(table.schema, table.name)} t on ${pkMatches(table, 't', 'm', 'p')}
+      join ${GROUPS} g on g.n = m.n
      where ${where}
        for update of t`,
     'plan',

@@ -40,13 +40,12 @@ export function missingSupportingIndexes(
       if (seen.has(key) || ref.child.indexedLeading.includes(ref.columns[0]!)) continue;
       seen.add(key);
       const name = constraintName(ref.child, ref.columns, 'idx');
+      const columns = sql.join(ref.columns.map((c) => sql.id(c)));
       out.push({
         child: ref.child.id,
         columns: ref.columns,
         via: ref.via,
-        ddl: sql`CREATE INDEX CONCURRENTLY ${sql.id(name)} ON ${tableRef(ref.child)} (${sql.join(ref.columns.map((c) => sql.id(c)))})`.compile(
-          db,
-        ).sql,
+        ddl: sql`CREATE INDEX CONCURRENTLY ${sql.id(name)} ON ${tableRef(ref.child)} (${columns})`.compile(db).sql,
         scanSeconds: (ref.child.pages * 8192) / SCAN_BYTES_PER_SECOND,
       });
     }

@@ -49,12 +49,14 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
       from ${map} m
       join ${tableRef(parent)} lx on ${pkMatches(parent, 'lx', 'm', 'l')}
       join ${tableRef(parent)} sx on ${pkMatches(parent, 'sx', 'm', 's')}
-     where (${sql.join(ref.parentColumns.map((c) => sql`lx.${sql.id(c)}`))}) is distinct from (${sql.join(ref.parentColumns.map((c) => sql`sx.${sql.id(c)}`))})`,
+     where (${sql.join(ref.parentColumns.map((c) => sql`lx.${sql.id(c)}`))})
+           is distinct from (${sql.join(ref.parentColumns.map((c) => sql`sx.${sql.id(c)}`))})`,
     'plan',
   );
 
   const child = ref.child;
-  const pointsAtLoser = sql`exists (select 1 from ${refmap} r where ${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`))})`;
+  const onLoser = and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`));
+  const pointsAtLoser = sql`exists (select 1 from ${refmap} r where ${onLoser})`;
 
   // Children that would collide with a sibling once re-pointed are merged into it first.
   if (child.primaryKey) {
@@ -81,7 +83,10 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
       );
 }
 
-/** Unique keys of the child that re-pointing could break: plain columns, no predicate, sharing a column with the reference. */
+/**
+ * Unique keys of the child that re-pointing could break: plain columns, no predicate, sharing a
+ * column with the reference.
+ */
 function collidingIndexes(child: Table, ref: Reference): UniqueIndex[] {
   return child.uniqueIndexes.filter(
     (i) =>
@@ -120,7 +125,8 @@ async function collisionMap(
     with moved as (
       select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))},
              ${sql.join(cols.map((c, i) => sql`${target(c)} as ${sql.id(`u${i}`)}`))}
-        from ${tableRef(child)} t join ${refmap} r on ${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(`lr${i}`)}`))}
+        from ${tableRef(child)} t
+        join ${refmap} r on ${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(`lr${i}`)}`))}
        where ${visibleT}
     ),
     candidates as (
@@ -131,15 +137,19 @@ async function collisionMap(
         from ${tableRef(child)} t
        where ${visibleT}
          and (${sql.join(cols.map((c) => col('t', c)))}) in (select ${tuple} from moved where ${nonNull})
-         and not exists (select 1 from moved mv where ${and(pk.map((c, i) => sql`mv.${sql.id(`p${i}`)} = ${col('t', c)}`))})
+         and not exists (select 1
+                           from moved mv
+                          where ${and(pk.map((c, i) => sql`mv.${sql.id(`p${i}`)} = ${col('t', c)}`))})
     ),
     ranked as (
       select ${pkCols}, ${sql.join(pk.map((_, i) => sql`first_value(${sql.id(`p${i}`)}) over w as ${sql.id(`s${i}`)}`))}
         from candidates
       window w as (partition by ${tuple} order by prio, ${pkCols})
     )
-    select ${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`))}, ${sql.join(pk.map((_, i) => sql.id(`s${i}`)))}
-      from ranked where (${pkCols}) is distinct from (${sql.join(pk.map((_, i) => sql.id(`s${i}`)))})`,
+    select ${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`))},
+           ${sql.join(pk.map((_, i) => sql.id(`s${i}`)))}
+      from ranked
+     where (${pkCols}) is distinct from (${sql.join(pk.map((_, i) => sql.id(`s${i}`)))})`,
     'plan',
   );
   return name;

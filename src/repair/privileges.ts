@@ -58,7 +58,9 @@ export async function checkPrivileges(
     throw new RowdoctorError(
       `Role "${role}" lacks privileges this repair needs: ${missing.join('; ')}. Nothing was changed.`,
       {
-        hint: `Grant them (e.g. GRANT ${missing[0]!.split(' on ')[0]} ON ${missing[0]!.split(' on ')[1]} TO "${role}") or run as a role that has them.`,
+        hint:
+          `Grant them (e.g. GRANT ${missing[0]!.split(' on ')[0]} ON ${missing[0]!.split(' on ')[1]} TO "${role}") ` +
+          'or run as a role that has them.',
         exitCode: 2,
       },
     );

@@ -41,7 +41,9 @@ export function stillReferenced(ctx: BatchContext, table: Table): Sql {
   return sql`(${sql.join(
     refs.map(
       (r) =>
-        sql`exists (select 1 from ${tableRef(r.child)} x where ${and(r.columns.map((c, i) => sql`${col('x', c)} = ${col('t', r.parentColumns[i]!)}`))})`,
+        sql`exists (select 1
+                      from ${tableRef(r.child)} x
+                     where ${and(r.columns.map((c, i) => sql`${col('x', c)} = ${col('t', r.parentColumns[i]!)}`))})`,
     ),
     sql` or `,
   )})`;

@@ -16,10 +16,11 @@ const runs = sql.id(BACKUP_SCHEMA, 'runs');
  * run still marked `running` belongs to a process that died (killed, or its connection lost).
  */
 export async function markDeadRuns(db: Db | Tx, by: string): Promise<void> {
+  const error = `the run's process ended before it finished (killed, or its connection was lost); found by run ${by}`;
   await sql`
     update ${runs}
        set status = 'interrupted',
-           error = ${`the run's process ended before it finished (killed, or its connection was lost); found by run ${by}`}
+           error = ${error}
      where status = 'running'`.execute(db);
 }
 

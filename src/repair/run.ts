@@ -72,10 +72,13 @@ export const REPAIR_LOCK_KEY = sql`hashtextextended('rowdoctor.repair', 0)`;
 export async function takeRepairLock(session: Db): Promise<void> {
   const got = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${REPAIR_LOCK_KEY}) as ok`.execute(session);
   if (got.rows[0]?.ok) return;
-  const holder = await sql<{ pid: number; app: string }>`select l.pid, a.application_name as app from pg_locks l
-      join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.objid = (${REPAIR_LOCK_KEY} & x'ffffffff'::bigint)::oid limit 1`.execute(
-    session,
-  );
+  // Who holds the lock: an advisory lock on a bigint key shows its low 32 bits as objid.
+  const holder = await sql<{ pid: number; app: string }>`
+    select l.pid, a.application_name as app
+      from pg_locks l
+      join pg_stat_activity a on a.pid = l.pid
+     where l.locktype = 'advisory' and l.objid = (${REPAIR_LOCK_KEY} & x'ffffffff'::bigint)::oid
+     limit 1`.execute(session);
   const who = holder.rows[0]
     ? ` (backend pid ${holder.rows[0].pid}, ${holder.rows[0].app || 'no application_name'})`
     : '';
@@ -105,10 +108,9 @@ export async function repairRules(
     await session.transaction().execute(async (tx) => {
       await ensureBackupSchema(tx);
       await markDeadRuns(tx, runId);
+      const runOptions = { rules: rules.map(describeRule), backup: options.backup, batchSize: options.batchSize };
       await sql`insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options)
-        values (${runId}, 'repair', 'running', ${JSON.stringify({ rules: rules.map(describeRule), backup: options.backup, batchSize: options.batchSize })})`.execute(
-        tx,
-      );
+        values (${runId}, 'repair', 'running', ${JSON.stringify(runOptions)})`.execute(tx);
     });
   }
   const ruleCounts = () => actions.map((a) => ({ rule: describeRule(a.rule), ...actionCounts(a) }));
@@ -165,8 +167,9 @@ async function repairEach(
         (n, a) => n + a.rowsDeleted + a.rowsUpdated + a.childRowsRepointed + a.childRowsMerged,
         0,
       );
+      const rows = `${changed.toLocaleString('en-US')} rows ${options.apply ? 'changed' : 'to change'} so far`;
       const step = options.progress.start(
-        `${rule.check} ${rule.table.id}: groups ${from + 1}–${to} of ${total} · ${changed.toLocaleString('en-US')} rows ${options.apply ? 'changed' : 'to change'} so far`,
+        `${rule.check} ${rule.table.id}: groups ${from + 1}–${to} of ${total} · ${rows}`,
       );
       const outcome = await runBatch(
         session,
@@ -219,9 +222,9 @@ async function runBatch(
     let outcome: BatchOutcome | null = null;
     try {
       await session.transaction().execute(async (tx) => {
-        await sql`select set_config('lock_timeout', ${String(options.lockTimeoutMs)}, true), set_config('statement_timeout', ${String(options.statementTimeoutMs)}, true)`.execute(
-          tx,
-        );
+        await sql`
+          select set_config('lock_timeout', ${String(options.lockTimeoutMs)}, true),
+                 set_config('statement_timeout', ${String(options.statementTimeoutMs)}, true)`.execute(tx);
         let temp = 0;
         const ctx: BatchContext = {
           tx,

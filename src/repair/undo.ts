@@ -58,16 +58,17 @@ export async function undoRun(
   );
   if (!exists.rows[0]?.ok)
     throw new RowdoctorError(`No repair has been applied on this database (schema ${BACKUP_SCHEMA} does not exist).`);
-  const found =
-    await sql<RunRow>`select run_id, command, status, undo_of from ${sql.id(BACKUP_SCHEMA, 'runs')} where run_id = ${runId}`.execute(
-      session,
-    );
+  const found = await sql<RunRow>`
+    select run_id, command, status, undo_of
+      from ${sql.id(BACKUP_SCHEMA, 'runs')}
+     where run_id = ${runId}`.execute(session);
   const run = found.rows[0];
   if (!run) {
-    const recent =
-      await sql<RunRow>`select run_id, command, status from ${sql.id(BACKUP_SCHEMA, 'runs')} order by started_at desc limit 5`.execute(
-        session,
-      );
+    const recent = await sql<RunRow>`
+      select run_id, command, status
+        from ${sql.id(BACKUP_SCHEMA, 'runs')}
+       order by started_at desc
+       limit 5`.execute(session);
     throw new RowdoctorError(`There is no run "${runId}" in ${BACKUP_SCHEMA}.runs.`, {
       hint: recent.rows.length
         ? `Recent runs: ${recent.rows.map((r) => `${r.run_id} (${r.command}, ${r.status})`).join(', ')}.`
@@ -84,9 +85,8 @@ export async function undoRun(
      where undo_of = ${runId} and command = 'undo' and status = 'completed'`.execute(session);
   // 'undone' is how runs of earlier versions were marked
   if (by.rows.length || run.status === 'undone') {
-    throw new RowdoctorError(
-      `Run ${runId} was already undone${by.rows[0] ? ` by run ${by.rows[0].run_id}` : ''}; undoing it twice would duplicate rows.`,
-    );
+    const byRun = by.rows[0] ? ` by run ${by.rows[0].run_id}` : '';
+    throw new RowdoctorError(`Run ${runId} was already undone${byRun}; undoing it twice would duplicate rows.`);
   }
   const infos = await backupsOf(session, catalog, runId);
   const undoRunId = newRunId();
@@ -95,7 +95,9 @@ export async function undoRun(
   for (const [n, info] of infos.entries()) tables[n]!.collisions = await collisions(session, info, runId);
   const taken = tables.filter((t) => t.collisions > 0);
   const refused = taken.length
-    ? `restoring would collide with rows written since the repair: ${taken.map((t) => `${t.collisions} in ${t.table}`).join(', ')} (same primary key). Remove or rename those rows, then undo again.`
+    ? `restoring would collide with rows written since the repair: ` +
+      `${taken.map((t) => `${t.collisions} in ${t.table}`).join(', ')} (same primary key). ` +
+      'Remove or rename those rows, then undo again.'
     : null;
   if (!options.apply || refused) return { runId, undoRunId, applied: false, tables, refused, nothingToUndo: false };
 
@@ -106,7 +108,8 @@ export async function undoRun(
       await sql`select set_config('lock_timeout', ${String(options.lockTimeoutMs)}, true)`.execute(tx);
       for (const info of [...infos].sort((a, b) => b.lastDelete - a.lastDelete)) await restoreDeleted(tx, info, runId);
       for (const info of infos) await revertUpdated(tx, info, runId);
-      await sql`insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options, undo_of, finished_at, counts)
+      await sql`
+        insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options, undo_of, finished_at, counts)
         values (${undoRunId}, 'undo', 'completed', '{}'::jsonb, ${runId}, now(), ${JSON.stringify(tables)})`.execute(
         tx,
       );
@@ -134,7 +137,10 @@ async function backupsOf(session: Db, catalog: Catalog, runId: string): Promise<
   for (const b of list.rows) {
     const stats = await sql<{ restore: string; revert: string; last_delete: string | null }>`
       select count(*) filter (where _rd_op = 'delete') as restore,
-             (select count(*) from (select distinct ${rowIdentity(catalog, b)} from ${sql.id(BACKUP_SCHEMA, b.backup_table)} where _rd_run = ${runId} and _rd_op = 'update') u) as revert,
+             (select count(*)
+                from (select distinct ${rowIdentity(catalog, b)}
+                        from ${sql.id(BACKUP_SCHEMA, b.backup_table)}
+                       where _rd_run = ${runId} and _rd_op = 'update') u) as revert,
              max(_rd_seq) filter (where _rd_op = 'delete') as last_delete
         from ${sql.id(BACKUP_SCHEMA, b.backup_table)} where _rd_run = ${runId}`.execute(session);
     const s = stats.rows[0]!;
@@ -184,10 +190,11 @@ function sameRow(table: Table, changed: string[], a: string, b: string) {
 
 async function collisions(session: Db, info: BackupInfo, runId: string): Promise<number> {
   if (!info.table.primaryKey) return 0;
-  const r = await sql<{ n: string }>`select count(*) as n from ${sql.id(BACKUP_SCHEMA, info.backup)} b
-     where b._rd_run = ${runId} and b._rd_op = 'delete' and exists (select 1 from ${tableRef(info.table)} t where ${pkEquals(info.table, 't', 'b')})`.execute(
-    session,
-  );
+  const r = await sql<{ n: string }>`
+    select count(*) as n
+      from ${sql.id(BACKUP_SCHEMA, info.backup)} b
+     where b._rd_run = ${runId} and b._rd_op = 'delete'
+       and exists (select 1 from ${tableRef(info.table)} t where ${pkEquals(info.table, 't', 'b')})`.execute(session);
   return Number(r.rows[0]?.n ?? 0);
 }
 
@@ -195,9 +202,10 @@ async function restoreDeleted(tx: Tx, info: BackupInfo, runId: string): Promise<
   if (!info.restore) return;
   const cols = sql.join(info.table.columns.filter((c) => !c.generated).map((c) => sql.id(c.name)));
   await sql`insert into ${tableRef(info.table)} (${cols}) overriding system value
-    select ${cols} from ${sql.id(BACKUP_SCHEMA, info.backup)} where _rd_run = ${runId} and _rd_op = 'delete' order by _rd_seq`.execute(
-    tx,
-  );
+    select ${cols}
+      from ${sql.id(BACKUP_SCHEMA, info.backup)}
+     where _rd_run = ${runId} and _rd_op = 'delete'
+     order by _rd_seq`.execute(tx);
 }
 
 /** Each updated row gets back its changed columns from its earliest backup in the run. */

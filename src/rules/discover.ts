@@ -196,6 +196,8 @@ function softDeleteBlockers(table: Table): SoftDeleteRule[] {
     repair: 'purge-deleted',
     source: 'discovered',
     severity: 'error',
-    origin: `unique ${index.constraint ? 'constraint' : 'index'} ${index.constraint ?? index.name} counts soft-deleted rows`,
+    origin:
+      `unique ${index.constraint ? 'constraint' : 'index'} ${index.constraint ?? index.name} ` +
+      'counts soft-deleted rows',
   }));
 }

@@ -29,7 +29,9 @@ export async function validateRules(tx: Tx, rules: Rule[]): Promise<void> {
     throw new RowdoctorError(
       `The server rejected ${problems.length} rule${problems.length === 1 ? '' : 's'}:\n${problems.join('\n')}`,
       {
-        hint: "Scopes (where) must be boolean expressions over the table's own columns; key expressions must evaluate on one row.",
+        hint:
+          "Scopes (where) must be boolean expressions over the table's own columns; " +
+          'key expressions must evaluate on one row.',
       },
     );
   }
@@ -40,7 +42,11 @@ function probeQuery(rule: Rule) {
   const terms: Sql[] = rule.where ? [fragment(rule.where)] : [];
   if (rule.check === 'orphaned-rows') {
     const on = and(rule.parentColumns.map((pc, i) => sql`${col('p', pc)} = ${col('c', rule.columns[i]!)}`));
-    return sql`select 1 from (select * from ${t} where ${and(terms)}) c join ${tableRef(rule.parent)} p on ${on} limit 0`;
+    return sql`
+      select 1
+        from (select * from ${t} where ${and(terms)}) c
+        join ${tableRef(rule.parent)} p on ${on}
+       limit 0`;
   }
   const hasExpr = rule.key.some((k) => k.kind === 'expr');
   if (!hasExpr && !rule.where) return null;

@@ -21,7 +21,8 @@ const text = (db: Db, q: RawBuilder<unknown>) => q.compile(db).sql;
 
 /** PostgreSQL's own naming pattern, cut to 63 bytes with a hash so long names stay unique. */
 export function constraintName(table: Table, parts: string[], suffix: string): string {
-  const base = `${table.name}_${parts.map((p) => (/^"?[A-Za-z_][\w$]*"?$/.test(p) ? p.replace(/"/g, '') : 'expr')).join('_')}_${suffix}`;
+  const named = parts.map((p) => (/^"?[A-Za-z_][\w$]*"?$/.test(p) ? p.replace(/"/g, '') : 'expr'));
+  const base = `${table.name}_${named.join('_')}_${suffix}`;
   if (Buffer.byteLength(base) <= 63) return base;
   const hash = createHash('sha1').update(base).digest('hex').slice(0, 8);
   return `${Buffer.from(base)
@@ -50,7 +51,8 @@ export function uniqueDdl(
       return {
         statements: [],
         warnings: [
-          `cannot be enforced: a unique index on partitioned table ${table.id} must include its partition key (${partitionKey.map((c) => c ?? '<expression>').join(', ')})`,
+          `cannot be enforced: a unique index on partitioned table ${table.id} must include its partition key ` +
+            `(${partitionKey.map((c) => c ?? '<expression>').join(', ')})`,
         ],
       };
     }
@@ -61,8 +63,9 @@ export function uniqueDdl(
   // An INVALID leftover is dropped first: CREATE … IF NOT EXISTS would keep the broken index.
   if (reuse && found)
     statements.push(text(db, sql`DROP INDEX CONCURRENTLY IF EXISTS ${sql.id(table.schema, found.name)}`));
-  const body = (on: RawBuilder<unknown>) =>
-    sql`${on} (${sql.raw(key.parts.join(', '))})${e.nullsNotDistinct ? sql` NULLS NOT DISTINCT` : sql``}${key.predicate ? sql` WHERE ${sql.raw(key.predicate)}` : sql``}`;
+  const nulls = e.nullsNotDistinct ? sql` NULLS NOT DISTINCT` : sql``;
+  const where = key.predicate ? sql` WHERE ${sql.raw(key.predicate)}` : sql``;
+  const body = (on: RawBuilder<unknown>) => sql`${on} (${sql.raw(key.parts.join(', '))})${nulls}${where}`;
   if (!table.partitioned) {
     statements.push(
       text(db, sql`CREATE UNIQUE INDEX CONCURRENTLY ${sql.id(name)} ${body(sql`ON ${tableRef(table)}`)}`),
@@ -116,7 +119,8 @@ export function foreignKeyDdl(
   );
   if (!parentKey)
     warnings.push(
-      `${e.parent.id}(${e.parentColumns.join(', ')}) has no plain unique constraint; a foreign key needs one there first`,
+      `${e.parent.id}(${e.parentColumns.join(', ')}) has no plain unique constraint; ` +
+        'a foreign key needs one there first',
     );
   const lock = text(db, sql`SET lock_timeout = ${sql.lit(lockTimeout)}`);
   if (status === 'invalid' && found)
@@ -125,12 +129,15 @@ export function foreignKeyDdl(
       warnings,
     };
   const name = names.allocate(e.table, e.columns, 'fkey');
+  const columns = sql.join(e.columns.map((c) => sql.id(c)));
+  const parentColumns = sql.join(e.parentColumns.map((c) => sql.id(c)));
+  const references = sql`REFERENCES ${tableRef(e.parent)} (${parentColumns}) NOT VALID`;
   return {
     statements: [
       lock,
       text(
         db,
-        sql`ALTER TABLE ${tableRef(e.table)} ADD CONSTRAINT ${sql.id(name)} FOREIGN KEY (${sql.join(e.columns.map((c) => sql.id(c)))}) REFERENCES ${tableRef(e.parent)} (${sql.join(e.parentColumns.map((c) => sql.id(c)))}) NOT VALID`,
+        sql`ALTER TABLE ${tableRef(e.table)} ADD CONSTRAINT ${sql.id(name)} FOREIGN KEY (${columns}) ${references}`,
       ),
       text(db, sql`ALTER TABLE ${tableRef(e.table)} VALIDATE CONSTRAINT ${sql.id(name)}`),
     ],
