@@ -18,20 +18,19 @@ let db: TestDb;
 let home: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rowdoctor-tls-'));
+  dir = mkdtempSync(join(tmpdir(), 'rowdoctor-tls-')); // everything the tests write, removed at the end
   chmodSync(dir, 0o755); // the server's user reads its certificate and key here
   certs = makeCertificates(dir, unprivilegedUser());
   tls = await startEmbeddedPostgres({
     settings: { ssl: 'on', ssl_cert_file: certs.serverCert, ssl_key_file: certs.serverKey },
   });
   db = await freshDatabase('create table t (id int primary key)');
-  home = mkdtempSync(join(tmpdir(), 'rowdoctor-home-')); // no ~/.pgpass, ~/.pg_service.conf, ~/.postgresql
+  home = mkdtempSync(join(dir, 'home-')); // no ~/.pgpass, ~/.pg_service.conf, ~/.postgresql
 });
 afterAll(async () => {
   await tls?.stop();
   await db?.drop();
   rmSync(dir, { recursive: true, force: true });
-  rmSync(home, { recursive: true, force: true });
 });
 
 /** The shared test server's port and the fresh database's name. */
@@ -107,7 +106,7 @@ describe('sslmode, against a server with TLS on (a certificate made for the test
   });
 
   it('~/.postgresql/root.crt is the default CA, and makes require check the chain as libpq does', async () => {
-    const withRoot = mkdtempSync(join(tmpdir(), 'rowdoctor-home-'));
+    const withRoot = mkdtempSync(join(dir, 'home-'));
     mkdirSync(join(withRoot, '.postgresql'));
     copyFileSync(certs.otherCa, join(withRoot, '.postgresql', 'root.crt'));
     expect((await failure(tlsUrl('sslmode=require'), { HOME: withRoot })).hint).toMatch(/could not be verified/);
@@ -133,7 +132,7 @@ describe('sslmode, against a server with TLS on (a certificate made for the test
 
 describe('service files, .pgpass, application_name, connect_timeout', () => {
   function serviceFile(body: string): string {
-    const file = join(mkdtempSync(join(tmpdir(), 'rowdoctor-svc-')), 'pg_service.conf');
+    const file = join(mkdtempSync(join(dir, 'svc-')), 'pg_service.conf');
     writeFileSync(file, body);
     return file;
   }
@@ -151,7 +150,7 @@ describe('service files, .pgpass, application_name, connect_timeout', () => {
   });
 
   it('service= in the connection string, from ~/.pg_service.conf or PGSYSCONFDIR/pg_service.conf', async () => {
-    const svcHome = mkdtempSync(join(tmpdir(), 'rowdoctor-home-'));
+    const svcHome = mkdtempSync(join(dir, 'home-'));
     writeFileSync(join(svcHome, '.pg_service.conf'), service());
     expect(await session('service=rdtest', { HOME: svcHome })).toMatchObject({
       db: shared().name,
@@ -186,7 +185,7 @@ describe('service files, .pgpass, application_name, connect_timeout', () => {
 
   it('.pgpass (PGPASSFILE) gives the password; a file others can read is ignored with a warning', async () => {
     const url = `postgres://postgres@127.0.0.1:${shared().port}/${shared().name}`;
-    const pgpass = join(mkdtempSync(join(tmpdir(), 'rowdoctor-pgpass-')), 'pgpass');
+    const pgpass = join(mkdtempSync(join(dir, 'pgpass-')), 'pgpass');
     writeFileSync(
       pgpass,
       `# host:port:database:user:password\nother:*:*:*:wrong\n127.0.0.1:${shared().port}:*:postgres:rowdoctor\n`,

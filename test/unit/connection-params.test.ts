@@ -1,12 +1,14 @@
-import { describe, expect, it } from 'vitest';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConnectionString, redactValue } from '../../src/connection/conninfo.js';
 import { passwordFromFile } from '../../src/connection/pgpass.js';
 import { resolveTarget } from '../../src/connection/resolve.js';
 
-const home = mkdtempSync(join(tmpdir(), 'rowdoctor-home-'));
+const scratch = mkdtempSync(join(tmpdir(), 'rowdoctor-connection-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const home = mkdtempSync(join(scratch, 'home-'));
 const resolve = (url: string | undefined, env: NodeJS.ProcessEnv = {}) => resolveTarget(url, { HOME: home, ...env });
 
 describe('connection strings, as libpq reads them', () => {
@@ -105,7 +107,7 @@ describe('what libpq fills in', () => {
   });
 
   it('a client certificate: its file must exist, and its key must not be readable by others', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rowdoctor-cert-'));
+    const dir = mkdtempSync(join(scratch, 'cert-'));
     const cert = join(dir, 'client.crt');
     const key = join(dir, 'client.key');
     expect(() => resolve(`host=h sslmode=require sslcert=${cert}`)).toThrow(
@@ -143,7 +145,7 @@ describe('what libpq fills in', () => {
 
 describe('password files', () => {
   const file = (text: string) => {
-    const f = join(mkdtempSync(join(tmpdir(), 'rowdoctor-pgpass-')), 'pgpass');
+    const f = join(mkdtempSync(join(scratch, 'pgpass-')), 'pgpass');
     writeFileSync(f, text);
     chmodSync(f, 0o600);
     return f;
