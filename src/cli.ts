@@ -165,9 +165,42 @@ function reportStats(): void {
   });
 }
 
+/** `--format json` anywhere in argv: then even an error is one JSON document on stdout. */
+function wantsJson(argv: string[]): boolean {
+  return argv.some((a, i) => a === '--format=json' || (a === '--format' && argv[i + 1] === 'json'));
+}
+
+/** Contract §Exit codes: `{ tool, schemaVersion, command, error: { message, sqlstate, detail, hint } }`. */
+export function errorDocument(command: string, e: unknown) {
+  const pg = isPgError(e) ? e : e instanceof Error && isPgError(e.cause) ? e.cause : null;
+  const message =
+    e instanceof CommanderError ? e.message.replace(/^error: /, '') : e instanceof Error ? e.message : String(e);
+  const hint =
+    e instanceof RowdoctorError
+      ? (e.hint ?? null)
+      : pg && isRecoveryConflict(pg)
+        ? RECOVERY_CONFLICT_HINT
+        : (pg?.hint ?? null);
+  return {
+    tool: 'rowdoctor',
+    schemaVersion: 1,
+    command,
+    error: {
+      message: redact(message),
+      sqlstate: pg?.code ?? null,
+      detail: pg?.detail ? redact(pg.detail) : null,
+      hint: hint ? redact(hint) : null,
+    },
+  };
+}
+
 async function main(argv: string[]): Promise<void> {
   reportStats();
   const debug = argv.includes('--debug');
+  const command = argv.slice(2).find((a) => !a.startsWith('-')) ?? '';
+  const printErrorJson = (e: unknown) => {
+    if (wantsJson(argv)) out(JSON.stringify(errorDocument(command, e), null, 2) + '\n');
+  };
   const program = buildProgram((code) => {
     process.exitCode = code;
   });
@@ -177,8 +210,10 @@ async function main(argv: string[]): Promise<void> {
     if (e instanceof CommanderError) {
       // help and --version exit 0; every usage error is exit 2 (commander's own default is 1).
       process.exitCode = e.exitCode === 0 ? 0 : 2;
+      if (process.exitCode === 2) printErrorJson(e);
     } else {
       process.exitCode = reportError(e, debug);
+      printErrorJson(e);
     }
   }
 }

@@ -197,3 +197,51 @@ rules:
     expect(res.stderr).not.toContain('s3cret');
   });
 });
+
+describe('with --format json, an exit 2 still prints one JSON document on stdout', () => {
+  interface ErrorDoc {
+    tool: string;
+    schemaVersion: number;
+    command: string;
+    error: { message: string; sqlstate: string | null; detail: string | null; hint: string | null };
+  }
+  const parse = (stdout: string) => JSON.parse(stdout) as ErrorDoc;
+
+  it('for every command that reads a database: a server error keeps its SQLSTATE', async () => {
+    const missing = urlFor(db.url, 'no_such_db');
+    for (const args of [
+      ['scan'],
+      ['repair'],
+      ['repair', '--apply'],
+      ['undo', '20260101-000000-abcd'],
+      ['verify-constraints'],
+      ['runs'],
+    ]) {
+      const res = await runCli([...args, '--format', 'json', '--database-url', missing]);
+      expect(res.code, args.join(' ')).toBe(2);
+      const doc = parse(res.stdout);
+      expect(doc).toMatchObject({ tool: 'rowdoctor', schemaVersion: 1, command: args[0] });
+      expect(doc.error.message).toMatch(/database "no_such_db" does not exist/);
+      expect(doc.error.sqlstate).toBe('3D000');
+      expect(res.stderr).toMatch(/does not exist/); // the person at a terminal still reads it there
+    }
+  });
+
+  it('a refusal of rowdoctor’s own carries its hint; a usage error is a document too', async () => {
+    const undo = await runCli(['undo', 'no-such-run', '--format', 'json', '--database-url', db.url]);
+    expect(undo.code).toBe(2);
+    expect(parse(undo.stdout).error).toMatchObject({ sqlstate: null, detail: null });
+    expect(parse(undo.stdout).error.message).toMatch(/No repair has been applied|no run "no-such-run"/);
+
+    const usage = await runCli(['scan', '--format', 'json', '--no-such-flag']);
+    expect(usage.code).toBe(2);
+    expect(parse(usage.stdout)).toMatchObject({
+      command: 'scan',
+      error: { message: "unknown option '--no-such-flag'" },
+    });
+
+    const config = await runCli(['scan', '--format', 'json', '--config', writeConfig('rules: [{ check: nope }]\n')]);
+    expect(config.code).toBe(2);
+    expect(parse(config.stdout).error.message).toMatch(/rules\[0\]\.check/);
+  });
+});
