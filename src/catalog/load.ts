@@ -20,6 +20,7 @@ interface RelRow {
   root: string | null;
   estimated_rows: number;
   pages: number;
+  has_inheritors: boolean;
 }
 interface ColRow {
   oid: number;
@@ -81,7 +82,11 @@ export async function loadCatalog(
               join pg_namespace rn on rn.oid = r.relnamespace
              where not r.relispartition
              limit 1) as root,
-           greatest(c.reltuples, 0)::float8 as estimated_rows, c.relpages::int as pages
+           greatest(c.reltuples, 0)::float8 as estimated_rows, c.relpages::int as pages,
+           exists (select 1
+                     from pg_inherits i
+                     join pg_class ch on ch.oid = i.inhrelid
+                    where i.inhparent = c.oid and not ch.relispartition) as has_inheritors
       from pg_class c
       join pg_namespace n on n.oid = c.relnamespace
      where c.relkind in ('r', 'p') and not ${SYSTEM_SCHEMA}
@@ -145,7 +150,8 @@ export async function loadCatalog(
      order by ic.relname`.execute(db);
 
   // Every foreign key between user tables, once: the constraint on a partitioned table, not its
-  // copies on the partitions (conparentid = 0), and never one that points at a single partition.
+  // copies on the partitions (conparentid = 0). One that references a single partition directly is
+  // kept: deleting from its partitioned parent would fire it (repair/references.ts follows it).
   const fks = await sql<FkRow>`
     select con.conname as name, cn.nspname || '.' || c.relname as table,
            array(select a.attname
@@ -165,7 +171,6 @@ export async function loadCatalog(
       join pg_namespace pn on pn.oid = p.relnamespace
      where con.contype = 'f' and con.conparentid = 0
        and not (cn.nspname in ('pg_catalog', 'information_schema', 'rowdoctor_backup'))
-       and not p.relispartition
      order by 2, 1`.execute(db);
 
   // Columns that lead a valid, non-partial index: looking rows up by them is cheap.
@@ -226,6 +231,7 @@ export async function loadCatalog(
       name: r.name,
       id,
       partitioned: r.kind === 'p',
+      hasInheritors: r.has_inheritors,
       columns,
       primaryKey: pk && pk.columns.every((c) => c !== null) ? pk.columns : null,
       uniqueIndexes,

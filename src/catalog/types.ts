@@ -65,6 +65,12 @@ export interface Table {
   /** `schema.table`, exact catalog names, unquoted: the id used in output and maps. */
   id: string;
   partitioned: boolean;
+  /**
+   * Old-style inheritance children (`CREATE TABLE … INHERITS (this)`): a plain `FROM this` reads
+   * their rows too, while this table's unique indexes and the foreign keys into it cover its own
+   * rows only — so every statement names it `ONLY` (sql/build.ts tableRef).
+   */
+  hasInheritors: boolean;
   columns: Column[];
   primaryKey: string[] | null;
   uniqueIndexes: UniqueIndex[];

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
-import { tableRef, type Sql } from '../sql/build.js';
+import { tableRef, type Sql, tableName } from '../sql/build.js';
 import { run, type BatchContext } from './context.js';
 
 /**
@@ -45,7 +45,7 @@ export async function ensureBackupTable(tx: Tx, table: Table): Promise<void> {
   const bt = sql.id(BACKUP_SCHEMA, name);
   await sql`create table if not exists ${bt} (
     _rd_run text not null, _rd_seq bigint not null, _rd_op text not null, _rd_columns text[],
-    like ${tableRef(table)})`.execute(tx);
+    like ${tableName(table)})`.execute(tx);
   await sql`
     insert into ${sql.id(BACKUP_SCHEMA, 'tables')}
     values (${name}, ${table.schema}, ${table.name})

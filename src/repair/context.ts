@@ -2,7 +2,7 @@ import { sql, type RawBuilder } from 'kysely';
 import type { Catalog, Table } from '../catalog/types.js';
 import type { Tx } from '../db.js';
 import type { Rule } from '../rules/types.js';
-import { col, type Sql } from '../sql/build.js';
+import { col, tableRef, type Sql } from '../sql/build.js';
 import { workTable, type WorkTable } from '../sql/work-table.js';
 
 /** What one rule's repair changed (or, in a dry run, would change). Contract §JSON `actions`. */
@@ -105,7 +105,7 @@ export async function goneTable(ctx: BatchContext, table: Table): Promise<WorkTa
     ctx,
     sql`create temp table if not exists ${name} on commit drop as
     select ${cols}
-      from ${sql.id(table.schema, table.name)}
+      from ${tableRef(table)}
      where false`,
     'read',
   );

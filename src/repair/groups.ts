@@ -1,7 +1,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Db } from '../db.js';
 import type { Table } from '../catalog/types.js';
-import { keyAliases } from '../sql/build.js';
+import { keyAliases, tableRef } from '../sql/build.js';
 import { workTable, type WorkTable } from '../sql/work-table.js';
 import { pkMatches, run, type BatchContext } from './context.js';
 
@@ -39,7 +39,7 @@ export async function createMembers(
   await sql`drop table if exists ${MEMBERS}`.execute(session);
   await sql`create temp table ${MEMBERS} as
     select g.n, ${sql.join(pk.map((c, i) => sql`t.${sql.id(c)} as ${sql.id(`p${i}`)}`))}
-      from ${sql.id(table.schema, table.name)} t join ${GROUPS} g on ${onKey} where ${scope}`.execute(session);
+      from ${tableRef(table)} t join ${GROUPS} g on ${onKey} where ${scope}`.execute(session);
   await sql`create index on ${MEMBERS} (n)`.execute(session);
   await sql`analyze ${MEMBERS}`.execute(session);
 }
@@ -76,7 +76,7 @@ export async function lockBatchRows(
     sql`create temp table ${rows} on commit drop as
     select ${batch.picked}
       from ${MEMBERS} m
-      join ${sql.id(table.schema, table.name)} t on ${pkMatches(table, 't', 'm', 'p')}
+      join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'p')}
       join ${GROUPS} g on g.n = m.n
      where ${where}
        for update of t`,
@@ -86,7 +86,7 @@ export async function lockBatchRows(
   await run(
     ctx,
     sql`insert into ${rows}
-    select ${batch.picked} from ${sql.id(table.schema, table.name)} t join ${GROUPS} g on ${batch.onKey}
+    select ${batch.picked} from ${tableRef(table)} t join ${GROUPS} g on ${batch.onKey}
      where ${where} and not exists (select 1 from ${rows} r where ${pkMatches(table, 't', 'r', batch.pkPrefix)})
        for update of t`,
     'plan',

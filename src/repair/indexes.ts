@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Catalog } from '../catalog/types.js';
 import type { Db } from '../db.js';
 import type { Rule } from '../rules/types.js';
-import { tableRef } from '../sql/build.js';
+import { tableName } from '../sql/build.js';
 import { constraintName } from '../verify/ddl.js';
 import { referencesInto } from './references.js';
 
@@ -45,7 +45,7 @@ export function missingSupportingIndexes(
         child: ref.child.id,
         columns: ref.columns,
         via: ref.via,
-        ddl: sql`CREATE INDEX CONCURRENTLY ${sql.id(name)} ON ${tableRef(ref.child)} (${columns})`.compile(db).sql,
+        ddl: sql`CREATE INDEX CONCURRENTLY ${sql.id(name)} ON ${tableName(ref.child)} (${columns})`.compile(db).sql,
         scanSeconds: (ref.child.pages * 8192) / SCAN_BYTES_PER_SECOND,
       });
     }

@@ -1,4 +1,4 @@
-import type { Catalog, Table } from '../catalog/types.js';
+import type { Catalog, ForeignKey, Table } from '../catalog/types.js';
 import { discoverRules } from '../rules/discover.js';
 import type { OrphanRule, Rule } from '../rules/types.js';
 
@@ -27,7 +27,9 @@ export function referencesInto(catalog: Catalog, parent: Table, declared: Rule[]
     seen.add(key);
     refs.push({ child, columns, parentColumns, via });
   };
-  for (const fk of catalog.foreignKeys.filter((f) => f.references === parent.id)) {
+  // A foreign key may reference the table itself or one of its partitions directly.
+  const intoParent = (f: ForeignKey) => (catalog.partitionRoot.get(f.references) ?? f.references) === parent.id;
+  for (const fk of catalog.foreignKeys.filter(intoParent)) {
     add(byId.get(catalog.partitionRoot.get(fk.table) ?? fk.table), fk.columns, fk.refColumns, `foreign key ${fk.name}`);
   }
   const orphanRules = (rules: Rule[]) =>

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Catalog, Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { RowdoctorError, describePgError, isPgError } from '../errors.js';
-import { tableRef } from '../sql/build.js';
+import { tableRef, tableName } from '../sql/build.js';
 import { BACKUP_SCHEMA } from './backup.js';
 import { newRunId, takeRepairLock } from './run.js';
 import { markDeadRuns } from './run-status.js';
@@ -201,7 +201,7 @@ async function collisions(session: Db, info: BackupInfo, runId: string): Promise
 async function restoreDeleted(tx: Tx, info: BackupInfo, runId: string): Promise<void> {
   if (!info.restore) return;
   const cols = sql.join(info.table.columns.filter((c) => !c.generated).map((c) => sql.id(c.name)));
-  await sql`insert into ${tableRef(info.table)} (${cols}) overriding system value
+  await sql`insert into ${tableName(info.table)} (${cols}) overriding system value
     select ${cols}
       from ${sql.id(BACKUP_SCHEMA, info.backup)}
      where _rd_run = ${runId} and _rd_op = 'delete'

@@ -7,7 +7,16 @@ import type { SqlFragment } from './fragment.js';
 
 export type Sql = RawBuilder<unknown>;
 
+/**
+ * The table's own rows, for FROM, JOIN, UPDATE, DELETE, INSERT and LOCK: `ONLY` where old-style
+ * inheritance children exist, whose rows a unique index or foreign key of this table never covers.
+ */
 export function tableRef(table: Table): Sql {
+  return table.hasInheritors ? sql`only ${tableName(table)}` : tableName(table);
+}
+
+/** The table's name, where a name and not a row source is meant: DDL, LIKE, REFERENCES, casts. */
+export function tableName(table: Pick<Table, 'schema' | 'name'>): Sql {
   return sql.id(table.schema, table.name);
 }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { sql, type RawBuilder } from 'kysely';
 import { indexPartColumn, type Catalog, type ForeignKey, type Table, type UniqueIndex } from '../catalog/types.js';
 import type { Db } from '../db.js';
-import { tableRef } from '../sql/build.js';
+import { tableRef, tableName } from '../sql/build.js';
 import type { NameAllocator } from './names.js';
 import type { NormalizedKey } from './normalize.js';
 import type { ExpectedForeignKey, ExpectedUnique, Status } from './types.js';
@@ -68,7 +68,7 @@ export function uniqueDdl(
   const body = (on: RawBuilder<unknown>) => sql`${on} (${sql.raw(key.parts.join(', '))})${nulls}${where}`;
   if (!table.partitioned) {
     statements.push(
-      text(db, sql`CREATE UNIQUE INDEX CONCURRENTLY ${sql.id(name)} ${body(sql`ON ${tableRef(table)}`)}`),
+      text(db, sql`CREATE UNIQUE INDEX CONCURRENTLY ${sql.id(name)} ${body(sql`ON ${tableName(table)}`)}`),
     );
     const eligible = !key.predicate && key.parts.every((p) => indexPartColumn(table, p) !== null);
     if (eligible)
@@ -82,7 +82,9 @@ export function uniqueDdl(
   // each partition's index is built CONCURRENTLY and attached; the parent's becomes valid with the last.
   const parentIndex = status === 'invalid' && found ? found.name : names.allocate(table, key.parts, 'key');
   if (!(status === 'invalid' && found))
-    statements.push(text(db, sql`CREATE UNIQUE INDEX ${sql.id(parentIndex)} ${body(sql`ON ONLY ${tableRef(table)}`)}`));
+    statements.push(
+      text(db, sql`CREATE UNIQUE INDEX ${sql.id(parentIndex)} ${body(sql`ON ONLY ${tableName(table)}`)}`),
+    );
   for (const [partition, root] of catalog.partitionRoot) {
     if (root !== table.id) continue;
     const [schema, pname] = [partition.slice(0, partition.indexOf('.')), partition.slice(partition.indexOf('.') + 1)];
@@ -131,7 +133,7 @@ export function foreignKeyDdl(
   const name = names.allocate(e.table, e.columns, 'fkey');
   const columns = sql.join(e.columns.map((c) => sql.id(c)));
   const parentColumns = sql.join(e.parentColumns.map((c) => sql.id(c)));
-  const references = sql`REFERENCES ${tableRef(e.parent)} (${parentColumns}) NOT VALID`;
+  const references = sql`REFERENCES ${tableName(e.parent)} (${parentColumns}) NOT VALID`;
   return {
     statements: [
       lock,

@@ -3,7 +3,7 @@ import type { Table, UniqueIndex } from '../catalog/types.js';
 import { readOnly, type Db, type Tx } from '../db.js';
 import { RowdoctorError, describePgError, isPgError } from '../errors.js';
 import { isRecoveryConflict } from '../catalog/recovery.js';
-import { keyExpr, tableRef, fragment, type Sql } from '../sql/build.js';
+import { keyExpr, fragment, type Sql, tableName } from '../sql/build.js';
 import type { ExpectedUnique } from './types.js';
 
 /**
@@ -103,7 +103,7 @@ async function probe<T>(tx: Tx, work: () => Promise<T>): Promise<T> {
 
 /** The planner's deparse of one expression over the table's columns; `filter` must hold for it to plan. */
 async function plannedForm(tx: Tx, table: Table, expr: Sql, filter: Sql | null): Promise<string> {
-  const rows = sql`pg_catalog.unnest(null::${tableRef(table)}[])`;
+  const rows = sql`pg_catalog.unnest(null::${tableName(table)}[])`;
   const whereClause = filter ? sql`where ${filter}` : sql``;
   // Output[0] is the target expression as the plan computes it. A NULL array of the row type
   // gives the table's columns (types, typmods, collations) without touching the table.
@@ -121,12 +121,12 @@ async function collationOf(tx: Tx, table: Table, expr: Sql): Promise<string | nu
   // Both are decided by the expression's type, not by values: one all-NULL row is enough.
   const { rows } = await sql<{ collatable: boolean }>`
     select ty.typcollation <> 0 as collatable
-      from pg_catalog.unnest(array[null::${tableRef(table)}]) as t
+      from pg_catalog.unnest(array[null::${tableName(table)}]) as t
       join pg_catalog.pg_type ty on ty.oid = pg_catalog.pg_typeof(${expr})`.execute(tx);
   if (rows[0]?.collatable !== true) return null;
   const { rows: named } = await sql<{ collation: string | null }>`
     select pg_catalog.pg_collation_for(${expr}) as collation
-      from pg_catalog.unnest(array[null::${tableRef(table)}]) as t`.execute(tx);
+      from pg_catalog.unnest(array[null::${tableName(table)}]) as t`.execute(tx);
   return named[0]?.collation ?? null;
 }
 
