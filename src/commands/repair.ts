@@ -14,6 +14,8 @@ import { connect, prepare, snapshot } from './context.js';
 import { verifyConstraints } from '../verify/verify.js';
 import { missingSupportingIndexes } from '../repair/indexes.js';
 import { refuseOnStandby } from './primary-only.js';
+import { refuseRowSecurity } from '../catalog/row-security.js';
+import { tablesTouched } from '../repair/references.js';
 import { parseDuration, parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
 
 export interface RepairCommandOptions extends CommonOptions {
@@ -52,6 +54,8 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
     const { snap, toRepair, scanned, derived } = await readOnly(conn.db, statementTimeoutMs, async (tx) => {
       const snap = await snapshot(tx, opts, loaded);
       const toRepair = snap.rules.filter((r) => r.source !== 'discovered' && r.repair !== 'report');
+      const declaredRules = snap.rules.filter((r) => r.source !== 'discovered');
+      await refuseRowSecurity(tx, tablesTouched(snap.catalog, toRepair, declaredRules, opts.infer), 'repair');
       const derived = new Set(toRepair.filter((r, i) => repairerFor(r).finding && (opts.apply !== true || i === 0)));
       return {
         snap,

@@ -26,6 +26,7 @@ export async function runsCommand(opts: RunsCommandOptions, out: (s: string) => 
         schemaVersion: 1,
         command: 'runs',
         database: conn.target.display,
+        warnings: [],
         runs: runs ?? [],
       };
       out(JSON.stringify(doc, null, 2) + '\n');

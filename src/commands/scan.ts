@@ -5,6 +5,7 @@ import { renderScanText } from '../report/scan-text.js';
 import { makeStyle } from '../report/style.js';
 import { scan } from '../scan.js';
 import { readOnly } from '../db.js';
+import { printWarnings, rowSecurityWarnings, tablesRead } from '../catalog/row-security.js';
 import { withReadOnlySnapshot } from './context.js';
 import { parseDuration, parseFailOn, parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
 
@@ -16,9 +17,10 @@ export async function scanCommand(opts: CommonOptions, out: (s: string) => void)
   const jobs = parsePositiveInt(opts.jobs ?? '1', '--jobs', 1);
   const statementTimeoutMs = parseDuration(opts.statementTimeout, '--statement-timeout');
   const progress = createProgress(format === 'text' && process.stderr.isTTY === true);
-  const { result, database, assumptions } = await withReadOnlySnapshot(
+  const { result, database, assumptions, warnings } = await withReadOnlySnapshot(
     opts,
     async (tx, snap, conn, alongside) => ({
+      warnings: await rowSecurityWarnings(tx, tablesRead(snap.rules)),
       result: await scan(tx, snap.rules, {
         sample,
         progress,
@@ -32,8 +34,12 @@ export async function scanCommand(opts: CommonOptions, out: (s: string) => void)
     // One connection more than --jobs: a retry after a recovery conflict needs a new one.
     { jobs, connections: jobs + 1 },
   );
+  printWarnings(warnings);
   if (format === 'json')
-    out(JSON.stringify(scanDocument('scan', database, result.findings, result.checks, assumptions), null, 2) + '\n');
+    out(
+      JSON.stringify(scanDocument('scan', database, result.findings, result.checks, assumptions, warnings), null, 2) +
+        '\n',
+    );
   else if (format === 'markdown') out(renderScanMarkdown({ database, ...result }));
   else out(renderScanText({ database, assumptions, ...result }, makeStyle(opts.color)));
   // A rule that could not run is an error of the tool's, not damage found: exit 2, like any error.

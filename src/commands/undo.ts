@@ -35,6 +35,7 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
             schemaVersion: 1,
             command: 'undo',
             database: conn.target.display,
+            warnings: [],
             runId: result.runId,
             applied: result.applied,
             undoRunId: result.applied ? result.undoRunId : null,

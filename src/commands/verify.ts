@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { readOnly } from '../db.js';
 import type { Assumption } from '../catalog/types.js';
 import { assumptionJson } from '../report/document.js';
+import { printWarnings, rowSecurityWarnings, tablesRead, type Warning } from '../catalog/row-security.js';
 import { makeStyle } from '../report/style.js';
 import { renderVerifyJunit } from '../report/verify-junit.js';
 import { renderVerifyText, verifySummary } from '../report/verify-text.js';
@@ -25,9 +26,11 @@ export async function verifyCommand(opts: VerifyCommandOptions, out: (s: string)
   const conn = await connect(opts);
   try {
     // Expectations come from declared rules; --discover adds inferred references, nothing else.
-    const snap = await readOnly(conn.db, statementTimeoutMs, (tx) =>
-      snapshot(tx, { ...opts, discover: false }, loaded),
-    );
+    const { snap, warnings } = await readOnly(conn.db, statementTimeoutMs, async (tx) => {
+      const snap = await snapshot(tx, { ...opts, discover: false }, loaded);
+      return { snap, warnings: await rowSecurityWarnings(tx, tablesRead(snap.rules)) };
+    });
+    printWarnings(warnings);
     const verdicts = await verifyConstraints(conn.db, snap.catalog, snap.rules, {
       expect: opts.expect,
       expectFk: opts.expectFk,
@@ -37,7 +40,10 @@ export async function verifyCommand(opts: VerifyCommandOptions, out: (s: string)
     });
     if (opts.emitMigration) await writeFile(opts.emitMigration, migrationText(verdicts, conn.target.display));
     if (format === 'json')
-      out(JSON.stringify(verifyDocument(verdicts, conn.target.display, snap.catalog.assumptions), null, 2) + '\n');
+      out(
+        JSON.stringify(verifyDocument(verdicts, conn.target.display, snap.catalog.assumptions, warnings), null, 2) +
+          '\n',
+      );
     else if (format === 'junit') out(renderVerifyJunit(verdicts, conn.target.display));
     else out(renderVerifyText(verdicts, conn.target.display, makeStyle(opts.color)));
     if (opts.emitMigration) process.stderr.write(`rowdoctor: wrote ${opts.emitMigration}\n`);
@@ -47,13 +53,19 @@ export async function verifyCommand(opts: VerifyCommandOptions, out: (s: string)
   }
 }
 
-export function verifyDocument(verdicts: Verdict[], database: string, assumptions: Assumption[] = []) {
+export function verifyDocument(
+  verdicts: Verdict[],
+  database: string,
+  assumptions: Assumption[] = [],
+  warnings: Warning[] = [],
+) {
   const s = verifySummary(verdicts);
   return {
     tool: 'rowdoctor',
     schemaVersion: 1,
     command: 'verify-constraints',
     database,
+    warnings,
     findings: [],
     constraints: verdicts.map((v) => ({
       kind: v.kind,

@@ -2,6 +2,24 @@ import type { Catalog, ForeignKey, Table } from '../catalog/types.js';
 import { discoverRules } from '../rules/discover.js';
 import type { OrphanRule, Rule } from '../rules/types.js';
 
+/**
+ * Every table a repair of `rules` reads or writes: each rule's table (and an orphan rule's parent)
+ * and, for the rules that merge or delete, every table that references them, at any depth.
+ */
+export function tablesTouched(catalog: Catalog, rules: Rule[], declared: Rule[], infer: boolean): Table[] {
+  const seen = new Map<string, Table>();
+  const visit = (table: Table) => {
+    if (seen.has(table.id)) return;
+    seen.set(table.id, table);
+    for (const ref of referencesInto(catalog, table, declared, infer)) visit(ref.child);
+  };
+  for (const rule of rules) {
+    visit(rule.table);
+    if (rule.check === 'orphaned-rows') seen.set(rule.parent.id, rule.parent);
+  }
+  return [...seen.values()];
+}
+
 /** A way rows of `child` point at rows of a parent: a foreign key, or a declared/inferred reference. */
 export interface Reference {
   child: Table;

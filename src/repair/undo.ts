@@ -6,6 +6,7 @@ import { tableRef, tableName } from '../sql/build.js';
 import { BACKUP_SCHEMA } from './backup.js';
 import { newRunId, takeRepairLock } from './run.js';
 import { markDeadRuns } from './run-status.js';
+import { refuseRowSecurity } from '../catalog/row-security.js';
 
 export interface UndoTable {
   table: string;
@@ -89,6 +90,11 @@ export async function undoRun(
     throw new RowdoctorError(`Run ${runId} was already undone${byRun}; undoing it twice would duplicate rows.`);
   }
   const infos = await backupsOf(session, catalog, runId);
+  await refuseRowSecurity(
+    session,
+    infos.map((i) => i.table),
+    'undo',
+  );
   const undoRunId = newRunId();
   if (!infos.length) return { runId, undoRunId, applied: false, tables: [], refused: null, nothingToUndo: true };
   const tables = infos.map((i) => ({ table: i.table.id, restore: i.restore, revert: i.revert, collisions: 0 }));

@@ -1,5 +1,6 @@
 import type { Finding } from '../checks/types.js';
 import type { Assumption } from '../catalog/types.js';
+import type { Warning } from '../catalog/row-security.js';
 
 /** The versioned JSON document every command prints with --format json (contract §JSON output). */
 export interface Document {
@@ -53,12 +54,14 @@ export function scanDocument(
   findings: Finding[],
   checks: number,
   assumptions: Assumption[] = [],
+  warnings: Warning[] = [],
 ): Document {
   return {
     tool: 'rowdoctor',
     schemaVersion: 1,
     command,
     database,
+    warnings,
     findings: findings.map(findingJson),
     assumptions: assumptions.map(assumptionJson),
     summary: { findings: findings.length, rows: findings.reduce((n, f) => n + f.rows, 0), checks },
