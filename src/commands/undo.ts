@@ -6,7 +6,7 @@ import { makeStyle } from '../report/style.js';
 import { undoRun, type UndoResult } from '../repair/undo.js';
 import { connect, prepare } from './context.js';
 import { refuseOnStandby } from './primary-only.js';
-import { parseDuration, parseFormat, type CommonOptions } from './options.js';
+import { parseDuration, parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
 
 export interface UndoCommandOptions extends CommonOptions {
   apply?: boolean;
@@ -17,6 +17,7 @@ export interface UndoCommandOptions extends CommonOptions {
 export async function undoCommand(runId: string, opts: UndoCommandOptions, out: (s: string) => void): Promise<number> {
   const format = parseFormat(opts.format, ['text', 'json'] as const);
   const lockTimeoutMs = parseDuration(opts.lockTimeout, '--lock-timeout');
+  const sample = parsePositiveInt(opts.sample, '--sample');
   const { loaded, statementTimeoutMs } = await prepare(opts);
   const conn = await connect(opts);
   try {
@@ -26,7 +27,7 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
     );
     const result = await conn.db
       .connection()
-      .execute((session) => undoRun(session, catalog, runId, { apply: opts.apply === true, lockTimeoutMs }));
+      .execute((session) => undoRun(session, catalog, runId, { apply: opts.apply === true, lockTimeoutMs, sample }));
     if (format === 'json') {
       out(
         JSON.stringify(
@@ -41,9 +42,14 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
             undoRunId: result.applied ? result.undoRunId : null,
             refused: result.refused,
             nothingToUndo: result.nothingToUndo,
+            restored: sum(result, 'restore'),
+            reverted: sum(result, 'revert'),
+            conflicts: sum(result, 'conflicts'),
+            conflictSamples: result.conflictSamples,
+            inexact: result.inexact,
             tables: result.tables,
             findings: [],
-            summary: { findings: 0, rows: result.tables.reduce((n, t) => n + t.restore + t.revert, 0), checks: 0 },
+            summary: { findings: 0, rows: sum(result, 'restore') + sum(result, 'revert'), checks: 0 },
           },
           null,
           2,
@@ -52,16 +58,21 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
     } else {
       out(renderUndo(result, conn.target.display, opts.color));
     }
-    return result.refused ? 1 : 0;
+    return result.refused || sum(result, 'conflicts') > 0 || result.inexact.length > 0 ? 1 : 0;
   } finally {
     await conn.close();
   }
 }
 
+function sum(r: UndoResult, key: 'restore' | 'revert' | 'conflicts'): number {
+  return r.tables.reduce((n, t) => n + t[key], 0);
+}
+
 function renderUndo(r: UndoResult, database: string, color: boolean): string {
   const c = makeStyle(color);
-  const restore = r.tables.reduce((n, t) => n + t.restore, 0);
-  const revert = r.tables.reduce((n, t) => n + t.revert, 0);
+  const restore = sum(r, 'restore');
+  const revert = sum(r, 'revert');
+  const conflicts = sum(r, 'conflicts');
   const mode = r.refused
     ? c.red('REFUSED — nothing was changed')
     : r.applied
@@ -71,15 +82,28 @@ function renderUndo(r: UndoResult, database: string, color: boolean): string {
   const lines = [
     `rowdoctor undo ${r.runId} · ${database} · ${mode}`,
     `${r.applied ? 'restored' : 'would restore'} ${restore} deleted rows, ` +
-      `${r.applied ? 'reverted' : 'would revert'} ${revert} updated rows`,
+      `${r.applied ? 'reverted' : 'would revert'} ${revert} updated rows` +
+      (conflicts ? `, ${r.applied ? 'left' : 'would leave'} ${conflicts} rows the application changed since` : ''),
     '',
   ];
   const t = new Table({
-    head: ['table', 'deleted rows to restore', 'updated rows to revert', 'collisions'],
+    head: ['table', 'deleted rows to restore', 'updated rows to revert', 'conflicts (left alone)'],
     style: { head: [], border: c.level ? undefined : [] },
   });
-  for (const x of r.tables) t.push([x.table, x.restore, x.revert, x.collisions]);
+  for (const x of r.tables) t.push([x.table, x.restore, x.revert, x.conflicts]);
   lines.push(t.toString());
+  if (r.conflictSamples.length)
+    lines.push(
+      '',
+      'Conflicts (the application wrote these rows after the repair; undo leaves them as they are):',
+      ...r.conflictSamples.map((s) => `  ${s.table} ${JSON.stringify(s.key)}: ${s.reason}`),
+    );
+  if (r.inexact.length)
+    lines.push(
+      '',
+      c.red('Cannot restore bit for bit as this role (--apply refuses):'),
+      ...r.inexact.map((i) => `  ${i.table}: ${i.reason}`),
+    );
   if (r.refused) lines.push('', c.red(`Refused: ${r.refused}`));
   return lines.join('\n') + '\n';
 }

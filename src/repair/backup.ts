@@ -60,6 +60,42 @@ export async function ensureBackupTable(tx: Tx, table: Table): Promise<void> {
   for (const c of table.columns.filter((c) => !have.has(c.name))) {
     await sql`alter table ${bt} add column ${sql.id(c.name)} ${sql.raw(c.type)}`.execute(tx);
   }
+  if (!have.has(AFTER)) {
+    // md5 of the whole row as the update left it: undo restores a row only while it still matches
+    await sql`alter table ${bt} add column ${sql.id(AFTER)} text`.execute(tx);
+    await sql`
+      create index ${sql.id(`${table.oid}_rd_pending_after`)}
+          on ${bt} (_rd_run)
+       where _rd_op = 'update' and ${sql.id(AFTER)} is null`.execute(tx);
+  }
+}
+
+/** The backup column holding md5(row::text) of an updated row right after the repair's update. */
+export const AFTER = '_rd_after';
+
+/**
+ * After an update of `table`, note what each updated row now holds (BEFORE triggers included) in
+ * its backup rows still without one: undo later restores only rows that still hold exactly that,
+ * so nothing the application wrote since is overwritten. Rows are matched by primary key.
+ */
+export async function recordAfterImages(ctx: BatchContext, table: Table): Promise<void> {
+  if (!ctx.backup || !table.primaryKey) return;
+  const matches = sql.join(
+    table.primaryKey.map((c) => sql`${sql.id('b', c)} = ${sql.id('t', c)}`),
+    sql` and `,
+  );
+  await run(
+    ctx,
+    sql`
+    update ${sql.id(BACKUP_SCHEMA, backupTableName(table))} b
+       set ${sql.id(AFTER)} = md5(t::text)
+      from ${tableRef(table)} t
+     where b._rd_run = ${ctx.runId}
+       and b._rd_op = 'update'
+       and b.${sql.id(AFTER)} is null
+       and ${matches}`,
+    'write',
+  );
 }
 
 /** Copy the rows of `table` that `where` selects (alias t) into its backup, before they change. */

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Table, UniqueIndex } from '../catalog/types.js';
 import { RowdoctorError } from '../errors.js';
 import { and, col, tableRef, type Sql } from '../sql/build.js';
-import { backupRows } from './backup.js';
+import { backupRows, recordAfterImages } from './backup.js';
 import { count, goneTable, pkMatches, pkOf, run, visible, type BatchContext } from './context.js';
 import { referencesInto, type Reference } from './references.js';
 import type { WorkTable } from '../sql/work-table.js';
@@ -75,6 +75,7 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
     sql`update ${tableRef(child)} t set ${set} from ${refmap} r where ${match}`,
     'write',
   );
+  await recordAfterImages(ctx, child);
   ctx.counts.childRowsRepointed += ctx.apply
     ? affected
     : await count(

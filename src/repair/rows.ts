@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
 import { and, col, tableRef, type Sql } from '../sql/build.js';
-import { backupRows } from './backup.js';
+import { backupRows, recordAfterImages } from './backup.js';
 import { count, pkMatches, pkOf, run, visible, type BatchContext } from './context.js';
 import { referencesInto } from './references.js';
 import type { WorkTable } from '../sql/work-table.js';
@@ -29,6 +29,7 @@ export async function updateRows(
     );
   const assignments = sql.join(set.map((s) => sql`${sql.id(s.column)} = ${s.value}`));
   const { affected } = await run(ctx, sql`update ${tableRef(table)} t set ${assignments} where ${where}`, 'write');
+  await recordAfterImages(ctx, table);
   return ctx.apply
     ? affected
     : count(ctx, sql`select 1 from ${tableRef(table)} t where ${where} and ${await visible(ctx, table, 't')}`);

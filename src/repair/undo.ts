@@ -2,20 +2,29 @@ import { sql } from 'kysely';
 import type { Catalog, Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { RowdoctorError, describePgError, isPgError } from '../errors.js';
-import { tableRef, tableName } from '../sql/build.js';
-import { BACKUP_SCHEMA } from './backup.js';
+import { tableRef } from '../sql/build.js';
+import { AFTER, BACKUP_SCHEMA } from './backup.js';
 import { newRunId, takeRepairLock } from './run.js';
 import { markDeadRuns } from './run-status.js';
 import { refuseRowSecurity } from '../catalog/row-security.js';
+import {
+  deleteConflicts,
+  restoreFreeRows,
+  revertUnchangedRows,
+  updateConflicts,
+  type ConflictSample,
+  type UndoTarget,
+} from './undo-conflicts.js';
+import { inexactTables, mayReplicate, useReplicaRole, type Inexact } from './undo-exact.js';
 
 export interface UndoTable {
   table: string;
-  /** Deleted rows to put back. */
+  /** Deleted rows to put back (their key is still free). */
   restore: number;
-  /** Updated rows whose changed columns go back to their values before the run. */
+  /** Updated rows that go back to what they were before the run (they still hold what it left). */
   revert: number;
-  /** Deleted rows whose primary key is taken again by a row written since. */
-  collisions: number;
+  /** Rows the application changed, deleted or re-used the key of since: left alone. */
+  conflicts: number;
 }
 
 export interface UndoResult {
@@ -23,6 +32,9 @@ export interface UndoResult {
   undoRunId: string;
   applied: boolean;
   tables: UndoTable[];
+  conflictSamples: ConflictSample[];
+  /** Tables undo cannot restore bit for bit as this role; --apply then refuses. */
+  inexact: Inexact[];
   refused: string | null;
   /** The run changed no row (everything skipped, or nothing to do): there is nothing to undo. */
   nothingToUndo: boolean;
@@ -34,9 +46,7 @@ interface RunRow {
   status: string;
   undo_of: string | null;
 }
-interface BackupInfo {
-  backup: string;
-  table: Table;
+interface BackupInfo extends UndoTarget {
   restore: number;
   revert: number;
   lastDelete: number;
@@ -52,7 +62,7 @@ export async function undoRun(
   session: Db,
   catalog: Catalog,
   runId: string,
-  options: { apply: boolean; lockTimeoutMs: number },
+  options: { apply: boolean; lockTimeoutMs: number; sample: number },
 ): Promise<UndoResult> {
   const exists = await sql<{ ok: boolean }>`select to_regclass(${`${BACKUP_SCHEMA}.runs`}) is not null as ok`.execute(
     session,
@@ -96,24 +106,54 @@ export async function undoRun(
     'undo',
   );
   const undoRunId = newRunId();
-  if (!infos.length) return { runId, undoRunId, applied: false, tables: [], refused: null, nothingToUndo: true };
-  const tables = infos.map((i) => ({ table: i.table.id, restore: i.restore, revert: i.revert, collisions: 0 }));
-  for (const [n, info] of infos.entries()) tables[n]!.collisions = await collisions(session, info, runId);
-  const taken = tables.filter((t) => t.collisions > 0);
-  const refused = taken.length
-    ? `restoring would collide with rows written since the repair: ` +
-      `${taken.map((t) => `${t.collisions} in ${t.table}`).join(', ')} (same primary key). ` +
-      'Remove or rename those rows, then undo again.'
-    : null;
-  if (!options.apply || refused) return { runId, undoRunId, applied: false, tables, refused, nothingToUndo: false };
+  const base = { runId, undoRunId, applied: false, refused: null, conflictSamples: [], inexact: [] };
+  if (!infos.length) return { ...base, tables: [], nothingToUndo: true };
+
+  // What can be restored, and what the application changed since (left alone, reported).
+  const tables: UndoTable[] = [];
+  const conflictSamples: ConflictSample[] = [];
+  for (const info of infos) {
+    const deleted = await deleteConflicts(session, info, runId, options.sample);
+    const updated = await updateConflicts(session, info, runId, options.sample);
+    conflictSamples.push(...deleted.samples, ...updated.samples);
+    tables.push({
+      table: info.table.id,
+      restore: info.restore - deleted.count,
+      revert: info.revert - updated.count,
+      conflicts: deleted.count + updated.count,
+    });
+  }
+  const replica = await mayReplicate(session, catalog.serverVersion);
+  const inexact = await inexactTables(
+    session,
+    infos.map((i) => ({ table: i.table, restores: i.restore > 0 })),
+    replica,
+  );
+  const planned = { ...base, tables, conflictSamples: conflictSamples.slice(0, options.sample), inexact };
+  if (!options.apply) return { ...planned, nothingToUndo: false };
+  if (inexact.length)
+    throw new RowdoctorError(
+      `Undo of ${runId} cannot restore every row bit for bit: ` +
+        `${inexact.map((i) => `${i.table}: ${i.reason}`).join('; ')}. Nothing was changed.`,
+      {
+        hint:
+          'Run undo as a superuser or, on PostgreSQL 15+, a role granted SET ON PARAMETER session_replication_role: ' +
+          'undo then restores with session_replication_role = replica, so triggers and foreign-key checks stay quiet.',
+      },
+    );
 
   await takeRepairLock(session);
   await markDeadRuns(session, undoRunId);
   try {
     await session.transaction().execute(async (tx) => {
       await sql`select set_config('lock_timeout', ${String(options.lockTimeoutMs)}, true)`.execute(tx);
-      for (const info of [...infos].sort((a, b) => b.lastDelete - a.lastDelete)) await restoreDeleted(tx, info, runId);
-      for (const info of infos) await revertUpdated(tx, info, runId);
+      if (replica) await useReplicaRole(tx);
+      // Parents before the children that point at them: tables in reverse order of their last deletion.
+      for (const info of [...infos].sort((a, b) => b.lastDelete - a.lastDelete)) await restoreFreeRows(tx, info, runId);
+      for (const info of infos) {
+        if (info.table.primaryKey && info.afterImages) await revertUnchangedRows(tx, info, runId);
+        else await revertUpdated(tx, info, runId);
+      }
       await sql`
         insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options, undo_of, finished_at, counts)
         values (${undoRunId}, 'undo', 'completed', '{}'::jsonb, ${runId}, now(), ${JSON.stringify(tables)})`.execute(
@@ -123,17 +163,14 @@ export async function undoRun(
   } catch (e) {
     if (isPgError(e) && e.code === '23505') {
       return {
-        runId,
-        undoRunId,
-        applied: false,
-        tables,
+        ...planned,
         refused: `restoring would violate a unique key: ${describePgError(e)}. Nothing was changed.`,
         nothingToUndo: false,
       };
     }
     throw e;
   }
-  return { runId, undoRunId, applied: true, tables, refused: null, nothingToUndo: false };
+  return { ...planned, applied: true, nothingToUndo: false };
 }
 
 async function backupsOf(session: Db, catalog: Catalog, runId: string): Promise<BackupInfo[]> {
@@ -151,6 +188,22 @@ async function backupsOf(session: Db, catalog: Catalog, runId: string): Promise<
         from ${sql.id(BACKUP_SCHEMA, b.backup_table)} where _rd_run = ${runId}`.execute(session);
     const s = stats.rows[0]!;
     if (Number(s.restore) + Number(s.revert) === 0) continue;
+    const bt = sql.id(BACKUP_SCHEMA, b.backup_table);
+    const hasAfter = await sql<{ ok: boolean }>`
+      select exists (
+        select 1 from pg_attribute
+         where attrelid = ${`${BACKUP_SCHEMA}."${b.backup_table.replace(/"/g, '""')}"`}::regclass
+           and attname = ${AFTER} and not attisdropped
+      ) as ok`.execute(session);
+    const afterImages =
+      hasAfter.rows[0]?.ok === true &&
+      Number(
+        (
+          await sql<{ n: string }>`
+            select count(*) as n from ${bt}
+             where _rd_run = ${runId} and _rd_op = 'update' and ${sql.id(AFTER)} is null`.execute(session)
+        ).rows[0]?.n ?? 0,
+      ) === 0;
     const table = catalog.tables.find((t) => t.schema === b.table_schema && t.name === b.table_name);
     if (!table)
       throw new RowdoctorError(
@@ -162,6 +215,7 @@ async function backupsOf(session: Db, catalog: Catalog, runId: string): Promise<
       restore: Number(s.restore),
       revert: Number(s.revert),
       lastDelete: Number(s.last_delete ?? 0),
+      afterImages,
     });
   }
   return out;
@@ -192,26 +246,6 @@ function sameRow(table: Table, changed: string[], a: string, b: string) {
     others.map((c) => sql`${sql.id(a, c.name)} is not distinct from ${sql.id(b, c.name)}`),
     sql` and `,
   );
-}
-
-async function collisions(session: Db, info: BackupInfo, runId: string): Promise<number> {
-  if (!info.table.primaryKey) return 0;
-  const r = await sql<{ n: string }>`
-    select count(*) as n
-      from ${sql.id(BACKUP_SCHEMA, info.backup)} b
-     where b._rd_run = ${runId} and b._rd_op = 'delete'
-       and exists (select 1 from ${tableRef(info.table)} t where ${pkEquals(info.table, 't', 'b')})`.execute(session);
-  return Number(r.rows[0]?.n ?? 0);
-}
-
-async function restoreDeleted(tx: Tx, info: BackupInfo, runId: string): Promise<void> {
-  if (!info.restore) return;
-  const cols = sql.join(info.table.columns.filter((c) => !c.generated).map((c) => sql.id(c.name)));
-  await sql`insert into ${tableName(info.table)} (${cols}) overriding system value
-    select ${cols}
-      from ${sql.id(BACKUP_SCHEMA, info.backup)}
-     where _rd_run = ${runId} and _rd_op = 'delete'
-     order by _rd_seq`.execute(tx);
 }
 
 /** Each updated row gets back its changed columns from its earliest backup in the run. */

@@ -175,14 +175,23 @@ describe('repair soft-delete-conflicts', () => {
     for (const [t, sum] of Object.entries(before)) expect(after[t], t).toBe(sum);
   });
 
-  it('undo refuses when a restored key was taken by a row written since', async () => {
-    const res = await repairJson(orphanRule('delete'), '--apply');
+  it('undo leaves a row whose key was taken since alone: a conflict, counted and sampled, exit 1; the rest comes back', async () => {
+    const res = await repairJson(orphanRule('delete'), '--apply'); // deletes tokens 2, 3, 4
     await db.exec("insert into token values (3, 1, 'written since', null)");
-    const undo = await runCli(['undo', res.doc.runId, '--database-url', db.url, '--apply']);
+    const undo = await runCli(['undo', res.doc.runId, '--database-url', db.url, '--apply', '--format', 'json']);
     expect(undo.code).toBe(1);
-    expect(undo.stdout).toMatch(
-      /Refused: restoring would collide with rows written since the repair: 1 in public.token/,
-    );
-    expect((await db.query('select count(*)::int as n from token'))[0]).toEqual({ n: 4 });
+    const doc = JSON.parse(undo.stdout) as Record<string, unknown>;
+    expect(doc).toMatchObject({ applied: true, restored: 2, reverted: 0, conflicts: 1 });
+    expect(doc.conflictSamples).toEqual([
+      { table: 'public.token', key: [3], reason: 'a row written since the repair holds its primary key' },
+    ]);
+    expect(await db.query('select id, label from token order by id')).toEqual([
+      { id: 1, label: 'ok' },
+      { id: 2, label: 'deleted parent' },
+      { id: 3, label: 'written since' },
+      { id: 4, label: 'missing parent' },
+      { id: 5, label: 'no reference' },
+      { id: 6, label: 'referenced orphan' },
+    ]);
   });
 });

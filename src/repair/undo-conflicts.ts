@@ -1,0 +1,136 @@
+import { sql } from 'kysely';
+import type { Table } from '../catalog/types.js';
+import type { Db, Tx } from '../db.js';
+import { tableName, tableRef, type Sql } from '../sql/build.js';
+import { AFTER, BACKUP_SCHEMA } from './backup.js';
+
+/**
+ * Undo restores a row only where it still holds exactly what the repair left: a deleted row only
+ * while its key is free, an updated row only while md5(row::text) equals the after-image the
+ * repair recorded. Anything the application wrote since is left alone and reported as a conflict.
+ */
+export interface UndoTarget {
+  table: Table;
+  /** rowdoctor_backup table of `table`. */
+  backup: string;
+  /** Every update of this run recorded its after-image (runs of earlier versions did not). */
+  afterImages: boolean;
+}
+
+export interface ConflictSample {
+  table: string;
+  key: unknown[];
+  reason: string;
+}
+
+export interface Conflicts {
+  count: number;
+  samples: ConflictSample[];
+}
+
+const backupOf = (t: UndoTarget) => sql.id(BACKUP_SCHEMA, t.backup);
+
+function pkEquals(table: Table, a: string, b: string): Sql {
+  return sql.join(
+    table.primaryKey!.map((c) => sql`${sql.id(a, c)} = ${sql.id(b, c)}`),
+    sql` and `,
+  );
+}
+
+function pkList(table: Table, alias: string): Sql {
+  return sql.join(table.primaryKey!.map((c) => sql.id(alias, c)));
+}
+
+/** Per updated row (by primary key): its first backup (the value before the run) and its last after-image. */
+export function firstAndLast(t: UndoTarget, runId: string): { first: Sql; last: Sql } {
+  const pk = sql.join(t.table.primaryKey!.map((c) => sql.id(c)));
+  const updates = sql`_rd_run = ${runId} and _rd_op = 'update'`;
+  return {
+    first: sql`(select distinct on (${pk}) * from ${backupOf(t)} where ${updates} order by ${pk}, _rd_seq)`,
+    last: sql`
+      (select distinct on (${pk}) ${pk}, ${sql.id(AFTER)}
+         from ${backupOf(t)}
+        where ${updates}
+        order by ${pk}, _rd_seq desc)`,
+  };
+}
+
+/** Deleted rows whose primary key a row written since now holds. */
+export async function deleteConflicts(db: Db | Tx, t: UndoTarget, runId: string, sample: number): Promise<Conflicts> {
+  if (!t.table.primaryKey) return { count: 0, samples: [] };
+  const { rows } = await sql<{ key: unknown[]; n: string }>`
+    select json_build_array(${pkList(t.table, 'b')}) as key, count(*) over () as n
+      from ${backupOf(t)} b
+     where b._rd_run = ${runId} and b._rd_op = 'delete'
+       and exists (select 1 from ${tableRef(t.table)} x where ${pkEquals(t.table, 'x', 'b')})
+     order by b._rd_seq`.execute(db);
+  return {
+    count: Number(rows[0]?.n ?? 0),
+    samples: rows.slice(0, sample).map((r) => ({
+      table: t.table.id,
+      key: r.key,
+      reason: 'a row written since the repair holds its primary key',
+    })),
+  };
+}
+
+/**
+ * Updated rows the application changed or deleted since (rows the run itself deleted afterwards
+ * are judged when restored: they must then match too).
+ */
+export async function updateConflicts(db: Db | Tx, t: UndoTarget, runId: string, sample: number): Promise<Conflicts> {
+  if (!t.table.primaryKey || !t.afterImages) return { count: 0, samples: [] };
+  const { last } = firstAndLast(t, runId);
+  const { rows } = await sql<{ key: unknown[]; gone: boolean; n: string }>`
+    select json_build_array(${pkList(t.table, 'l')}) as key, x is null as gone, count(*) over () as n
+      from ${last} l
+      left join ${tableRef(t.table)} x on ${pkEquals(t.table, 'x', 'l')}
+     where (x is null or md5(x::text) is distinct from l.${sql.id(AFTER)})
+       and not exists (
+         select 1 from ${backupOf(t)} d
+          where d._rd_run = ${runId} and d._rd_op = 'delete' and ${pkEquals(t.table, 'd', 'l')})
+     order by ${pkList(t.table, 'l')}`.execute(db);
+  return {
+    count: Number(rows[0]?.n ?? 0),
+    samples: rows.slice(0, sample).map((r) => ({
+      table: t.table.id,
+      key: r.key,
+      reason: r.gone ? 'deleted since the repair' : 'changed since the repair',
+    })),
+  };
+}
+
+/** Put deleted rows back where their key is still free; returns how many. */
+export async function restoreFreeRows(tx: Tx, t: UndoTarget, runId: string): Promise<number> {
+  const cols = sql.join(t.table.columns.filter((c) => !c.generated).map((c) => sql.id(c.name)));
+  const free = t.table.primaryKey
+    ? sql`not exists (select 1 from ${tableRef(t.table)} x where ${pkEquals(t.table, 'x', 'b')})`
+    : sql`true`;
+  const res = await sql`
+    insert into ${tableName(t.table)} (${cols}) overriding system value
+    select ${cols}
+      from ${backupOf(t)} b
+     where b._rd_run = ${runId} and b._rd_op = 'delete' and ${free}
+     order by b._rd_seq`.execute(tx);
+  return Number(res.numAffectedRows ?? 0);
+}
+
+/**
+ * Every updated row that still holds what the repair left gets back its whole row as it was
+ * before the run's first change (every column: a BEFORE trigger's stamp too); returns how many.
+ */
+export async function revertUnchangedRows(tx: Tx, t: UndoTarget, runId: string): Promise<number> {
+  const pk = t.table.primaryKey!;
+  const { first, last } = firstAndLast(t, runId);
+  const columns = t.table.columns.filter((c) => !c.generated && !pk.includes(c.name));
+  if (!columns.length) return 0;
+  const assignments = sql.join(columns.map((c) => sql`${sql.id(c.name)} = ${sql.id('b', c.name)}`));
+  const res = await sql`
+    update ${tableRef(t.table)} x
+       set ${assignments}
+      from ${first} b
+      join ${last} l on ${pkEquals(t.table, 'l', 'b')}
+     where ${pkEquals(t.table, 'x', 'b')}
+       and md5(x::text) = l.${sql.id(AFTER)}`.execute(tx);
+  return Number(res.numAffectedRows ?? 0);
+}
