@@ -27,6 +27,7 @@ export async function runsCommand(opts: RunsCommandOptions, out: (s: string) => 
         command: 'runs',
         database: conn.target.display,
         warnings: [],
+        assumptions: [],
         runs: runs ?? [],
       };
       out(JSON.stringify(doc, null, 2) + '\n');

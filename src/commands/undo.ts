@@ -37,6 +37,7 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
             command: 'undo',
             database: conn.target.display,
             warnings: [],
+            assumptions: [],
             runId: result.runId,
             applied: result.applied,
             undoRunId: result.applied ? result.undoRunId : null,
