@@ -71,6 +71,9 @@ export async function lockBatchRows(
   },
 ): Promise<void> {
   const where = sql`${inBatch(batch.from, batch.to)} and ${batch.onKey} and ${batch.still}`;
+  // A dry run takes no row locks: it never waits on the application, nor makes it wait. What it
+  // plans may change before an apply, which re-checks every group under these locks.
+  const lockClause = ctx.apply ? sql`for update of t` : sql``;
   await run(
     ctx,
     sql`create temp table ${rows} on commit drop as
@@ -79,7 +82,7 @@ export async function lockBatchRows(
       join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'p')}
       join ${GROUPS} g on g.n = m.n
      where ${where}
-       for update of t`,
+       ${lockClause}`,
     'plan',
   );
   if (!batch.byKey) return;
@@ -88,7 +91,7 @@ export async function lockBatchRows(
     sql`insert into ${rows}
     select ${batch.picked} from ${tableRef(table)} t join ${GROUPS} g on ${batch.onKey}
      where ${where} and not exists (select 1 from ${rows} r where ${pkMatches(table, 't', 'r', batch.pkPrefix)})
-       for update of t`,
+       ${lockClause}`,
     'plan',
   );
 }
