@@ -69,6 +69,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--sql', 'print the statements')
     .option('--batch-size <n>', 'groups per transaction', '1000')
     .option('--lock-timeout <duration>', 'lock_timeout per batch; a batch that hits it is retried, then skipped', '2s')
+    .option(
+      '--max-replica-lag <duration>',
+      "pause between batches while a streaming replica's replay lag exceeds this (0: off)",
+      '10s',
+    )
     .option('--no-backup', 'do not copy changed rows to rowdoctor_backup (the run cannot be undone)')
     .option('--no-infer', 'do not follow inferred references when re-pointing children')
     .action(async (opts: RepairCommandOptions) => setExit(await repairCommand(opts, out)));

@@ -40,7 +40,14 @@ export async function demoCommand(opts: { color: boolean }, out: (s: string) => 
 
     const section = (title: string) => out(c.bold(`\n━━ ${title} ━━\n\n`));
     const exit = (code: number, meaning: string) => out(`\n(exit code ${code}: ${meaning})\n`);
-    const repairOpts = { ...common, batchSize: '1000', lockTimeout: '2s', backup: true, infer: true };
+    const repairOpts = {
+      ...common,
+      batchSize: '1000',
+      lockTimeout: '2s',
+      maxReplicaLag: '10s',
+      backup: true,
+      infer: true,
+    };
 
     section('1. rowdoctor scan  (config: fixtures/demo/rowdoctor.yml, plus what the catalog reveals)');
     exit(await scanCommand(common, out), 'problems found — a CI job would fail here');

@@ -23,6 +23,7 @@ export interface RepairCommandOptions extends CommonOptions {
   sql?: boolean;
   batchSize: string;
   lockTimeout: string;
+  maxReplicaLag: string;
   backup: boolean;
   infer: boolean;
 }
@@ -32,6 +33,7 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
   const format = parseFormat(opts.format, ['text', 'json'] as const);
   const batchSize = parsePositiveInt(opts.batchSize, '--batch-size', 1);
   const lockTimeoutMs = parseDuration(opts.lockTimeout, '--lock-timeout');
+  const maxReplicaLagMs = parseDuration(opts.maxReplicaLag, '--max-replica-lag');
   const sample = parsePositiveInt(opts.sample, '--sample');
   const { loaded, statementTimeoutMs } = await prepare(opts);
   const progress = createProgress(process.stderr.isTTY === true);
@@ -85,6 +87,7 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
         backup: opts.backup,
         batchSize,
         lockTimeoutMs,
+        maxReplicaLagMs,
         statementTimeoutMs,
         infer: opts.infer,
         sample,

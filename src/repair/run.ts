@@ -12,6 +12,7 @@ import { addCounts, zeroCounts, type BatchContext, type Counts } from './context
 import type { BatchResult, PlanSample } from './types.js';
 import { workTable } from '../sql/work-table.js';
 import { finishRun, markDeadRuns } from './run-status.js';
+import { waitForReplicas } from './replica-lag.js';
 
 export interface RepairOptions {
   apply: boolean;
@@ -25,6 +26,8 @@ export interface RepairOptions {
   /** Set by Ctrl-C: the current batch finishes (or rolls back), no new batch starts. */
   interrupted: () => boolean;
   retries?: number;
+  /** Pause between batches while a streaming replica's replay lag exceeds this (0: never). */
+  maxReplicaLagMs?: number;
   /** Rules whose finding is taken from their enumeration (their repairer must offer finding()). */
   findingsFor?: ReadonlySet<Rule>;
 }
@@ -162,6 +165,7 @@ async function repairEach(
         action.notes.push(`interrupted before groups ${from + 1}–${total}; run the same command again to finish`);
         break;
       }
+      if (options.apply) await waitForReplicas(session, options.maxReplicaLagMs ?? 0);
       const to = Math.min(from + options.batchSize, total);
       const changed = actions.reduce(
         (n, a) => n + a.rowsDeleted + a.rowsUpdated + a.childRowsRepointed + a.childRowsMerged,

@@ -224,6 +224,44 @@ describe('on a streaming hot standby', () => {
     }
   });
 
+  it('repair --apply on the primary pauses between batches while the standby’s replay lags, and says so', async ({
+    skip: skipTest,
+  }) => {
+    if (skip) return skipTest(skip);
+    const admin = inject('pgAdminUrl');
+    const name = `${database}_lag`;
+    const c = new pg.Client(admin);
+    await c.connect();
+    await c.query(`create database ${name}`);
+    await c.end();
+    try {
+      const d = new pg.Client(urlFor(admin, name));
+      await d.connect();
+      await d.query(
+        "create table users (id int primary key, email text); insert into users select i, 'u' || (i % 60) from generate_series(1, 120) i;",
+      );
+      await d.end();
+      await standby!.catchUp();
+      await standby!.pauseReplay();
+      const rule = 'rules:\n  - check: duplicate-rows\n    table: users\n    key: [email]\n    repair: merge\n';
+      const args = ['--config', writeConfig(rule), '--no-discover', '--apply', '--batch-size', '1'];
+      const running = runCli(['repair', ...args, '--max-replica-lag', '300ms', '--database-url', urlFor(admin, name)]);
+      // the repair waits once the standby has fallen behind; replay resumes only after a while
+      await new Promise((r) => setTimeout(r, 5000));
+      await standby!.resumeReplay();
+      const res = await running;
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stderr).toMatch(/pausing: replica replay lag .* exceeds --max-replica-lag 0.3s/);
+      expect(res.stderr).toMatch(/replicas caught up; going on/);
+    } finally {
+      await standby!.resumeReplay().catch(() => undefined);
+      const a = new pg.Client(admin);
+      await a.connect();
+      await a.query(`drop database if exists ${name} with (force)`);
+      await a.end();
+    }
+  });
+
   it('repair (dry run and --apply) and undo refuse with exit 2 and one paragraph, before anything else', async ({
     skip: skipTest,
   }) => {
