@@ -6,6 +6,7 @@ import {
   col,
   fragment,
   isAlive,
+  isDeleted,
   keyAliases,
   partBaseType,
   rowId,
@@ -16,8 +17,8 @@ import {
   type Sql,
 } from '../sql/build.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
-import { count, pkOf } from '../repair/context.js';
-import { createGroups, createMembers, lockBatchRows } from '../repair/groups.js';
+import { count, pkOf, run, type BatchContext } from '../repair/context.js';
+import { createGroups, createMembers, GROUPS, inBatch, lockBatchRows } from '../repair/groups.js';
 import { deletedValue } from '../repair/markers.js';
 import { deleteLosers } from '../repair/merge.js';
 import { unreferenced, updateRows } from '../repair/rows.js';
@@ -37,6 +38,28 @@ export const orphanedRows: Check<OrphanRule> = {
     `${rule.table.id}(${rule.columns.join(', ')}) -> ${rule.parent.id}(${rule.parentColumns.join(', ')})`,
   detect,
 };
+
+/**
+ * Before judging a batch's children, lock the soft-deleted parents of its keys FOR SHARE (blocks
+ * an UPDATE that revives one until the batch commits; waits, within lock_timeout, for one being
+ * revived now): a parent revived while the repair runs keeps its children. A dry run locks nothing.
+ */
+async function lockDeletedParents(ctx: BatchContext, rule: OrphanRule, from: number, to: number): Promise<void> {
+  const marker = rule.parent.softDelete;
+  if (!ctx.apply || !marker) return;
+  const keyOfGroup = and(rule.parentColumns.map((pc, i) => sql`${col('p', pc)} = g.${sql.id(`k${i}`)}`));
+  await run(
+    ctx,
+    sql`
+    select 1
+      from ${tableRef(rule.parent)} p
+      join ${GROUPS} g on ${keyOfGroup}
+     where ${inBatch(from, to)}
+       and ${isDeleted(marker, 'p')}
+       for share of p`,
+    'plan',
+  );
+}
 
 /** The child rows a rule looks at: in scope, alive, reference fully non-NULL. */
 export function childScope(rule: OrphanRule, alias: string | null): Sql[] {
@@ -189,6 +212,7 @@ export const orphanRepair: Repairer<OrphanRule> = {
     const child = rule.table;
     const pk = pkOf(child);
     const rows = ctx.nextTemp();
+    await lockDeletedParents(ctx, rule, from, to);
     // Still in scope, still holding the key, still without a live parent (one may have been inserted).
     await lockBatchRows(ctx, child, rows, {
       from,
