@@ -17,7 +17,9 @@ import {
   type Sql,
 } from '../sql/build.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
-import { count, pkOf, run, type BatchContext } from '../repair/context.js';
+import { count, pkMatches, pkOf, run, type BatchContext } from '../repair/context.js';
+import { redirectable } from '../repair/merge-map.js';
+import type { WorkTable } from '../sql/work-table.js';
 import { createGroups, createMembers, GROUPS, inBatch, lockBatchRows } from '../repair/groups.js';
 import { deletedValue } from '../repair/markers.js';
 import { deleteLosers } from '../repair/merge.js';
@@ -38,6 +40,38 @@ export const orphanedRows: Check<OrphanRule> = {
     `${rule.table.id}(${rule.columns.join(', ')}) -> ${rule.parent.id}(${rule.parentColumns.join(', ')})`,
   detect,
 };
+
+/**
+ * Orphans whose key names a row a merge deleted are re-pointed to its survivor (see the merge
+ * map); returns the rest, which the rule's own action then handles.
+ */
+async function redirectToSurvivors(ctx: BatchContext, rule: OrphanRule, rows: WorkTable): Promise<WorkTable> {
+  const target = await redirectable(ctx, rule, rows);
+  if (!target) return rows;
+  const child = rule.table;
+  const matches = pkMatches(child, 't', 'r', 'l');
+  ctx.counts.redirected += await updateRows(
+    ctx,
+    child,
+    target,
+    rule.columns.map((c, i) => ({
+      column: c,
+      value: sql`(select r.${sql.id(`v${i}`)} from ${target} r where ${matches})`,
+    })),
+  );
+  const rest = ctx.nextTemp();
+  const samePk = and(pkOf(child).map((_, i) => sql`o.${sql.id(`l${i}`)} = r.${sql.id(`l${i}`)}`));
+  await run(
+    ctx,
+    sql`
+    create temp table ${rest} on commit drop as
+    select *
+      from ${rows} o
+     where not exists (select 1 from ${target} r where ${samePk})`,
+    'plan',
+  );
+  return rest;
+}
 
 /**
  * Before judging a batch's children, lock the soft-deleted parents of its keys FOR SHARE (blocks
@@ -224,8 +258,9 @@ export const orphanRepair: Repairer<OrphanRule> = {
       byKey: child.indexedLeading.includes(rule.columns[0]!),
     });
     const groups = await count(ctx, sql`select distinct n from ${rows}`);
+    const orphans = await redirectToSurvivors(ctx, rule, rows);
     const { free, skippedGroups: skipped } =
-      rule.repair === 'delete' ? await unreferenced(ctx, child, rows) : { free: rows, skippedGroups: 0 };
+      rule.repair === 'delete' ? await unreferenced(ctx, child, orphans) : { free: orphans, skippedGroups: 0 };
     if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, child, free);
     else if (rule.repair === 'set-null')
       ctx.counts.rowsUpdated += await updateRows(

@@ -3,6 +3,7 @@ import type { Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { tableRef, type Sql, tableName } from '../sql/build.js';
 import { run, type BatchContext } from './context.js';
+import { ensureMergeMap } from './merge-map.js';
 
 /**
  * Backups live in schema rowdoctor_backup: one typed copy per user table (CREATE TABLE … LIKE),
@@ -26,6 +27,7 @@ export async function ensureBackupSchema(db: Db | Tx): Promise<void> {
   )`.execute(db);
   // Added after the first release: databases repaired by an earlier version lack it.
   await sql`alter table ${sql.id(BACKUP_SCHEMA, 'runs')} add column if not exists error text`.execute(db);
+  await ensureMergeMap(db);
   await sql`create table if not exists ${sql.id(BACKUP_SCHEMA, 'tables')} (
     backup_table text primary key,
     table_schema text not null,

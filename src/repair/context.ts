@@ -15,10 +15,12 @@ export interface Counts {
   childRowsRepointed: number;
   /** Child rows (at any depth) merged into a sibling they would collide with, and so deleted. */
   childRowsMerged: number;
+  /** Orphans whose key is a merged-away row, re-pointed to its survivor (the merge map). */
+  redirected: number;
 }
 
 export function zeroCounts(): Counts {
-  return { rowsDeleted: 0, rowsUpdated: 0, childRowsRepointed: 0, childRowsMerged: 0 };
+  return { rowsDeleted: 0, rowsUpdated: 0, childRowsRepointed: 0, childRowsMerged: 0, redirected: 0 };
 }
 
 export function addCounts(a: Counts, b: Counts): Counts {
@@ -27,6 +29,7 @@ export function addCounts(a: Counts, b: Counts): Counts {
     rowsUpdated: a.rowsUpdated + b.rowsUpdated,
     childRowsRepointed: a.childRowsRepointed + b.childRowsRepointed,
     childRowsMerged: a.childRowsMerged + b.childRowsMerged,
+    redirected: a.redirected + b.redirected,
   };
 }
 

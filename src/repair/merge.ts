@@ -3,6 +3,7 @@ import type { Table, UniqueIndex } from '../catalog/types.js';
 import { RowdoctorError } from '../errors.js';
 import { and, col, tableRef, type Sql } from '../sql/build.js';
 import { backupRows, recordAfterImages } from './backup.js';
+import { recordMerges } from './merge-map.js';
 import { count, goneTable, pkMatches, pkOf, run, visible, type BatchContext } from './context.js';
 import { referencesInto, type Reference } from './references.js';
 import type { WorkTable } from '../sql/work-table.js';
@@ -22,6 +23,7 @@ export async function mergeRows(ctx: BatchContext, table: Table, map: WorkTable,
   for (const ref of referencesInto(ctx.catalog, table, ctx.declared, ctx.infer)) {
     await repoint(ctx, table, map, ref, depth);
   }
+  await recordMerges(ctx, table, map);
   return deleteLosers(ctx, table, map);
 }
 

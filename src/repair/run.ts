@@ -60,6 +60,7 @@ export function actionCounts(a: RuleAction) {
     rowsUpdated: a.rowsUpdated,
     childRowsRepointed: a.childRowsRepointed,
     childRowsMerged: a.childRowsMerged,
+    redirected: a.redirected,
     skipped: a.skipped,
   };
 }

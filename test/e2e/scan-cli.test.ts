@@ -36,6 +36,7 @@ const scanDocument = z.strictObject({
   schemaVersion: z.literal(1),
   command: z.literal('scan'),
   database: z.string().regex(/^[^:/@]+:\d+\/.+$/),
+  warnings: z.array(z.strictObject({ code: z.literal('rls'), message: z.string(), table: z.string() })),
   findings: z.array(finding),
   assumptions: z.array(
     z.strictObject({

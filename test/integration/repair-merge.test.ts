@@ -83,6 +83,7 @@ describe('repair merge', () => {
         rowsUpdated: 1,
         childRowsRepointed: 11,
         childRowsMerged: 2,
+        redirected: 0,
         skipped: 0,
       },
       {
@@ -93,6 +94,7 @@ describe('repair merge', () => {
         rowsUpdated: 0,
         childRowsRepointed: 1,
         childRowsMerged: 0,
+        redirected: 0,
         skipped: 0,
       },
     ]);
