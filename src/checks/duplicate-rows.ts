@@ -262,7 +262,7 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
       return { groups, skipped: 0, samples };
     }
     // delete / soft-delete: no re-pointing, so a loser something still points at is left alone.
-    const { free, skippedGroups: skipped } = await unreferenced(ctx, table, map);
+    const { free, skippedGroups: skipped, referencedBy } = await unreferenced(ctx, table, map);
     if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, table, free);
     else
       ctx.counts.rowsUpdated += await updateRows(ctx, table, free, [
@@ -272,7 +272,9 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
       groups,
       skipped,
       samples,
-      reason: skipped ? 'losers still referenced (use repair: merge to re-point their children)' : undefined,
+      reason: skipped
+        ? `losers still referenced by ${referencedBy} (use repair: merge to re-point their children)`
+        : undefined,
     };
   },
 };

@@ -259,8 +259,13 @@ export const orphanRepair: Repairer<OrphanRule> = {
     });
     const groups = await count(ctx, sql`select distinct n from ${rows}`);
     const orphans = await redirectToSurvivors(ctx, rule, rows);
-    const { free, skippedGroups: skipped } =
-      rule.repair === 'delete' ? await unreferenced(ctx, child, orphans) : { free: orphans, skippedGroups: 0 };
+    const {
+      free,
+      skippedGroups: skipped,
+      referencedBy,
+    } = rule.repair === 'delete'
+      ? await unreferenced(ctx, child, orphans)
+      : { free: orphans, skippedGroups: 0, referencedBy: '' };
     if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, child, free);
     else if (rule.repair === 'set-null')
       ctx.counts.rowsUpdated += await updateRows(
@@ -276,7 +281,7 @@ export const orphanRepair: Repairer<OrphanRule> = {
     return {
       groups,
       skipped,
-      reason: skipped ? 'orphan rows that other rows still reference were left in place' : undefined,
+      reason: skipped ? `orphan rows still referenced by ${referencedBy} were left in place` : undefined,
     };
   },
 };

@@ -187,12 +187,14 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
          where deleted and not ${hasLive}`,
         'plan',
       );
-      const { free, skippedGroups: skipped } = await unreferenced(ctx, table, lone);
+      const { free, skippedGroups: skipped, referencedBy } = await unreferenced(ctx, table, lone);
       ctx.counts.rowsDeleted += await deleteLosers(ctx, table, free);
       return {
         groups,
         skipped,
-        reason: skipped ? 'soft-deleted rows alone with their key but still referenced were left in place' : undefined,
+        reason: skipped
+          ? `soft-deleted rows alone with their key but still referenced by ${referencedBy} were left in place`
+          : undefined,
       };
     }
 

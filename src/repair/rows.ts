@@ -53,13 +53,14 @@ export function stillReferenced(ctx: BatchContext, table: Table): Sql {
 /**
  * Split listed rows into those still referenced (left alone) and the rest (a new temp table).
  * `targets` lists rows by primary key (l0 …) with their group number `n`; `skippedGroups` counts
- * the groups that keep at least one row because something still points at it.
+ * the groups that keep at least one row because something still points at it, and `referencedBy`
+ * names what points at them: table, reference and how many of the kept rows each holds.
  */
 export async function unreferenced(
   ctx: BatchContext,
   table: Table,
   targets: WorkTable,
-): Promise<{ free: WorkTable; skippedGroups: number }> {
+): Promise<{ free: WorkTable; skippedGroups: number; referencedBy: string }> {
   const free = ctx.nextTemp();
   const pk = pkOf(table).map((_, i) => sql.id(`l${i}`));
   await run(
@@ -74,5 +75,23 @@ export async function unreferenced(
     sql`select distinct m.n from ${targets} m
      where not exists (select 1 from ${free} f where ${and(pk.map((c) => sql`f.${c} = m.${c}`))})`,
   );
-  return { free, skippedGroups };
+  return { free, skippedGroups, referencedBy: skippedGroups ? await whatReferences(ctx, table, targets) : '' };
+}
+
+/** "public.token_use (foreign key token_use_token_id_fkey: 1 row)": who holds the listed rows. */
+async function whatReferences(ctx: BatchContext, table: Table, targets: WorkTable): Promise<string> {
+  const held: string[] = [];
+  for (const r of referencesInto(ctx.catalog, table, ctx.declared, ctx.infer)) {
+    const points = and(r.columns.map((c, i) => sql`${col('x', c)} = ${col('t', r.parentColumns[i]!)}`));
+    const n = await count(
+      ctx,
+      sql`
+      select 1
+        from ${targets} m
+        join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'l')}
+       where exists (select 1 from ${tableRef(r.child)} x where ${points})`,
+    );
+    if (n) held.push(`${r.child.id} (${r.via}: ${n.toLocaleString('en-US')} ${n === 1 ? 'row' : 'rows'})`);
+  }
+  return held.join(', ');
 }

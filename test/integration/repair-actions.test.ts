@@ -66,6 +66,11 @@ describe('repair orphaned-rows', () => {
     expect(res.doc.actions[0]).toMatchObject({ groups: 3, rowsDeleted: 3, rowsUpdated: 0, skipped: 1 });
     expect(res.code).toBe(1); // something was skipped
     expect((await db.query('select id from token order by id')).map((r) => r.id)).toEqual([1, 5, 6]);
+    // the reason names what still points at the row, and how many rows
+    const text = await runCli(['repair', '--database-url', db.url, '--config', writeConfig(orphanRule('delete'))]);
+    expect(text.stdout).toMatch(
+      /orphan rows still referenced by public\.token_use \(foreign key token_use_token_id_fkey: 1 row\) were left in place/,
+    );
     const backup = await db.query<{ id: number; label: string }>(
       `select t.id, t.label from rowdoctor_backup."${(await db.query<{ o: number }>("select 'token'::regclass::oid::int as o"))[0]!.o}_token" t where _rd_run = $1 order by id`,
       [res.doc.runId],
