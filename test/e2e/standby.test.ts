@@ -274,7 +274,10 @@ describe('on a streaming hot standby', () => {
     ]) {
       const res = await runCli([...args, '--database-url', replica()]);
       expect(res.code, args.join(' ')).toBe(2);
-      expect(res.stdout).toBe('');
+      // --format json: the refusal is also the error document on stdout
+      if (args.includes('json'))
+        expect((JSON.parse(res.stdout) as { error: { message: string } }).error.message).toMatch(/is a read replica/);
+      else expect(res.stdout).toBe('');
       const lines = res.stderr.trimEnd().split('\n');
       expect(lines, res.stderr).toHaveLength(1);
       expect(lines[0]).toMatch(/^rowdoctor: .* is a read replica \(a hot standby: pg_is_in_recovery\(\) is true\)/);
