@@ -38,6 +38,8 @@ const duplicateRule = z.strictObject({
   repair: z.enum(['merge', 'delete', 'soft-delete', 'report']).optional(),
 });
 
+const deletedParent = z.enum(['error', 'warning', 'ignore']);
+
 const orphanRule = z.strictObject({
   check: z.literal('orphaned-rows'),
   table: name,
@@ -48,6 +50,7 @@ const orphanRule = z.strictObject({
   }),
   where,
   includeSoftDeleted: z.boolean().optional(),
+  deletedParent: deletedParent.optional(),
   repair: z.enum(['delete', 'soft-delete', 'set-null', 'report']).optional(),
 });
 
@@ -75,6 +78,8 @@ const configSchema = z.strictObject({
       }),
     ])
     .optional(),
+  /** The default of every orphaned-rows rule's deletedParent, discovered ones included. */
+  deletedParent: deletedParent.optional(),
   rules: z.array(rule).optional(),
 });
 

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
+import { repairScope } from '../rules/deleted-parent.js';
 import type { OrphanRule } from '../rules/types.js';
 import {
   and,
@@ -206,6 +207,8 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
   if (missingParent + deletedParent === 0) return null;
   return {
     ...baseFinding(rule, rule.columns),
+    // Children kept on purpose (deletedParent: warning) make a warning when nothing else is wrong.
+    ...(rule.deletedParent === 'warning' && missingParent === 0 ? { severity: 'warning' as const } : {}),
     groups: toCount(row.groups),
     rows: missingParent + deletedParent,
     samples: row.samples,
@@ -228,7 +231,8 @@ function onDanglingKey(rule: OrphanRule): Sql {
 // that other rows still point at is never deleted (that would cascade or fail): it is skipped.
 
 export const orphanRepair: Repairer<OrphanRule> = {
-  async groups(session, rule) {
+  async groups(session, declared) {
+    const rule = repairScope(declared);
     const keys = sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(`k${i}`)}`));
     // The dangling key values: the same groups detect() counts.
     const danglingKeys = sql`
@@ -242,7 +246,8 @@ export const orphanRepair: Repairer<OrphanRule> = {
     return total;
   },
 
-  async batch(ctx, rule, from, to) {
+  async batch(ctx, declared, from, to) {
+    const rule = repairScope(declared);
     const child = rule.table;
     const pk = pkOf(child);
     const rows = ctx.nextTemp();

@@ -1,5 +1,6 @@
 import type { Catalog } from '../catalog/types.js';
 import type { Config } from '../config.js';
+import { withDeletedParent } from './deleted-parent.js';
 import { discoverRules } from './discover.js';
 import { rulesFromConfig } from './from-config.js';
 import { rulesFromFlags } from './from-flags.js';
@@ -26,7 +27,12 @@ export function collectRules(catalog: Catalog, sources: RuleSources): Rule[] {
   const taken = new Set(declared.map(ruleIdentity));
   const discovered = sources.discover ? discoverRules(catalog).filter((r) => !taken.has(ruleIdentity(r))) : [];
   const seen = new Set<string>();
-  return [...declared, ...discovered].filter((r) => {
+  const intended = [...declared, ...discovered].flatMap((r): Rule[] => {
+    if (r.check !== 'orphaned-rows') return [r];
+    const rule = withDeletedParent(catalog, r, sources.config.deletedParent);
+    return rule ? [rule] : [];
+  });
+  return intended.filter((r) => {
     if (sources.only && !sources.only.includes(r.check)) return false;
     // The same declared rule given twice (config and flag) is checked once.
     const id = `${ruleIdentity(r)}|${r.where?.text ?? ''}`;

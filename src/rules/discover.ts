@@ -168,14 +168,21 @@ function inferredReferences(catalog: Catalog, table: Table): OrphanRule[] {
 /**
  * The valid, non-primary unique index that makes a soft-deleted row block inserts of its key:
  * no predicate that leaves deleted rows out, and the marker is not itself part of the key (then a
- * deleted row's key differs from a live row's).
+ * deleted row's key differs from a live row's). A key that contains every primary-key column can
+ * never be held by two rows, so a deleted row blocks nothing the primary key would not: not one.
  */
 export function blockingIndexes(table: Table): UniqueIndex[] {
   const marker = table.softDelete;
   if (!marker) return [];
+  const pk = table.primaryKey;
+  const containsPk = (i: UniqueIndex) => pk !== null && pk.every((c) => i.columns.includes(c));
   return table.uniqueIndexes.filter(
     (i) =>
-      i.valid && !i.primary && !i.columns.includes(marker.column) && !predicateExcludesDeleted(i.predicate, marker),
+      i.valid &&
+      !i.primary &&
+      !containsPk(i) &&
+      !i.columns.includes(marker.column) &&
+      !predicateExcludesDeleted(i.predicate, marker),
   );
 }
 

@@ -30,6 +30,7 @@ export function ruleToConfig(rule: Rule): ConfigRule {
         ...(rule.columns.length === 1 ? { column: rule.columns[0]! } : { columns: rule.columns }),
         references: { table: dottedName(rule.parent.schema, rule.parent.name), columns: rule.parentColumns },
         ...where,
+        ...(rule.deletedParent && rule.deletedParent !== 'error' ? { deletedParent: rule.deletedParent } : {}),
         repair: rule.repair,
       };
     case 'soft-delete-conflicts':

@@ -6,6 +6,7 @@ export const CHECK_IDS: CheckId[] = ['duplicate-rows', 'orphaned-rows', 'soft-de
 
 export type Source = 'config' | 'flag' | 'discovered';
 export type Severity = 'error' | 'warning';
+export type DeletedParent = 'error' | 'warning' | 'ignore';
 
 /** One part of a key: a catalog column, or an expression over the row (validated by the server). */
 export type KeyPart = { kind: 'column'; column: string } | { kind: 'expr'; expr: SqlFragment };
@@ -45,6 +46,12 @@ export interface OrphanRule extends RuleBase {
   inferred: boolean;
   /** The foreign key this rule checks, when there is one. */
   foreignKey: string | null;
+  /**
+   * What children of soft-deleted parents are: damage (`error`, the default), kept on purpose but
+   * worth a look (`warning`: alone, they make a warning finding), or by design (`ignore`: a
+   * soft-deleted parent counts as a parent).
+   */
+  deletedParent?: DeletedParent;
   repair: 'delete' | 'soft-delete' | 'set-null' | 'report';
 }
 

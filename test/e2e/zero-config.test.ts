@@ -25,8 +25,13 @@ const SCHEMA = `
 
   -- A workflow engine: workflows soft-delete; an outbox records when a row was deleted elsewhere,
   -- so every outbox row has "deletedAt" set: it is not a soft-delete marker.
-  create table workflow (id int primary key, deleted_at timestamptz);
-  insert into workflow select g, case when g = 5 then now() end from generate_series(1, 20) g;
+  -- (id, tenant) contains the primary key: no two rows can ever share it. slug can collide.
+  create table workflow (id int primary key, tenant int not null default 1, slug text unique, deleted_at timestamptz);
+  create unique index workflow_id_tenant on workflow (id, tenant);
+  insert into workflow select g, 1, 'w' || g, case when g = 5 then now() end from generate_series(1, 20) g;
+  -- The engine keeps a soft-deleted workflow's steps on purpose.
+  create table step (id int primary key, workflow_id int not null references workflow (id));
+  insert into step select g, 1 + g % 20 from generate_series(1, 40) g;
   create table outbox (
     id int primary key,
     "workflowId" int not null,
@@ -148,5 +153,55 @@ describe('soft-delete markers need evidence', () => {
     expect(about(await assumptions(config), 'public.outbox', 'deletedAt')).toBeUndefined();
     const findings = await scanFindings(db.url, { configText: config, only: 'soft-delete-conflicts' });
     expect(findings.find((f) => f.table === 'public.outbox')).toMatchObject({ groups: 42, rows: 42 });
+  });
+});
+
+describe('design is not damage', () => {
+  it('never reports a unique key that contains the primary key as a soft-delete conflict', async () => {
+    const conflicts = (await scanFindings(db.url, { only: 'soft-delete-conflicts' })).filter(
+      (f) => f.table === 'public.workflow',
+    );
+    // slug does not contain the primary key: the deleted workflow 5 still blocks 'w5'.
+    expect(conflicts).toEqual([expect.objectContaining({ key: ['slug'], groups: 1, rows: 1 })]);
+  });
+
+  it('reports children of a soft-deleted parent as errors unless the config says they are kept', async () => {
+    const step = (findings: Awaited<ReturnType<typeof scanFindings>>) =>
+      findings.find((f) => f.table === 'public.step');
+    expect(step(await scanFindings(db.url))).toMatchObject({ severity: 'error', deletedParent: 2, missingParent: 0 });
+    expect(step(await scanFindings(db.url, { configText: 'deletedParent: ignore\n' }))).toBeUndefined();
+    expect(step(await scanFindings(db.url, { configText: 'deletedParent: warning\n' }))).toMatchObject({
+      severity: 'warning',
+      deletedParent: 2,
+    });
+  });
+
+  it('a rule with deletedParent: warning reports kept children as a warning, and repair leaves them', async () => {
+    const config = writeConfig(
+      [
+        'rules:',
+        '  - check: orphaned-rows',
+        '    table: step',
+        '    column: workflow_id',
+        '    references: workflow.id',
+        '    deletedParent: warning',
+        '    repair: delete',
+        '',
+      ].join('\n'),
+    );
+    const scan = await runCli(['scan', '--database-url', db.url, '--config', config, '--format', 'json']);
+    const findings = (JSON.parse(scan.stdout) as { findings: { table: string }[] }).findings;
+    expect(findings.find((f) => f.table === 'public.step')).toMatchObject({
+      source: 'config',
+      severity: 'warning',
+      deletedParent: 2,
+    });
+    const before = await db.checksums();
+    const repair = await runCli(['repair', '--database-url', db.url, '--config', config, '--apply', '--no-discover']);
+    expect(repair.code).toBe(0);
+    const userTables = (sums: Record<string, string>) =>
+      Object.fromEntries(Object.entries(sums).filter(([t]) => !t.startsWith('rowdoctor_backup.')));
+    expect(userTables(await db.checksums())).toEqual(userTables(before));
+    expect((await db.query('select count(*)::int as n from step'))[0]).toEqual({ n: 40 });
   });
 });
