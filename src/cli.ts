@@ -111,6 +111,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--expect <spec>', "expect a unique key, e.g. 'public.users(email)' (repeatable)", collect, [])
     .option('--expect-fk <spec>', "expect a foreign key, e.g. 'token(user_id) -> users(id)' (repeatable)", collect, [])
     .option('--emit-migration <file>', 'write the lock-safe migration to this file')
+    .option('--include-inferred', "write inferred references' DDL to run, not commented out for review")
     .option('--lock-timeout <duration>', 'the lock_timeout the migration sets', '2s')
     .action(async (opts: VerifyCommandOptions) => setExit(await verifyCommand(opts, out)));
 

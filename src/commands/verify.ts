@@ -15,6 +15,7 @@ export interface VerifyCommandOptions extends CommonOptions {
   expect: string[];
   expectFk: string[];
   emitMigration?: string;
+  includeInferred?: boolean;
   lockTimeout: string;
 }
 
@@ -38,14 +39,16 @@ export async function verifyCommand(opts: VerifyCommandOptions, out: (s: string)
       lockTimeout: opts.lockTimeout,
       statementTimeoutMs,
     });
-    if (opts.emitMigration) await writeFile(opts.emitMigration, migrationText(verdicts, conn.target.display));
+    const migration = { includeInferred: opts.includeInferred === true };
+    if (opts.emitMigration)
+      await writeFile(opts.emitMigration, migrationText(verdicts, conn.target.display, migration));
     if (format === 'json')
       out(
         JSON.stringify(verifyDocument(verdicts, conn.target.display, snap.catalog.assumptions, warnings), null, 2) +
           '\n',
       );
     else if (format === 'junit') out(renderVerifyJunit(verdicts, conn.target.display));
-    else out(renderVerifyText(verdicts, conn.target.display, makeStyle(opts.color)));
+    else out(renderVerifyText(verdicts, conn.target.display, makeStyle(opts.color), migration));
     if (opts.emitMigration) process.stderr.write(`rowdoctor: wrote ${opts.emitMigration}\n`);
     return verdicts.every((v) => v.status === 'ok') ? 0 : 1;
   } finally {

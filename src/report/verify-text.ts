@@ -1,6 +1,7 @@
 import Table from 'cli-table3';
 import type { ChalkInstance } from 'chalk';
 import type { Verdict } from '../verify/types.js';
+import { statementLines, type MigrationOptions } from '../verify/migration.js';
 
 export function verifySummary(verdicts: Verdict[]): Record<'ok' | 'missing' | 'invalid' | 'mismatch', number> {
   const s = { ok: 0, missing: 0, invalid: 0, mismatch: 0 };
@@ -9,7 +10,12 @@ export function verifySummary(verdicts: Verdict[]): Record<'ok' | 'missing' | 'i
 }
 
 /** Summary line, one row per constraint, then the migration that adds what is missing. */
-export function renderVerifyText(verdicts: Verdict[], database: string, c: ChalkInstance): string {
+export function renderVerifyText(
+  verdicts: Verdict[],
+  database: string,
+  c: ChalkInstance,
+  migration: MigrationOptions = {},
+): string {
   const s = verifySummary(verdicts);
   const colour = { ok: c.green, missing: c.red, invalid: c.red, mismatch: c.yellow };
   const checked = `${verdicts.length} constraint${verdicts.length === 1 ? '' : 's'} checked`;
@@ -44,9 +50,11 @@ export function renderVerifyText(verdicts: Verdict[], database: string, c: Chalk
   if (ddl.length) {
     out.push(c.bold('Lock-safe migration (run statement by statement; --emit-migration <file> writes it):'));
     for (const v of ddl) {
-      const repairFirst = v.violations ? ` — ${v.violations} violating row(s) must be repaired first` : '';
-      out.push(`-- ${v.table}(${v.columns.join(', ')})${repairFirst}`);
-      out.push(...v.ddl.map((d) => `${d};`));
+      const held = v.violations ? ` — ${v.violations} violating row(s), so commented out: ${v.fix}` : '';
+      out.push(`-- ${v.table}(${v.columns.join(', ')})${held}`);
+      if (v.source === 'inferred' && !migration.includeInferred)
+        out.push('-- inferred, not declared: commented out for review (--include-inferred writes it to run)');
+      out.push(...statementLines(v, migration));
     }
   }
   return out.join('\n').trimEnd() + '\n';

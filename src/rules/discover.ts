@@ -193,6 +193,7 @@ export function enforcingIndex(table: Table, key: KeyPart[]): UniqueIndex | unde
 }
 
 function softDeleteBlockers(table: Table): SoftDeleteRule[] {
+  const label = (i: UniqueIndex) => (i.constraint ? `constraint ${i.constraint}` : `index ${i.name}`);
   return blockingIndexes(table).map((index) => ({
     check: 'soft-delete-conflicts',
     table,
@@ -203,8 +204,6 @@ function softDeleteBlockers(table: Table): SoftDeleteRule[] {
     repair: 'purge-deleted',
     source: 'discovered',
     severity: 'error',
-    origin:
-      `unique ${index.constraint ? 'constraint' : 'index'} ${index.constraint ?? index.name} ` +
-      'counts soft-deleted rows',
+    origin: `unique ${label(index)} counts soft-deleted rows`,
   }));
 }

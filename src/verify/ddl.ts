@@ -21,8 +21,8 @@ const text = (db: Db, q: RawBuilder<unknown>) => q.compile(db).sql;
 
 /** PostgreSQL's own naming pattern, cut to 63 bytes with a hash so long names stay unique. */
 export function constraintName(table: Table, parts: string[], suffix: string): string {
-  const named = parts.map((p) => (/^"?[A-Za-z_][\w$]*"?$/.test(p) ? p.replace(/"/g, '') : 'expr'));
-  const base = `${table.name}_${named.join('_')}_${suffix}`;
+  const label = (p: string) => (/^"?[A-Za-z_][\w$]*"?$/.test(p) ? p.replace(/"/g, '') : 'expr');
+  const base = `${table.name}_${parts.map(label).join('_')}_${suffix}`;
   if (Buffer.byteLength(base) <= 63) return base;
   const hash = createHash('sha1').update(base).digest('hex').slice(0, 8);
   return `${Buffer.from(base)
@@ -58,11 +58,19 @@ export function uniqueDdl(
     }
   }
   const statements = [text(db, sql`SET lock_timeout = ${sql.lit(lockTimeout)}`)];
-  const reuse = status === 'invalid' && found && !table.partitioned;
-  const name = reuse ? found.name : names.allocate(table, key.parts, 'key');
-  // An INVALID leftover is dropped first: CREATE … IF NOT EXISTS would keep the broken index.
-  if (reuse && found)
-    statements.push(text(db, sql`DROP INDEX CONCURRENTLY IF EXISTS ${sql.id(table.schema, found.name)}`));
+  // An INVALID index — the expected one or a mismatched one — is dropped first: CREATE … IF NOT
+  // EXISTS would keep it, and next to its replacement it costs every write and enforces nothing
+  // reliably. The expected one's name is taken again; a mismatched one's replacement gets its own.
+  const broken = found && !found.valid && (status === 'invalid' || status === 'mismatch') && !table.partitioned;
+  const name = broken && status === 'invalid' ? found.name : names.allocate(table, key.parts, 'key');
+  if (broken) statements.push(text(db, sql`DROP INDEX CONCURRENTLY IF EXISTS ${sql.id(table.schema, found.name)}`));
+  // A valid mismatched index may be what the application relies on (an ON CONFLICT target, a
+  // foreign key's referenced key): it is left in place, for the operator to drop once it is not.
+  if (found && found.valid && status === 'mismatch')
+    warnings.push(
+      `${found.name} is left in place: drop it (DROP INDEX CONCURRENTLY, or the constraint) once nothing relies on it`,
+    );
+  // The index's ON clause, key, NULL semantics and predicate, as the verdict normalised them.
   const nulls = e.nullsNotDistinct ? sql` NULLS NOT DISTINCT` : sql``;
   const where = key.predicate ? sql` WHERE ${sql.raw(key.predicate)}` : sql``;
   const body = (on: RawBuilder<unknown>) => sql`${on} (${sql.raw(key.parts.join(', '))})${nulls}${where}`;
@@ -131,16 +139,14 @@ export function foreignKeyDdl(
       warnings,
     };
   const name = names.allocate(e.table, e.columns, 'fkey');
+  // Added NOT VALID (a brief lock, no scan), then validated under a lock that lets writes through.
   const columns = sql.join(e.columns.map((c) => sql.id(c)));
   const parentColumns = sql.join(e.parentColumns.map((c) => sql.id(c)));
-  const references = sql`REFERENCES ${tableName(e.parent)} (${parentColumns}) NOT VALID`;
+  const fk = sql`FOREIGN KEY (${columns}) REFERENCES ${tableName(e.parent)} (${parentColumns}) NOT VALID`;
   return {
     statements: [
       lock,
-      text(
-        db,
-        sql`ALTER TABLE ${tableRef(e.table)} ADD CONSTRAINT ${sql.id(name)} FOREIGN KEY (${columns}) ${references}`,
-      ),
+      text(db, sql`ALTER TABLE ${tableRef(e.table)} ADD CONSTRAINT ${sql.id(name)} ${fk}`),
       text(db, sql`ALTER TABLE ${tableRef(e.table)} VALIDATE CONSTRAINT ${sql.id(name)}`),
     ],
     warnings,

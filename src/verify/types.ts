@@ -42,4 +42,6 @@ export interface Verdict {
   references?: string;
   source: string;
   warnings: string[];
+  /** What fixes the rows in `violations` (the migration's comment; not in the JSON). */
+  fix: string;
 }

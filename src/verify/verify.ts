@@ -1,13 +1,15 @@
-import type { Catalog, ForeignKey, UniqueIndex } from '../catalog/types.js';
+import { indexPartColumn, type Catalog, type ForeignKey, type UniqueIndex } from '../catalog/types.js';
 import { preferParallel, readOnly, type Db } from '../db.js';
 import type { Rule } from '../rules/types.js';
 import { foreignKeyDdl, uniqueDdl } from './ddl.js';
+import { fixFor } from './migration.js';
 import { expectedConstraints } from './expected.js';
 import { matchForeignKey, matchUnique } from './match.js';
 import { NameAllocator } from './names.js';
 import { normalizeKeys } from './normalize.js';
 import type { ExpectedUnique, Verdict } from './types.js';
 import { foreignKeyViolations, uniqueViolations } from './violations.js';
+import { notValidForeignKeys } from './not-valid-keys.js';
 
 export interface VerifyOptions {
   expect: string[];
@@ -39,6 +41,7 @@ export async function verifyConstraints(
     const names = await NameAllocator.load(tx, [...new Set(schemas)]);
     const verdicts: Verdict[] = [];
     const seenIndexes = new Set<UniqueIndex>();
+    const seenForeignKeys = new Set<ForeignKey>();
     for (const e of expected) {
       if (e.kind === 'unique') {
         const key = keys.get(e)!;
@@ -48,7 +51,8 @@ export async function verifyConstraints(
         verdicts.push({
           kind: 'unique',
           table: e.table.id,
-          columns: key.parts,
+          // Column names unquoted, as everywhere in the output; expressions as the server prints them.
+          columns: key.parts.map((p) => indexPartColumn(e.table, p) ?? p),
           where: key.predicate,
           status: m.status,
           detail: [m.detail, ...ddl.warnings].join('; '),
@@ -57,9 +61,11 @@ export async function verifyConstraints(
           found: m.found ? m.found.name : null,
           source: e.source,
           warnings: ddl.warnings,
+          fix: fixFor({ source: e.source, table: e.table, columns: key.parts, where: key.predicate }),
         });
       } else {
         const m = matchForeignKey(catalog, e);
+        if (m.found) seenForeignKeys.add(m.found as ForeignKey);
         const ddl = foreignKeyDdl(db, e, m.status, m.found as ForeignKey | null, options.lockTimeout, names);
         verdicts.push({
           kind: 'foreign-key',
@@ -74,6 +80,12 @@ export async function verifyConstraints(
           found: m.found ? m.found.name : null,
           source: e.source,
           warnings: ddl.warnings,
+          fix: fixFor({
+            source: e.source,
+            table: e.table,
+            columns: e.columns,
+            refs: { table: e.parent, columns: e.parentColumns },
+          }),
         });
       }
     }
@@ -98,7 +110,7 @@ export async function verifyConstraints(
         verdicts.push({
           kind: 'unique',
           table: table.id,
-          columns: index.parts,
+          columns: index.parts.map((p) => indexPartColumn(table, p) ?? p),
           where: index.predicate,
           status: 'invalid',
           detail:
@@ -109,32 +121,13 @@ export async function verifyConstraints(
           found: index.name,
           source: 'catalog',
           warnings: ddl.warnings,
+          fix: fixFor({ source: 'catalog', table, columns: index.parts, where: index.predicate }),
         });
       }
     }
+    verdicts.push(...(await notValidForeignKeys(tx, db, catalog, seenForeignKeys, options, names, violations)));
     return verdicts;
   });
 }
 
-/** The migration file: what each step is for, then the statements, runnable with psql as is. */
-export function migrationText(verdicts: Verdict[], database: string): string {
-  const lines = [
-    `-- rowdoctor verify-constraints migration for ${database}`,
-    '-- Lock-safe: CREATE INDEX CONCURRENTLY cannot run inside a transaction block, so run this file',
-    '-- statement by statement (psql -f file.sql, without -1 / --single-transaction).',
-    '',
-  ];
-  for (const v of verdicts.filter((x) => x.ddl.length)) {
-    const references = v.references ? ` -> ${v.references}` : '';
-    const where = v.where ? ` WHERE ${v.where}` : '';
-    lines.push(`-- ${v.kind} ${v.table}(${v.columns.join(', ')})${references}${where}: ${v.status} — ${v.detail}`);
-    if (v.violations)
-      lines.push(
-        `-- ${v.violations} row(s) violate it today: ` +
-          'this step fails until they are repaired (rowdoctor repair --apply).',
-      );
-    lines.push(...v.ddl.map((s) => `${s};`), '');
-  }
-  if (lines.length === 4) lines.push('-- Nothing to do: every expected constraint is in place.');
-  return lines.join('\n');
-}
+export { migrationText } from './migration.js';

@@ -1,8 +1,12 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withReadOnlySnapshot } from '../../src/commands/context.js';
 import type { CommonOptions } from '../../src/commands/options.js';
 import type { Assumption } from '../../src/catalog/types.js';
 import { freshDatabase, type TestDb } from '../support/db.js';
+import { runMigration } from '../support/migration.js';
 import { runCli, scanFindings, writeConfig } from '../support/run.js';
 
 /**
@@ -203,5 +207,124 @@ describe('design is not damage', () => {
       Object.fromEntries(Object.entries(sums).filter(([t]) => !t.startsWith('rowdoctor_backup.')));
     expect(userTables(await db.checksums())).toEqual(userTables(before));
     expect((await db.query('select count(*)::int as n from step'))[0]).toEqual({ n: 40 });
+  });
+});
+
+describe('the emitted migration never breaks the application unasked', () => {
+  let mdb: TestDb;
+  const config = writeConfig(
+    [
+      'rules:',
+      '  - check: duplicate-rows',
+      '    table: account',
+      '    key: [tenancyId, email]',
+      '  - check: orphaned-rows',
+      '    table: invoice',
+      '    column: account_id',
+      '    references: account.id',
+      '',
+    ].join('\n'),
+  );
+  beforeAll(async () => {
+    mdb = await freshDatabase(`
+      create table account (id int primary key, "tenancyId" int not null, email text not null, deleted_at timestamptz);
+      insert into account select g, 1 + g % 3, 'a' || g || '@x', null from generate_series(1, 30) g;
+      -- Declared reference, one orphan: its foreign key would fail today.
+      create table invoice (id int primary key, account_id int);
+      insert into invoice select g, case when g = 1 then 999 else g end from generate_series(1, 10) g;
+      -- Left NOT VALID by an earlier migration whose VALIDATE failed; one orphan.
+      create table payment (id int primary key, account_id int);
+      insert into payment select g, case when g = 1 then 998 else g end from generate_series(1, 10) g;
+      alter table payment add constraint payment_account_fk foreign key (account_id) references account (id) not valid;
+      -- Inferred (every value exists), never declared.
+      create table note (id int primary key, account_id int);
+      insert into note select g, g from generate_series(1, 10) g;
+    `);
+    // A wrong unique index whose CONCURRENTLY build failed: INVALID, and mismatched with the declared key.
+    await expect(
+      mdb.exec('create unique index concurrently account_tenancy on account ("tenancyId")'),
+    ).rejects.toThrow();
+  });
+  afterAll(() => mdb.drop());
+
+  interface Constraint {
+    kind: string;
+    table: string;
+    columns: string[];
+    status: string;
+    violations: number;
+    detail: string;
+  }
+  const verify = async (...args: string[]) => {
+    const res = await runCli(['verify-constraints', '--database-url', mdb.url, '--format', 'json', ...args]);
+    const doc = JSON.parse(res.stdout) as { constraints: Constraint[] };
+    return { code: res.code, constraints: doc.constraints };
+  };
+
+  it('reports every NOT VALID foreign key, quotes no column, and exits 1', async () => {
+    const { code, constraints } = await verify('--discover');
+    expect(code).toBe(1);
+    expect(constraints.find((c) => c.table === 'public.payment')).toMatchObject({
+      kind: 'foreign-key',
+      columns: ['account_id'],
+      status: 'invalid',
+      violations: 1,
+      detail: expect.stringMatching(/payment_account_fk is NOT VALID/),
+    });
+    const text = await runCli(['verify-constraints', '--database-url', mdb.url, '--discover', '--no-color']);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/public\.payment\(account_id\)[\s\S]*invalid/);
+    const withConfig = await verify('--config', config);
+    expect(withConfig.constraints.find((c) => c.table === 'public.account')).toMatchObject({
+      columns: ['tenancyId', 'email'],
+      status: 'mismatch',
+    });
+  });
+
+  it('drops the mismatched INVALID index, holds back what would fail or is only inferred, and says why', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'rowdoctor-zc-')), 'migration.sql');
+    const res = await runCli([
+      ...['verify-constraints', '--database-url', mdb.url, '--config', config, '--discover'],
+      ...['--emit-migration', file],
+    ]);
+    expect(res.code).toBe(1);
+    const sql = readFileSync(file, 'utf8');
+    const drop = sql.indexOf('\nDROP INDEX CONCURRENTLY IF EXISTS "public"."account_tenancy";');
+    const build = sql.indexOf('\nCREATE UNIQUE INDEX CONCURRENTLY');
+    expect(drop).toBeGreaterThan(0);
+    expect(build).toBeGreaterThan(drop);
+    // The declared reference's orphan: its rule fixes it. The NOT VALID key's: nothing declares it.
+    expect(sql).toMatch(/1 row\(s\) violate it today[^\n]*rowdoctor repair --apply \(your rule declares them\)/);
+    expect(sql).toMatch(/\n-- ALTER TABLE "public"\."invoice" ADD CONSTRAINT/);
+    expect(sql).toMatch(/nothing declares this reference[^\n]*table: public\.payment, column: account_id/);
+    expect(sql).toMatch(/\n-- ALTER TABLE "public"\."payment" VALIDATE CONSTRAINT "payment_account_fk";/);
+    expect(sql).toMatch(/-- REVIEW: inferred[\s\S]*\n-- ALTER TABLE "public"\."note" ADD CONSTRAINT/);
+    expect(sql).not.toMatch(/\nALTER TABLE "public"\."(note|invoice)"/);
+
+    await runMigration(mdb.url, file);
+    expect(await mdb.query('select indexrelid::regclass::text as i from pg_index where not indisvalid')).toEqual([]);
+    const added = await mdb.query<{ conname: string }>(
+      "select conname from pg_constraint where contype = 'f' and conrelid in ('invoice'::regclass, 'note'::regclass)",
+    );
+    expect(added).toEqual([]);
+    // What the application wrote before, it can still write.
+    await mdb.exec('insert into invoice values (100, 997); insert into note values (100, 996)');
+    const after = await verify('--config', config);
+    expect(after.constraints.find((c) => c.table === 'public.account')).toMatchObject({ status: 'ok' });
+  });
+
+  it('--include-inferred writes the inferred foreign key to run', async () => {
+    await mdb.exec('delete from note where id = 100');
+    const file = join(mkdtempSync(join(tmpdir(), 'rowdoctor-zc-')), 'inferred.sql');
+    await runCli([
+      'verify-constraints',
+      '--database-url',
+      mdb.url,
+      '--discover',
+      '--include-inferred',
+      '--emit-migration',
+      file,
+    ]);
+    expect(readFileSync(file, 'utf8')).toMatch(/\nALTER TABLE "public"\."note" ADD CONSTRAINT "note_account_id_fkey"/);
   });
 });

@@ -341,9 +341,13 @@ describe('CI formats', () => {
       '--format',
       'json',
     ]);
-    expect(res.code).toBe(1); // the INVALID index on w is always reported
+    expect(res.code).toBe(1); // the INVALID index on w and the NOT VALID key on child_nv are always reported
+    expect(JSON.parse(res.stdout).constraints).toContainEqual(
+      expect.objectContaining({ table: 'public.child_nv', status: 'invalid', kind: 'foreign-key' }),
+    );
     await db.exec('drop index w_k');
     await db.exec('drop index pt_k_part');
+    await db.exec('alter table child_nv drop constraint child_nv_parent_fkey');
     const clean = await runCli([
       'verify-constraints',
       '--database-url',
@@ -380,7 +384,7 @@ describe('index parts that are quoted column names', () => {
         'json',
       ]);
       const [v] = JSON.parse(res.stdout).constraints as C[];
-      expect(v).toMatchObject({ status: 'missing', columns: ['"order"', '"Ref"'], violations: 1 });
+      expect(v).toMatchObject({ status: 'missing', columns: ['order', 'Ref'], violations: 1 });
       expect(v!.ddl).toContain(
         'ALTER TABLE "public"."booking" ADD CONSTRAINT "booking_order_Ref_key" UNIQUE USING INDEX "booking_order_Ref_key"',
       );
