@@ -29,6 +29,8 @@ export async function runsCommand(opts: RunsCommandOptions, out: (s: string) => 
         warnings: [],
         assumptions: [],
         runs: runs ?? [],
+        // runs reads no catalog: nothing is assumed.
+        assumptions: [],
       };
       out(JSON.stringify(doc, null, 2) + '\n');
     } else {

@@ -40,7 +40,7 @@ export async function scanCommand(opts: CommonOptions, out: (s: string) => void)
       JSON.stringify(scanDocument('scan', database, result.findings, result.checks, assumptions, warnings), null, 2) +
         '\n',
     );
-  else if (format === 'markdown') out(renderScanMarkdown({ database, ...result }));
+  else if (format === 'markdown') out(renderScanMarkdown({ database, assumptions, ...result }));
   else out(renderScanText({ database, assumptions, ...result }, makeStyle(opts.color)));
   // A rule that could not run is an error of the tool's, not damage found: exit 2, like any error.
   if (result.findings.some((f) => f.error)) return 2;

@@ -7,6 +7,7 @@ import { undoRun, type UndoResult } from '../repair/undo.js';
 import { connect, prepare } from './context.js';
 import { refuseOnStandby } from './primary-only.js';
 import { parseDuration, parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
+import { assumptionJson } from '../report/document.js';
 
 export interface UndoCommandOptions extends CommonOptions {
   apply?: boolean;
@@ -37,7 +38,6 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
             command: 'undo',
             database: conn.target.display,
             warnings: [],
-            assumptions: [],
             runId: result.runId,
             applied: result.applied,
             undoRunId: result.applied ? result.undoRunId : null,
@@ -50,6 +50,7 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
             inexact: result.inexact,
             tables: result.tables,
             findings: [],
+            assumptions: catalog.assumptions.map(assumptionJson),
             summary: { findings: 0, rows: sum(result, 'restore') + sum(result, 'revert'), checks: 0 },
           },
           null,

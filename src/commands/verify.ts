@@ -40,15 +40,16 @@ export async function verifyCommand(opts: VerifyCommandOptions, out: (s: string)
       statementTimeoutMs,
     });
     const migration = { includeInferred: opts.includeInferred === true };
+    // Inferred references are expected only with --discover: only then are they assumptions here.
+    const assumptions = snap.catalog.assumptions.filter(
+      (a) => opts.discover === true || a.kind.includes('soft-delete'),
+    );
     if (opts.emitMigration)
       await writeFile(opts.emitMigration, migrationText(verdicts, conn.target.display, migration));
     if (format === 'json')
-      out(
-        JSON.stringify(verifyDocument(verdicts, conn.target.display, snap.catalog.assumptions, warnings), null, 2) +
-          '\n',
-      );
+      out(JSON.stringify(verifyDocument(verdicts, conn.target.display, assumptions, warnings), null, 2) + '\n');
     else if (format === 'junit') out(renderVerifyJunit(verdicts, conn.target.display));
-    else out(renderVerifyText(verdicts, conn.target.display, makeStyle(opts.color), migration));
+    else out(renderVerifyText(verdicts, conn.target.display, makeStyle(opts.color), migration, assumptions));
     if (opts.emitMigration) process.stderr.write(`rowdoctor: wrote ${opts.emitMigration}\n`);
     return verdicts.every((v) => v.status === 'ok') ? 0 : 1;
   } finally {

@@ -50,6 +50,12 @@ export function renderScanMarkdown(view: ScanView): string {
     for (const r of inferred) out.push(`- \`${describeRule(r)}\``);
     out.push('');
   }
+  const assumptions = view.assumptions ?? [];
+  if (assumptions.length) {
+    out.push('Assumed from names, weighed against the data:', '');
+    for (const a of assumptions) out.push(`- ${a.kind}: \`${a.table}.${a.column}\` — ${a.evidence}`);
+    out.push('');
+  }
   return out.join('\n');
 }
 

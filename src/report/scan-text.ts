@@ -69,7 +69,7 @@ export function renderScanText(view: ScanView, c: ChalkInstance): string {
 }
 
 /** Soft-delete markers taken from a name, and those the data ruled out: one line each, under the summary. */
-function markerLines(assumptions: Assumption[], c: ChalkInstance): string[] {
+export function markerLines(assumptions: Assumption[], c: ChalkInstance): string[] {
   return assumptions.flatMap((a) => {
     if (a.kind === 'soft-delete-marker')
       return [c.dim(`assumed: ${a.table}.${a.column} marks soft-deleted rows (${a.evidence})`)];
@@ -77,6 +77,17 @@ function markerLines(assumptions: Assumption[], c: ChalkInstance): string[] {
       return [c.dim(`not a soft-delete marker: ${a.table}.${a.column} — ${a.evidence}`)];
     return [];
   });
+}
+
+/** Every assumption, one quiet line each: markers, then references (taken with their evidence, or not). */
+export function assumptionLines(assumptions: Assumption[], c: ChalkInstance): string[] {
+  const references = assumptions.flatMap((a) => {
+    if (a.kind === 'inferred-reference')
+      return [c.dim(`assumed: ${a.table}.${a.column} is a reference (${a.evidence})`)];
+    if (a.kind === 'not-a-reference') return [c.dim(`not a reference: ${a.table}.${a.column} — ${a.evidence}`)];
+    return [];
+  });
+  return [...markerLines(assumptions, c), ...references];
 }
 
 function summaryLine(view: ScanView, c: ChalkInstance): string {

@@ -1,6 +1,8 @@
 import Table from 'cli-table3';
 import type { ChalkInstance } from 'chalk';
+import type { Assumption } from '../catalog/types.js';
 import type { Verdict } from '../verify/types.js';
+import { assumptionLines } from './scan-text.js';
 import { statementLines, type MigrationOptions } from '../verify/migration.js';
 
 export function verifySummary(verdicts: Verdict[]): Record<'ok' | 'missing' | 'invalid' | 'mismatch', number> {
@@ -15,6 +17,7 @@ export function renderVerifyText(
   database: string,
   c: ChalkInstance,
   migration: MigrationOptions = {},
+  assumptions: Assumption[] = [],
 ): string {
   const s = verifySummary(verdicts);
   const colour = { ok: c.green, missing: c.red, invalid: c.red, mismatch: c.yellow };
@@ -24,7 +27,7 @@ export function renderVerifyText(
     .filter((k) => s[k])
     .map((k) => colour[k](`${s[k]} ${k}`))
     .join(', ');
-  const out = [`${head} · ${counts || 'nothing expected'}`, ''];
+  const out = [`${head} · ${counts || 'nothing expected'}`, ...assumptionLines(assumptions, c), ''];
   if (verdicts.length) {
     const t = new Table({
       head: ['kind', 'constraint', 'status', 'violations', 'detail'],

@@ -124,6 +124,18 @@ describe('inferred references need evidence', () => {
     const constraints = (JSON.parse(res.stdout) as { constraints: { table: string; columns: string[] }[] }).constraints;
     expect(constraints.map((c) => `${c.table}(${c.columns.join()})`)).toContain('public.purchase(customer_id)');
     expect(constraints.find((c) => c.table === 'public.answer')).toBeUndefined();
+    const text = await runCli(['verify-constraints', '--database-url', db.url, '--discover', '--no-color']);
+    expect(text.stdout).toContain('not a reference: public.answer.section_id — 0 of 12 values found');
+    const plain = await runCli(['verify-constraints', '--database-url', db.url, '--no-color']);
+    expect(plain.stdout).not.toContain('not a reference');
+    expect(plain.stdout).toContain('not a soft-delete marker: public.outbox.deletedAt');
+  });
+
+  it('lists assumptions in markdown, and an empty list from runs, which reads no catalog', async () => {
+    const md = await runCli(['scan', '--database-url', db.url, '--format', 'markdown']);
+    expect(md.stdout).toContain('- not-a-reference: `public.answer.section_id` — 0 of 12 values found');
+    const runs = await runCli(['runs', '--database-url', db.url, '--format', 'json']);
+    expect(JSON.parse(runs.stdout)).toMatchObject({ command: 'runs', assumptions: [] });
   });
 });
 
