@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import { isAlive, isDeleted, tableRef } from '../sql/build.js';
+import { guarded } from './guarded.js';
 import type { Assumption, Column, SoftDeleteMarker, Table } from './types.js';
 
 /** Marker names recognised by default, in order of preference (contract §soft-delete-conflicts). */
@@ -44,11 +45,23 @@ export async function weighMarkers(db: Db | Tx, tables: Table[], settings: SoftD
   for (const table of tables) {
     const marker = table.softDelete;
     if (!marker || overrideFor(table.id, settings)) continue;
-    // Is any row live, is any row marked? Each stops at its first row.
-    const { rows } = await sql<{ live: boolean; marked: boolean }>`
-      select exists (select 1 from ${tableRef(table)} t where ${isAlive(marker, 't')}) as live,
-             exists (select 1 from ${tableRef(table)} t where ${isDeleted(marker, 't')}) as marked`.execute(db);
-    const { live, marked } = rows[0]!;
+    // Is any row live, is any row marked? Each stops at its first row. Unanswerable: kept, as named.
+    const answer = await guarded<{ live: boolean; marked: boolean; failed?: string }>(
+      db,
+      async () =>
+        (
+          await sql<{ live: boolean; marked: boolean }>`
+            select exists (select 1 from ${tableRef(table)} t where ${isAlive(marker, 't')}) as live,
+                   exists (select 1 from ${tableRef(table)} t where ${isDeleted(marker, 't')}) as marked`.execute(db)
+        ).rows[0]!,
+      (e) => ({ live: true, marked: true, failed: e.message }),
+    );
+    const { live, marked } = answer;
+    if (answer.failed !== undefined) {
+      const evidence = `could not be checked (${answer.failed}): assumed from the name`;
+      assumptions.push({ kind: 'soft-delete-marker', table: table.id, column: marker.column, evidence });
+      continue;
+    }
     const set = marker.kind === 'timestamp' ? 'set' : 'true';
     if (!live && marked) table.softDelete = null;
     assumptions.push({

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Assumption, Catalog } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
+import { guarded } from '../catalog/guarded.js';
 import { col, tableRef } from '../sql/build.js';
 import { referenceCandidates, type ReferenceCandidate } from './discover.js';
 
@@ -21,7 +22,13 @@ export async function weighReferences(db: Db | Tx, catalog: Catalog): Promise<As
   const assumptions: Assumption[] = [];
   for (const table of catalog.tables.filter((t) => catalog.schemas.includes(t.schema))) {
     for (const candidate of referenceCandidates(catalog, table)) {
-      assumptions.push(verdict(candidate, await matchedValues(db, candidate)));
+      assumptions.push(
+        await guarded(
+          db,
+          async () => verdict(candidate, await matchedValues(db, candidate)),
+          (e) => unweighed(candidate, e),
+        ),
+      );
     }
   }
   return assumptions;
@@ -61,4 +68,16 @@ function verdict(c: ReferenceCandidate, m: Matched): Assumption {
     ? `${n(m.matched)} of ${n(m.values)} values found in ${c.parent.id}.${c.parentColumn}`
     : `no values to compare with ${c.parent.id}.${c.parentColumn}`;
   return { kind: 'not-a-reference', ...base, evidence };
+}
+
+/** A candidate the server could not weigh is not taken: no evidence, no reference. */
+function unweighed(c: ReferenceCandidate, e: Error): Assumption {
+  const evidence = `could not be compared with ${c.parent.id}.${c.parentColumn}: ${e.message}`;
+  return {
+    kind: 'not-a-reference',
+    table: c.table.id,
+    column: c.column,
+    references: `${c.parent.id}(${c.parentColumn})`,
+    evidence,
+  };
 }

@@ -21,6 +21,12 @@ const SCHEMA = `
   create table answer (id int primary key, section_id int not null, body text);
   insert into answer select g, 1 + g % 12, 'x' from generate_series(1, 60) g;
 
+  -- A candidate the server cannot compare (two collations): it cannot be weighed, so it is not taken.
+  create table tag (id text collate "POSIX" primary key);
+  insert into tag values ('a');
+  create table label (id int primary key, tag_id text collate "C");
+  insert into label values (1, 'a');
+
   -- A real reference without a foreign key, with real damage: 50 of 51 distinct values exist.
   create table customer (id int primary key);
   insert into customer select generate_series(1, 50);
@@ -83,6 +89,14 @@ describe('inferred references need evidence', () => {
       references: 'public.section(id)',
       evidence: '0 of 12 values found in public.section.id',
     });
+  });
+
+  it('does not take a candidate the server cannot compare, and the scan goes on', async () => {
+    expect(about(await assumptions(), 'public.label', 'tag_id')).toMatchObject({
+      kind: 'not-a-reference',
+      evidence: expect.stringMatching(/^could not be compared with public\.tag\.id: could not determine/),
+    });
+    expect((await scanFindings(db.url)).filter((f) => f.table === 'public.label')).toEqual([]);
   });
 
   it('still finds the orphans of a reference the data supports, and shows the evidence', async () => {
