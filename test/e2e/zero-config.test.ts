@@ -27,6 +27,14 @@ const SCHEMA = `
   create table label (id int primary key, tag_id text collate "C");
   insert into label values (1, 'a');
 
+  -- The threshold, 80% of distinct values: 4 of 5 is a reference, 3 of 4 is not.
+  create table box (id int primary key);
+  insert into box select generate_series(1, 10);
+  create table crate (id int primary key, box_id int);
+  insert into crate values (1, 1), (2, 2), (3, 3), (4, 4), (5, 99);
+  create table parcel (id int primary key, box_id int);
+  insert into parcel values (1, 1), (2, 2), (3, 3), (4, 98), (5, null);
+
   -- A real reference without a foreign key, with real damage: 50 of 51 distinct values exist.
   create table customer (id int primary key);
   insert into customer select generate_series(1, 50);
@@ -88,6 +96,18 @@ describe('inferred references need evidence', () => {
       column: 'section_id',
       references: 'public.section(id)',
       evidence: '0 of 12 values found in public.section.id',
+    });
+  });
+
+  it('takes a candidate from 80% of its distinct non-NULL values found in the parent', async () => {
+    const list = await assumptions();
+    expect(about(list, 'public.crate', 'box_id')).toMatchObject({
+      kind: 'inferred-reference',
+      evidence: 'matched 4 of 5 distinct values in public.box.id',
+    });
+    expect(about(list, 'public.parcel', 'box_id')).toMatchObject({
+      kind: 'not-a-reference',
+      evidence: '3 of 4 values found in public.box.id',
     });
   });
 
