@@ -1,5 +1,4 @@
 import { indexPartColumn, type Table } from '../catalog/types.js';
-import { toYaml } from '../report/yaml.js';
 import { dottedName } from '../rules/to-config.js';
 import type { Verdict } from './types.js';
 
@@ -85,9 +84,9 @@ function ruleText({ table, columns, refs, where }: FixTarget): string {
   return flow({ check: 'duplicate-rows', table: name, key, ...(where ? { where } : {}), includeSoftDeleted: true });
 }
 
-/** A YAML flow map on one line (a comment line in SQL): strings as YAML scalars, the rest as JSON. */
+/** A YAML flow map on one line (a comment line in SQL): plain names bare, anything else as JSON, which YAML reads. */
 function flow(map: Record<string, unknown>): string {
-  const value = (v: unknown) => (typeof v === 'string' ? toYaml(v).trim() : JSON.stringify(v));
+  const value = (v: unknown) => (typeof v === 'string' && /^[A-Za-z_][\w.-]*$/.test(v) ? v : JSON.stringify(v));
   return `{${Object.entries(map)
     .map(([k, v]) => `${k}: ${value(v)}`)
     .join(', ')}}`;
