@@ -27,7 +27,6 @@ export async function runsCommand(opts: RunsCommandOptions, out: (s: string) => 
         command: 'runs',
         database: conn.target.display,
         warnings: [],
-        assumptions: [],
         runs: runs ?? [],
         // runs reads no catalog: nothing is assumed.
         assumptions: [],
