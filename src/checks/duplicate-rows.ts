@@ -25,6 +25,7 @@ import { count, pkMatches, pkOf, run, type BatchContext } from '../repair/contex
 import { createGroups, createMembers, GROUPS, lockBatchRows, MEMBERS } from '../repair/groups.js';
 import { deletedValue } from '../repair/markers.js';
 import { deleteLosers, mergeRows } from '../repair/merge.js';
+import { groupwise, refusedReason } from '../repair/groupwise.js';
 import { unreferenced, updateRows } from '../repair/rows.js';
 import type { PlanSample, Repairer } from '../repair/types.js';
 import type { WorkTable } from '../sql/work-table.js';
@@ -257,9 +258,12 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
     const groups = await count(ctx, sql`select distinct n from ${map}`);
     const samples = sample > 0 ? await planSamples(ctx, rule, map, sample) : [];
     if (rule.repair === 'merge') {
-      if (rule.fill) ctx.counts.rowsUpdated += await fillSurvivors(ctx, table, map);
-      ctx.counts.rowsDeleted += await mergeRows(ctx, table, map);
-      return { groups, skipped: 0, samples };
+      // A group the server refuses (CHECK, exclusion, raising trigger, restricting key) is skipped alone.
+      const refused = await groupwise(ctx, map, async (m) => {
+        if (rule.fill) ctx.counts.rowsUpdated += await fillSurvivors(ctx, table, m);
+        ctx.counts.rowsDeleted += await mergeRows(ctx, table, m);
+      });
+      return { groups, skipped: refused.length, samples, refused, reason: refusedReason(refused) };
     }
     // delete / soft-delete: no re-pointing, so a loser something still points at is left alone.
     const { free, skippedGroups: skipped, referencedBy } = await unreferenced(ctx, table, map);

@@ -17,6 +17,8 @@ export interface BatchResult {
   skipped: number;
   /** Why, when anything was skipped. */
   reason?: string;
+  /** Groups the server refused to merge (a constraint, a trigger), each with its reason. */
+  refused?: { n: number; reason: string }[];
   samples?: PlanSample[];
 }
 

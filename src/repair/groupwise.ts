@@ -1,0 +1,92 @@
+import { sql } from 'kysely';
+import { isPgError, type PgErrorFields } from '../errors.js';
+import type { WorkTable } from '../sql/work-table.js';
+import { run, type BatchContext } from './context.js';
+
+/** A group the server refused to merge: its number in rd_groups and why (constraint, SQLSTATE). */
+export interface RefusedGroup {
+  n: number;
+  reason: string;
+}
+
+/**
+ * SQLSTATEs that mean "the server will not take this group's change" rather than "the batch went
+ * wrong": integrity constraints (unique, foreign key, CHECK, exclusion, NOT NULL, RESTRICT — class
+ * 23) and errors raised by triggers (class P0: RAISE, ASSERT).
+ */
+export function refusesGroup(e: unknown): e is Error & PgErrorFields & { constraint?: string; table?: string } {
+  return isPgError(e) && (e.code!.startsWith('23') || e.code!.startsWith('P0'));
+}
+
+/** "check constraint review_check on public.review (23514)", or the raised message for a trigger. */
+export function refusalReason(e: Error & PgErrorFields & { constraint?: string; table?: string; schema?: string }) {
+  const where = e.table ? ` on ${e.schema ? `${e.schema}.` : ''}${e.table}` : '';
+  if (e.constraint) return `${kindOf(e.code!)} ${e.constraint}${where} (${e.code})`;
+  return `${e.message}${where} (${e.code})`;
+}
+
+function kindOf(code: string): string {
+  switch (code) {
+    case '23505':
+      return 'unique key';
+    case '23503':
+      return 'foreign key';
+    case '23001':
+      return 'restricting key';
+    case '23514':
+      return 'check constraint';
+    case '23P01':
+      return 'exclusion constraint';
+    default:
+      return 'constraint';
+  }
+}
+
+async function exec(ctx: BatchContext, text: string): Promise<void> {
+  await ctx.tx.executeQuery(sql.raw(text).compile(ctx.tx));
+}
+
+/**
+ * Run `work` on the whole `map` (a temp table with the group number `n`) inside a savepoint. When
+ * the server refuses it (a CHECK or exclusion constraint, a trigger that raises, a restricting
+ * key …), roll back to the savepoint and run it once per group, each in its own savepoint: the
+ * groups the server refuses are left alone and returned with their reason, the others go on.
+ * Counts of a refused attempt are taken back, so they stay exactly what the server did.
+ */
+export async function groupwise(
+  ctx: BatchContext,
+  map: WorkTable,
+  work: (map: WorkTable) => Promise<void>,
+): Promise<RefusedGroup[]> {
+  const attempt = async (m: WorkTable): Promise<unknown> => {
+    const before = { ...ctx.counts };
+    await exec(ctx, 'savepoint rd_group');
+    try {
+      await work(m);
+      await exec(ctx, 'release savepoint rd_group');
+      return null;
+    } catch (e) {
+      if (!refusesGroup(e)) throw e;
+      await exec(ctx, 'rollback to savepoint rd_group');
+      await exec(ctx, 'release savepoint rd_group');
+      Object.assign(ctx.counts, before);
+      return e;
+    }
+  };
+  if (!(await attempt(map))) return [];
+  const { rows } = await run<{ n: string }>(ctx, sql`select distinct n from ${map} order by n`, 'read');
+  const refused: RefusedGroup[] = [];
+  for (const { n } of rows) {
+    const one = ctx.nextTemp();
+    await run(ctx, sql`create temp table ${one} on commit drop as select * from ${map} where n = ${n}`, 'plan');
+    const e = await attempt(one);
+    if (e) refused.push({ n: Number(n), reason: refusalReason(e as Parameters<typeof refusalReason>[0]) });
+  }
+  return refused;
+}
+
+/** One note per distinct reason: "skipped, the server refused the merge: check constraint … (23514)". */
+export function refusedReason(refused: RefusedGroup[]): string | undefined {
+  if (!refused.length) return undefined;
+  return `skipped, the server refused the merge: ${[...new Set(refused.map((r) => r.reason))].join('; ')}`;
+}
