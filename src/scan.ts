@@ -3,7 +3,7 @@ import type { Finding } from './checks/types.js';
 import { sql } from 'kysely';
 import { preferParallel, queryError, type Tx } from './db.js';
 import { isPgError } from './errors.js';
-import { ruleErrorFinding } from './checks/rule-error.js';
+import { RuleCannotRun, ruleErrorFinding } from './checks/rule-error.js';
 import { isRecoveryConflict } from './catalog/recovery.js';
 import type { Progress } from './report/progress.js';
 import { describeRule, type Rule } from './rules/types.js';
@@ -123,6 +123,7 @@ async function checkOne(
  * timeout (57014). Connection loss and server shutdown (08, 57P0x) are not: the scan stops, exit 2.
  */
 function isRuleLevel(e: unknown): e is Error {
+  if (e instanceof RuleCannotRun) return true;
   if (!isPgError(e) || !e.code) return false;
   return e.code === '57014' || ['22', '42', '40', '53', '54'].includes(e.code.slice(0, 2));
 }

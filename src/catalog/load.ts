@@ -2,8 +2,19 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import { RowdoctorError } from '../errors.js';
 import { weighReferences } from '../rules/reference-evidence.js';
+import { hashOf, loadEqualities, toEquality } from './equality.js';
 import { markerFor, weighMarkers, type SoftDeleteSettings } from './soft-delete.js';
-import { tableId, type Catalog, type Column, type ForeignKey, type Table, type UniqueIndex } from './types.js';
+import {
+  qualifiedText,
+  tableId,
+  type Catalog,
+  type Column,
+  type Equality,
+  type ForeignKey,
+  type IndexPart,
+  type Table,
+  type UniqueIndex,
+} from './types.js';
 
 /** Schemas that are never user data (namespace `n`). rowdoctor_backup holds our own backups. */
 const SYSTEM_SCHEMA = sql`(
@@ -25,6 +36,7 @@ interface RelRow {
 interface ColRow {
   oid: number;
   name: string;
+  type_oid: number;
   type: string;
   base_type: string;
   category: string;
@@ -34,6 +46,7 @@ interface ColRow {
 }
 interface IdxRow {
   table_oid: number;
+  index_oid: number;
   name: string;
   constraint: string | null;
   primary: boolean;
@@ -113,7 +126,8 @@ export async function loadCatalog(
   const oids = rels.rows.map((r) => r.oid);
   // The tables' live columns in order; a domain's base type decides how its values hash and compare.
   const cols = await sql<ColRow>`
-    select a.attrelid::int as oid, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
+    select a.attrelid::int as oid, a.attname as name, a.atttypid::int as type_oid,
+           format_type(a.atttypid, a.atttypmod) as type,
            coalesce(bt.typname, t.typname) as base_type,
            coalesce(bt.typcategory, t.typcategory) as category,
            a.attnotnull as not_null, a.attgenerated <> '' as generated,
@@ -134,7 +148,8 @@ export async function loadCatalog(
   // The tables' unique indexes, valid or not, each key part as a column name and as the server
   // prints it, with INCLUDE columns, predicate, NULL semantics and the constraint that owns it.
   const idx = await sql<IdxRow>`
-    select i.indrelid::int as table_oid, ic.relname as name, con.conname as constraint,
+    select i.indrelid::int as table_oid, i.indexrelid::int as index_oid, ic.relname as name,
+           con.conname as constraint,
            i.indisprimary as primary, i.indisvalid as valid,
            array(select ${keyColumn} from generate_series(1, i.indnkeyatts) k order by k)::text[] as columns,
            array(select ${indexdef} from generate_series(1, i.indnkeyatts) k order by k)::text[] as parts,
@@ -148,6 +163,13 @@ export async function loadCatalog(
         on con.conindid = i.indexrelid and con.contype in ('p', 'u') and con.conrelid = i.indrelid
      where i.indisunique and i.indrelid = any(${oids}::oid[])
      order by ic.relname`.execute(db);
+
+  const equalities = await loadEqualities(db, [...cols.rows.map((c) => c.type_oid)]);
+  const partInfo = await indexParts(
+    db,
+    idx.rows.map((i) => i.index_oid),
+    equalities,
+  );
 
   // Every foreign key between user tables, once: the constraint on a partitioned table, not its
   // copies on the partitions (conparentid = 0). One that references a single partition directly is
@@ -206,6 +228,7 @@ export async function loadCatalog(
       notNull: c.not_null,
       generated: c.generated,
       deterministic: c.deterministic,
+      equality: equalities.get(c.type_oid) ?? null,
     }));
     if (r.is_partition) {
       if (r.root) partitionRoot.set(id, r.root);
@@ -219,6 +242,8 @@ export async function loadCatalog(
       valid: i.valid,
       columns: i.columns,
       parts: i.parts,
+      partInfo: partInfo.get(i.index_oid) ?? [],
+      elements: i.parts.map((p, n) => indexElement(p, partInfo.get(i.index_oid)?.[n])),
       include: i.include,
       predicate: i.predicate,
       nullsNotDistinct: i.nnd,
@@ -265,6 +290,92 @@ export async function loadCatalog(
   catalog.assumptions.push(...(await weighMarkers(db, tables, options.softDelete)));
   catalog.assumptions.push(...(await weighReferences(db, catalog)));
   return catalog;
+}
+
+interface IndexPartRow {
+  index_oid: number;
+  coll_schema: string | null;
+  coll_name: string | null;
+  opc_schema: string | null;
+  opc_name: string | null;
+  op_oid: number | null;
+  op_schema: string | null;
+  op_name: string | null;
+  hash_schema: string | null;
+  hash_name: string | null;
+  key_type: number;
+}
+
+/**
+ * Each key part of these indexes as the index compares it: its collation where the index chose
+ * one (indcollation differs from the column's own; for an expression, anything but the database
+ * default), its operator class where not the default, and that class's equality operator
+ * (btree strategy 3). A part whose equality is not its type's default cannot be grouped by.
+ */
+async function indexParts(
+  db: Db | Tx,
+  indexOids: number[],
+  equalities: Map<number, Equality>,
+): Promise<Map<number, IndexPart[]>> {
+  const out = new Map<number, IndexPart[]>();
+  if (!indexOids.length) return out;
+  const { rows } = await sql<IndexPartRow>`
+    select i.indexrelid::int as index_oid,
+           case when i.indcollation[k.n - 1] not in (0, coalesce(a.attcollation, 100)) then cn.nspname end
+             as coll_schema,
+           co.collname as coll_name,
+           case when not opc.opcdefault then ocn.nspname end as opc_schema, opc.opcname as opc_name,
+           eq.oid::int as op_oid, eqn.nspname as op_schema, eq.oprname as op_name,
+           h.nspname as hash_schema, h.proname as hash_name,
+           coalesce(a.atttypid, ia.atttypid)::int as key_type
+      from pg_catalog.pg_index i
+     cross join lateral pg_catalog.generate_series(1, i.indnkeyatts) as k(n)
+      left join pg_catalog.pg_attribute a
+        on i.indkey[k.n - 1] <> 0 and a.attrelid = i.indrelid and a.attnum = i.indkey[k.n - 1]
+      join pg_catalog.pg_attribute ia on ia.attrelid = i.indexrelid and ia.attnum = k.n
+      left join pg_catalog.pg_collation co on co.oid = i.indcollation[k.n - 1]
+      left join pg_catalog.pg_namespace cn on cn.oid = co.collnamespace
+      join pg_catalog.pg_opclass opc on opc.oid = i.indclass[k.n - 1]
+      join pg_catalog.pg_namespace ocn on ocn.oid = opc.opcnamespace
+      left join pg_catalog.pg_amop am
+        on am.amopfamily = opc.opcfamily and am.amopstrategy = 3
+       and am.amoplefttype = opc.opcintype and am.amoprighttype = opc.opcintype
+       and am.amopmethod = (select oid from pg_catalog.pg_am where amname = 'btree')
+      left join pg_catalog.pg_operator eq on eq.oid = am.amopopr
+      left join pg_catalog.pg_namespace eqn on eqn.oid = eq.oprnamespace
+      left join lateral (${hashOf(sql`eq.oid`)}) h on true
+     where i.indexrelid = any(${indexOids}::oid[])
+     order by i.indexrelid, k.n`.execute(db);
+  // Key types not among the columns' (expressions): their default equality, to compare with.
+  const more = await loadEqualities(
+    db,
+    rows.map((r) => r.key_type).filter((t) => !equalities.has(t)),
+  );
+  for (const r of rows) {
+    const natural = equalities.get(r.key_type) ?? more.get(r.key_type);
+    const part: IndexPart = {
+      collation: r.coll_schema && r.coll_name ? { schema: r.coll_schema, name: r.coll_name } : null,
+      opclass: r.opc_schema && r.opc_name ? { schema: r.opc_schema, name: r.opc_name } : null,
+      equality:
+        r.op_oid && r.op_schema && r.op_name
+          ? toEquality(
+              { ...r, op_oid: r.op_oid, op_schema: r.op_schema, op_name: r.op_name },
+              natural?.operatorOid === r.op_oid,
+            )
+          : null,
+    };
+    const list = out.get(r.index_oid);
+    if (list) list.push(part);
+    else out.set(r.index_oid, [part]);
+  }
+  return out;
+}
+
+/** An index element for DDL: the part as pg_get_indexdef prints it, with the index's own COLLATE and class. */
+function indexElement(part: string, info: IndexPart | undefined): string {
+  const collate = info?.collation ? ` COLLATE ${qualifiedText(info.collation)}` : '';
+  const opclass = info?.opclass ? ` ${qualifiedText(info.opclass)}` : '';
+  return `${part}${collate}${opclass}`;
 }
 
 function groupBy<T, K>(items: T[], key: (t: T) => K): Map<K, T[]> {

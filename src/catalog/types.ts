@@ -15,6 +15,40 @@ export interface Column {
    * gives the same groups.
    */
   deterministic: boolean;
+  /** How values of the column's type compare, as GROUP BY compares them (null: the type has no equality). */
+  equality: Equality | null;
+}
+
+/** A catalog object's name with its schema, written `"schema"."name"` wherever SQL needs it. */
+export interface QualifiedName {
+  schema: string;
+  name: string;
+}
+
+/**
+ * How two values of a key part are equal, read from the catalog (catalog/equality.ts): the type's
+ * default btree equality (what GROUP BY, DISTINCT and a plain unique index use) or an index's own
+ * operator class's. Written schema-qualified, `a OPERATOR(schema.=) b`, so no search_path can
+ * make `=` mean another operator (citext outside the path otherwise resolves to `text = text`).
+ */
+export interface Equality {
+  operator: QualifiedName;
+  /** pg_operator oid: equal oids, same equality. */
+  operatorOid: number;
+  /** A hash function consistent with the operator (its hash opfamily's), null when none is known. */
+  hash: QualifiedName | null;
+  /** false: not the type's default equality, so GROUP BY cannot group by it. */
+  groupable: boolean;
+}
+
+/** One key part of a unique index: what its comparison is, beyond the column or expression. */
+export interface IndexPart {
+  /** pg_index.indcollation where it is not the part's own collation (an explicit COLLATE), else null. */
+  collation: QualifiedName | null;
+  /** pg_index.indclass where it is not the default operator class, else null. */
+  opclass: QualifiedName | null;
+  /** The operator class's equality (null: an access method without btree strategies). */
+  equality: Equality | null;
 }
 
 /** How a table marks rows as deleted without removing them. */
@@ -35,6 +69,13 @@ export interface UniqueIndex {
   columns: (string | null)[];
   /** Key parts as the server deparses them: quoted column names or expressions. */
   parts: string[];
+  /** Per key part: collation, operator class and equality, from pg_index (indcollation, indclass). */
+  partInfo: IndexPart[];
+  /**
+   * Key parts as index elements for DDL: the part, then its COLLATE and operator class where
+   * the index has its own, schema-qualified (`email COLLATE "public"."ci"`).
+   */
+  elements: string[];
   /** Deparsed predicate of a partial index, null when it covers every row. */
   predicate: string | null;
   nullsNotDistinct: boolean;
@@ -130,4 +171,13 @@ export function column(table: Table, name: string): Column | undefined {
 export function indexPartColumn(table: Table, part: string): string | null {
   const c = table.columns.find((x) => x.name === part || `"${x.name.replace(/"/g, '""')}"` === part);
   return c ? c.name : null;
+}
+
+/** `"schema"."name"`, quoted as PostgreSQL quotes identifiers. */
+export function qualifiedText(q: QualifiedName): string {
+  return `${quoteIdent(q.schema)}.${quoteIdent(q.name)}`;
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
 }

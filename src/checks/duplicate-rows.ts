@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
-import type { DuplicateRule } from '../rules/types.js';
+import type { DuplicateRule, KeyPart } from '../rules/types.js';
+import { RuleCannotRun } from './rule-error.js';
 import { keyLabel } from '../rules/types.js';
 import {
   and,
@@ -11,7 +12,7 @@ import {
   keyAliases,
   keyExpr,
   keysEqual,
-  partBaseType,
+  partEquality,
   rowId,
   rowIdOrder,
   rowIdSortKey,
@@ -64,7 +65,10 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
   );
   const scope = and(duplicateScope(rule, null));
   const rowScope = and(duplicateScope(rule, 'r'));
+  groupable(rule);
   const joinOn = keysEqual(
+    rule.table,
+    rule.key,
     rule.key.map((k) => groupKeyExpr(rule.table, k, 'r')),
     names.map((n) => sql.id('s', n)),
     rule.nullsNotDistinct,
@@ -74,10 +78,10 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
   // Otherwise the aggregate also collects the ids of the groups whose key falls in a fixed 1-in-256
   // hash bucket (bounded memory, deterministic); only when that bucket holds too few groups does
   // the join back run — lazily, in the CASE below.
-  const collect = !keyIndexed(rule);
-  const bucket = sampleBucket(
-    names.map((n, i) => ({ ref: sql.id(n), baseType: partBaseType(rule.table, rule.key[i]!) })),
-  );
+  const bucket = keyIndexed(rule)
+    ? null
+    : sampleBucket(names.map((n, i) => ({ ref: sql.id(n), equality: partEquality(rule.table, rule.key[i]!) })));
+  const collect = bucket !== null;
   const idColumn = collect ? sql`, ${rowId(rule.table, null)} as id` : sql``;
   const bucketIds = collect ? sql`array_agg(id) filter (where ${bucket})` : sql`null::text[]`;
   const sampleOf = (ids: Sql) => sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${ids})`;
@@ -144,6 +148,7 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
 
 export const duplicateRepair: Repairer<DuplicateRule> = {
   async groups(session, rule) {
+    groupable(rule);
     const groupCols = sql.join(rule.key.map((_, i) => sql.id(`k${i}`)));
     const keys = sql.join(rule.key.map((k, i) => sql`${groupKeyExpr(rule.table, k, null)} as ${sql.id(`k${i}`)}`));
     const scope = and(duplicateScope(rule, null));
@@ -165,11 +170,13 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
     const pks = sql.join(pk.map((_, i) => sql`m.${sql.id(`p${i}`)}`));
     const memberId = pk.length === 1 ? pks : sql`json_build_array(${pks})`;
     const keys = sql.join(rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`));
-    const inBucket = keyIndexed(rule)
-      ? sql`false`
+    // The same bucket as detect() (none where an index serves the key or a part has no hash).
+    const bucket = keyIndexed(rule)
+      ? null
       : sampleBucket(
-          rule.key.map((k, i) => ({ ref: sql`g.${sql.id(`k${i}`)}`, baseType: partBaseType(rule.table, k) })),
+          rule.key.map((k, i) => ({ ref: sql`g.${sql.id(`k${i}`)}`, equality: partEquality(rule.table, k) })),
         );
+    const inBucket = bucket ?? sql`false`;
     const sampleJson = sql`json_build_object('key', key, 'ids', ids)`;
     const inBucketed = sql`(select count(*) from bucketed)`;
     const wanted = sql`least(${sample}, (select count(*) from ${GROUPS}))`;
@@ -283,9 +290,27 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
   },
 };
 
+/**
+ * GROUP BY compares with each type's default equality: a key part from an index whose operator
+ * class has another equality cannot be grouped that way, and is refused rather than miscounted.
+ */
+export function groupable(rule: { table: Table; key: KeyPart[] }): void {
+  const odd = rule.key.filter((k) => partEquality(rule.table, k)?.groupable === false);
+  if (!odd.length) return;
+  throw new RuleCannotRun(
+    `key part ${odd.map(keyLabel).join(', ')} compares with ${odd
+      .map((k) => partEquality(rule.table, k)!.operator)
+      .map((o) => `${o.schema}.${o.name}`)
+      .join(', ')}, an operator class's own equality that GROUP BY cannot use`,
+    "Declare the rule with an expression key whose type's default equality is the index's (e.g. a cast).",
+  );
+}
+
 /** Row `t` holds group `g`'s key. */
 function onGroupKey(rule: DuplicateRule): Sql {
   return keysEqual(
+    rule.table,
+    rule.key,
     rule.key.map((k) => groupKeyExpr(rule.table, k, 't')),
     rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`),
     rule.nullsNotDistinct,

@@ -9,7 +9,7 @@ import {
   isAlive,
   isDeleted,
   keyAliases,
-  partBaseType,
+  partEquality,
   rowId,
   rowIdOrder,
   rowIdSortKey,
@@ -139,9 +139,10 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
   const bucket = sampleBucket(
     names.map((n, i) => ({
       ref: sql.id(n),
-      baseType: partBaseType(rule.table, { kind: 'column', column: rule.columns[i]! }),
+      equality: partEquality(rule.table, { kind: 'column', column: rule.columns[i]! }),
     })),
   );
+  const bucketIds = bucket ? sql`array_agg(id) filter (where ${bucket})` : sql`null::text[]`;
   // A dangling key has no live parent, so a parent row that holds it is a soft-deleted one; a parent
   // table without a soft-delete marker has none.
   const parentOf = (alias: string) =>
@@ -158,12 +159,19 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
     select coalesce(json_agg(${sampleOf(sql`ids`)} order by ${keyCols}), '[]'::json)
       from si)`;
 
+  const samples = bucket
+    ? sql`case when (select count(*) from bucketed) >= least(${limit}, (select count(*) from g))
+               then ${bucketSamples}
+               else ${exactSamples}
+          end`
+    : exactSamples;
+
   // Orphan rows counted per dangling key (g), the keys classified by whether a soft-deleted parent
   // holds them (classified), samples from the bucket (bucketed) or else from the first keys'
   // rows read back (s, si): a dangling key is dangling for every in-scope row that holds it.
   const result = await sql<{ missing: string; deleted: string; groups: string; samples: Sample[] }>`
     with g as (
-      select ${keyCols}, count(*) as n, array_agg(id) filter (where ${bucket}) as ids
+      select ${keyCols}, count(*) as n, ${bucketIds} as ids
         from (select ${keys}, ${rowId(rule.table, 'c')} as id
                 from ${child} c
                where ${scope} and ${orphanPredicate(rule, 'c')}) o
@@ -196,10 +204,7 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
     select (select sum(n) from classified where not has_parent) as missing,
            (select sum(n) from classified where has_parent) as deleted,
            (select count(*) from g) as groups,
-           case when (select count(*) from bucketed) >= least(${limit}, (select count(*) from g))
-                then ${bucketSamples}
-                else ${exactSamples}
-           end as samples
+           ${samples} as samples
   `.execute(db);
   const row = result.rows[0]!;
   const missingParent = toCount(row.missing);

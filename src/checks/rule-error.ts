@@ -38,6 +38,16 @@ const HINTS: { code: string; message?: RegExp; hint: string }[] = [
   },
 ];
 
+/** A rule rowdoctor cannot check faithfully: reported as that rule's error finding, like a server refusal. */
+export class RuleCannotRun extends Error {
+  constructor(
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
+}
+
 /** A server error while checking one rule, as that rule's error finding (other rules still run). */
 export function ruleErrorFinding(rule: Rule, e: Error): Finding {
   const key = rule.check === 'orphaned-rows' ? rule.columns : rule.key.map(keyLabel);
@@ -46,6 +56,7 @@ export function ruleErrorFinding(rule: Rule, e: Error): Finding {
 }
 
 function hintFor(e: Error): string | null {
+  if (e instanceof RuleCannotRun) return e.hint;
   const code = isPgError(e) ? e.code : undefined;
   const match = HINTS.find((h) => h.code === code && (!h.message || h.message.test(e.message)));
   return match?.hint ?? null;

@@ -4,11 +4,14 @@ import { keyLabel, type SoftDeleteRule } from '../rules/types.js';
 import {
   and,
   col,
+  equals,
   fragment,
+  groupKeyExpr,
   isDeleted,
   keyAliases,
   keyExpr,
   keysEqual,
+  partEquality,
   rowId,
   rowIdOrder,
   tableRef,
@@ -55,9 +58,11 @@ async function detect(db: Db | Tx, rule: SoftDeleteRule, options: { sample: numb
   const marker = rule.table.softDelete!;
   const names = keyAliases(rule.key.length);
   const keyCols = sql.join(names.map((n) => sql.id(n)));
-  const keys = sql.join(rule.key.map((p, i) => sql`${keyExpr(p, null)} as ${sql.id(names[i]!)}`));
+  const keys = sql.join(rule.key.map((p, i) => sql`${groupKeyExpr(rule.table, p, null)} as ${sql.id(names[i]!)}`));
   const conflict = conflictCondition(rule);
-  const sameKey = and(names.map((n) => sql`k.${sql.id(n)} is not distinct from s.${sql.id(n)}`));
+  const sameKey = and(
+    names.map((n, i) => equals(sql`k.${sql.id(n)}`, sql`s.${sql.id(n)}`, partEquality(rule.table, rule.key[i]!), true)),
+  );
   const deletedIds = sql`(
     select json_agg(k.id order by k.ord)
       from k
@@ -105,7 +110,9 @@ async function detect(db: Db | Tx, rule: SoftDeleteRule, options: { sample: numb
 /** Row `t` holds group `g`'s key. */
 function onGroupKey(rule: SoftDeleteRule): Sql {
   return keysEqual(
-    rule.key.map((k) => keyExpr(k, 't')),
+    rule.table,
+    rule.key,
+    rule.key.map((k) => groupKeyExpr(rule.table, k, 't')),
     rule.key.map((_, i) => sql`g.${sql.id(`k${i}`)}`),
     rule.nullsNotDistinct,
   );
@@ -121,7 +128,7 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
   async groups(session, rule) {
     const marker = rule.table.softDelete!;
     const names = rule.key.map((_, i) => sql.id(`k${i}`));
-    const keys = sql.join(rule.key.map((p, i) => sql`${keyExpr(p, null)} as ${names[i]!}`));
+    const keys = sql.join(rule.key.map((p, i) => sql`${groupKeyExpr(rule.table, p, null)} as ${names[i]!}`));
     // The key values in conflict: the same groups detect() counts.
     const conflictKeys = sql`
       select ${sql.join(names)}

@@ -7,6 +7,7 @@ import { resolveTarget, settleTls } from '../connection/resolve.js';
 import { collectRules } from '../rules/collect.js';
 import type { Rule } from '../rules/types.js';
 import { validateRules } from '../rules/validate.js';
+import { resolveKeyEqualities } from '../rules/equality.js';
 import { checkFlagSyntax } from '../rules/from-flags.js';
 import { parseDuration, parseOnly, type CommonOptions } from './options.js';
 
@@ -59,7 +60,7 @@ export async function snapshot(
     only: parseOnly(opts.only),
   });
   await validateRules(tx, rules);
-  return { catalog, rules };
+  return { catalog, rules: await resolveKeyEqualities(tx, rules) };
 }
 
 /**

@@ -21,12 +21,18 @@ export function discoverRules(catalog: Catalog): Rule[] {
   return rules;
 }
 
-function indexKey(index: UniqueIndex): KeyPart[] {
-  return index.parts.map((part, i) => {
+/**
+ * An index's key as the index compares it: each part with the index's own collation and its
+ * operator class's equality (pg_index.indcollation, indclass), not only its column or expression.
+ */
+export function indexKey(index: UniqueIndex): KeyPart[] {
+  return index.parts.map((part, i): KeyPart => {
     const column = index.columns[i];
+    const info = index.partInfo[i];
+    const how = { collation: info?.collation ?? null, ...(info?.equality ? { equality: info.equality } : {}) };
     return column
-      ? { kind: 'column', column }
-      : { kind: 'expr', expr: sqlFragment(part, `index ${index.name} expression`) };
+      ? { kind: 'column', column, ...how }
+      : { kind: 'expr', expr: sqlFragment(part, `index ${index.name} expression`), ...how };
   });
 }
 

@@ -1,4 +1,4 @@
-import type { Table } from '../catalog/types.js';
+import type { Equality, QualifiedName, Table } from '../catalog/types.js';
 import type { SqlFragment } from '../sql/fragment.js';
 
 export type CheckId = 'duplicate-rows' | 'orphaned-rows' | 'soft-delete-conflicts';
@@ -8,8 +8,18 @@ export type Source = 'config' | 'flag' | 'discovered';
 export type Severity = 'error' | 'warning';
 export type DeletedParent = 'error' | 'warning' | 'ignore';
 
-/** One part of a key: a catalog column, or an expression over the row (validated by the server). */
-export type KeyPart = { kind: 'column'; column: string } | { kind: 'expr'; expr: SqlFragment };
+/**
+ * One part of a key: a catalog column, or an expression over the row (validated by the server),
+ * with how its values compare. A part from an index carries the index's collation and equality;
+ * a declared one compares as its type does (a column's from the catalog, an expression's found
+ * by rules/equality.ts).
+ */
+export type KeyPart = ({ kind: 'column'; column: string } | { kind: 'expr'; expr: SqlFragment }) & {
+  /** The collation to compare in, where it is not the part's own (an index's COLLATE). */
+  collation?: QualifiedName | null;
+  /** The equality to compare with; absent: the column type's, else `pg_catalog.=`. */
+  equality?: Equality | null;
+};
 
 /** An ORDER BY term for choosing the survivor of a duplicate group. */
 export interface OrderTerm {

@@ -1,5 +1,5 @@
 import { sql, type RawBuilder } from 'kysely';
-import type { SoftDeleteMarker, Table } from '../catalog/types.js';
+import type { Equality, QualifiedName, SoftDeleteMarker, Table } from '../catalog/types.js';
 import type { KeyPart } from '../rules/types.js';
 import type { SqlFragment } from './fragment.js';
 
@@ -45,6 +45,7 @@ export function keyExpr(part: KeyPart, alias: string | null): Sql {
  * or the collations conflict.
  */
 export function groupKeyExpr(table: Table, part: KeyPart, alias: string | null): Sql {
+  if (part.collation) return sql`${keyExpr(part, alias)} collate ${qualified(part.collation)}`;
   if (part.kind !== 'column') return keyExpr(part, alias);
   const column = table.columns.find((c) => c.name === part.column);
   const bytewise = column?.category === 'S' && column.deterministic && !table.indexedLeading.includes(part.column);
@@ -97,11 +98,40 @@ export function rowIdSortKey(table: Table, x: Sql): Sql {
   );
 }
 
-/** Equality of two key tuples; NULLS NOT DISTINCT keys compare with IS NOT DISTINCT FROM. */
-export function keysEqual(left: Sql[], right: Sql[], nullsNotDistinct: boolean): Sql {
-  return and(
-    left.map((l, i) => (nullsNotDistinct ? sql`${l} is not distinct from ${right[i]!}` : sql`${l} = ${right[i]!}`)),
-  );
+/** `"schema"."name"`: a collation, function or operator class read from the catalog. */
+export function qualified(q: QualifiedName): Sql {
+  return sql.id(q.schema, q.name);
+}
+
+const OPERATOR_NAME = /^[~!@#%^&|`?+\-*/<>=]+$/;
+
+/**
+ * `OPERATOR(schema.op)`: the key part's own equality, whatever the search_path (pg_catalog's `=`
+ * where none is known). An operator name is symbols only; anything else never reaches the SQL.
+ */
+export function equalityOperator(e: Equality | null | undefined): Sql {
+  const op = e && OPERATOR_NAME.test(e.operator.name) ? e.operator : { schema: 'pg_catalog', name: '=' };
+  return sql`operator(${sql.id(op.schema)}.${sql.raw(op.name)})`;
+}
+
+/**
+ * `l = r` under the part's equality; with NULLS NOT DISTINCT two NULLs are equal too (IS NOT
+ * DISTINCT FROM would resolve `=` through the search_path, so it is spelled out).
+ */
+export function equals(l: Sql, r: Sql, e: Equality | null | undefined, nullsNotDistinct: boolean): Sql {
+  const op = equalityOperator(e);
+  return nullsNotDistinct ? sql`coalesce(${l} ${op} ${r}, ${l} is null and ${r} is null)` : sql`${l} ${op} ${r}`;
+}
+
+/** How a key part compares: its own equality, else its column type's (catalog), else null. */
+export function partEquality(table: Table, part: KeyPart): Equality | null {
+  if (part.equality !== undefined) return part.equality;
+  return part.kind === 'column' ? (table.columns.find((c) => c.name === part.column)?.equality ?? null) : null;
+}
+
+/** Equality of two key tuples of `table`'s key `parts`, each part under its own equality. */
+export function keysEqual(table: Table, parts: KeyPart[], left: Sql[], right: Sql[], nullsNotDistinct: boolean): Sql {
+  return and(left.map((l, i) => equals(l, right[i]!, partEquality(table, parts[i]!), nullsNotDistinct)));
 }
 
 /** Columns that order rows by their id (json has no ordering, so composite keys sort by parts). */
@@ -119,28 +149,16 @@ export function keyAliases(n: number): string[] {
 /**
  * The fixed 1-in-256 hash bucket of keys that samples come from: ids can then be collected in the
  * one aggregate pass with bounded memory, and the same keys are sampled run after run. It runs once
- * per row, so each part is hashed by its type's own hash function where the type is known (no text
- * copy: ~1 s of a 10M-row scan here). A key with a NULL part is never in the bucket.
+ * per row, so the bucket must be a property of the group, not of the row: each part is hashed by
+ * the hash function that agrees with its equality (catalog/equality.ts), in the part's collation —
+ * `Bob` and `bob` under a case-insensitive collation or citext, `1.0` and `1.00`, land together.
+ * Null when a part has no such hash: samples then come from the first groups in key order.
  */
-export function sampleBucket(parts: { ref: Sql; baseType?: string | undefined }[]): Sql {
-  const hashes = parts.map(({ ref, baseType }, i) => {
-    const typed = TYPED_HASH[baseType ?? ''];
-    const h = typed ? sql`${sql.raw(typed)}(${ref})` : sql`hashtext(${ref}::text)`;
+export function sampleBucket(parts: { ref: Sql; equality: Equality | null }[]): Sql | null {
+  if (!parts.every((p) => p.equality?.hash && p.equality.groupable)) return null;
+  const hashes = parts.map(({ ref, equality }, i) => {
+    const h = sql`${qualified(equality!.hash!)}(${ref})`;
     return i === 0 ? h : sql`(${h} << ${sql.lit(i)})`;
   });
   return sql`(${sql.join(hashes, sql` # `)}) & 255 = 0`;
-}
-
-const TYPED_HASH: Record<string, string> = {
-  int2: 'hashint2',
-  int4: 'hashint4',
-  int8: 'hashint8',
-  uuid: 'uuid_hash',
-  text: 'hashtext',
-  varchar: 'hashtext',
-};
-
-/** A key part's base type, where it is a plain column of `table`. */
-export function partBaseType(table: Table, part: KeyPart): string | undefined {
-  return part.kind === 'column' ? table.columns.find((c) => c.name === part.column)?.baseType : undefined;
 }

@@ -38,14 +38,30 @@ export function matchUnique(e: ExpectedUnique, key: NormalizedKey, indexes: Map<
       found: invalid,
     };
   }
+  // The same expressions compared another way (a collation, an operator class) overlap too.
+  const wantBare = new Set(key.bare ?? []);
+  const sameBare = (i: UniqueIndex) => (forms(i).bare ?? []).some((b) => wantBare.has(b));
   const overlapping = [
     ...covering,
     ...e.table.uniqueIndexes.filter((i) => !covering.includes(i) && forms(i).forms.some((p) => want.has(p))),
+    ...e.table.uniqueIndexes.filter(
+      (i) => !covering.includes(i) && !forms(i).forms.some((p) => want.has(p)) && sameBare(i),
+    ),
   ];
   const closest = overlapping[0];
   if (!closest) return { status: 'missing', detail: 'no unique index or constraint covers this key', found: null };
   const diffs: string[] = [];
-  const extra = closest.parts.filter((_, n) => !want.has(forms(closest).forms[n]!));
+  const compared = (n: number) => {
+    const at = (key.bare ?? []).indexOf(forms(closest).bare?.[n] ?? '\0');
+    return at < 0 ? null : { index: forms(closest).how?.[n], expected: key.how?.[at] };
+  };
+  const otherwise = closest.parts
+    .map((p, n) => ({ p, n, c: want.has(forms(closest).forms[n]!) ? null : compared(n) }))
+    .filter((x) => x.c !== null);
+  for (const { p, c } of otherwise) diffs.push(`its part ${p} compares with ${c!.index}, expected ${c!.expected}`);
+  const extra = closest.parts.filter(
+    (_, n) => !want.has(forms(closest).forms[n]!) && !otherwise.some((x) => x.n === n),
+  );
   const predicate = (p: string | null) => (p ? `WHERE ${p}` : 'none');
   const nulls = (notDistinct: boolean) => `NULLS ${notDistinct ? 'NOT ' : ''}DISTINCT`;
   if (extra.length) {

@@ -5,6 +5,7 @@ import { RowdoctorError, describePgError, isPgError } from '../errors.js';
 import { isRecoveryConflict } from '../catalog/recovery.js';
 import { keyExpr, fragment, type Sql, tableName } from '../sql/build.js';
 import type { ExpectedUnique } from './types.js';
+import { loadEqualities } from '../catalog/equality.js';
 
 /**
  * A unique key ready to compare with the indexes a table has. `parts` and `predicate` are what
@@ -17,12 +18,17 @@ export interface NormalizedKey {
   predicate: string | null;
   forms: string[];
   predicateForm: string | null;
+  /** Per part: the planned expression alone, and how it compares (collation, equality operator). */
+  bare?: string[];
+  how?: string[];
 }
 
 /** An existing index in the same comparable forms. */
 export interface IndexForms {
   forms: string[];
   predicateForm: string | null;
+  bare?: string[];
+  how?: string[];
 }
 
 export interface Normalized {
@@ -35,13 +41,19 @@ interface IndexPartRow {
   name: string;
   part: string;
   collation: string | null;
+  /** The operator class's equality operator (btree strategy 3), `schema.op`; null for other methods. */
+  equality: string | null;
   predicate: string | null;
 }
 
-/** A server-deparsed expression and the collation it is compared in (null: not collatable). */
+/**
+ * A server-deparsed expression, the collation it is compared in (null: not collatable) and the
+ * equality operator that compares it (the index's operator class's, or the type's default).
+ */
 interface Form {
   text: string;
   collation: string | null;
+  equality: string | null;
 }
 
 /**
@@ -115,6 +127,15 @@ async function plannedForm(tx: Tx, table: Table, expr: Sql, filter: Sql | null):
   return plan[0]!['QUERY PLAN'][0].Plan.Output[0]!;
 }
 
+/** The type's default btree equality operator, `schema.op`, that a plain unique index on it uses. */
+async function equalityOf(tx: Tx, table: Table, expr: Sql): Promise<string | null> {
+  const { rows } = await sql<{ ty: number }>`
+    select pg_catalog.pg_typeof(${expr})::oid::int as ty
+      from pg_catalog.unnest(array[null::${tableName(table)}]) as t`.execute(tx);
+  const e = rows[0] ? (await loadEqualities(tx, [rows[0].ty])).get(rows[0].ty) : undefined;
+  return e ? `${e.operator.schema}.${e.operator.name}` : null;
+}
+
 /** The collation an expression compares in, named as regcollation prints it; null when not collatable. */
 async function collationOf(tx: Tx, table: Table, expr: Sql): Promise<string | null> {
   // pg_collation_for raises an error for a type that has no collation, so that is asked first.
@@ -137,6 +158,15 @@ async function knownIndexForms(tx: Tx, table: Table): Promise<Map<string, IndexF
     select c.relname as name,
            pg_catalog.pg_get_indexdef(i.indexrelid, k.n, true) as part,
            nullif(i.indcollation[k.n - 1], 0)::pg_catalog.regcollation::text as collation,
+           (select n.nspname || '.' || o.oprname
+              from pg_catalog.pg_opclass opc
+              join pg_catalog.pg_amop am
+                on am.amopfamily = opc.opcfamily and am.amopstrategy = 3
+               and am.amoplefttype = opc.opcintype and am.amoprighttype = opc.opcintype
+              join pg_catalog.pg_am a on a.oid = am.amopmethod and a.amname = 'btree'
+              join pg_catalog.pg_operator o on o.oid = am.amopopr
+              join pg_catalog.pg_namespace n on n.oid = o.oprnamespace
+             where opc.oid = i.indclass[k.n - 1]) as equality,
            pg_catalog.pg_get_expr(i.indpred, i.indrelid, true) as predicate
       from pg_catalog.pg_index i
       join pg_catalog.pg_class c on c.oid = i.indexrelid
@@ -150,11 +180,14 @@ async function knownIndexForms(tx: Tx, table: Table): Promise<Map<string, IndexF
       const predicateForm = row.predicate
         ? await probe(tx, () => predicateFormOf(tx, table, sql.raw(row.predicate!)))
         : null;
-      entry = { forms: [], predicateForm, rows: [] };
+      entry = { forms: [], predicateForm, rows: [], bare: [], how: [] };
       out.set(row.name, entry);
     }
     const text = await probe(tx, () => plannedForm(tx, table, sql`(${sql.raw(row.part)})`, null));
-    entry.forms.push(formKey({ text, collation: row.collation }));
+    const form = { text, collation: row.collation, equality: row.equality };
+    entry.forms.push(formKey(form));
+    entry.bare!.push(text);
+    entry.how!.push(howOf(form));
     entry.rows.push(row);
   }
   return out;
@@ -165,9 +198,19 @@ async function predicateFormOf(tx: Tx, table: Table, predicate: Sql): Promise<st
   return plannedForm(tx, table, sql`(${predicate})`, sql`(${predicate})`);
 }
 
-/** What equality of two key parts means: the same planned expression in the same collation. */
+/**
+ * What equality of two key parts means: the same planned expression in the same collation,
+ * compared by the same equality operator (an operator class with another equality, e.g. a
+ * case-insensitive one, enforces another key; text_pattern_ops, whose equality is text's, does not).
+ */
 function formKey(f: Form): string {
-  return f.collation === null ? f.text : `${f.text} COLLATE ${f.collation}`;
+  const collated = f.collation === null ? f.text : `${f.text} COLLATE ${f.collation}`;
+  return `${collated} USING ${f.equality ?? '?'}`;
+}
+
+/** How a part compares, in words for a mismatch: its collation and its equality operator. */
+function howOf(f: Form): string {
+  return `${f.collation === null ? 'no collation' : `collation ${f.collation}`} and operator ${f.equality ?? 'none'}`;
 }
 
 async function expectedKey(
@@ -178,18 +221,23 @@ async function expectedKey(
   const knownParts = [...known.values()].flatMap((k) => k.rows.map((r, i) => ({ row: r, form: k.forms[i]! })));
   const parts: string[] = [];
   const forms: string[] = [];
+  const bare: string[] = [];
+  const how: string[] = [];
   for (const k of e.key) {
     const expr = keyExpr(k, null);
     const form = await probe(tx, async () => ({
       text: await plannedForm(tx, e.table, expr, null),
       collation: await collationOf(tx, e.table, expr),
+      equality: await equalityOf(tx, e.table, expr),
     }));
     const key = formKey(form);
     forms.push(key);
+    bare.push(form.text);
+    how.push(howOf(form));
     // The text of an index part that is the same as this one (pg_get_indexdef's), else one built from the form.
     const same = knownParts.find((p) => p.form === key);
     const own = k.kind === 'column' ? k.column : `(${k.expr.text})`;
-    parts.push(same ? same.row.part : await partText(tx, e.table, form, own));
+    parts.push(same ? await withCollation(tx, e.table, same.row.part, form) : await partText(tx, e.table, form, own));
   }
   const predicateForm = e.where ? await probe(tx, () => predicateFormOf(tx, e.table, fragment(e.where!))) : null;
   const samePredicate = [...known.values()].find((k) => k.predicateForm !== null && k.predicateForm === predicateForm);
@@ -200,7 +248,7 @@ async function expectedKey(
     const again = await probe(tx, () => predicateFormOf(tx, e.table, sql.raw(text)));
     predicate = again === predicateForm ? text : e.where!.text;
   }
-  return { parts, predicate, forms, predicateForm };
+  return { parts, predicate, forms, predicateForm, bare, how };
 }
 
 /**
@@ -218,8 +266,16 @@ async function partText(tx: Tx, table: Table, form: Form, own: string): Promise<
   const again = await probe(tx, async () => ({
     text: await plannedForm(tx, table, sql.raw(text), null),
     collation: await collationOf(tx, table, sql.raw(text)),
+    equality: form.equality,
   }));
   return formKey(again) === formKey(form) ? text : own;
+}
+
+/** pg_get_indexdef's text of a part, with the COLLATE it leaves out where the part's is not the text's own. */
+async function withCollation(tx: Tx, table: Table, text: string, form: Form): Promise<string> {
+  if (form.collation === null) return text;
+  const natural = await probe(tx, () => collationOf(tx, table, sql.raw(text)));
+  return natural === form.collation ? text : `${text} COLLATE ${form.collation}`;
 }
 
 /** `name(…)` or `schema.name(…)` whose first parenthesis closes at the very end. */

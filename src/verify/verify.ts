@@ -10,6 +10,7 @@ import { normalizeKeys } from './normalize.js';
 import type { ExpectedUnique, Verdict } from './types.js';
 import { foreignKeyViolations, uniqueViolations } from './violations.js';
 import { notValidForeignKeys } from './not-valid-keys.js';
+import { indexKey } from '../rules/discover.js';
 
 export interface VerifyOptions {
   expect: string[];
@@ -91,9 +92,10 @@ export async function verifyConstraints(
     }
     for (const table of catalog.tables.filter((t) => catalog.schemas.includes(t.schema))) {
       for (const index of table.uniqueIndexes.filter((i) => !i.valid && !seenIndexes.has(i))) {
-        // Not compared with anything: the index's own text is its form.
+        // Not compared with anything: the index's own text is its form; rebuilt with its own
+        // collations and operator classes (elements), counted under its own equality (indexKey).
         const key = {
-          parts: index.parts,
+          parts: index.elements,
           predicate: index.predicate,
           forms: index.parts,
           predicateForm: index.predicate,
@@ -116,7 +118,7 @@ export async function verifyConstraints(
           detail:
             `index ${index.name} is INVALID (indisvalid = false): a failed CREATE UNIQUE INDEX CONCURRENTLY ` +
             'leaves one behind; it costs writes and enforces nothing reliably',
-          violations: await violations(() => uniqueViolations(tx, e, key)),
+          violations: await violations(() => uniqueViolations(tx, e, key, indexKey(index))),
           ddl: ddl.statements,
           found: index.name,
           source: 'catalog',

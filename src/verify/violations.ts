@@ -16,11 +16,15 @@ export async function uniqueViolations(
   tx: Tx,
   e: Pick<ExpectedUnique, 'table' | 'nullsNotDistinct'>,
   key: NormalizedKey,
+  own?: KeyPart[],
 ): Promise<number> {
-  const parts: KeyPart[] = key.parts.map((p) => {
-    const column = indexPartColumn(e.table, p);
-    return column ? { kind: 'column', column } : { kind: 'expr', expr: sqlFragment(p, 'index expression') };
-  });
+  // An existing index's key parts (`own`) carry its collations and equality; else the key's text.
+  const parts: KeyPart[] =
+    own ??
+    key.parts.map((p) => {
+      const column = indexPartColumn(e.table, p);
+      return column ? { kind: 'column', column } : { kind: 'expr', expr: sqlFragment(p, 'index expression') };
+    });
   const rule: DuplicateRule = {
     check: 'duplicate-rows',
     table: e.table,
