@@ -273,20 +273,22 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
       return { groups, skipped: refused.length, samples, refused, reason: refusedReason(refused) };
     }
     // delete / soft-delete: no re-pointing, so a loser something still points at is left alone.
-    const { free, skippedGroups: skipped, referencedBy } = await unreferenced(ctx, table, map);
+    const {
+      free,
+      skippedGroups: skipped,
+      reason,
+    } = await unreferenced(
+      ctx,
+      table,
+      map,
+      (by) => `losers still referenced by ${by} (use repair: merge to re-point their children)`,
+    );
     if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, table, free);
     else
       ctx.counts.rowsUpdated += await updateRows(ctx, table, free, [
         { column: table.softDelete!.column, value: deletedValue(table.softDelete!) },
       ]);
-    return {
-      groups,
-      skipped,
-      samples,
-      reason: skipped
-        ? `losers still referenced by ${referencedBy} (use repair: merge to re-point their children)`
-        : undefined,
-    };
+    return { groups, skipped, samples, reason };
   },
 };
 

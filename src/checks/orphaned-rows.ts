@@ -272,10 +272,10 @@ export const orphanRepair: Repairer<OrphanRule> = {
     const {
       free,
       skippedGroups: skipped,
-      referencedBy,
+      reason,
     } = rule.repair === 'delete'
-      ? await unreferenced(ctx, child, orphans)
-      : { free: orphans, skippedGroups: 0, referencedBy: '' };
+      ? await unreferenced(ctx, child, orphans, (by) => `orphan rows still referenced by ${by} were left in place`)
+      : { free: orphans, skippedGroups: 0, reason: undefined };
     if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, child, free);
     else if (rule.repair === 'set-null')
       ctx.counts.rowsUpdated += await updateRows(
@@ -288,10 +288,6 @@ export const orphanRepair: Repairer<OrphanRule> = {
       ctx.counts.rowsUpdated += await updateRows(ctx, child, free, [
         { column: child.softDelete!.column, value: deletedValue(child.softDelete!) },
       ]);
-    return {
-      groups,
-      skipped,
-      reason: skipped ? `orphan rows still referenced by ${referencedBy} were left in place` : undefined,
-    };
+    return { groups, skipped, reason };
   },
 };

@@ -18,7 +18,7 @@ import {
   type Sql,
 } from '../sql/build.js';
 import { count, pkOf, run } from '../repair/context.js';
-import { createGroups, createMembers, lockBatchRows } from '../repair/groups.js';
+import { createGroups, createMembers, lockBatchRows, recordSkipped } from '../repair/groups.js';
 import { aliveValue } from '../repair/markers.js';
 import { deleteLosers, mergeRows } from '../repair/merge.js';
 import { unreferenced, updateRows } from '../repair/rows.js';
@@ -194,15 +194,18 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
          where deleted and not ${hasLive}`,
         'plan',
       );
-      const { free, skippedGroups: skipped, referencedBy } = await unreferenced(ctx, table, lone);
+      const {
+        free,
+        skippedGroups: skipped,
+        reason,
+      } = await unreferenced(
+        ctx,
+        table,
+        lone,
+        (by) => `soft-deleted rows alone with their key but still referenced by ${by} were left in place`,
+      );
       ctx.counts.rowsDeleted += await deleteLosers(ctx, table, free);
-      return {
-        groups,
-        skipped,
-        reason: skipped
-          ? `soft-deleted rows alone with their key but still referenced by ${referencedBy} were left in place`
-          : undefined,
-      };
+      return { groups, skipped, reason };
     }
 
     // revive: only keys no live row holds; the newest deleted row survives and is un-deleted.
@@ -232,11 +235,8 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
     ctx.counts.rowsUpdated += await updateRows(ctx, table, survivors, [
       { column: marker.column, value: aliveValue(marker) },
     ]);
-    const skipped = await count(ctx, sql`select distinct n from ${rows} where deleted and ${hasLive}`);
-    return {
-      groups,
-      skipped,
-      reason: skipped ? 'revive skips keys that a live row already holds (use purge-deleted for those)' : undefined,
-    };
+    const reason = 'revive skips keys that a live row already holds (use purge-deleted for those)';
+    const skipped = await recordSkipped(ctx, sql`select n from ${rows} where deleted and ${hasLive}`, reason);
+    return { groups, skipped, reason: skipped ? reason : undefined };
   },
 };

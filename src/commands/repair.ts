@@ -107,7 +107,12 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
         ...scanDocument('repair', conn.target.display, findings, snap.rules.length, snap.catalog.assumptions),
         runId: result.runId,
         applied: result.applied,
-        actions: result.actions.map((a) => ({ check: a.rule.check, table: a.rule.table.id, ...actionCounts(a) })),
+        actions: result.actions.map((a) => ({
+          check: a.rule.check,
+          table: a.rule.table.id,
+          ...actionCounts(a),
+          skippedGroups: a.skippedGroups,
+        })),
       };
       doc.findings = findings.map(findingJson);
       out(JSON.stringify(doc, null, 2) + '\n');

@@ -2,6 +2,7 @@ import { sql, type RawBuilder } from 'kysely';
 import type { Catalog, Table } from '../catalog/types.js';
 import type { Tx } from '../db.js';
 import type { Rule } from '../rules/types.js';
+import type { SkippedGroup } from './types.js';
 import { col, tableRef, type Sql } from '../sql/build.js';
 import { workTable, type WorkTable } from '../sql/work-table.js';
 
@@ -45,6 +46,12 @@ export interface BatchContext {
   apply: boolean;
   backup: boolean;
   counts: Counts;
+  /**
+   * Groups this batch skipped, with their reason (recordSkipped in groups.ts adds to it), up to
+   * `skipSample` entries; the batch's `skipped` count stays the exact number.
+   */
+  skippedGroups: SkippedGroup[];
+  skipSample: number;
   /** Distinct statement texts, in first-run order, for --sql. */
   statements: Map<string, true>;
   nextTemp(): WorkTable;

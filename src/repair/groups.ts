@@ -1,5 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
-import type { Db } from '../db.js';
+import type { Db, Tx } from '../db.js';
+import type { SkippedGroup } from './types.js';
 import type { Table } from '../catalog/types.js';
 import { keyAliases, tableRef } from '../sql/build.js';
 import { workTable, type WorkTable } from '../sql/work-table.js';
@@ -94,4 +95,57 @@ export async function lockBatchRows(
        ${lockClause}`,
     'plan',
   );
+}
+
+/**
+ * The groups `groupNumbers` (a query yielding `n`) as skippedGroups entries — key from rd_groups,
+ * every member row's primary key from rd_members — at most `limit` of them, in key order.
+ */
+export async function describeGroups(
+  db: Db | Tx,
+  groupNumbers: RawBuilder<unknown>,
+  reason: string,
+  limit: number,
+): Promise<SkippedGroup[]> {
+  if (limit <= 0) return [];
+  const { rows } = await sql<{ g: Record<string, unknown>; members: Record<string, unknown>[] | null }>`
+    select row_to_json(g) as g,
+           (select json_agg(row_to_json(m) order by m) from ${MEMBERS} m where m.n = g.n) as members
+      from ${GROUPS} g
+     where g.n in (select n from (${groupNumbers}) q)
+     order by g.n
+     limit ${limit}`.execute(db);
+  return rows.map((r) => ({
+    key: numbered(r.g, 'k'),
+    ids: (r.members ?? []).map((m) => {
+      const pk = numbered(m, 'p');
+      return pk.length === 1 ? pk[0] : pk;
+    }),
+    reason,
+  }));
+}
+
+/** The values of columns prefix0, prefix1 … of a row, in that order. */
+function numbered(row: Record<string, unknown>, prefix: string): unknown[] {
+  const out: unknown[] = [];
+  for (let i = 0; `${prefix}${i}` in row; i++) out.push(row[`${prefix}${i}`]);
+  return out;
+}
+
+/**
+ * Within a batch: the groups `groupNumbers` (a query yielding `n`) are left as they are, for
+ * `reason`. Adds them to the batch's skippedGroups (up to its sample) and returns how many there are.
+ */
+export async function recordSkipped(
+  ctx: BatchContext,
+  groupNumbers: RawBuilder<unknown>,
+  reason: string,
+): Promise<number> {
+  const { rows } = await run<{ n: string }>(ctx, sql`select count(distinct n) as n from (${groupNumbers}) q`, 'read');
+  const skipped = Number(rows[0]?.n ?? 0);
+  if (skipped)
+    ctx.skippedGroups.push(
+      ...(await describeGroups(ctx.tx, groupNumbers, reason, ctx.skipSample - ctx.skippedGroups.length)),
+    );
+  return skipped;
 }

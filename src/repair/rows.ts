@@ -5,6 +5,7 @@ import { backupRows, recordAfterImages } from './backup.js';
 import { count, pkMatches, pkOf, run, visible, type BatchContext } from './context.js';
 import { referencesInto } from './references.js';
 import type { WorkTable } from '../sql/work-table.js';
+import { recordSkipped } from './groups.js';
 
 /** `t` is one of the rows listed (by primary key l0..) in the temp table `targets`. */
 export function listedIn(table: Table, targets: WorkTable): Sql {
@@ -52,15 +53,17 @@ export function stillReferenced(ctx: BatchContext, table: Table): Sql {
 
 /**
  * Split listed rows into those still referenced (left alone) and the rest (a new temp table).
- * `targets` lists rows by primary key (l0 …) with their group number `n`; `skippedGroups` counts
- * the groups that keep at least one row because something still points at it, and `referencedBy`
- * names what points at them: table, reference and how many of the kept rows each holds.
+ * `targets` lists rows by primary key (l0 …) with their group number `n`; the groups that keep at
+ * least one row because something still points at it are recorded as skipped (recordSkipped), for
+ * `why(referencedBy)`, where referencedBy names what points at them: table, reference and how many
+ * of the kept rows each holds.
  */
 export async function unreferenced(
   ctx: BatchContext,
   table: Table,
   targets: WorkTable,
-): Promise<{ free: WorkTable; skippedGroups: number; referencedBy: string }> {
+  why: (referencedBy: string) => string,
+): Promise<{ free: WorkTable; skippedGroups: number; reason: string | undefined }> {
   const free = ctx.nextTemp();
   const pk = pkOf(table).map((_, i) => sql.id(`l${i}`));
   await run(
@@ -70,12 +73,11 @@ export async function unreferenced(
      where not ${stillReferenced(ctx, table)}`,
     'plan',
   );
-  const skippedGroups = await count(
-    ctx,
-    sql`select distinct m.n from ${targets} m
-     where not exists (select 1 from ${free} f where ${and(pk.map((c) => sql`f.${c} = m.${c}`))})`,
-  );
-  return { free, skippedGroups, referencedBy: skippedGroups ? await whatReferences(ctx, table, targets) : '' };
+  const kept = sql`select distinct m.n from ${targets} m
+     where not exists (select 1 from ${free} f where ${and(pk.map((c) => sql`f.${c} = m.${c}`))})`;
+  if (!(await count(ctx, kept))) return { free, skippedGroups: 0, reason: undefined };
+  const reason = why(await whatReferences(ctx, table, targets));
+  return { free, skippedGroups: await recordSkipped(ctx, kept, reason), reason };
 }
 
 /** "public.token_use (foreign key token_use_token_id_fkey: 1 row)": who holds the listed rows. */

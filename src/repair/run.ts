@@ -9,8 +9,9 @@ import type { Progress } from '../report/progress.js';
 import { describeRule, type Rule } from '../rules/types.js';
 import { BACKUP_SCHEMA, ensureBackupSchema } from './backup.js';
 import { addCounts, zeroCounts, type BatchContext, type Counts } from './context.js';
-import type { BatchResult, PlanSample } from './types.js';
+import type { BatchResult, PlanSample, SkippedGroup } from './types.js';
 import { workTable } from '../sql/work-table.js';
+import { describeGroups, GROUPS } from './groups.js';
 import { finishRun, markDeadRuns } from './run-status.js';
 import { waitForReplicas } from './replica-lag.js';
 
@@ -40,6 +41,8 @@ export interface RuleAction extends Counts {
   /** Why groups were skipped (lock timeouts, rows still referenced …). */
   notes: string[];
   samples: PlanSample[];
+  /** Up to --sample of the skipped groups, each with its key, ids and reason (contract §JSON). */
+  skippedGroups: SkippedGroup[];
   /** What the rule's enumeration found, before this rule's batches (only for options.findingsFor). */
   finding?: Finding | null;
 }
@@ -149,7 +152,15 @@ async function repairEach(
 ): Promise<boolean> {
   let interrupted = false;
   for (const rule of rules) {
-    const action: RuleAction = { rule, ...zeroCounts(), groups: 0, skipped: 0, notes: [], samples: [] };
+    const action: RuleAction = {
+      rule,
+      ...zeroCounts(),
+      groups: 0,
+      skipped: 0,
+      notes: [],
+      samples: [],
+      skippedGroups: [],
+    };
     actions.push(action);
     if (interrupted) continue;
     const repairer = repairerFor(rule);
@@ -187,13 +198,18 @@ async function repairEach(
         to,
         options,
         options.sample - action.samples.length,
+        options.sample - action.skippedGroups.length,
       );
       step.done();
       if ('error' in outcome) {
         action.skipped += to - from;
         action.notes.push(`groups ${from + 1}–${to} skipped: ${outcome.error}`);
+        const batch = sql`select n from ${GROUPS} where n > ${from} and n <= ${to}`;
+        const room = options.sample - action.skippedGroups.length;
+        action.skippedGroups.push(...(await describeGroups(session, batch, outcome.error, room)));
         continue;
       }
+      action.skippedGroups.push(...outcome.skippedGroups.slice(0, options.sample - action.skippedGroups.length));
       Object.assign(action, addCounts(action, outcome.counts));
       action.groups += outcome.result.groups;
       action.skipped += outcome.result.skipped;
@@ -208,7 +224,7 @@ async function repairEach(
 
 class DryRunRollback extends Error {}
 
-type BatchOutcome = { counts: Counts; result: BatchResult } | { error: string };
+type BatchOutcome = { counts: Counts; result: BatchResult; skippedGroups: SkippedGroup[] } | { error: string };
 
 async function runBatch(
   session: Db,
@@ -221,6 +237,7 @@ async function runBatch(
   to: number,
   options: RepairOptions,
   sample: number,
+  skipSample: number,
 ): Promise<BatchOutcome> {
   const attempts = (options.retries ?? 3) + 1;
   for (let attempt = 1; ; attempt++) {
@@ -240,11 +257,13 @@ async function runBatch(
           apply: options.apply,
           backup: options.backup,
           counts: zeroCounts(),
+          skippedGroups: [],
+          skipSample,
           statements,
           nextTemp: () => workTable(`rd_t${++temp}`),
         };
         const result = await repairerFor(rule).batch(ctx, rule, from, to, sample);
-        outcome = { counts: ctx.counts, result };
+        outcome = { counts: ctx.counts, result, skippedGroups: ctx.skippedGroups };
         if (!options.apply) throw new DryRunRollback();
       });
       return outcome!;

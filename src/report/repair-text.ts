@@ -73,6 +73,16 @@ export function renderRepairText(view: RepairView, c: ChalkInstance): string {
     }
     out.push(table.toString(), '');
   }
+  const skippedGroups = result.actions.filter((a) => a.skippedGroups.length);
+  if (skippedGroups.length) {
+    const shown = skippedGroups.reduce((n, a) => n + a.skippedGroups.length, 0);
+    const of = t.skipped > shown ? ` (${shown} of ${t.skipped})` : '';
+    out.push(c.bold(`Skipped groups${of}, left as they were:`));
+    for (const a of skippedGroups)
+      for (const g of a.skippedGroups)
+        out.push(`  ${a.rule.table.id} (${g.key.map(show).join(', ')}): ${g.ids.map(show).join(', ')} — ${g.reason}`);
+    out.push('');
+  }
   if (view.missingIndexes.length) {
     const batches = Math.max(1, ...result.actions.map((a) => Math.ceil(a.groups / view.batchSize)));
     const columns = plural(view.missingIndexes.length, 'referencing column');

@@ -71,6 +71,12 @@ describe('repair orphaned-rows', () => {
     expect(text.stdout).toMatch(
       /orphan rows still referenced by public\.token_use \(foreign key token_use_token_id_fkey: 1 row\) were left in place/,
     );
+    // Each skipped group with its key, its ids and why, in JSON and under the table.
+    expect(res.doc.actions[0].skippedGroups).toEqual([
+      { key: [8], ids: [6], reason: expect.stringMatching(/^orphan rows still referenced by public\.token_use/) },
+    ]);
+    expect(dry.doc.actions[0].skippedGroups).toEqual(res.doc.actions[0].skippedGroups);
+    expect(text.stdout).toMatch(/Skipped groups, left as they were:\n {2}public\.token \(8\): 6 — orphan rows still/);
     const backup = await db.query<{ id: number; label: string }>(
       `select t.id, t.label from rowdoctor_backup."${(await db.query<{ o: number }>("select 'token'::regclass::oid::int as o"))[0]!.o}_token" t where _rd_run = $1 order by id`,
       [res.doc.runId],
@@ -157,6 +163,7 @@ describe('repair soft-delete-conflicts', () => {
       rowsUpdated: 1,
       childRowsRepointed: 1,
       skipped: 1,
+      skippedGroups: [{ key: ['x'], ids: [1, 2], reason: expect.stringMatching(/a live row already holds/) }],
     });
     expect(await db.query('select id, nick, deleted_at from nick order by id')).toEqual([
       { id: 1, nick: 'x', deleted_at: expect.any(Date) },

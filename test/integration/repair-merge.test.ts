@@ -85,6 +85,7 @@ describe('repair merge', () => {
         childRowsMerged: 2,
         redirected: 0,
         skipped: 0,
+        skippedGroups: [],
       },
       {
         check: 'duplicate-rows',
@@ -96,6 +97,7 @@ describe('repair merge', () => {
         childRowsMerged: 0,
         redirected: 0,
         skipped: 0,
+        skippedGroups: [],
       },
     ]);
   });
