@@ -67,6 +67,14 @@ interface FkRow {
   valid: boolean;
   on_delete: string;
   on_partition: boolean;
+  match_full: boolean;
+  pairs: {
+    op_oid: number;
+    op_schema: string;
+    op_name: string;
+    coll_schema: string | null;
+    coll_name: string | null;
+  }[];
 }
 interface PartKeyRow {
   oid: number;
@@ -185,7 +193,17 @@ export async function loadCatalog(
                    from unnest(con.confkey) with ordinality k(n, o)
                    join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.n
                   order by k.o)::text[] as ref_columns,
-           con.convalidated as valid, con.confdeltype as on_delete, c.relispartition as on_partition
+           con.convalidated as valid, con.confdeltype as on_delete, c.relispartition as on_partition,
+           con.confmatchtype = 'f' as match_full,
+           (select json_agg(json_build_object('op_oid', o.oid, 'op_schema', opn.nspname, 'op_name', o.oprname,
+                                              'coll_schema', cln.nspname, 'coll_name', cl.collname)
+                            order by k.o)
+              from unnest(con.conpfeqop, con.confkey) with ordinality k(op, n, o)
+              join pg_operator o on o.oid = k.op
+              join pg_namespace opn on opn.oid = o.oprnamespace
+              join pg_attribute pa on pa.attrelid = con.confrelid and pa.attnum = k.n
+              left join pg_collation cl on cl.oid = pa.attcollation
+              left join pg_namespace cln on cln.oid = cl.collnamespace) as pairs
       from pg_constraint con
       join pg_class c on c.oid = con.conrelid
       join pg_namespace cn on cn.oid = c.relnamespace
@@ -276,6 +294,11 @@ export async function loadCatalog(
     valid: f.valid,
     onDelete: f.on_delete,
     onPartition: f.on_partition,
+    matchFull: f.match_full,
+    pairs: (f.pairs ?? []).map((p) => ({
+      equality: toEquality({ ...p, hash_schema: null, hash_name: null }, true),
+      collation: p.coll_schema && p.coll_name ? { schema: p.coll_schema, name: p.coll_name } : null,
+    })),
   }));
   const catalog: Catalog = {
     serverVersion,

@@ -97,6 +97,22 @@ export interface ForeignKey {
   onDelete: string;
   /** Defined directly on a partition (not inherited from its parent). */
   onPartition: boolean;
+  /** MATCH FULL (confmatchtype f): a key with some but not all parts NULL violates it. */
+  matchFull: boolean;
+  /** Per column pair, how the server's check compares them (conpfeqop, the parent column's collation). */
+  pairs: KeyComparison[];
+}
+
+/**
+ * How a foreign key's check compares one child column with its parent column: the constraint's
+ * own `parent = child` operator (pg_constraint.conpfeqop) in the parent column's collation, as
+ * the server's VALIDATE CONSTRAINT writes it (`pk.col OPERATOR(op) fk.col COLLATE pk_collation`).
+ */
+export interface KeyComparison {
+  /** `parent = child`: left operand the parent column, right the child's. */
+  equality: Equality;
+  /** The parent column's collation, null where the type has none. */
+  collation: QualifiedName | null;
 }
 
 export interface Table {

@@ -5,11 +5,14 @@ import type { OrphanRule } from '../rules/types.js';
 import {
   and,
   col,
+  equalityOperator,
+  equals,
   fragment,
   isAlive,
   isDeleted,
   keyAliases,
   partEquality,
+  qualified,
   rowId,
   rowIdOrder,
   rowIdSortKey,
@@ -82,7 +85,9 @@ async function redirectToSurvivors(ctx: BatchContext, rule: OrphanRule, rows: Wo
 async function lockDeletedParents(ctx: BatchContext, rule: OrphanRule, from: number, to: number): Promise<void> {
   const marker = rule.parent.softDelete;
   if (!ctx.apply || !marker) return;
-  const keyOfGroup = and(rule.parentColumns.map((pc, i) => sql`${col('p', pc)} = g.${sql.id(`k${i}`)}`));
+  const keyOfGroup = and(
+    rule.parentColumns.map((pc, i) => parentEquals(rule, i, col('p', pc), sql`g.${sql.id(`k${i}`)}`)),
+  );
   await run(
     ctx,
     sql`
@@ -96,28 +101,62 @@ async function lockDeletedParents(ctx: BatchContext, rule: OrphanRule, from: num
   );
 }
 
-/** The child rows a rule looks at: in scope, alive, reference fully non-NULL. */
+/**
+ * The child rows a rule looks at: in scope, alive, and with a reference the foreign key checks —
+ * MATCH SIMPLE: every part non-NULL; MATCH FULL: any part non-NULL (all NULL is never checked).
+ */
 export function childScope(rule: OrphanRule, alias: string | null): Sql[] {
   const terms: Sql[] = [];
   if (rule.where) terms.push(fragment(rule.where));
   if (rule.table.softDelete && !rule.includeSoftDeleted) terms.push(isAlive(rule.table.softDelete, alias));
-  terms.push(...rule.columns.map((c) => sql`${col(alias, c)} is not null`));
+  const notNull = rule.columns.map((c) => sql`${col(alias, c)} is not null`);
+  if (rule.comparison?.matchFull && notNull.length > 1) terms.push(sql`(${sql.join(notNull, sql` or `)})`);
+  else terms.push(...notNull);
   return terms;
+}
+
+/**
+ * Parent column `i` equals child value `child` as the foreign key's check compares them: its own
+ * operator, in the parent column's collation. Without a foreign key, the parent column type's
+ * equality where both columns have that type, else pg_catalog's `=`.
+ */
+export function parentEquals(rule: OrphanRule, i: number, parent: Sql, child: Sql): Sql {
+  const pair = rule.comparison?.pairs[i];
+  if (pair) {
+    const collated = pair.collation ? sql`(${child} collate ${qualified(pair.collation)})` : child;
+    return sql`${parent} ${equalityOperator(pair.equality)} ${collated}`;
+  }
+  const pc = rule.parent.columns.find((c) => c.name === rule.parentColumns[i]);
+  const cc = rule.table.columns.find((c) => c.name === rule.columns[i]);
+  return sql`${parent} ${equalityOperator(pc && cc && pc.type === cc.type ? pc.equality : null)} ${child}`;
+}
+
+/** Child column `i` holds key value `value` (a dangling key: MATCH FULL keys may hold NULLs). */
+function childEquals(rule: OrphanRule, i: number, child: Sql, value: Sql): Sql {
+  const column = { kind: 'column' as const, column: rule.columns[i]! };
+  return equals(child, value, partEquality(rule.table, column), rule.comparison?.matchFull ?? false);
 }
 
 /** `parent p` matches child `c` on every reference column. */
 export function parentMatches(rule: OrphanRule, parentAlias: string, childAlias: string): Sql {
-  return and(rule.parentColumns.map((pc, i) => sql`${col(parentAlias, pc)} = ${col(childAlias, rule.columns[i]!)}`));
+  return and(
+    rule.parentColumns.map((pc, i) => parentEquals(rule, i, col(parentAlias, pc), col(childAlias, rule.columns[i]!))),
+  );
 }
 
-/** NOT EXISTS a live parent: the anti-join that defines an orphan. */
+/**
+ * NOT EXISTS a live parent: the anti-join that defines an orphan. Under MATCH FULL a reference
+ * with some parts NULL (childScope leaves out all NULL) is a violation whatever the parent holds.
+ */
 export function orphanPredicate(rule: OrphanRule, childAlias: string): Sql {
   const marker = rule.parent.softDelete;
   const alive = marker ? sql` and ${isAlive(marker, 'p')}` : sql``;
-  return sql`not exists (
+  const nulls = rule.columns.map((c) => sql`${col(childAlias, c)} is null`);
+  const anyNull = rule.comparison?.matchFull ? sql`${sql.join(nulls, sql` or `)} or ` : sql``;
+  return sql`(${anyNull}not exists (
     select 1
       from ${tableRef(rule.parent)} p
-     where ${parentMatches(rule, 'p', childAlias)}${alive})`;
+     where ${parentMatches(rule, 'p', childAlias)}${alive}))`;
 }
 
 /**
@@ -135,7 +174,7 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
   const sampleKeyCols = sql.join(names.map((n) => sql.id('s', n)));
   const keys = sql.join(rule.columns.map((c, i) => sql`${col('c', c)} as ${sql.id(names[i]!)}`));
   const scope = and(childScope(rule, 'c'));
-  const holdsSampleKey = and(rule.columns.map((c, i) => sql`${col('c', c)} = ${sql.id('s', names[i]!)}`));
+  const holdsSampleKey = and(rule.columns.map((c, i) => childEquals(rule, i, col('c', c), sql.id('s', names[i]!))));
   const bucket = sampleBucket(
     names.map((n, i) => ({
       ref: sql.id(n),
@@ -146,7 +185,7 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
   // A dangling key has no live parent, so a parent row that holds it is a soft-deleted one; a parent
   // table without a soft-delete marker has none.
   const parentOf = (alias: string) =>
-    and(rule.parentColumns.map((pc, i) => sql`${col('p', pc)} = ${sql.id(alias, names[i]!)}`));
+    and(rule.parentColumns.map((pc, i) => parentEquals(rule, i, col('p', pc), sql.id(alias, names[i]!))));
   const hasParent = rule.parent.softDelete
     ? sql`exists (select 1 from ${tableRef(rule.parent)} p where ${parentOf('g')})`
     : sql`false`;
@@ -227,7 +266,7 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
 
 /** Row `t` holds group `g`'s dangling key. */
 function onDanglingKey(rule: OrphanRule): Sql {
-  return and(rule.columns.map((c, i) => sql`${col('t', c)} = g.${sql.id(`k${i}`)}`));
+  return and(rule.columns.map((c, i) => childEquals(rule, i, col('t', c), sql`g.${sql.id(`k${i}`)}`)));
 }
 
 // ── repair ────────────────────────────────────────────────────────────────────────────────────

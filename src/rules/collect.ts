@@ -4,7 +4,7 @@ import { withDeletedParent } from './deleted-parent.js';
 import { discoverRules } from './discover.js';
 import { rulesFromConfig } from './from-config.js';
 import { rulesFromFlags } from './from-flags.js';
-import { ruleIdentity, type CheckId, type Rule } from './types.js';
+import { ruleIdentity, type CheckId, type OrphanRule, type Rule } from './types.js';
 
 export interface RuleSources {
   config: Config;
@@ -29,7 +29,7 @@ export function collectRules(catalog: Catalog, sources: RuleSources): Rule[] {
   const seen = new Set<string>();
   const intended = [...declared, ...discovered].flatMap((r): Rule[] => {
     if (r.check !== 'orphaned-rows') return [r];
-    const rule = withDeletedParent(catalog, r, sources.config.deletedParent);
+    const rule = withDeletedParent(catalog, withComparison(catalog, r), sources.config.deletedParent);
     return rule ? [rule] : [];
   });
   return intended.filter((r) => {
@@ -40,4 +40,19 @@ export function collectRules(catalog: Catalog, sources: RuleSources): Rule[] {
     seen.add(id);
     return true;
   });
+}
+
+/**
+ * A rule for a foreign key compares as that key's check does: MATCH FULL or SIMPLE, its own
+ * operators and the parent columns' collations, pair by pair in the rule's column order.
+ */
+function withComparison(catalog: Catalog, rule: OrphanRule): OrphanRule {
+  const fk = catalog.foreignKeys.find((f) => f.name === rule.foreignKey && f.table === rule.table.id);
+  if (!fk || fk.pairs.length !== fk.columns.length) return rule;
+  const pairs = rule.columns.map((c, i) => {
+    const at = fk.columns.findIndex((x, n) => x === c && fk.refColumns[n] === rule.parentColumns[i]);
+    return at < 0 ? null : fk.pairs[at]!;
+  });
+  if (pairs.some((p) => p === null)) return rule;
+  return { ...rule, comparison: { matchFull: fk.matchFull, pairs: pairs as NonNullable<(typeof pairs)[number]>[] } };
 }

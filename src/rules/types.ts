@@ -1,4 +1,4 @@
-import type { Equality, QualifiedName, Table } from '../catalog/types.js';
+import type { Equality, KeyComparison, QualifiedName, Table } from '../catalog/types.js';
 import type { SqlFragment } from '../sql/fragment.js';
 
 export type CheckId = 'duplicate-rows' | 'orphaned-rows' | 'soft-delete-conflicts';
@@ -56,6 +56,12 @@ export interface OrphanRule extends RuleBase {
   inferred: boolean;
   /** The foreign key this rule checks, when there is one. */
   foreignKey: string | null;
+  /**
+   * How that foreign key's check compares (rules/collect.ts takes it from the catalog): MATCH FULL
+   * or SIMPLE, and per column pair its own operator and collation. Absent: MATCH SIMPLE, each pair
+   * compared with the parent column type's equality.
+   */
+  comparison?: { matchFull: boolean; pairs: KeyComparison[] };
   /**
    * What children of soft-deleted parents are: damage (`error`, the default), kept on purpose but
    * worth a look (`warning`: alone, they make a warning finding), or by design (`ignore`: a

@@ -47,7 +47,7 @@ export async function notValidForeignKeys(
         `foreign key ${fk.name} is NOT VALID: rows written before it was added are unchecked, ` +
         `while it already rejects new ones${ddl.warnings.length ? `; ${ddl.warnings.join('; ')}` : ''}`,
       references: `${parent.id}(${fk.refColumns.join(', ')})`,
-      violations: await violations(() => foreignKeyViolations(tx, e)),
+      violations: await violations(() => foreignKeyViolations(tx, e, fk)),
       ddl: ddl.statements,
       found: fk.name,
       source: 'catalog',

@@ -76,7 +76,8 @@ export async function verifyConstraints(
           status: m.status,
           detail: [m.detail, ...ddl.warnings].join('; '),
           references: `${e.parent.id}(${e.parentColumns.join(', ')})`,
-          violations: m.status === 'ok' ? 0 : await violations(() => foreignKeyViolations(tx, e)),
+          violations:
+            m.status === 'ok' ? 0 : await violations(() => foreignKeyViolations(tx, e, m.found as ForeignKey | null)),
           ddl: ddl.statements,
           found: m.found ? m.found.name : null,
           source: e.source,

@@ -4,7 +4,7 @@ import { orphanedRows } from '../checks/orphaned-rows.js';
 import { sqlFragment } from '../sql/fragment.js';
 import type { DuplicateRule, KeyPart, OrphanRule } from '../rules/types.js';
 import type { NormalizedKey } from './normalize.js';
-import { indexPartColumn } from '../catalog/types.js';
+import { indexPartColumn, type ForeignKey } from '../catalog/types.js';
 import type { ExpectedForeignKey, ExpectedUnique } from './types.js';
 
 /**
@@ -42,8 +42,11 @@ export async function uniqueViolations(
   return (await duplicateRows.detect(tx, rule, { sample: 0 }))?.rows ?? 0;
 }
 
-/** Child rows with no parent row at all (MATCH SIMPLE); a soft-deleted parent still satisfies an FK. */
-export async function foreignKeyViolations(tx: Tx, e: ExpectedForeignKey): Promise<number> {
+/**
+ * Child rows with no parent row at all; a soft-deleted parent still satisfies an FK. An existing
+ * key (`fk`) is counted as its own check counts: MATCH FULL or SIMPLE, its operators and collations.
+ */
+export async function foreignKeyViolations(tx: Tx, e: ExpectedForeignKey, fk?: ForeignKey | null): Promise<number> {
   const rule: OrphanRule = {
     check: 'orphaned-rows',
     table: e.table,
@@ -53,7 +56,10 @@ export async function foreignKeyViolations(tx: Tx, e: ExpectedForeignKey): Promi
     where: null,
     includeSoftDeleted: true,
     inferred: false,
-    foreignKey: null,
+    foreignKey: fk?.name ?? null,
+    ...(fk && fk.pairs.length === e.columns.length && sameList(fk.columns, e.columns)
+      ? { comparison: { matchFull: fk.matchFull, pairs: fk.pairs } }
+      : {}),
     repair: 'report',
     source: 'discovered',
     severity: 'error',
@@ -61,3 +67,5 @@ export async function foreignKeyViolations(tx: Tx, e: ExpectedForeignKey): Promi
   };
   return (await orphanedRows.detect(tx, rule, { sample: 0 }))?.missingParent ?? 0;
 }
+
+const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
