@@ -8,6 +8,8 @@ import { collectRules } from '../rules/collect.js';
 import type { Rule } from '../rules/types.js';
 import { validateRules } from '../rules/validate.js';
 import { resolveKeyEqualities } from '../rules/equality.js';
+import { discoverRules } from '../rules/discover.js';
+import { expressionForms } from '../rules/key-forms.js';
 import { checkFlagSyntax } from '../rules/from-flags.js';
 import { parseDuration, parseOnly, type CommonOptions } from './options.js';
 
@@ -51,14 +53,17 @@ export async function snapshot(
   const declared = mode.declared ?? true;
   const schemas = opts.schema?.length ? opts.schema : (loaded.config.schemas ?? null);
   const catalog = await loadCatalog(tx, { schemas, softDelete: softDeleteSettings(loaded.config.softDelete) });
-  const rules = collectRules(catalog, {
+  const sources = {
     config: declared ? loaded.config : {},
     configFile: loaded.file,
     duplicates: declared ? opts.duplicates : [],
     orphans: declared ? opts.orphans : [],
     discover: declared ? opts.discover : true,
     only: parseOnly(opts.only),
-  });
+  };
+  // A declared key expression replaces the discovered one it equals as the server normalises both.
+  const candidates = [...collectRules(catalog, sources), ...(sources.discover ? discoverRules(catalog) : [])];
+  const rules = collectRules(catalog, sources, await expressionForms(tx, candidates));
   await validateRules(tx, rules);
   return { catalog, rules: await resolveKeyEqualities(tx, rules) };
 }

@@ -4,7 +4,7 @@ import { withDeletedParent } from './deleted-parent.js';
 import { discoverRules } from './discover.js';
 import { rulesFromConfig } from './from-config.js';
 import { rulesFromFlags } from './from-flags.js';
-import { ruleIdentity, type CheckId, type OrphanRule, type Rule } from './types.js';
+import { ruleIdentity, type CheckId, type ExpressionForms, type OrphanRule, type Rule } from './types.js';
 
 export interface RuleSources {
   config: Config;
@@ -19,13 +19,13 @@ export interface RuleSources {
  * Config rules, then flag rules, then discovered ones. A declared rule replaces a discovered one
  * of the same check on the same table and columns, so nothing is reported twice.
  */
-export function collectRules(catalog: Catalog, sources: RuleSources): Rule[] {
+export function collectRules(catalog: Catalog, sources: RuleSources, forms?: ExpressionForms): Rule[] {
   const declared = [
     ...rulesFromConfig(catalog, sources.config.rules ?? [], sources.configFile ?? 'config'),
     ...rulesFromFlags(catalog, { duplicates: sources.duplicates, orphans: sources.orphans }),
   ];
-  const taken = new Set(declared.map(ruleIdentity));
-  const discovered = sources.discover ? discoverRules(catalog).filter((r) => !taken.has(ruleIdentity(r))) : [];
+  const taken = new Set(declared.map((r) => ruleIdentity(r, forms)));
+  const discovered = sources.discover ? discoverRules(catalog).filter((r) => !taken.has(ruleIdentity(r, forms))) : [];
   const seen = new Set<string>();
   const intended = [...declared, ...discovered].flatMap((r): Rule[] => {
     if (r.check !== 'orphaned-rows') return [r];
@@ -35,7 +35,7 @@ export function collectRules(catalog: Catalog, sources: RuleSources): Rule[] {
   return intended.filter((r) => {
     if (sources.only && !sources.only.includes(r.check)) return false;
     // The same declared rule given twice (config and flag) is checked once.
-    const id = `${ruleIdentity(r)}|${r.where?.text ?? ''}`;
+    const id = `${ruleIdentity(r, forms)}|${r.where?.text ?? ''}`;
     if (seen.has(id)) return false;
     seen.add(id);
     return true;

@@ -86,10 +86,22 @@ export function keyLabel(part: KeyPart): string {
   return part.kind === 'column' ? part.column : part.expr.text;
 }
 
-/** The identity used to let a declared rule replace a discovered one (same check, table, columns). */
-export function ruleIdentity(rule: Rule): string {
-  const cols = rule.check === 'orphaned-rows' ? rule.columns : rule.key.map(keyLabel);
+/**
+ * The identity used to let a declared rule replace a discovered one (same check, table, columns).
+ * `forms` names each expression as the server normalises it (rules/key-forms.ts), so that a
+ * declared `coalesce(nick, '')` is the discovered `COALESCE(nick, ''::text)`.
+ */
+export function ruleIdentity(rule: Rule, forms?: ExpressionForms): string {
+  const label = (p: KeyPart) => (p.kind === 'expr' && forms?.get(formId(rule.table, p.expr.text))) || keyLabel(p);
+  const cols = rule.check === 'orphaned-rows' ? rule.columns : rule.key.map(label);
   return `${rule.check}|${rule.table.id}|${cols.join(',')}`;
+}
+
+/** An expression's text → the server's normalised form of it, per table (see formId). */
+export type ExpressionForms = Map<string, string>;
+
+export function formId(table: Table, text: string): string {
+  return `${table.id}\u0000${text}`;
 }
 
 export function describeRule(rule: Rule): string {

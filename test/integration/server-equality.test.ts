@@ -18,6 +18,9 @@ const FIXTURE = `
   insert into tag values (1, 'Rust', 1.0), (2, 'rust', 1.00), (3, 'RUST', 2), (4, 'go', 3), (5, 'Go', 3.000);
   create table post_tag (id int primary key, tag_id int not null references tag (id));
   insert into post_tag values (1, 2), (2, 3), (3, 5), (4, 1);
+
+  create table profile (id int primary key, nick text);
+  insert into profile values (1, null), (2, ''), (3, 'x'), (4, 'x'), (5, 'y');
 `;
 
 let db: TestDb;
@@ -29,6 +32,21 @@ beforeAll(async () => {
   ).rejects.toThrow(/could not create unique index/);
 });
 afterAll(() => db.drop());
+
+describe('expressions compared as the server normalises them', () => {
+  it("a declared coalesce(nick, '') replaces the discovered COALESCE(nick, ''::text): reported once", async () => {
+    await expect(
+      db.exec("create unique index concurrently profile_nick_key on profile ((coalesce(nick, '')))"),
+    ).rejects.toThrow(/could not create unique index/);
+    const expected = await serverExcess('profile', "coalesce(nick, '')");
+    expect(expected).toBe(2);
+    const findings = await scanFindings(db.url, { duplicates: ["profile(coalesce(nick, ''))"] });
+    const profile = findings.filter((f) => f.table === 'public.profile');
+    expect(profile).toHaveLength(1);
+    expect(profile[0]).toMatchObject({ source: 'flag', groups: 2, rows: expected });
+    await db.exec('drop index profile_nick_key');
+  });
+});
 
 /** Σ(count − 1) over the groups the server forms for this GROUP BY: the rows a unique index would reject. */
 async function serverExcess(table: string, key: string): Promise<number> {
