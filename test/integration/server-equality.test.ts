@@ -19,6 +19,13 @@ const FIXTURE = `
   create table post_tag (id int primary key, tag_id int not null references tag (id));
   insert into post_tag values (1, 2), (2, 3), (3, 5), (4, 1);
 
+  -- 2,000 groups, each of two rows equal under their type's equality but not as text.
+  create table amount (id int primary key, v numeric not null, label extensions.citext not null);
+  insert into amount
+  select g * 2 - 1 + k, (g || case k when 0 then '.0' else '.00' end)::numeric,
+         case k when 0 then 'Tag' else 'TAG' end || g
+    from generate_series(1, 2000) g, generate_series(0, 1) k;
+
   create table profile (id int primary key, nick text);
   insert into profile values (1, null), (2, ''), (3, 'x'), (4, 'x'), (5, 'y');
 `;
@@ -32,6 +39,18 @@ beforeAll(async () => {
   ).rejects.toThrow(/could not create unique index/);
 });
 afterAll(() => db.drop());
+
+describe('samples', () => {
+  it('list every row of each sampled group: 1.0 with 1.00, Tag1 with TAG1 (citext)', async () => {
+    const findings = await scanFindings(db.url, { duplicates: ['amount(v)', 'amount(label)'], discover: false });
+    expect(findings).toHaveLength(2);
+    for (const f of findings) {
+      expect(f).toMatchObject({ groups: 2000, rows: 2000 });
+      expect(f.samples).toHaveLength(5);
+      for (const sample of f.samples) expect(sample.ids).toHaveLength(2);
+    }
+  });
+});
 
 describe('expressions compared as the server normalises them', () => {
   it("a declared coalesce(nick, '') replaces the discovered COALESCE(nick, ''::text): reported once", async () => {
