@@ -1,4 +1,5 @@
 import { Chalk, type ChalkInstance } from 'chalk';
+import './table-layout.js'; // every text renderer comes through here: tables draw in linear time
 
 /** Colour only for a terminal, never with NO_COLOR or --no-color. The only place chalk is configured. */
 export function makeStyle(color: boolean, stream: NodeJS.WriteStream = process.stdout): ChalkInstance {
