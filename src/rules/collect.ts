@@ -35,7 +35,7 @@ export function collectRules(catalog: Catalog, sources: RuleSources, forms?: Exp
   return intended.filter((r) => {
     if (sources.only && !sources.only.includes(r.check)) return false;
     // The same declared rule given twice (config and flag) is checked once.
-    const id = `${ruleIdentity(r, forms)}|${r.where?.text ?? ''}`;
+    const id = `${ruleIdentity(r)}|${r.where?.text ?? ''}`;
     if (seen.has(id)) return false;
     seen.add(id);
     return true;
