@@ -68,7 +68,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--apply', 'perform the repair (default: dry run, nothing changed)')
     .option('--sql', 'print the statements')
     .option('--batch-size <n>', 'groups per transaction', '1000')
-    .option('--lock-timeout <duration>', 'lock_timeout per batch; a batch that hits it is retried, then skipped', '2s')
+    .option(
+      '--lock-timeout <duration>',
+      "lock_timeout per batch (at most half the server's deadlock_timeout); a batch that hits it is retried",
+      '2s',
+    )
     .option(
       '--max-replica-lag <duration>',
       "pause between batches while a streaming replica's replay lag exceeds this (0: off)",

@@ -243,6 +243,7 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
       still: and(duplicateScope(rule, 't')),
       pkPrefix: 'p',
       byKey: keyIndexed(rule),
+      children: rule.repair === 'merge',
     });
     const map = ctx.nextTemp();
     const losers = sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`));

@@ -160,6 +160,7 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
       pkPrefix: 'p',
       picked: sql`g.n, ${pickedPk}, ${isDeleted(marker, 't')} as deleted, ${col('t', marker.column)} as m`,
       byKey: first?.kind === 'column' && table.indexedLeading.includes(first.column),
+      children: true,
     });
     const groups = await count(ctx, sql`select distinct n from ${rows} where deleted`);
     const pks = sql.join(pk.map((_, i) => sql.id(`p${i}`)));

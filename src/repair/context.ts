@@ -52,6 +52,8 @@ export interface BatchContext {
    */
   skippedGroups: SkippedGroup[];
   skipSample: number;
+  /** Groups set aside because another transaction holds some of their rows (lockBatchRows). */
+  setAside: number[];
   /** Distinct statement texts, in first-run order, for --sql. */
   statements: Map<string, true>;
   nextTemp(): WorkTable;

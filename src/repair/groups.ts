@@ -2,7 +2,8 @@ import { sql, type RawBuilder } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { SkippedGroup } from './types.js';
 import type { Table } from '../catalog/types.js';
-import { keyAliases, tableRef } from '../sql/build.js';
+import { and, col, keyAliases, tableRef } from '../sql/build.js';
+import { referencesInto } from './references.js';
 import { workTable, type WorkTable } from '../sql/work-table.js';
 import { pkMatches, run, type BatchContext } from './context.js';
 
@@ -50,12 +51,22 @@ export function inBatch(from: number, to: number): RawBuilder<unknown> {
   return sql`g.n > ${from} and g.n <= ${to}`;
 }
 
+/** The session-scoped-per-batch temp table of the groups a batch sets aside: (n). */
+export const ASIDE = workTable('rd_aside');
+
 /**
  * Lock a batch's rows into the temp table `rows`: the members listed with the groups, reached by
  * primary key and re-checked under the lock (they may have changed since the listing). Where an
  * index serves the key (`byKey`), rows that took one of the batch's keys since are taken too;
  * otherwise they are left for the next run. `picked` selects from `t` (the row) and `g` (its
- * group) and must name the primary key `${pkPrefix}0…`.
+ * group) and must name the group `n` and the primary key `${pkPrefix}0…`.
+ *
+ * With --apply, rows are locked in one order — the rows referencing the group's rows first
+ * (`children`: the rows a merge re-points), then the group's own rows, each in group order — and
+ * never waited for: SKIP LOCKED. A group any of whose rows another transaction holds is set aside
+ * whole (listed in `ASIDE`, its rows dropped from `rows`, and in `ctx.setAside`): the rest of the
+ * batch goes on, and the run retries that group later. So a batch never holds a parent row while
+ * waiting for a child row, and never waits in a lock cycle with the application.
  */
 export async function lockBatchRows(
   ctx: BatchContext,
@@ -69,32 +80,94 @@ export async function lockBatchRows(
     still: RawBuilder<unknown>;
     pkPrefix: string;
     byKey: boolean;
+    /** Also lock (first) every row that references a group's rows: those a merge re-points. */
+    children?: boolean;
   },
 ): Promise<void> {
   const where = sql`${inBatch(batch.from, batch.to)} and ${batch.onKey} and ${batch.still}`;
-  // A dry run takes no row locks: it never waits on the application, nor makes it wait. What it
-  // plans may change before an apply, which re-checks every group under these locks.
-  const lockClause = ctx.apply ? sql`for update of t` : sql``;
+  const listed = sql`${MEMBERS} m
+      join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'p')}
+      join ${GROUPS} g on g.n = m.n`;
+  const taken = sql`exists (select 1 from ${rows} r where ${pkMatches(table, 't', 'r', batch.pkPrefix)})`;
+  if (!ctx.apply) {
+    // A dry run takes no row locks: it never waits on the application, nor makes it wait. What it
+    // plans may change before an apply, which re-checks every group under these locks.
+    await run(
+      ctx,
+      sql`create temp table ${rows} on commit drop as select ${batch.picked} from ${listed} where ${where}`,
+      'plan',
+    );
+    if (batch.byKey)
+      await run(
+        ctx,
+        sql`insert into ${rows}
+        select ${batch.picked} from ${tableRef(table)} t join ${GROUPS} g on ${batch.onKey}
+         where ${where} and not ${taken}`,
+        'plan',
+      );
+    return;
+  }
+  await run(ctx, sql`create temp table ${ASIDE} (n bigint) on commit drop`, 'plan');
+  const notAside = sql`g.n not in (select n from ${ASIDE})`;
+  if (batch.children) {
+    for (const ref of referencesInto(ctx.catalog, table, ctx.declared, ctx.infer)) {
+      const points = and(ref.columns.map((c, i) => sql`${col('x', c)} = ${col('t', ref.parentColumns[i]!)}`));
+      const children = sql`${listed} join ${tableRef(ref.child)} x on ${points}`;
+      const locked = ctx.nextTemp();
+      await run(
+        ctx,
+        sql`create temp table ${locked} on commit drop as
+        select x.tableoid as o, x.ctid as c from ${children}
+         where ${inBatch(batch.from, batch.to)} and ${notAside}
+         order by g.n
+           for update of x skip locked`,
+        'plan',
+      );
+      await run(
+        ctx,
+        sql`insert into ${ASIDE}
+        select distinct g.n from ${children}
+         where ${inBatch(batch.from, batch.to)} and ${notAside}
+           and not exists (select 1 from ${locked} l where l.o = x.tableoid and l.c = x.ctid)`,
+        'plan',
+      );
+    }
+  }
   await run(
     ctx,
     sql`create temp table ${rows} on commit drop as
-    select ${batch.picked}
-      from ${MEMBERS} m
-      join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'p')}
-      join ${GROUPS} g on g.n = m.n
-     where ${where}
-       ${lockClause}`,
+    select ${batch.picked} from ${listed}
+     where ${where} and ${notAside}
+     order by g.n
+       for update of t skip locked`,
     'plan',
   );
-  if (!batch.byKey) return;
+  // A listed row still in the group that the lock skipped: someone else holds it.
   await run(
     ctx,
-    sql`insert into ${rows}
-    select ${batch.picked} from ${tableRef(table)} t join ${GROUPS} g on ${batch.onKey}
-     where ${where} and not exists (select 1 from ${rows} r where ${pkMatches(table, 't', 'r', batch.pkPrefix)})
-       ${lockClause}`,
+    sql`insert into ${ASIDE} select distinct g.n from ${listed} where ${where} and ${notAside} and not ${taken}`,
     'plan',
   );
+  if (batch.byKey) {
+    const byKey = sql`${tableRef(table)} t join ${GROUPS} g on ${batch.onKey}`;
+    await run(
+      ctx,
+      sql`insert into ${rows}
+      select ${batch.picked} from ${byKey}
+       where ${where} and ${notAside} and not ${taken}
+       order by g.n
+         for update of t skip locked`,
+      'plan',
+    );
+    await run(
+      ctx,
+      sql`insert into ${ASIDE} select distinct g.n from ${byKey} where ${where} and ${notAside} and not ${taken}`,
+      'plan',
+    );
+  }
+  await run(ctx, sql`delete from ${rows} where n in (select n from ${ASIDE})`, 'plan');
+  const { rows: aside } = await run<{ n: string }>(ctx, sql`select n from ${ASIDE} order by n`, 'read');
+  ctx.setAside.push(...aside.map((r) => Number(r.n)));
 }
 
 /**

@@ -11,7 +11,7 @@ import { BACKUP_SCHEMA, ensureBackupSchema } from './backup.js';
 import { addCounts, zeroCounts, type BatchContext, type Counts } from './context.js';
 import type { BatchResult, PlanSample, SkippedGroup } from './types.js';
 import { workTable } from '../sql/work-table.js';
-import { describeGroups, GROUPS } from './groups.js';
+import { describeGroups } from './groups.js';
 import { finishRun, markDeadRuns } from './run-status.js';
 import { waitForReplicas } from './replica-lag.js';
 
@@ -139,7 +139,28 @@ export async function repairRules(
   return { runId, applied: options.apply, actions, interrupted, statements: [...statements.keys()] };
 }
 
-/** Each rule, batch by batch; returns whether Ctrl-C stopped it early. */
+/** Why a group set aside for its locks is finally skipped. */
+const LOCKED = 'its rows were held by another transaction (set aside, then retried at the end of the rule)';
+
+/** Consecutive group numbers as batch ranges (from, to], each at most `size` groups. */
+function ranges(ns: number[], size: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (const n of ns) {
+    const last = out[out.length - 1];
+    if (last && last[1] === n - 1 && last[1] - last[0] < size) last[1] = n;
+    else out.push([n - 1, n]);
+  }
+  return out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Each rule, batch by batch; returns whether Ctrl-C stopped it early. Groups a batch sets aside
+ * (another transaction holds some of their rows) or cannot finish (a lock timeout, deadlock or
+ * serialization failure after its retries) are retried after the rule's last batch, each alone in
+ * the last pass, and only then reported as skipped — each with its reason, and one line on stderr.
+ */
 async function repairEach(
   session: Db,
   catalog: Catalog,
@@ -171,22 +192,16 @@ async function repairEach(
         action.finding = await repairer.finding(tx, rule, options.sample);
       return n;
     });
-    for (let from = 0; from < total; from += options.batchSize) {
-      if (options.interrupted()) {
-        interrupted = true;
-        action.notes.push(`interrupted before groups ${from + 1}–${total}; run the same command again to finish`);
-        break;
-      }
+    /** Groups to retry, with why they were left. */
+    const aside = new Map<number, string>();
+    const batch = async (from: number, to: number, label: string) => {
       if (options.apply) await waitForReplicas(session, options.maxReplicaLagMs ?? 0);
-      const to = Math.min(from + options.batchSize, total);
       const changed = actions.reduce(
         (n, a) => n + a.rowsDeleted + a.rowsUpdated + a.childRowsRepointed + a.childRowsMerged,
         0,
       );
       const rows = `${changed.toLocaleString('en-US')} rows ${options.apply ? 'changed' : 'to change'} so far`;
-      const step = options.progress.start(
-        `${rule.check} ${rule.table.id}: groups ${from + 1}–${to} of ${total} · ${rows}`,
-      );
+      const step = options.progress.start(`${rule.check} ${rule.table.id}: ${label} of ${total} · ${rows}`);
       const outcome = await runBatch(
         session,
         catalog,
@@ -202,13 +217,10 @@ async function repairEach(
       );
       step.done();
       if ('error' in outcome) {
-        action.skipped += to - from;
-        action.notes.push(`groups ${from + 1}–${to} skipped: ${outcome.error}`);
-        const batch = sql`select n from ${GROUPS} where n > ${from} and n <= ${to}`;
-        const room = options.sample - action.skippedGroups.length;
-        action.skippedGroups.push(...(await describeGroups(session, batch, outcome.error, room)));
-        continue;
+        for (let n = from + 1; n <= to; n++) aside.set(n, outcome.error);
+        return;
       }
+      for (const n of outcome.setAside) aside.set(n, LOCKED);
       action.skippedGroups.push(...outcome.skippedGroups.slice(0, options.sample - action.skippedGroups.length));
       Object.assign(action, addCounts(action, outcome.counts));
       action.groups += outcome.result.groups;
@@ -217,14 +229,61 @@ async function repairEach(
         action.notes.push(outcome.result.reason);
       if (outcome.result.samples)
         action.samples.push(...outcome.result.samples.slice(0, options.sample - action.samples.length));
+    };
+    const stop = (what: string) => {
+      interrupted = true;
+      action.notes.push(`interrupted before ${what}; run the same command again to finish`);
+    };
+    for (let from = 0; from < total;) {
+      if (options.interrupted()) {
+        stop(`groups ${from + 1}–${total}`);
+        break;
+      }
+      const to = Math.min(from + options.batchSize, total);
+      await batch(from, to, `groups ${from + 1}–${to}`);
+      from = to;
+    }
+    const passes = options.retries ?? 3;
+    for (let pass = 1; pass <= passes && aside.size && !interrupted; pass++) {
+      const ns = [...aside.keys()].sort((a, b) => a - b);
+      const wait = 250 * pass;
+      options.progress.note(
+        `${rule.table.id}: ${plural(ns.length, 'group')} set aside (rows held by other transactions, ` +
+          `or a batch that kept failing); retry ${pass} of ${passes} in ${wait}ms`,
+      );
+      await sleep(wait);
+      for (const [from, to] of ranges(ns, pass === passes ? 1 : options.batchSize)) {
+        if (options.interrupted()) {
+          stop('retrying the groups set aside');
+          break;
+        }
+        for (let n = from + 1; n <= to; n++) aside.delete(n);
+        await batch(from, to, `retrying groups ${from + 1}–${to}`);
+      }
+    }
+    const byReason = new Map<string, number[]>();
+    for (const [n, reason] of aside) byReason.set(reason, [...(byReason.get(reason) ?? []), n]);
+    for (const [reason, ns] of byReason) {
+      action.skipped += ns.length;
+      const what = `${plural(ns.length, 'group')} skipped: ${reason}`;
+      action.notes.push(what);
+      options.progress.note(`${rule.table.id}: ${what}`);
+      const these = sql`select unnest(${sql.val(ns)}::bigint[]) as n`;
+      const room = options.sample - action.skippedGroups.length;
+      action.skippedGroups.push(...(await describeGroups(session, these, reason, room)));
     }
   }
   return interrupted;
 }
 
+function plural(n: number, word: string): string {
+  return `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
+}
+
 class DryRunRollback extends Error {}
 
-type BatchOutcome = { counts: Counts; result: BatchResult; skippedGroups: SkippedGroup[] } | { error: string };
+type BatchOutcome =
+  { counts: Counts; result: BatchResult; skippedGroups: SkippedGroup[]; setAside: number[] } | { error: string };
 
 async function runBatch(
   session: Db,
@@ -244,8 +303,12 @@ async function runBatch(
     let outcome: BatchOutcome | null = null;
     try {
       await session.transaction().execute(async (tx) => {
+        // Lock waits stay under half the server's deadlock_timeout: in a lock cycle with the
+        // application, rowdoctor gives up (and retries) before the server picks a victim.
+        const halfDeadlockTimeout = sql`extract(epoch from current_setting('deadlock_timeout')::interval) * 500`;
+        const lockTimeout = sql`least(${options.lockTimeoutMs}, greatest(1, ${halfDeadlockTimeout}))::int::text`;
         await sql`
-          select set_config('lock_timeout', ${String(options.lockTimeoutMs)}, true),
+          select set_config('lock_timeout', ${lockTimeout}, true),
                  set_config('statement_timeout', ${String(options.statementTimeoutMs)}, true)`.execute(tx);
         let temp = 0;
         const ctx: BatchContext = {
@@ -259,11 +322,12 @@ async function runBatch(
           counts: zeroCounts(),
           skippedGroups: [],
           skipSample,
+          setAside: [],
           statements,
           nextTemp: () => workTable(`rd_t${++temp}`),
         };
         const result = await repairerFor(rule).batch(ctx, rule, from, to, sample);
-        outcome = { counts: ctx.counts, result, skippedGroups: ctx.skippedGroups };
+        outcome = { counts: ctx.counts, result, skippedGroups: ctx.skippedGroups, setAside: ctx.setAside };
         if (!options.apply) throw new DryRunRollback();
       });
       return outcome!;
@@ -271,8 +335,8 @@ async function runBatch(
       if (e instanceof DryRunRollback) return outcome!;
       if (isPgError(e) && RETRYABLE_SQLSTATES.has(e.code ?? '')) {
         if (attempt < attempts) {
-          options.progress.log(
-            `batch ${from + 1}–${to}: ${e.message} (${e.code}); retry ${attempt} of ${attempts - 1}`,
+          options.progress.note(
+            `${rule.table.id}: groups ${from + 1}–${to}: ${e.message} (${e.code}); retry ${attempt} of ${attempts - 1}`,
           );
           await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
           continue;

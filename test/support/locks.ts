@@ -1,14 +1,19 @@
 import pg from 'pg';
 import type { TestDb } from './db.js';
 
-/** Lock rows from another session with `select` (… FOR UPDATE); returns what releases them. */
-export async function holdLock(db: TestDb, select: string): Promise<() => Promise<void>> {
+/**
+ * Lock rows (or a table) from another session with `select` (… FOR UPDATE, or LOCK TABLE); returns
+ * what releases them: a rollback, or — given `commitWith` — those statements in the holding
+ * transaction, then a commit.
+ */
+export async function holdLock(db: TestDb, select: string): Promise<(commitWith?: string) => Promise<void>> {
   const holder = new pg.Client(db.url);
   await holder.connect();
   await holder.query('begin');
   await holder.query(select);
-  return async () => {
-    await holder.query('rollback');
+  return async (commitWith?: string) => {
+    if (commitWith) await holder.query(commitWith);
+    await holder.query(commitWith ? 'commit' : 'rollback');
     await holder.end();
   };
 }
