@@ -67,7 +67,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
   withCommonOptions(program.command('repair').description('fix declared rules: a dry run unless --apply'), 'text|json')
     .option('--apply', 'perform the repair (default: dry run, nothing changed)')
     .option('--sql', 'print the statements')
-    .option('--batch-size <n>', 'groups per transaction', '1000')
+    .option('--batch-size <n>', 'at most this many groups per transaction', '1000')
+    .option(
+      '--max-transaction-time <duration>',
+      'target time of one batch transaction: the batch size adapts between batches (0: fixed --batch-size)',
+      '200ms',
+    )
     .option(
       '--lock-timeout <duration>',
       "lock_timeout per batch (at most half the server's deadlock_timeout); a batch that hits it is retried",
@@ -170,6 +175,8 @@ function reportStats(): void {
       maxRssKb: process.resourceUsage().maxRSS,
       longestStatementMs: Math.round(statementStats.longestMs),
       longestStatement: statementStats.longestSql,
+      longestTransactionMs: Math.round(statementStats.longestTransactionMs),
+      batches: statementStats.batches,
     };
     process.stderr.write(`rowdoctor-stats ${JSON.stringify(stats)}\n`);
   });

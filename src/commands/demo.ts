@@ -45,6 +45,7 @@ export async function demoCommand(opts: { color: boolean }, out: (s: string) => 
       batchSize: '1000',
       lockTimeout: '2s',
       maxReplicaLag: '10s',
+      maxTransactionTime: '200ms',
       backup: true,
       infer: true,
     };
@@ -56,7 +57,7 @@ export async function demoCommand(opts: { color: boolean }, out: (s: string) => 
 
     section('2. rowdoctor repair  (a dry run: the plan, nothing changed)');
     exit(await repairCommand(repairOpts, out), 'the plan would change rows');
-    section('3. rowdoctor repair --apply  (batches of 1000 groups, each row backed up first)');
+    section('3. rowdoctor repair --apply  (batches of at most 1000 groups and ~200ms, each row backed up first)');
     exit(await repairCommand({ ...repairOpts, apply: true }, out), 'completed');
     section('4. rowdoctor scan, again');
     const rescan = await scanCommand(common, out);

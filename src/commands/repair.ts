@@ -24,6 +24,7 @@ export interface RepairCommandOptions extends CommonOptions {
   batchSize: string;
   lockTimeout: string;
   maxReplicaLag: string;
+  maxTransactionTime: string;
   backup: boolean;
   infer: boolean;
 }
@@ -34,6 +35,7 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
   const batchSize = parsePositiveInt(opts.batchSize, '--batch-size', 1);
   const lockTimeoutMs = parseDuration(opts.lockTimeout, '--lock-timeout');
   const maxReplicaLagMs = parseDuration(opts.maxReplicaLag, '--max-replica-lag');
+  const maxTransactionMs = parseDuration(opts.maxTransactionTime, '--max-transaction-time');
   const sample = parsePositiveInt(opts.sample, '--sample');
   const { loaded, statementTimeoutMs } = await prepare(opts);
   const progress = createProgress(process.stderr.isTTY === true);
@@ -88,6 +90,7 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
         batchSize,
         lockTimeoutMs,
         maxReplicaLagMs,
+        maxTransactionMs,
         statementTimeoutMs,
         infer: opts.infer,
         sample,

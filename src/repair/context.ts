@@ -59,8 +59,11 @@ export interface BatchContext {
   nextTemp(): WorkTable;
 }
 
-/** The longest single statement of this process's repair (what bench reports against its 0.5 s target). */
-export const statementStats = { longestMs: 0, longestSql: '' };
+/**
+ * The longest single statement of this process's repair (what bench reports against its 0.5 s
+ * target), and its longest batch transaction with --apply and how many batches it ran (bench:live).
+ */
+export const statementStats = { longestMs: 0, longestSql: '', longestTransactionMs: 0, batches: 0 };
 
 /**
  * Run a statement. `plan` statements (locking, ranking into temp tables) and `write` statements are

@@ -51,7 +51,7 @@ export function inBatch(from: number, to: number): RawBuilder<unknown> {
   return sql`g.n > ${from} and g.n <= ${to}`;
 }
 
-/** The session-scoped-per-batch temp table of the groups a batch sets aside: (n). */
+/** The session's temp table of the groups the current batch sets aside: (n), emptied at commit. */
 export const ASIDE = workTable('rd_aside');
 
 /**
@@ -107,7 +107,15 @@ export async function lockBatchRows(
       );
     return;
   }
-  await run(ctx, sql`create temp table ${ASIDE} (n bigint) on commit drop`, 'plan');
+  // One table for the session, emptied at every commit: no catalog churn per batch.
+  await ctx.tx.executeQuery(
+    sql`create temp table if not exists ${ASIDE} (n bigint) on commit delete rows`.compile(ctx.tx),
+  );
+  const aside: number[] = [];
+  const setAside = async (q: RawBuilder<unknown>) => {
+    const { rows: added } = await run<{ n: string }>(ctx, sql`insert into ${ASIDE} ${q} returning n`, 'plan');
+    aside.push(...added.map((r) => Number(r.n)));
+  };
   const notAside = sql`g.n not in (select n from ${ASIDE})`;
   if (batch.children) {
     for (const ref of referencesInto(ctx.catalog, table, ctx.declared, ctx.infer)) {
@@ -123,14 +131,10 @@ export async function lockBatchRows(
            for update of x skip locked`,
         'plan',
       );
-      await run(
-        ctx,
-        sql`insert into ${ASIDE}
+      await setAside(sql`
         select distinct g.n from ${children}
          where ${inBatch(batch.from, batch.to)} and ${notAside}
-           and not exists (select 1 from ${locked} l where l.o = x.tableoid and l.c = x.ctid)`,
-        'plan',
-      );
+           and not exists (select 1 from ${locked} l where l.o = x.tableoid and l.c = x.ctid)`);
     }
   }
   await run(
@@ -143,11 +147,7 @@ export async function lockBatchRows(
     'plan',
   );
   // A listed row still in the group that the lock skipped: someone else holds it.
-  await run(
-    ctx,
-    sql`insert into ${ASIDE} select distinct g.n from ${listed} where ${where} and ${notAside} and not ${taken}`,
-    'plan',
-  );
+  await setAside(sql`select distinct g.n from ${listed} where ${where} and ${notAside} and not ${taken}`);
   if (batch.byKey) {
     const byKey = sql`${tableRef(table)} t join ${GROUPS} g on ${batch.onKey}`;
     await run(
@@ -159,15 +159,11 @@ export async function lockBatchRows(
          for update of t skip locked`,
       'plan',
     );
-    await run(
-      ctx,
-      sql`insert into ${ASIDE} select distinct g.n from ${byKey} where ${where} and ${notAside} and not ${taken}`,
-      'plan',
-    );
+    await setAside(sql`select distinct g.n from ${byKey} where ${where} and ${notAside} and not ${taken}`);
   }
+  if (!aside.length) return;
   await run(ctx, sql`delete from ${rows} where n in (select n from ${ASIDE})`, 'plan');
-  const { rows: aside } = await run<{ n: string }>(ctx, sql`select n from ${ASIDE} order by n`, 'read');
-  ctx.setAside.push(...aside.map((r) => Number(r.n)));
+  ctx.setAside.push(...aside.sort((a, b) => a - b));
 }
 
 /**

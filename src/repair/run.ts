@@ -8,7 +8,7 @@ import { RETRYABLE_SQLSTATES, RowdoctorError, describePgError, isPgError } from 
 import type { Progress } from '../report/progress.js';
 import { describeRule, type Rule } from '../rules/types.js';
 import { BACKUP_SCHEMA, ensureBackupSchema } from './backup.js';
-import { addCounts, zeroCounts, type BatchContext, type Counts } from './context.js';
+import { addCounts, statementStats, zeroCounts, type BatchContext, type Counts } from './context.js';
 import type { BatchResult, PlanSample, SkippedGroup } from './types.js';
 import { workTable } from '../sql/work-table.js';
 import { describeGroups } from './groups.js';
@@ -27,6 +27,8 @@ export interface RepairOptions {
   /** Set by Ctrl-C: the current batch finishes (or rolls back), no new batch starts. */
   interrupted: () => boolean;
   retries?: number;
+  /** Target time of one batch transaction: the batch size adapts between batches (0 or absent: fixed). */
+  maxTransactionMs?: number;
   /** Pause between batches while a streaming replica's replay lag exceeds this (0: never). */
   maxReplicaLagMs?: number;
   /** Rules whose finding is taken from their enumeration (their repairer must offer finding()). */
@@ -194,14 +196,22 @@ async function repairEach(
     });
     /** Groups to retry, with why they were left. */
     const aside = new Map<number, string>();
-    const batch = async (from: number, to: number, label: string) => {
+    const started = Date.now();
+    let done = 0;
+    /** Runs groups (from, to]; returns how long its transaction took (null: it failed). */
+    const batch = async (from: number, to: number, label: string): Promise<number | null> => {
       if (options.apply) await waitForReplicas(session, options.maxReplicaLagMs ?? 0);
       const changed = actions.reduce(
         (n, a) => n + a.rowsDeleted + a.rowsUpdated + a.childRowsRepointed + a.childRowsMerged,
         0,
       );
       const rows = `${changed.toLocaleString('en-US')} rows ${options.apply ? 'changed' : 'to change'} so far`;
-      const step = options.progress.start(`${rule.check} ${rule.table.id}: ${label} of ${total} · ${rows}`);
+      const elapsed = Date.now() - started;
+      const left = done ? ` · ~${seconds((elapsed / done) * (total - done))} left` : '';
+      const size = `batch of ${(to - from).toLocaleString('en-US')}`;
+      const step = options.progress.start(
+        `${rule.check} ${rule.table.id}: ${label} of ${total} · ${rows} · ${size} · ${seconds(elapsed)}${left}`,
+      );
       const outcome = await runBatch(
         session,
         catalog,
@@ -216,9 +226,10 @@ async function repairEach(
         options.sample - action.skippedGroups.length,
       );
       step.done();
+      done += to - from;
       if ('error' in outcome) {
         for (let n = from + 1; n <= to; n++) aside.set(n, outcome.error);
-        return;
+        return null;
       }
       for (const n of outcome.setAside) aside.set(n, LOCKED);
       action.skippedGroups.push(...outcome.skippedGroups.slice(0, options.sample - action.skippedGroups.length));
@@ -229,18 +240,22 @@ async function repairEach(
         action.notes.push(outcome.result.reason);
       if (outcome.result.samples)
         action.samples.push(...outcome.result.samples.slice(0, options.sample - action.samples.length));
+      return outcome.ms;
     };
     const stop = (what: string) => {
       interrupted = true;
       action.notes.push(`interrupted before ${what}; run the same command again to finish`);
     };
+    const target = options.maxTransactionMs ?? 0;
+    let size = target > 0 ? Math.min(options.batchSize, FIRST_BATCH) : options.batchSize;
     for (let from = 0; from < total;) {
       if (options.interrupted()) {
         stop(`groups ${from + 1}–${total}`);
         break;
       }
-      const to = Math.min(from + options.batchSize, total);
-      await batch(from, to, `groups ${from + 1}–${to}`);
+      const to = Math.min(from + size, total);
+      const ms = await batch(from, to, `groups ${from + 1}–${to}`);
+      if (target > 0) size = nextBatchSize(size, ms, target, options.batchSize);
       from = to;
     }
     const passes = options.retries ?? 3;
@@ -252,7 +267,7 @@ async function repairEach(
           `or a batch that kept failing); retry ${pass} of ${passes} in ${wait}ms`,
       );
       await sleep(wait);
-      for (const [from, to] of ranges(ns, pass === passes ? 1 : options.batchSize)) {
+      for (const [from, to] of ranges(ns, pass === passes ? 1 : size)) {
         if (options.interrupted()) {
           stop('retrying the groups set aside');
           break;
@@ -276,6 +291,26 @@ async function repairEach(
   return interrupted;
 }
 
+/** The first batch of a time-sized walk: small, so that a slow table costs one short transaction. */
+const FIRST_BATCH = 50;
+
+/**
+ * The next batch size from how long the last batch's transaction took (as pt-online-schema-change
+ * sizes its chunks): halved when over the target, grown — at most doubled — while under it, never
+ * above `max`. A failed batch (null) halves it too.
+ */
+export function nextBatchSize(size: number, ms: number | null, target: number, max: number): number {
+  if (ms === null || ms > target) return Math.max(1, Math.floor(size / 2));
+  const factor = Math.min(2, target / Math.max(ms, 1));
+  return factor <= 1 ? size : Math.min(max, Math.max(size + 1, Math.floor(size * factor)));
+}
+
+function seconds(ms: number): string {
+  return ms < 60_000
+    ? `${(ms / 1000).toFixed(1)}s`
+    : `${Math.floor(ms / 60_000)}min ${Math.round((ms % 60_000) / 1000)}s`;
+}
+
 function plural(n: number, word: string): string {
   return `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
 }
@@ -283,7 +318,8 @@ function plural(n: number, word: string): string {
 class DryRunRollback extends Error {}
 
 type BatchOutcome =
-  { counts: Counts; result: BatchResult; skippedGroups: SkippedGroup[]; setAside: number[] } | { error: string };
+  | { counts: Counts; result: BatchResult; skippedGroups: SkippedGroup[]; setAside: number[]; ms: number }
+  | { error: string };
 
 async function runBatch(
   session: Db,
@@ -301,6 +337,7 @@ async function runBatch(
   const attempts = (options.retries ?? 3) + 1;
   for (let attempt = 1; ; attempt++) {
     let outcome: BatchOutcome | null = null;
+    const began = performance.now();
     try {
       await session.transaction().execute(async (tx) => {
         // Lock waits stay under half the server's deadlock_timeout: in a lock cycle with the
@@ -327,12 +364,15 @@ async function runBatch(
           nextTemp: () => workTable(`rd_t${++temp}`),
         };
         const result = await repairerFor(rule).batch(ctx, rule, from, to, sample);
-        outcome = { counts: ctx.counts, result, skippedGroups: ctx.skippedGroups, setAside: ctx.setAside };
+        outcome = { counts: ctx.counts, result, skippedGroups: ctx.skippedGroups, setAside: ctx.setAside, ms: 0 };
         if (!options.apply) throw new DryRunRollback();
       });
-      return outcome!;
+      const ms = performance.now() - began;
+      statementStats.batches++;
+      if (options.apply) statementStats.longestTransactionMs = Math.max(statementStats.longestTransactionMs, ms);
+      return { ...outcome!, ms };
     } catch (e) {
-      if (e instanceof DryRunRollback) return outcome!;
+      if (e instanceof DryRunRollback) return { ...outcome!, ms: performance.now() - began };
       if (isPgError(e) && RETRYABLE_SQLSTATES.has(e.code ?? '')) {
         if (attempt < attempts) {
           options.progress.note(
