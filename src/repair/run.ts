@@ -233,6 +233,11 @@ async function repairEach(
       }
       for (const n of outcome.setAside) aside.set(n, LOCKED);
       action.skippedGroups.push(...outcome.skippedGroups.slice(0, options.sample - action.skippedGroups.length));
+      for (const r of outcome.result.refused ?? []) {
+        const room = options.sample - action.skippedGroups.length;
+        if (room <= 0) break;
+        action.skippedGroups.push(...(await describeGroups(session, sql`select ${r.n}::bigint as n`, r.reason, room)));
+      }
       Object.assign(action, addCounts(action, outcome.counts));
       action.groups += outcome.result.groups;
       action.skipped += outcome.result.skipped;

@@ -57,6 +57,9 @@ describe('a group the server refuses to merge is skipped alone', () => {
       /notes of user 6 are frozen on public\.note \(P0001\)|notes of user 6 are frozen \(P0001\)/,
     );
     expect(res.stdout).toMatch(/restricting key job_edge_job_id_user_id_fkey on public\.job_edge \(23001\)/);
+    // each refused group under the table, with its key, its ids and its reason
+    expect(res.stdout).toMatch(/Skipped groups, left as they were:\n {2}public\.users \(.+\): .+ — \S/);
+    expect(res.stdout.match(/^ {2}public\.users \(.+\): .+ — .+\(2[3P]\w+\)$/gm)?.length).toBeGreaterThanOrEqual(3);
     const [run] = await db.query<{ run_id: string; counts: Record<string, number>[] }>(
       'select run_id, counts from rowdoctor_backup.runs',
     );
