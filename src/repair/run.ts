@@ -272,7 +272,10 @@ async function repairEach(
           `or a batch that kept failing); retry ${pass} of ${passes} in ${wait}ms`,
       );
       await sleep(wait);
-      for (const [from, to] of ranges(ns, pass === passes ? 1 : size)) {
+      // The last pass takes each group alone (one held group then costs only itself), unless so many
+      // are left that one transaction each would take too long: then batches again.
+      const alone = pass === passes && ns.length <= LAST_PASS_ALONE;
+      for (const [from, to] of ranges(ns, alone ? 1 : size)) {
         if (options.interrupted()) {
           stop('retrying the groups set aside');
           break;
@@ -295,6 +298,9 @@ async function repairEach(
   }
   return interrupted;
 }
+
+/** At most this many set-aside groups are retried one transaction each in the last pass. */
+const LAST_PASS_ALONE = 200;
 
 /** The first batch of a time-sized walk: small, so that a slow table costs one short transaction. */
 const FIRST_BATCH = 50;
