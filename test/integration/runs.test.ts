@@ -95,7 +95,8 @@ describe('rowdoctor runs', () => {
   });
 
   it('a run whose session is killed mid-run is recognised as dead: listed, then recorded, as interrupted', async () => {
-    const release = await holdLock(db, 'select * from token where id = 4 for update');
+    // Writes to token wait (a held row would only be set aside): the repair waits to delete, mid-run.
+    const release = await holdLock(db, 'lock table token in share mode');
     const killed = repair(ORPHANS, '--apply', '--lock-timeout', '60s');
     const pid = await waitingRepairPid(db);
     await db.query('select pg_terminate_backend($1)', [pid]);
