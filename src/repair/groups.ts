@@ -51,6 +51,15 @@ export function inBatch(from: number, to: number): RawBuilder<unknown> {
   return sql`g.n > ${from} and g.n <= ${to}`;
 }
 
+/**
+ * Row `alias` carries a locker or deleter (xmax): among the rows a SKIP LOCKED statement did not
+ * take, those are the ones someone holds. A row committed by someone else since that statement has
+ * none — it is simply not in this batch (a later run takes it), and no reason to set its group aside.
+ */
+function heldBySomeone(alias: string): RawBuilder<unknown> {
+  return sql`${sql.ref(`${alias}.xmax`)}::text <> '0'`;
+}
+
 /** The session's temp table of the groups the current batch sets aside: (n), emptied at commit. */
 export const ASIDE = workTable('rd_aside');
 
@@ -134,6 +143,7 @@ export async function lockBatchRows(
       await setAside(sql`
         select distinct g.n from ${children}
          where ${inBatch(batch.from, batch.to)} and ${notAside}
+           and ${heldBySomeone('x')}
            and not exists (select 1 from ${locked} l where l.o = x.tableoid and l.c = x.ctid)`);
     }
   }
@@ -147,7 +157,9 @@ export async function lockBatchRows(
     'plan',
   );
   // A listed row still in the group that the lock skipped: someone else holds it.
-  await setAside(sql`select distinct g.n from ${listed} where ${where} and ${notAside} and not ${taken}`);
+  await setAside(
+    sql`select distinct g.n from ${listed} where ${where} and ${notAside} and ${heldBySomeone('t')} and not ${taken}`,
+  );
   if (batch.byKey) {
     const byKey = sql`${tableRef(table)} t join ${GROUPS} g on ${batch.onKey}`;
     await run(
@@ -159,7 +171,9 @@ export async function lockBatchRows(
          for update of t skip locked`,
       'plan',
     );
-    await setAside(sql`select distinct g.n from ${byKey} where ${where} and ${notAside} and not ${taken}`);
+    await setAside(
+      sql`select distinct g.n from ${byKey} where ${where} and ${notAside} and ${heldBySomeone('t')} and not ${taken}`,
+    );
   }
   if (!aside.length) return;
   await run(ctx, sql`delete from ${rows} where n in (select n from ${ASIDE})`, 'plan');
