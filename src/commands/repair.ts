@@ -53,14 +53,14 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
   try {
     await refuseOnStandby(conn.db, 'repair', conn.target.display);
     // What each rule finds is reported before anything changes. A rule's enumeration of its groups
-    // is that answer already, so those rules are not scanned first (a full pass saved per rule) —
-    // in a dry run every such rule, with --apply only the first (later ones run after writes).
+    // is that answer already, so the first rule is not scanned first (a full pass saved); later
+    // ones run after writes (in a dry run, to the copies of the tables), so they are scanned first.
     const { snap, toRepair, scanned, derived } = await readOnly(conn.db, statementTimeoutMs, async (tx) => {
       const snap = await snapshot(tx, opts, loaded);
       const toRepair = snap.rules.filter((r) => r.source !== 'discovered' && r.repair !== 'report');
       const declaredRules = snap.rules.filter((r) => r.source !== 'discovered');
       await refuseRowSecurity(tx, tablesTouched(snap.catalog, toRepair, declaredRules, opts.infer), 'repair');
-      const derived = new Set(toRepair.filter((r, i) => repairerFor(r).finding && (opts.apply !== true || i === 0)));
+      const derived = new Set(toRepair.filter((r, i) => repairerFor(r).finding && i === 0));
       return {
         snap,
         toRepair,

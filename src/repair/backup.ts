@@ -96,7 +96,7 @@ export async function recordAfterImages(ctx: BatchContext, table: Table): Promis
        and b._rd_op = 'update'
        and b.${sql.id(AFTER)} is null
        and ${matches}`,
-    'write',
+    'backup',
   );
 }
 
@@ -118,7 +118,7 @@ export async function backupRows(
     select ${ctx.runId}, nextval(${`${BACKUP_SCHEMA}.seq`}), ${op}, ${changed}, ${values}
       from ${tableRef(table)} t
      where ${where}`,
-    'write',
+    'backup',
   );
   return res.affected;
 }

@@ -3,8 +3,9 @@ import type { Catalog, Table } from '../catalog/types.js';
 import type { Tx } from '../db.js';
 import type { Rule } from '../rules/types.js';
 import type { SkippedGroup } from './types.js';
-import { col, tableRef, type Sql } from '../sql/build.js';
-import { workTable, type WorkTable } from '../sql/work-table.js';
+import { col, type Sql } from '../sql/build.js';
+import { unshadowed } from '../sql/shadow.js';
+import type { WorkTable } from '../sql/work-table.js';
 
 /** What one rule's repair changed (or, in a dry run, would change). Contract §JSON `actions`. */
 export interface Counts {
@@ -67,17 +68,19 @@ export const statementStats = { longestMs: 0, longestSql: '', longestTransaction
 
 /**
  * Run a statement. `plan` statements (locking, ranking into temp tables) and `write` statements are
- * what --sql shows; a dry run records its writes without running them, so it never changes a user
- * table by construction — and its --sql shows exactly what --apply would run.
+ * what --sql shows. A dry run runs inside a shadow scope (sql/shadow.ts): its writes go to the
+ * copies of the tables in pg_temp — a write that names anything else is refused here — so its
+ * counts are the server's. `backup` statements (into rowdoctor_backup) only run with --apply.
  */
 export async function run<R = Record<string, unknown>>(
   ctx: BatchContext,
   q: RawBuilder<unknown>,
-  kind: 'read' | 'plan' | 'write',
+  kind: 'read' | 'plan' | 'write' | 'backup',
 ): Promise<{ rows: R[]; affected: number }> {
   const compiled = q.compile(ctx.tx);
-  if (kind !== 'read') ctx.statements.set(compiled.sql.replace(/\s+/g, ' ').trim(), true);
-  if (kind === 'write' && !ctx.apply) return { rows: [], affected: 0 };
+  if (kind !== 'read') ctx.statements.set(unshadowed(compiled.sql).replace(/\s+/g, ' ').trim(), true);
+  if (kind === 'backup' && !ctx.apply) return { rows: [], affected: 0 };
+  if (kind === 'write' && !ctx.apply) onlyCopies(compiled.sql);
   const started = performance.now();
   const res = await ctx.tx.executeQuery<R>(compiled);
   const ms = performance.now() - started;
@@ -88,6 +91,13 @@ export async function run<R = Record<string, unknown>>(
   if (ms > statementStats.longestMs)
     Object.assign(statementStats, { longestMs: ms, longestSql: compiled.sql.replace(/\s+/g, ' ').slice(0, 160) });
   return { rows: res.rows, affected: Number(res.numAffectedRows ?? res.rows.length) };
+}
+
+/** A dry run's write names only tables in pg_temp (the copies), never a user table. */
+function onlyCopies(text: string): void {
+  for (const m of text.matchAll(/\b(?:update|delete\s+from|insert\s+into)\s+(?:only\s+)?("(?:[^"]|"")+")/gi)) {
+    if (m[1] !== '"pg_temp"') throw new Error(`internal: a dry run would write a user table: ${text.slice(0, 200)}`);
+  }
 }
 
 export async function count(ctx: BatchContext, q: RawBuilder<unknown>): Promise<number> {
@@ -107,28 +117,4 @@ export function pkMatches(table: Table, alias: string, other: string, prefix: st
     pkOf(table).map((c, i) => sql`${col(alias, c)} = ${col(other, `${prefix}${i}`)}`),
     sql` and `,
   );
-}
-
-/**
- * In a dry run nothing is deleted, so rows a plan has already "removed" are remembered in a temp
- * table per table and left out of later queries; in an apply they are really gone.
- */
-export async function goneTable(ctx: BatchContext, table: Table): Promise<WorkTable> {
-  const name = workTable(`rd_gone_${table.oid}`);
-  const cols = sql.join(pkOf(table).map((c, i) => sql`${col(null, c)} as ${sql.id(`p${i}`)}`));
-  await run(
-    ctx,
-    sql`create temp table if not exists ${name} on commit drop as
-    select ${cols}
-      from ${tableRef(table)}
-     where false`,
-    'read',
-  );
-  return name;
-}
-
-export async function visible(ctx: BatchContext, table: Table, alias: string): Promise<Sql> {
-  if (ctx.apply || !table.primaryKey) return sql`true`;
-  const gone = await goneTable(ctx, table);
-  return sql`not exists (select 1 from ${gone} g where ${pkMatches(table, alias, 'g', 'p')})`;
 }

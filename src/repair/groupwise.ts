@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { isPgError, type PgErrorFields } from '../errors.js';
+import { realName } from '../sql/shadow.js';
 import type { WorkTable } from '../sql/work-table.js';
 import { run, type BatchContext } from './context.js';
 
@@ -20,8 +21,10 @@ export function refusesGroup(e: unknown): e is Error & PgErrorFields & { constra
 
 /** "check constraint review_check on public.review (23514)", or the raised message for a trigger. */
 export function refusalReason(e: Error & PgErrorFields & { constraint?: string; table?: string; schema?: string }) {
-  const where = e.table ? ` on ${e.schema ? `${e.schema}.` : ''}${e.table}` : '';
-  if (e.constraint) return `${kindOf(e.code!)} ${e.constraint}${where} (${e.code})`;
+  // In a dry run the server names the copies (sql/shadow.ts): say which table and constraint they stand for.
+  const table = e.table && realName(e.table) !== e.table ? realName(e.table) : e.table && `${e.schema}.${e.table}`;
+  const where = table ? ` on ${table}` : '';
+  if (e.constraint) return `${kindOf(e.code!)} ${realName(e.constraint)}${where} (${e.code})`;
   return `${e.message}${where} (${e.code})`;
 }
 
@@ -63,6 +66,8 @@ export async function groupwise(
     await exec(ctx, 'savepoint rd_group');
     try {
       await work(m);
+      // Deferred constraints are checked now, inside the savepoint, not at commit for the whole batch.
+      await exec(ctx, 'set constraints all immediate');
       await exec(ctx, 'release savepoint rd_group');
       return null;
     } catch (e) {

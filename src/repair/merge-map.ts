@@ -39,7 +39,7 @@ export async function recordMerges(ctx: BatchContext, table: Table, map: WorkTab
       from ${map} m
       join ${tableRef(table)} lx on ${pkMatches(table, 'lx', 'm', 'l')}
       join ${tableRef(table)} sx on ${pkMatches(table, 'sx', 'm', 's')}`,
-    'write',
+    'backup',
   );
 }
 

@@ -4,7 +4,7 @@ import { RowdoctorError } from '../errors.js';
 import { and, col, tableRef, type Sql } from '../sql/build.js';
 import { backupRows, recordAfterImages } from './backup.js';
 import { recordMerges } from './merge-map.js';
-import { count, goneTable, pkMatches, pkOf, run, visible, type BatchContext } from './context.js';
+import { count, pkMatches, pkOf, run, type BatchContext } from './context.js';
 import { referencesInto, type Reference } from './references.js';
 import type { WorkTable } from '../sql/work-table.js';
 
@@ -27,15 +27,11 @@ export async function mergeRows(ctx: BatchContext, table: Table, map: WorkTable,
   return deleteLosers(ctx, table, map);
 }
 
-/** Backup and delete the losers of `map` (in a dry run: count them and remember them as gone). */
+/** Backup and delete the losers of `map` (in a dry run: from the copies, sql/shadow.ts). */
 export async function deleteLosers(ctx: BatchContext, table: Table, map: WorkTable): Promise<number> {
   const isLoser = sql`exists (select 1 from ${map} m where ${pkMatches(table, 't', 'm', 'l')})`;
   if (ctx.backup) await backupRows(ctx, table, 'delete', isLoser, null);
-  const { affected } = await run(ctx, sql`delete from ${tableRef(table)} t where ${isLoser}`, 'write');
-  if (ctx.apply) return affected;
-  const gone = await goneTable(ctx, table);
-  const pk = sql.join(pkOf(table).map((_, i) => sql.id(`l${i}`)));
-  return (await run(ctx, sql`insert into ${gone} select distinct ${pk} from ${map}`, 'read')).affected;
+  return (await run(ctx, sql`delete from ${tableRef(table)} t where ${isLoser}`, 'write')).affected;
 }
 
 async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Reference, depth: number): Promise<void> {
@@ -65,7 +61,10 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
     for (const index of collidingIndexes(child, ref)) {
       const childMap = await collisionMap(ctx, child, ref, refmap, index);
       const n = await count(ctx, sql`select 1 from ${childMap}`);
-      if (n > 0) ctx.counts.childRowsMerged += await mergeRows(ctx, child, childMap, depth + 1);
+      if (n === 0) continue;
+      // Not `+= await`: that would read the count before the nested merges below add theirs.
+      const merged = await mergeRows(ctx, child, childMap, depth + 1);
+      ctx.counts.childRowsMerged += merged;
     }
   }
 
@@ -78,12 +77,7 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
     'write',
   );
   await recordAfterImages(ctx, child);
-  ctx.counts.childRowsRepointed += ctx.apply
-    ? affected
-    : await count(
-        ctx,
-        sql`select 1 from ${tableRef(child)} t where ${pointsAtLoser} and ${await visible(ctx, child, 't')}`,
-      );
+  ctx.counts.childRowsRepointed += affected;
 }
 
 /**
@@ -120,7 +114,6 @@ async function collisionMap(
   const tuple = sql.join(cols.map((_, i) => sql.id(`u${i}`)));
   const pkCols = sql.join(pk.map((_, i) => sql.id(`p${i}`)));
   const nonNull = index.nullsNotDistinct ? sql`true` : and(cols.map((_, i) => sql`${sql.id(`u${i}`)} is not null`));
-  const visibleT = await visible(ctx, child, 't');
   const name = ctx.nextTemp();
   await run(
     ctx,
@@ -130,7 +123,6 @@ async function collisionMap(
              ${sql.join(cols.map((c, i) => sql`${target(c)} as ${sql.id(`u${i}`)}`))}
         from ${tableRef(child)} t
         join ${refmap} r on ${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(`lr${i}`)}`))}
-       where ${visibleT}
     ),
     candidates as (
       select ${pkCols}, ${tuple}, 1 as prio from moved where ${nonNull}
@@ -138,8 +130,7 @@ async function collisionMap(
       select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))},
              ${sql.join(cols.map((c, i) => sql`${col('t', c)} as ${sql.id(`u${i}`)}`))}, 0
         from ${tableRef(child)} t
-       where ${visibleT}
-         and (${sql.join(cols.map((c) => col('t', c)))}) in (select ${tuple} from moved where ${nonNull})
+       where (${sql.join(cols.map((c) => col('t', c)))}) in (select ${tuple} from moved where ${nonNull})
          and not exists (select 1
                            from moved mv
                           where ${and(pk.map((c, i) => sql`mv.${sql.id(`p${i}`)} = ${col('t', c)}`))})

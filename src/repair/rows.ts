@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
 import { and, col, tableRef, type Sql } from '../sql/build.js';
 import { backupRows, recordAfterImages } from './backup.js';
-import { count, pkMatches, pkOf, run, visible, type BatchContext } from './context.js';
+import { count, pkMatches, pkOf, run, type BatchContext } from './context.js';
 import { referencesInto } from './references.js';
 import type { WorkTable } from '../sql/work-table.js';
 import { recordSkipped } from './groups.js';
@@ -12,7 +12,7 @@ export function listedIn(table: Table, targets: WorkTable): Sql {
   return sql`exists (select 1 from ${targets} m where ${pkMatches(table, 't', 'm', 'l')})`;
 }
 
-/** Backup, then update the listed rows (a dry run counts them). */
+/** Backup, then update the listed rows (in a dry run: the copies, sql/shadow.ts). */
 export async function updateRows(
   ctx: BatchContext,
   table: Table,
@@ -31,9 +31,7 @@ export async function updateRows(
   const assignments = sql.join(set.map((s) => sql`${sql.id(s.column)} = ${s.value}`));
   const { affected } = await run(ctx, sql`update ${tableRef(table)} t set ${assignments} where ${where}`, 'write');
   await recordAfterImages(ctx, table);
-  return ctx.apply
-    ? affected
-    : count(ctx, sql`select 1 from ${tableRef(table)} t where ${where} and ${await visible(ctx, table, 't')}`);
+  return affected;
 }
 
 /** Some row still points at `t` through a foreign key or a declared/inferred reference. */

@@ -14,6 +14,9 @@ import { workTable } from '../sql/work-table.js';
 import { describeGroups } from './groups.js';
 import { finishRun, markDeadRuns } from './run-status.js';
 import { waitForReplicas } from './replica-lag.js';
+import { tablesTouched } from './references.js';
+import { createShadows, dropShadows } from './shadow.js';
+import { withShadows } from '../sql/shadow.js';
 
 export interface RepairOptions {
   apply: boolean;
@@ -99,8 +102,9 @@ export async function takeRepairLock(session: Db): Promise<void> {
 /**
  * Repair every rule, batch by batch, on one session (temp tables live there). Each batch is its own
  * transaction with lock_timeout and statement_timeout; a batch that hits a lock timeout, deadlock
- * or serialization failure is retried, then reported as skipped. A dry run runs the same planning
- * queries and rolls every batch back.
+ * or serialization failure is retried, then reported as skipped. A dry run runs the very same
+ * statements on copies of the tables in pg_temp (repair/shadow.ts), batch after batch, so a later
+ * batch or rule is planned against what the earlier ones leave.
  */
 export async function repairRules(
   session: Db,
@@ -125,7 +129,17 @@ export async function repairRules(
   const ruleCounts = () => actions.map((a) => ({ rule: describeRule(a.rule), ...actionCounts(a) }));
   let interrupted: boolean;
   try {
-    interrupted = await repairEach(session, catalog, rules, declared, options, runId, statements, actions);
+    const each = () => repairEach(session, catalog, rules, declared, options, runId, statements, actions);
+    if (options.apply) interrupted = await each();
+    else {
+      // A dry run plans on copies of the tables it would touch: the same statements, the server's counts.
+      const shadows = await createShadows(session, catalog, tablesTouched(catalog, rules, declared, options.infer));
+      try {
+        interrupted = await withShadows(shadows, each);
+      } finally {
+        await dropShadows(session, shadows);
+      }
+    }
   } catch (e) {
     if (options.apply) {
       const message = e instanceof Error ? e.message : String(e);
@@ -326,8 +340,6 @@ function plural(n: number, word: string): string {
   return `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
 }
 
-class DryRunRollback extends Error {}
-
 type BatchOutcome =
   | { counts: Counts; result: BatchResult; skippedGroups: SkippedGroup[]; setAside: number[]; ms: number }
   | { error: string };
@@ -376,14 +388,12 @@ async function runBatch(
         };
         const result = await repairerFor(rule).batch(ctx, rule, from, to, sample);
         outcome = { counts: ctx.counts, result, skippedGroups: ctx.skippedGroups, setAside: ctx.setAside, ms: 0 };
-        if (!options.apply) throw new DryRunRollback();
       });
       const ms = performance.now() - began;
       statementStats.batches++;
       if (options.apply) statementStats.longestTransactionMs = Math.max(statementStats.longestTransactionMs, ms);
       return { ...outcome!, ms };
     } catch (e) {
-      if (e instanceof DryRunRollback) return { ...outcome!, ms: performance.now() - began };
       if (isPgError(e) && RETRYABLE_SQLSTATES.has(e.code ?? '')) {
         if (attempt < attempts) {
           options.progress.note(

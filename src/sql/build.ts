@@ -2,6 +2,7 @@ import { sql, type RawBuilder } from 'kysely';
 import type { Equality, QualifiedName, SoftDeleteMarker, Table } from '../catalog/types.js';
 import type { KeyPart } from '../rules/types.js';
 import type { SqlFragment } from './fragment.js';
+import { currentShadows } from './shadow.js';
 
 /** Building blocks for queries on user tables. Identifiers only ever come from the catalog. */
 
@@ -10,8 +11,11 @@ export type Sql = RawBuilder<unknown>;
 /**
  * The table's own rows, for FROM, JOIN, UPDATE, DELETE, INSERT and LOCK: `ONLY` where old-style
  * inheritance children exist, whose rows a unique index or foreign key of this table never covers.
+ * In a dry run's shadow scope (sql/shadow.ts), the table's copy in pg_temp.
  */
 export function tableRef(table: Table): Sql {
+  const shadow = currentShadows()?.tables.get(table.oid);
+  if (shadow) return sql.id('pg_temp', shadow);
   return table.hasInheritors ? sql`only ${tableName(table)}` : tableName(table);
 }
 

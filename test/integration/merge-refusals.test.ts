@@ -48,6 +48,24 @@ const repair = (...args: string[]) =>
 
 describe('a group the server refuses to merge is skipped alone', () => {
   let runId: string;
+  it('the dry run foresees every refusal but the trigger’s (it plans on copies with the constraints), changing nothing', async () => {
+    const res = await repair();
+    expect(res.code, res.stderr).toBe(1);
+    expect(res.stdout).toMatch(/check constraint review_not_self on public\.review \(23514\)/);
+    expect(res.stdout).toMatch(/exclusion constraint booking_no_overlap on public\.booking \(23P01\)/);
+    expect(res.stdout).toMatch(/restricting key job_edge_job_id_user_id_fkey on public\.job_edge \(23001\)/);
+    expect(res.stdout).not.toMatch(/rd_shadow/);
+    const json = await repair('--format', 'json');
+    expect(JSON.parse(json.stdout).actions[0]).toMatchObject({
+      groups: 6,
+      skipped: 3,
+      rowsDeleted: 3,
+      childRowsRepointed: 5,
+      childRowsMerged: 0,
+    });
+    expect(await db.checksums()).toEqual(sums);
+  });
+
   it('--apply merges the two mergeable groups and skips each refused one with its constraint and SQLSTATE', async () => {
     const res = await repair('--apply');
     expect(res.code, res.stderr).toBe(1);

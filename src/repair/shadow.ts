@@ -1,0 +1,123 @@
+import { sql } from 'kysely';
+import type { Catalog, Table } from '../catalog/types.js';
+import type { Db, Tx } from '../db.js';
+import { tableName, tableRef } from '../sql/build.js';
+import type { Shadows } from '../sql/shadow.js';
+
+/**
+ * A dry run plans on copies: every table the repair touches is copied into pg_temp (its own rows
+ * only, as `tableRef` reads them) with the constraints the server checks on a write — NOT NULL,
+ * CHECK, primary and unique keys and indexes (partial, expression, NULLS NOT DISTINCT, deferrable),
+ * exclusion constraints, and the foreign keys between the copied tables with their ON UPDATE /
+ * ON DELETE actions. Valid indexes only: an INVALID one is what a repair is there to make buildable.
+ * The repair's own statements then run against the copies: its counts are what the server does,
+ * and the real tables are only read (ACCESS SHARE, no row locks). Triggers are not copied (they
+ * may write elsewhere): a group that a raising trigger refuses is only found by --apply.
+ * Returns the copies and what each name on them stands for.
+ */
+export async function createShadows(session: Db, catalog: Catalog, tables: Table[]): Promise<Shadows> {
+  const shadows: Shadows = { tables: new Map(), compiled: new Map(), names: new Map() };
+  const byId = new Map(tables.map((t) => [t.id, t]));
+  await session.transaction().execute(async (tx) => {
+    // Every name the server prints (index and constraint definitions) comes out schema-qualified.
+    await sql`set local search_path = pg_catalog`.execute(tx);
+    for (const table of tables) {
+      const name = `rd_shadow_${table.oid}`;
+      const copy = sql.id('pg_temp', name);
+      await sql`drop table if exists ${copy} cascade`.execute(tx);
+      await sql`create temp table ${copy} (like ${tableName(table)})`.execute(tx);
+      await sql`insert into ${copy} select * from ${tableRef(table)}`.execute(tx);
+      shadows.tables.set(table.oid, name);
+      shadows.compiled.set(copy.compile(tx).sql, tableRef(table).compile(tx).sql);
+      shadows.names.set(name, table.id);
+    }
+    let n = 0;
+    const nextName = (real: string) => {
+      const name = `rd_shadow_c${++n}`;
+      shadows.names.set(name, real);
+      return name;
+    };
+    const oids = tables.map((t) => t.oid);
+    // Constraints of each copied table: keys, exclusion and CHECK constraints.
+    const constraints = await sql<{ rel: number; name: string; def: string; type: string }>`
+      select conrelid::int as rel, conname as name, pg_get_constraintdef(oid) as def, contype as type
+        from pg_constraint
+       where conrelid = any(${oids}::oid[]) and contype in ('p', 'u', 'x', 'c')
+       order by contype = 'c', conrelid, conname`.execute(tx);
+    for (const c of constraints.rows) {
+      const notValid = c.type === 'c' && !/ NOT VALID$/.test(c.def) ? ' NOT VALID' : '';
+      const copy = shadows.tables.get(c.rel);
+      await tryDdl(tx, `alter table pg_temp.${copy} add constraint ${quote(nextName(c.name))} ${c.def}${notValid}`);
+    }
+    // Other valid indexes (unique ones the repair must respect, and the ones its lookups need).
+    const indexes = await sql<{ rel: number; name: string; def: string; qualified: string }>`
+      select i.indrelid::int as rel, x.relname as name, pg_get_indexdef(i.indexrelid) as def,
+             format('%I.%I', n.nspname, t.relname) as qualified
+        from pg_index i
+        join pg_class x on x.oid = i.indexrelid
+        join pg_class t on t.oid = i.indrelid
+        join pg_namespace n on n.oid = t.relnamespace
+       where i.indrelid = any(${oids}::oid[]) and i.indisvalid and i.indisready
+         and not exists (select 1 from pg_constraint c where c.conindid = i.indexrelid and c.conrelid = i.indrelid)
+       order by 1, 2`.execute(tx);
+    for (const i of indexes.rows) {
+      const head = /^CREATE (UNIQUE )?INDEX /.exec(i.def);
+      const on = [` ON ONLY ${i.qualified} USING `, ` ON ${i.qualified} USING `].find((s) => i.def.includes(s));
+      if (!head || !on) continue;
+      const tail = i.def.slice(i.def.indexOf(on) + on.length);
+      await tryDdl(tx, `${head[0]}${quote(nextName(i.name))} ON pg_temp.${shadows.tables.get(i.rel)} USING ${tail}`);
+    }
+    // Foreign keys between copied tables (one on or into a partition: between the copies of the roots).
+    const root = (id: string) => byId.get(catalog.partitionRoot.get(id) ?? id);
+    const fks = await sql<{ name: string; def: string; child: string; parent: string; qualified: string }>`
+      select c.conname as name, pg_get_constraintdef(c.oid) as def,
+             format('%s.%s', cn.nspname, ct.relname) as child, format('%s.%s', pn.nspname, pt.relname) as parent,
+             format('%I.%I', pn.nspname, pt.relname) as qualified
+        from pg_constraint c
+        join pg_class ct on ct.oid = c.conrelid
+        join pg_namespace cn on cn.oid = ct.relnamespace
+        join pg_class pt on pt.oid = c.confrelid
+        join pg_namespace pn on pn.oid = pt.relnamespace
+       where c.contype = 'f' and c.conparentid = 0
+       order by c.conrelid, c.conname`.execute(tx);
+    for (const fk of fks.rows) {
+      const child = root(fk.child);
+      const parent = root(fk.parent);
+      if (!child || !parent) continue;
+      const ref = ` REFERENCES ${fk.qualified}(`;
+      if (!fk.def.includes(ref)) continue;
+      const def = fk.def.replace(ref, ` REFERENCES pg_temp.${shadows.tables.get(parent.oid)}(`);
+      const notValid = / NOT VALID$/.test(def) ? '' : ' NOT VALID';
+      const copy = shadows.tables.get(child.oid);
+      await tryDdl(tx, `alter table pg_temp.${copy} add constraint ${quote(nextName(fk.name))} ${def}${notValid}`);
+    }
+    for (const name of shadows.tables.values()) await sql`analyze ${sql.id('pg_temp', name)}`.execute(tx);
+  });
+  return shadows;
+}
+
+/** Drop the copies (they would go with the session anyway). */
+export async function dropShadows(session: Db, shadows: Shadows): Promise<void> {
+  const names = [...shadows.tables.values()].map((name) => sql.id('pg_temp', name));
+  if (names.length) await sql`drop table if exists ${sql.join(names)} cascade`.execute(session);
+}
+
+function quote(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * A constraint the copy cannot take (a key into one partition that its root's copy has no unique
+ * index for, an operator class the copy lacks …) is left off: the copy is then less strict there
+ * than the table, and --apply still finds what it refuses.
+ */
+async function tryDdl(tx: Tx, text: string): Promise<void> {
+  await sql`savepoint rd_shadow`.execute(tx);
+  try {
+    await sql.raw(text).execute(tx);
+    await sql`release savepoint rd_shadow`.execute(tx);
+  } catch {
+    await sql`rollback to savepoint rd_shadow`.execute(tx);
+    await sql`release savepoint rd_shadow`.execute(tx);
+  }
+}
