@@ -105,10 +105,13 @@ export async function count(ctx: BatchContext, q: RawBuilder<unknown>): Promise<
   return Number(rows[0]?.n ?? 0);
 }
 
-/** Primary-key columns; merges need them to tell rows apart. */
+/**
+ * What tells a table's rows apart in a merge: its primary key, or — for a child without one, reached
+ * by a merge — its ctid, valid within the one transaction that lists and then changes the rows.
+ * (A rule's own table must have a primary key: commands/repair.ts refuses it otherwise.)
+ */
 export function pkOf(table: Table): string[] {
-  if (!table.primaryKey) throw new Error(`internal: ${table.id} has no primary key`);
-  return table.primaryKey;
+  return table.primaryKey ?? ['ctid'];
 }
 
 /** `alias.pk = other.prefixN` for each primary-key column. */

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Table, UniqueIndex } from '../catalog/types.js';
 import { RowdoctorError } from '../errors.js';
-import { and, col, tableRef, type Sql } from '../sql/build.js';
+import { and, col, tableRef } from '../sql/build.js';
 import { backupRows, recordAfterImages } from './backup.js';
 import { recordMerges } from './merge-map.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from './context.js';
@@ -56,16 +56,15 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
   const onLoser = and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`));
   const pointsAtLoser = sql`exists (select 1 from ${refmap} r where ${onLoser})`;
 
-  // Children that would collide with a sibling once re-pointed are merged into it first.
-  if (child.primaryKey) {
-    for (const index of collidingIndexes(child, ref)) {
-      const childMap = await collisionMap(ctx, child, ref, refmap, index);
-      const n = await count(ctx, sql`select 1 from ${childMap}`);
-      if (n === 0) continue;
-      // Not `+= await`: that would read the count before the nested merges below add theirs.
-      const merged = await mergeRows(ctx, child, childMap, depth + 1);
-      ctx.counts.childRowsMerged += merged;
-    }
+  // Children that would collide with a sibling once re-pointed are merged into it first (a child
+  // without a primary key is reached by ctid, within this transaction).
+  for (const index of collidingIndexes(child, ref)) {
+    const childMap = await collisionMap(ctx, child, ref, refmap, index);
+    const n = await count(ctx, sql`select 1 from ${childMap}`);
+    if (n === 0) continue;
+    // Not `+= await`: that would read the count before the nested merges below add theirs.
+    const merged = await mergeRows(ctx, child, childMap, depth + 1);
+    ctx.counts.childRowsMerged += merged;
   }
 
   const set = sql.join(ref.columns.map((c, i) => sql`${sql.id(c)} = r.${sql.id(sr[i]!)}`));
@@ -81,22 +80,28 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
 }
 
 /**
- * Unique keys of the child that re-pointing could break: plain columns, no predicate, sharing a
- * column with the reference.
+ * Unique keys of the child that re-pointing could break: every valid unique index or constraint
+ * (primary, plain, partial, expression, NULLS NOT DISTINCT, deferrable) whose key or predicate
+ * mentions a re-pointed column.
  */
 function collidingIndexes(child: Table, ref: Reference): UniqueIndex[] {
   return child.uniqueIndexes.filter(
-    (i) =>
-      i.valid &&
-      !i.predicate &&
-      i.columns.every((c) => c !== null) &&
-      i.columns.some((c) => c !== null && ref.columns.includes(c)),
+    (i) => i.valid && [...i.parts, i.predicate ?? ''].some((text) => ref.columns.some((c) => mentions(text, c))),
   );
 }
 
+/** The deparsed expression names the column (bare or quoted); a false positive costs one query. */
+function mentions(text: string, column: string): boolean {
+  if (text.includes(`"${column.replace(/"/g, '""')}"`)) return true;
+  const bare = column.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[^A-Za-z0-9_$"])${bare}($|[^A-Za-z0-9_$"])`).test(text);
+}
+
 /**
- * Children (moved ones, and siblings already in place) grouped by the unique key they will have
- * after re-pointing; in each group the sibling already in place survives, else the lowest key.
+ * Children (moved ones, and siblings already in place) grouped by the key they will have under
+ * `index` after re-pointing — its parts and predicate evaluated by the server on the row as the
+ * update will leave it, so expression and partial keys collide exactly as the index says; in each
+ * group the sibling already in place survives, else the lowest row key.
  */
 async function collisionMap(
   ctx: BatchContext,
@@ -106,34 +111,49 @@ async function collisionMap(
   index: UniqueIndex,
 ): Promise<WorkTable> {
   const pk = pkOf(child);
-  const cols = index.columns as string[];
-  const target = (c: string): Sql => {
-    const i = ref.columns.indexOf(c);
-    return i >= 0 ? sql`r.${sql.id(`sr${i}`)}` : col('t', c);
-  };
-  const tuple = sql.join(cols.map((_, i) => sql.id(`u${i}`)));
+  const parts = index.parts.map((p) => sql.raw(p));
+  const predicate = index.predicate ? sql.raw(index.predicate) : sql`true`;
+  const tuple = sql.join(parts.map((_, i) => sql.id(`u${i}`)));
   const pkCols = sql.join(pk.map((_, i) => sql.id(`p${i}`)));
-  const nonNull = index.nullsNotDistinct ? sql`true` : and(cols.map((_, i) => sql`${sql.id(`u${i}`)} is not null`));
+  const nonNull = index.nullsNotDistinct ? sql`true` : and(parts.map((_, i) => sql`${sql.id(`u${i}`)} is not null`));
+  // The row as the update leaves it: the re-pointed columns take the survivor's values.
+  const after = sql.join(
+    child.columns.map((c) => {
+      const i = ref.columns.indexOf(c.name);
+      return sql`${i >= 0 ? sql`r.${sql.id(`sr${i}`)}` : col('t', c.name)} as ${sql.id(c.name)}`;
+    }),
+  );
+  // Bare column names in the parts and the predicate: inside `x` they are the row after the update,
+  // in `in_place` (one FROM item) the row as it is.
+  const keyParts = sql.join(parts.map((p, i) => sql`${p} as ${sql.id(`u${i}`)}`));
+  // NULLS NOT DISTINCT: a NULL part collides too, which IN never says.
+  const collides = index.nullsNotDistinct
+    ? sql`exists (select 1 from moved mv where (${tuple}) is not distinct from (${sql.join(parts)}))`
+    : sql`(${sql.join(parts)}) in (select ${tuple} from moved where ${nonNull})`;
   const name = ctx.nextTemp();
   await run(
     ctx,
     sql`create temp table ${name} on commit drop as
     with moved as (
-      select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))},
-             ${sql.join(cols.map((c, i) => sql`${target(c)} as ${sql.id(`u${i}`)}`))}
+      select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))}, ${tuple}
         from ${tableRef(child)} t
         join ${refmap} r on ${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(`lr${i}`)}`))}
+        cross join lateral (select ${keyParts}, ${predicate} as rd_in from (select ${after}) x) k
+       where k.rd_in
+    ),
+    in_place as (
+      select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))}, ${keyParts}
+        from ${tableRef(child)} t
+       where ${predicate}
+         and ${collides}
+         and not exists (select 1
+                           from moved mv
+                          where ${and(pk.map((c, i) => sql`mv.${sql.id(`p${i}`)} = ${col('t', c)}`))})
     ),
     candidates as (
       select ${pkCols}, ${tuple}, 1 as prio from moved where ${nonNull}
       union all
-      select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))},
-             ${sql.join(cols.map((c, i) => sql`${col('t', c)} as ${sql.id(`u${i}`)}`))}, 0
-        from ${tableRef(child)} t
-       where (${sql.join(cols.map((c) => col('t', c)))}) in (select ${tuple} from moved where ${nonNull})
-         and not exists (select 1
-                           from moved mv
-                          where ${and(pk.map((c, i) => sql`mv.${sql.id(`p${i}`)} = ${col('t', c)}`))})
+      select ${pkCols}, ${tuple}, 0 from in_place
     ),
     ranked as (
       select ${pkCols}, ${sql.join(pk.map((_, i) => sql`first_value(${sql.id(`p${i}`)}) over w as ${sql.id(`s${i}`)}`))}
