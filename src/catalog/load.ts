@@ -66,6 +66,7 @@ interface FkRow {
   ref_columns: string[];
   valid: boolean;
   on_delete: string;
+  on_update: string;
   on_partition: boolean;
   match_full: boolean;
   pairs: {
@@ -193,7 +194,8 @@ export async function loadCatalog(
                    from unnest(con.confkey) with ordinality k(n, o)
                    join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.n
                   order by k.o)::text[] as ref_columns,
-           con.convalidated as valid, con.confdeltype as on_delete, c.relispartition as on_partition,
+           con.convalidated as valid, con.confdeltype as on_delete, con.confupdtype as on_update,
+           c.relispartition as on_partition,
            con.confmatchtype = 'f' as match_full,
            (select json_agg(json_build_object('op_oid', o.oid, 'op_schema', opn.nspname, 'op_name', o.oprname,
                                               'coll_schema', cln.nspname, 'coll_name', cl.collname)
@@ -293,6 +295,7 @@ export async function loadCatalog(
     refColumns: f.ref_columns,
     valid: f.valid,
     onDelete: f.on_delete,
+    onUpdate: f.on_update,
     onPartition: f.on_partition,
     matchFull: f.match_full,
     pairs: (f.pairs ?? []).map((p) => ({

@@ -95,6 +95,8 @@ export interface ForeignKey {
   valid: boolean;
   /** pg_constraint.confdeltype: a no action, r restrict, c cascade, n set null, d set default. */
   onDelete: string;
+  /** pg_constraint.confupdtype, with the same letters. */
+  onUpdate: string;
   /** Defined directly on a partition (not inherited from its parent). */
   onPartition: boolean;
   /** MATCH FULL (confmatchtype f): a key with some but not all parts NULL violates it. */

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Table, UniqueIndex } from '../catalog/types.js';
 import { RowdoctorError } from '../errors.js';
-import { and, col, tableRef } from '../sql/build.js';
+import { and, col, tableRef, type Sql } from '../sql/build.js';
 import { backupRows, recordAfterImages } from './backup.js';
 import { recordMerges } from './merge-map.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from './context.js';
@@ -20,11 +20,40 @@ export async function mergeRows(ctx: BatchContext, table: Table, map: WorkTable,
     throw new RowdoctorError(
       `Merging ${table.id}: references nest deeper than 16 levels (a cycle?); repair it by hand.`,
     );
-  for (const ref of referencesInto(ctx.catalog, table, ctx.declared, ctx.infer)) {
+  for (const ref of parentsFirst(ctx, referencesInto(ctx.catalog, table, ctx.declared, ctx.infer))) {
     await repoint(ctx, table, map, ref, depth);
   }
   await recordMerges(ctx, table, map);
   return deleteLosers(ctx, table, map);
+}
+
+/**
+ * A child with a foreign key into another child of the same table (edges(job_id, workflow_id) →
+ * jobs(id, workflow_id), both under workflows) is re-pointed after it: jobs' statement moves the
+ * edges along (see dependentSteps), and the edges' own re-pointing then finds them done.
+ */
+function parentsFirst(ctx: BatchContext, refs: Reference[]): Reference[] {
+  const children = new Set(refs.map((r) => r.child.id));
+  const rank = new Map<string, number>();
+  const rankOf = (id: string, seen: Set<string>): number => {
+    if (rank.has(id)) return rank.get(id)!;
+    if (seen.has(id)) return 0;
+    seen.add(id);
+    const table = ctx.catalog.tables.find((t) => t.id === id);
+    let r = 0;
+    for (const other of children) {
+      if (other === id || !table) continue;
+      const parent = ctx.catalog.tables.find((t) => t.id === other)!;
+      const into = referencesInto(ctx.catalog, parent, ctx.declared, ctx.infer).some((x) => x.child.id === id);
+      if (into) r = Math.max(r, rankOf(other, seen) + 1);
+    }
+    rank.set(id, r);
+    return r;
+  };
+  return refs
+    .map((ref, i) => ({ ref, i, r: rankOf(ref.child.id, new Set()) }))
+    .sort((a, b) => a.r - b.r || a.i - b.i)
+    .map((x) => x.ref);
 }
 
 /** Backup and delete the losers of `map` (in a dry run: from the copies, sql/shadow.ts). */
@@ -69,14 +98,125 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
 
   const set = sql.join(ref.columns.map((c, i) => sql`${sql.id(c)} = r.${sql.id(sr[i]!)}`));
   const match = and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`));
-  if (ctx.backup) await backupRows(ctx, child, 'update', pointsAtLoser, ref.columns);
-  const { affected } = await run(
-    ctx,
-    sql`update ${tableRef(child)} t set ${set} from ${refmap} r where ${match}`,
-    'write',
+  const values = new Map(ref.columns.map((c, i) => [c, sql`r.${sql.id(sr[i]!)}`]));
+  const dependents = mergeSteps(
+    dependentSteps(
+      ctx,
+      child,
+      values,
+      sql`${tableRef(child)} c0`,
+      and(ref.columns.map((c, i) => sql`${col('c0', c)} = r.${sql.id(lr[i]!)}`)),
+      'c0',
+    ),
   );
+  if (ctx.backup) {
+    await backupRows(ctx, child, 'update', pointsAtLoser, ref.columns);
+    for (const d of dependents)
+      await backupRows(
+        ctx,
+        d.table,
+        'update',
+        sql`exists (select 1 from ${refmap} r where ${d.reached('t')})`,
+        d.columns,
+      );
+  }
+  const update = sql`update ${tableRef(child)} t set ${set} from ${refmap} r where ${match}`;
+  if (!dependents.length) {
+    const { affected } = await run(ctx, update, 'write');
+    await recordAfterImages(ctx, child);
+    ctx.counts.childRowsRepointed += affected;
+    return;
+  }
+  // Rows that reference the re-pointed columns through a composite foreign key (edges(job_id,
+  // workflow_id) → jobs(id, workflow_id)) move in the same statement, so no key is violated at its
+  // end (NO ACTION keys are checked there; an ON UPDATE CASCADE then finds nothing left to do).
+  const parts = [
+    sql`s0 as (${update} returning 1)`,
+    ...dependents.map(
+      (d, k) =>
+        sql`${sql.id(`s${k + 1}`)} as (
+          update ${tableRef(d.table)} d
+             set ${sql.join(d.columns.map((c) => sql`${sql.id(c)} = ${d.set.get(c)!}`))}
+            from ${refmap} r
+           where ${d.reached('d')}
+          returning 1)`,
+    ),
+  ];
+  const total = sql.join(
+    [0, ...dependents.map((_, k) => k + 1)].map((k) => sql`(select count(*) from ${sql.id(`s${k}`)})`),
+    sql` + `,
+  );
+  const { rows } = await run<{ n: string }>(ctx, sql`with ${sql.join(parts)} select ${total} as n`, 'write');
   await recordAfterImages(ctx, child);
-  ctx.counts.childRowsRepointed += affected;
+  for (const d of dependents) await recordAfterImages(ctx, d.table);
+  ctx.counts.childRowsRepointed += Number(rows[0]?.n ?? 0);
+}
+
+/** A table whose rows follow re-pointed ones through composite foreign keys. */
+interface Step {
+  table: Table;
+  /** The columns this step changes and their new values (expressions over the refmap `r`). */
+  columns: string[];
+  set: Map<string, Sql>;
+  /** The table's row under `alias` is reached from a row of the refmap `r` (an EXISTS over the chain). */
+  reached: (alias: string) => Sql;
+}
+
+/**
+ * Foreign keys into `table` that share a column its update changes (`values`): their rows take the
+ * new values in the same statement, and so on down. `reach` are the FROM items of the chain so far
+ * (ending in `table` as `alias`) and `base` ties it to the refmap `r`. A key ON UPDATE RESTRICT is
+ * left out: the server then refuses the group, and it is skipped with that key as its reason.
+ */
+function dependentSteps(
+  ctx: BatchContext,
+  table: Table,
+  values: Map<string, Sql>,
+  reach: Sql,
+  base: Sql,
+  alias: string,
+  depth = 0,
+): Step[] {
+  if (depth > 8) return [];
+  const steps: Step[] = [];
+  for (const ref of referencesInto(ctx.catalog, table, ctx.declared, ctx.infer)) {
+    if (!ref.onUpdate || ref.onUpdate === 'r' || ref.child.id === table.id) continue;
+    const set = new Map<string, Sql>();
+    ref.columns.forEach((c, i) => {
+      const v = values.get(ref.parentColumns[i]!);
+      if (v) set.set(c, v);
+    });
+    if (!set.size) continue;
+    const link = (a: string) =>
+      and(ref.columns.map((c, i) => sql`${col(a, c)} = ${col(alias, ref.parentColumns[i]!)}`));
+    const own = `c${depth + 1}_${steps.length}`;
+    steps.push({
+      table: ref.child,
+      columns: [...set.keys()],
+      set,
+      reached: (a) => sql`exists (select 1 from ${reach} where ${base} and ${link(a)})`,
+    });
+    const next = sql`${reach} join ${tableRef(ref.child)} ${sql.id(own)} on ${link(own)}`;
+    steps.push(...dependentSteps(ctx, ref.child, set, next, base, own, depth + 1));
+  }
+  return steps;
+}
+
+/** One update per table: a row reached through two keys (source and target job) moves once. */
+function mergeSteps(steps: Step[]): Step[] {
+  const byTable = new Map<string, Step>();
+  for (const step of steps) {
+    const seen = byTable.get(step.table.id);
+    if (!seen) {
+      byTable.set(step.table.id, { ...step, set: new Map(step.set) });
+      continue;
+    }
+    for (const [c, v] of step.set) if (!seen.set.has(c)) seen.set.set(c, v);
+    seen.columns = [...seen.set.keys()];
+    const [a, b] = [seen.reached, step.reached];
+    seen.reached = (alias) => sql`(${a(alias)} or ${b(alias)})`;
+  }
+  return [...byTable.values()];
 }
 
 /**

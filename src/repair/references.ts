@@ -27,6 +27,8 @@ export interface Reference {
   parentColumns: string[];
   /** What makes this a reference, for plans and messages. */
   via: string;
+  /** A foreign key's ON UPDATE action (pg_constraint.confupdtype); none for declared or inferred references. */
+  onUpdate?: string;
 }
 
 /**
@@ -38,17 +40,24 @@ export function referencesInto(catalog: Catalog, parent: Table, declared: Rule[]
   const byId = new Map(catalog.tables.map((t) => [t.id, t]));
   const refs: Reference[] = [];
   const seen = new Set<string>();
-  const add = (child: Table | undefined, columns: string[], parentColumns: string[], via: string) => {
+  const add = (
+    child: Table | undefined,
+    columns: string[],
+    parentColumns: string[],
+    via: string,
+    onUpdate?: string,
+  ) => {
     if (!child) return;
     const key = `${child.id}|${columns.join(',')}|${parentColumns.join(',')}`;
     if (seen.has(key)) return;
     seen.add(key);
-    refs.push({ child, columns, parentColumns, via });
+    refs.push({ child, columns, parentColumns, via, ...(onUpdate ? { onUpdate } : {}) });
   };
   // A foreign key may reference the table itself or one of its partitions directly.
   const intoParent = (f: ForeignKey) => (catalog.partitionRoot.get(f.references) ?? f.references) === parent.id;
   for (const fk of catalog.foreignKeys.filter(intoParent)) {
-    add(byId.get(catalog.partitionRoot.get(fk.table) ?? fk.table), fk.columns, fk.refColumns, `foreign key ${fk.name}`);
+    const child = byId.get(catalog.partitionRoot.get(fk.table) ?? fk.table);
+    add(child, fk.columns, fk.refColumns, `foreign key ${fk.name}`, fk.onUpdate);
   }
   const orphanRules = (rules: Rule[]) =>
     rules.filter((r): r is OrphanRule => r.check === 'orphaned-rows' && r.parent.id === parent.id);
