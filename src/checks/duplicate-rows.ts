@@ -27,7 +27,7 @@ import { createGroups, createMembers, GROUPS, lockBatchRows, MEMBERS } from '../
 import { deletedValue } from '../repair/markers.js';
 import { deleteLosers, mergeRows } from '../repair/merge.js';
 import { groupwise, refusedReason } from '../repair/groupwise.js';
-import { unreferenced, updateRows } from '../repair/rows.js';
+import { heldLosers, unreferenced, updateRows } from '../repair/rows.js';
 import type { PlanSample, Repairer } from '../repair/types.js';
 import type { WorkTable } from '../sql/work-table.js';
 
@@ -271,7 +271,19 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
         if (rule.fill) ctx.counts.rowsUpdated += await fillSurvivors(ctx, table, m);
         ctx.counts.rowsDeleted += await mergeRows(ctx, table, m);
       });
-      return { groups, skipped: refused.length, samples, refused, reason: refusedReason(refused) };
+      const held = await heldLosers(
+        ctx,
+        table,
+        map,
+        refused.map((r) => r.n),
+      );
+      return {
+        groups,
+        skipped: refused.length + held.skipped,
+        samples,
+        refused,
+        reason: [refusedReason(refused), held.reason].filter(Boolean).join('; ') || undefined,
+      };
     }
     // delete / soft-delete: no re-pointing, so a loser something still points at is left alone.
     const {

@@ -21,7 +21,7 @@ import { count, pkOf, run } from '../repair/context.js';
 import { createGroups, createMembers, lockBatchRows, recordSkipped } from '../repair/groups.js';
 import { aliveValue } from '../repair/markers.js';
 import { deleteLosers, mergeRows } from '../repair/merge.js';
-import { unreferenced, updateRows } from '../repair/rows.js';
+import { heldLosers, unreferenced, updateRows } from '../repair/rows.js';
 import type { Repairer } from '../repair/types.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
 
@@ -176,7 +176,7 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
       await run(
         ctx,
         sql`create temp table ${map} on commit drop as
-        select ${asLoser}, ${sCols}
+        select n, ${asLoser}, ${sCols}
           from (select n, deleted, ${pks}, ${firstPk('s')}
                   from ${rows}
                  where ${hasLive}
@@ -185,6 +185,7 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
         'plan',
       );
       ctx.counts.rowsDeleted += await mergeRows(ctx, table, map);
+      const held = await heldLosers(ctx, table, map);
       // Deleted rows alone with their key: hard-delete unless something still points at them.
       const lone = ctx.nextTemp();
       await run(
@@ -206,7 +207,11 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
         (by) => `soft-deleted rows alone with their key but still referenced by ${by} were left in place`,
       );
       ctx.counts.rowsDeleted += await deleteLosers(ctx, table, free);
-      return { groups, skipped, reason };
+      return {
+        groups,
+        skipped: skipped + held.skipped,
+        reason: [held.reason, reason].filter(Boolean).join('; ') || undefined,
+      };
     }
 
     // revive: only keys no live row holds; the newest deleted row survives and is un-deleted.
@@ -215,8 +220,8 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
     await run(
       ctx,
       sql`create temp table ${map} on commit drop as
-      select ${asLoser}, ${sCols}, rn
-        from (select ${pks}, ${firstPk('s')}, row_number() over w as rn
+      select n, ${asLoser}, ${sCols}, rn
+        from (select n, ${pks}, ${firstPk('s')}, row_number() over w as rn
                 from ${rows}
                where not ${hasLive}
               window w as (partition by n order by ${newestFirst})) x`,
@@ -233,11 +238,16 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
     );
     await run(ctx, sql`delete from ${map} where rn = 1`, 'plan');
     ctx.counts.rowsDeleted += await mergeRows(ctx, table, map);
+    const held = await heldLosers(ctx, table, map);
     ctx.counts.rowsUpdated += await updateRows(ctx, table, survivors, [
       { column: marker.column, value: aliveValue(marker) },
     ]);
     const reason = 'revive skips keys that a live row already holds (use purge-deleted for those)';
     const skipped = await recordSkipped(ctx, sql`select n from ${rows} where deleted and ${hasLive}`, reason);
-    return { groups, skipped, reason: skipped ? reason : undefined };
+    return {
+      groups,
+      skipped: skipped + held.skipped,
+      reason: [held.reason, skipped ? reason : undefined].filter(Boolean).join('; ') || undefined,
+    };
   },
 };

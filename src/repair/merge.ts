@@ -6,6 +6,7 @@ import { backupRows, recordAfterImages } from './backup.js';
 import { recordMerges } from './merge-map.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from './context.js';
 import { referencesInto, type Reference } from './references.js';
+import { provenUnreferenced } from './rows.js';
 import type { WorkTable } from '../sql/work-table.js';
 
 /**
@@ -23,8 +24,13 @@ export async function mergeRows(ctx: BatchContext, table: Table, map: WorkTable,
   for (const ref of parentsFirst(ctx, referencesInto(ctx.catalog, table, ctx.declared, ctx.infer))) {
     await repoint(ctx, table, map, ref, depth);
   }
-  await recordMerges(ctx, table, map);
-  return deleteLosers(ctx, table, map);
+  // Prove, under the batch's lock, that nothing points at a loser any more before deleting it: a
+  // row written for it meanwhile through a reference the database does not enforce keeps it (and
+  // its group) for the next run, rather than being left dangling. A dry run re-points nothing, so
+  // it has nothing to prove.
+  const proven = ctx.apply ? await provenUnreferenced(ctx, table, map) : map;
+  await recordMerges(ctx, table, proven);
+  return deleteLosers(ctx, table, proven);
 }
 
 /**

@@ -34,19 +34,38 @@ export async function updateRows(
   return affected;
 }
 
-/** Some row still points at `t` through a foreign key or a declared/inferred reference. */
-export function stillReferenced(ctx: BatchContext, table: Table): Sql {
+/**
+ * No row points at `t` any more, through any foreign key (whatever its ON DELETE action) or
+ * declared/inferred reference. One NOT EXISTS per reference, ANDed at the top, so the planner
+ * can run each as an anti-join rather than a subquery per row.
+ */
+export function unreferencedRow(ctx: BatchContext, table: Table): Sql {
   const refs = referencesInto(ctx.catalog, table, ctx.declared, ctx.infer);
-  if (!refs.length) return sql`false`;
-  return sql`(${sql.join(
-    refs.map(
-      (r) =>
-        sql`exists (select 1
-                      from ${tableRef(r.child)} x
-                     where ${and(r.columns.map((c, i) => sql`${col('x', c)} = ${col('t', r.parentColumns[i]!)}`))})`,
-    ),
-    sql` or `,
-  )})`;
+  if (!refs.length) return sql`true`;
+  return and(
+    refs.map((r) => {
+      const pointsAtT = and(r.columns.map((c, i) => sql`${col('x', c)} = ${col('t', r.parentColumns[i]!)}`));
+      return sql`not exists (select 1
+                               from ${tableRef(r.child)} x
+                              where ${pointsAtT})`;
+    }),
+  );
+}
+
+/**
+ * The listed rows (every column of `targets`, l0 … the primary key) that nothing references, as a
+ * new temp table: proven under the batch's lock, right before they are deleted.
+ */
+export async function provenUnreferenced(ctx: BatchContext, table: Table, targets: WorkTable): Promise<WorkTable> {
+  const free = ctx.nextTemp();
+  await run(
+    ctx,
+    sql`create temp table ${free} on commit drop as
+    select m.* from ${targets} m join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'l')}
+     where ${unreferencedRow(ctx, table)}`,
+    'plan',
+  );
+  return free;
 }
 
 /**
@@ -62,20 +81,44 @@ export async function unreferenced(
   targets: WorkTable,
   why: (referencedBy: string) => string,
 ): Promise<{ free: WorkTable; skippedGroups: number; reason: string | undefined }> {
-  const free = ctx.nextTemp();
+  const free = await provenUnreferenced(ctx, table, targets);
   const pk = pkOf(table).map((_, i) => sql.id(`l${i}`));
-  await run(
-    ctx,
-    sql`create temp table ${free} on commit drop as
-    select ${sql.join(pk)} from ${targets} m join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'l')}
-     where not ${stillReferenced(ctx, table)}`,
-    'plan',
-  );
   const kept = sql`select distinct m.n from ${targets} m
      where not exists (select 1 from ${free} f where ${and(pk.map((c) => sql`f.${c} = m.${c}`))})`;
   if (!(await count(ctx, kept))) return { free, skippedGroups: 0, reason: undefined };
   const reason = why(await whatReferences(ctx, table, targets));
   return { free, skippedGroups: await recordSkipped(ctx, kept, reason), reason };
+}
+
+/**
+ * After a merge (apply): the groups of `map` (n, l0 …) whose loser is still there because the
+ * proof before the delete found something pointing at it — a row the application wrote for the
+ * loser while the batch ran, through a reference the database does not enforce. The next run
+ * merges them.
+ */
+export async function heldLosers(
+  ctx: BatchContext,
+  table: Table,
+  map: WorkTable,
+  refused: number[] = [],
+): Promise<{ skipped: number; reason?: string }> {
+  if (!ctx.apply) return { skipped: 0 };
+  // Groups the server refused are rolled back, losers and all: they are reported as refused.
+  const held = ctx.nextTemp();
+  await run(
+    ctx,
+    sql`create temp table ${held} on commit drop as
+    select m.*
+      from ${map} m
+      join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'l')}
+     where not (m.n = any(${refused}::bigint[]))`,
+    'plan',
+  );
+  const heldGroups = sql`select distinct n from ${held}`;
+  if (!(await count(ctx, heldGroups))) return { skipped: 0 };
+  const by = await whatReferences(ctx, table, held);
+  const reason = `losers kept: still referenced after re-pointing by ${by}; run again to merge them`;
+  return { skipped: await recordSkipped(ctx, heldGroups, reason), reason };
 }
 
 /** "public.token_use (foreign key token_use_token_id_fkey: 1 row)": who holds the listed rows. */

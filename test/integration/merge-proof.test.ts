@@ -1,0 +1,89 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { freshDatabase, type TestDb } from '../support/db.js';
+import { holdLock, untilRepairWaits } from '../support/locks.js';
+import { runCli, writeConfig } from '../support/run.js';
+
+let db: TestDb;
+afterEach(() => db.drop());
+
+// audit.owner_ref points at users through a reference the database does not enforce; the config
+// declares it (reported, not repaired), so the merge re-points it.
+const CONFIG = [
+  'rules:',
+  '  - check: duplicate-rows',
+  '    table: users',
+  '    key: [email]',
+  '    repair: merge',
+  '  - check: orphaned-rows',
+  '    table: audit',
+  '    column: owner_ref',
+  '    references: users.id',
+  '    repair: report',
+  '',
+].join('\n');
+
+async function repair(config: string, ...extra: string[]) {
+  const res = await runCli([
+    ...['repair', '--config', config, '--no-discover', '--format', 'json', '--database-url', db.url],
+    ...extra,
+  ]);
+  type Action = Record<string, number> & { check: string; notes?: string[]; skippedGroups?: unknown[] };
+  return { ...res, doc: JSON.parse(res.stdout) as { runId: string; actions: Action[] } };
+}
+
+describe('a merge proves its losers unreferenced under the lock before deleting them', () => {
+  it('a row the application writes for a loser while the batch runs keeps that loser for the next run', async () => {
+    db = await freshDatabase(`
+      create table users (id int primary key, email text not null, n int not null);
+      insert into users values (1, 'a', 1), (2, 'a', 2), (3, 'b', 3), (4, 'b', 4);
+      create table audit (id int primary key, owner_ref int, n int not null);
+      insert into audit values (1, 1, 10), (2, 2, 20), (3, 4, 30);
+      -- Test only: the statement that re-points audit rows waits, once it has updated them, on an
+      -- advisory lock the test holds, so the application can write in the window that follows.
+      create function pause() returns trigger language plpgsql as
+        $$ begin perform pg_advisory_xact_lock(4242); return null; end $$;
+      create trigger pause after update on audit for each statement execute function pause();
+    `);
+    const config = writeConfig(CONFIG);
+    const before = await db.query('select id, email, n from users order by id');
+
+    // Hold the re-pointing statement after its update; the application writes a row for loser 2.
+    const release = await holdLock(db, 'select pg_advisory_xact_lock(4242)');
+    const running = repair(config, '--apply', '--lock-timeout', '30s');
+    await untilRepairWaits(db);
+    await db.exec('insert into audit values (4, 2, 40)');
+    await release();
+    const first = await running;
+    expect(first.code, first.stderr + first.stdout).toBe(1); // a group was skipped
+    expect(first.doc.actions[0]).toMatchObject({ groups: 2, rowsDeleted: 1, childRowsRepointed: 2, skipped: 1 });
+    // Nothing dangles: every audit row names a user that exists.
+    expect(
+      await db.query('select a.id from audit a left join users u on u.id = a.owner_ref where u.id is null'),
+    ).toEqual([]);
+    expect(await db.query('select count(*)::int as rows, sum(n)::int as n from audit')).toEqual([{ rows: 4, n: 100 }]);
+
+    await db.exec('drop trigger pause on audit');
+    const second = await repair(config, '--apply');
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.doc.actions[0]).toMatchObject({ groups: 1, rowsDeleted: 1, childRowsRepointed: 1, skipped: 0 });
+    expect(await db.query('select id, owner_ref from audit order by id')).toEqual([
+      { id: 1, owner_ref: 1 },
+      { id: 2, owner_ref: 1 },
+      { id: 3, owner_ref: 3 },
+      { id: 4, owner_ref: 1 },
+    ]);
+    expect(await db.query('select count(*)::int as rows, sum(n)::int as n from audit')).toEqual([{ rows: 4, n: 100 }]);
+
+    for (const run of [second.doc.runId, first.doc.runId]) {
+      const undo = await runCli(['undo', run, '--apply', '--database-url', db.url]);
+      expect(undo.code, undo.stderr).toBe(0);
+    }
+    expect(await db.query('select id, email, n from users order by id')).toEqual(before);
+    expect(await db.query('select id, owner_ref, n from audit order by id')).toEqual([
+      { id: 1, owner_ref: 1, n: 10 },
+      { id: 2, owner_ref: 2, n: 20 },
+      { id: 3, owner_ref: 4, n: 30 },
+      { id: 4, owner_ref: 2, n: 40 },
+    ]);
+  });
+});
