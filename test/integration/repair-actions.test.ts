@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
 import { runCli, writeConfig } from '../support/run.js';
+import { expectNothingLost, ledger } from '../support/ledger.js';
 
 // Each test gets its own copy of this fixture.
 const FIXTURE = `
@@ -35,7 +36,9 @@ beforeEach(async () => {
 });
 afterEach(() => db.drop());
 
+/** A repair in JSON; an applied one is checked to have lost nothing (every row and sum in the table or its backup). */
 async function repairJson(configText: string, ...args: string[]) {
+  const before = args.includes('--apply') ? await ledger(db) : null;
   const res = await runCli([
     'repair',
     '--database-url',
@@ -47,7 +50,9 @@ async function repairJson(configText: string, ...args: string[]) {
     'json',
     ...args,
   ]);
-  return { ...res, doc: res.stdout ? JSON.parse(res.stdout) : null };
+  const doc = res.stdout ? JSON.parse(res.stdout) : null;
+  if (before && doc?.applied) await expectNothingLost(db, before, [doc.runId]);
+  return { ...res, doc };
 }
 
 const orphanRule = (repair: string) => `rules:

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
 import { holdLock, untilRepairWaits } from '../support/locks.js';
+import { expectNothingLost, ledger } from '../support/ledger.js';
 import { BIN, runCli, writeConfig } from '../support/run.js';
 
 // groups: keys 1..N, each held by 2 or 3 items; every item has one child row.
@@ -46,6 +47,7 @@ describe('repair under faults', () => {
   it('killed with SIGKILL mid-run, then re-run: the same final state as an uninterrupted run, backups consistent', async () => {
     const [killed, clean] = [await database(3000), await database(3000)];
     const itemsBefore = await q(killed, 'select count(*) from item');
+    const killedBefore = await ledger(killed);
 
     const uninterrupted = await runCli(repairArgs(clean, '--apply', '--batch-size', '25'));
     expect(uninterrupted.code).toBe(0);
@@ -79,6 +81,7 @@ describe('repair under faults', () => {
     const rerun = await runCli(repairArgs(killed, '--apply', '--batch-size', '25'));
     expect(rerun.code).toBe(0);
     expect(userTables(await killed.checksums())).toEqual(userTables(await clean.checksums()));
+    await expectNothingLost(killed, killedBefore);
 
     // Every deleted item is in the backup exactly once, across both runs.
     const itemOid = await q(killed, "select 'item'::regclass::oid");
@@ -101,6 +104,7 @@ describe('repair under faults', () => {
     const release = await holdLock(db, 'select * from item where k = 2 for update'); // in the first batch of 5 groups
     const before = await db.query('select k, count(*)::int as n from item where k = 2 group by k');
     const children = await db.query('select count(*)::int as n, sum(id)::int as s from item_child');
+    const ledgerBefore = await ledger(db);
     const res = await runCli(repairArgs(db, '--apply', '--batch-size', '5'));
     expect(res.code).toBe(1);
     const doc = JSON.parse(res.stdout);
@@ -121,6 +125,7 @@ describe('repair under faults', () => {
     expect(rerun.code).toBe(0);
     expect(await q(db, 'select count(*) from item')).toBe(10);
     expect(await db.query('select count(*)::int as n, sum(id)::int as s from item_child')).toEqual(children);
+    await expectNothingLost(db, ledgerBefore);
   });
 
   it('a lock cycle with the application (child then parent) ends with the application committing: rowdoctor yields', async () => {
