@@ -24,7 +24,7 @@ export async function untilRepairWaits(db: TestDb): Promise<void> {
     if (
       (
         await db.query(
-          "select 1 from pg_stat_activity where application_name = 'rowdoctor' and wait_event_type = 'Lock'",
+          "select 1 from pg_stat_activity where application_name = 'rowdoctor' and datname = current_database() and wait_event_type = 'Lock'",
         )
       ).length
     )
@@ -38,7 +38,7 @@ export async function untilRepairWaits(db: TestDb): Promise<void> {
 export async function waitingRepairPid(db: TestDb): Promise<number> {
   await untilRepairWaits(db);
   const [row] = await db.query<{ pid: number }>(
-    "select pid from pg_stat_activity where application_name = 'rowdoctor' and wait_event_type = 'Lock'",
+    "select pid from pg_stat_activity where application_name = 'rowdoctor' and datname = current_database() and wait_event_type = 'Lock'",
   );
   return row!.pid;
 }
