@@ -40,3 +40,9 @@ export function describePgError(e: Error & PgErrorFields): string {
 
 /** SQLSTATEs that mean "retry the batch": lock timeout, deadlock, serialization failure. */
 export const RETRYABLE_SQLSTATES = new Set(['55P03', '40P01', '40001']);
+
+/**
+ * A batch found the database moved under it in a way a fresh attempt handles (a row written
+ * meanwhile for a row it is merging away): roll back and retry it, like a lock timeout.
+ */
+export class BatchRetry extends Error {}

@@ -46,7 +46,7 @@ export async function recordMerges(ctx: BatchContext, table: Table, map: WorkTab
 /**
  * The orphans of `rows` (listed by primary key l0…) whose key is a merged-away row of the parent
  * whose survivor is still alive: a temp table of their primary key and the survivor's values of
- * the referenced columns (v0…). The latest merge of a key wins.
+ * the referenced columns (v0…). The latest merge of a key wins; merges of a run since undone do not count.
  */
 export async function redirectable(ctx: BatchContext, rule: OrphanRule, rows: WorkTable): Promise<WorkTable | null> {
   const exists = await run<{ ok: boolean }>(
@@ -74,6 +74,11 @@ export async function redirectable(ctx: BatchContext, rule: OrphanRule, rows: Wo
         select ${sql.join(rule.parentColumns.map((_, i) => sql`${survivorValue(i)} as ${sql.id(`v${i}`)}`))}
           from ${merges()} m
          where m.table_schema = ${parent.schema} and m.table_name = ${parent.name} and ${loserHolds}
+           and not exists (
+             select 1
+               from ${sql.id(BACKUP_SCHEMA, 'runs')} u
+              where u.undo_of = m.run_id and u.command = 'undo' and u.status in ('completed', 'partial')
+           )
          order by m.seq desc
          limit 1
       ) s

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Table, UniqueIndex } from '../catalog/types.js';
-import { RowdoctorError } from '../errors.js';
+import { BatchRetry, RowdoctorError } from '../errors.js';
 import { and, col, tableRef, type Sql } from '../sql/build.js';
 import { backupRows, recordAfterImages } from './backup.js';
 import { recordMerges } from './merge-map.js';
@@ -29,6 +29,14 @@ export async function mergeRows(ctx: BatchContext, table: Table, map: WorkTable,
   // its group) for the next run, rather than being left dangling. A dry run re-points nothing, so
   // it has nothing to prove.
   const proven = ctx.apply ? await provenUnreferenced(ctx, table, map) : map;
+  // A child merged away at depth that something now points at would collide once its parent's
+  // children are re-pointed: retry the batch, which then sees (and moves) the new row.
+  if (
+    depth > 0 &&
+    ctx.apply &&
+    (await count(ctx, sql`select 1 from ${proven}`)) < (await count(ctx, sql`select 1 from ${map}`))
+  )
+    throw new BatchRetry(`a row was written meanwhile for a ${table.id} row being merged away`);
   await recordMerges(ctx, table, proven);
   return deleteLosers(ctx, table, proven);
 }

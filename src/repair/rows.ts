@@ -57,6 +57,19 @@ export function unreferencedRow(ctx: BatchContext, table: Table): Sql {
  * new temp table: proven under the batch's lock, right before they are deleted.
  */
 export async function provenUnreferenced(ctx: BatchContext, table: Table, targets: WorkTable): Promise<WorkTable> {
+  // Lock them first (rows merged away at depth are not locked yet), then prove in a statement of its
+  // own: its snapshot sees every row committed while the lock was awaited, and a new row pointing
+  // at a locked row through a foreign key waits for this transaction — so the delete that follows
+  // never fires an ON DELETE action.
+  if (ctx.apply)
+    await run(
+      ctx,
+      sql`select 1
+      from ${targets} m
+      join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'l')}
+       for update of t`,
+      'plan',
+    );
   const free = ctx.nextTemp();
   await run(
     ctx,

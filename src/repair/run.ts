@@ -4,7 +4,7 @@ import type { Catalog } from '../catalog/types.js';
 import type { Finding } from '../checks/types.js';
 import { repairerFor } from '../checks/index.js';
 import { preferParallel, type Db } from '../db.js';
-import { RETRYABLE_SQLSTATES, RowdoctorError, describePgError, isPgError } from '../errors.js';
+import { BatchRetry, RETRYABLE_SQLSTATES, RowdoctorError, describePgError, isPgError } from '../errors.js';
 import type { Progress } from '../report/progress.js';
 import { describeRule, type Rule } from '../rules/types.js';
 import { BACKUP_SCHEMA, ensureBackupSchema } from './backup.js';
@@ -394,15 +394,21 @@ async function runBatch(
       if (options.apply) statementStats.longestTransactionMs = Math.max(statementStats.longestTransactionMs, ms);
       return { ...outcome!, ms };
     } catch (e) {
-      if (isPgError(e) && RETRYABLE_SQLSTATES.has(e.code ?? '')) {
+      const retryable =
+        e instanceof BatchRetry
+          ? { what: e.message, why: e.message }
+          : isPgError(e) && RETRYABLE_SQLSTATES.has(e.code ?? '')
+            ? { what: `${e.message} (${e.code})`, why: describePgError(e) }
+            : null;
+      if (retryable) {
         if (attempt < attempts) {
           options.progress.note(
-            `${rule.table.id}: groups ${from + 1}–${to}: ${e.message} (${e.code}); retry ${attempt} of ${attempts - 1}`,
+            `${rule.table.id}: groups ${from + 1}–${to}: ${retryable.what}; retry ${attempt} of ${attempts - 1}`,
           );
           await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
           continue;
         }
-        return { error: `${describePgError(e)} after ${attempts} attempts` };
+        return { error: `${retryable.why} after ${attempts} attempts` };
       }
       if (isPgError(e)) {
         const hint = e.code === '42501' ? 'grant the privilege named above, or run as a role that has it' : undefined;

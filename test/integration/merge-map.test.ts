@@ -58,4 +58,23 @@ describe('the merge map', () => {
     expect(undo.code, undo.stderr).toBe(0);
     expect(userTables(await db.checksums())).toEqual(afterMerge);
   });
+
+  it('a merge since undone redirects nothing: a later orphan of the restored row is an orphan', async () => {
+    db = await freshDatabase(`
+      create table users (id int primary key, email text not null);
+      insert into users values (1, 'a'), (2, 'a');
+      create table audit (id int primary key, owner_ref int, n int not null);
+      insert into audit values (1, 1, 10);
+    `);
+    const merged = await repair(MERGE, '--apply');
+    expect(merged.code, merged.stderr).toBe(0);
+    const undo = await runCli(['undo', merged.doc.runId, '--apply', '--database-url', db.url]);
+    expect(undo.code, undo.stderr).toBe(0);
+    // User 2 lives on as itself: it gets a row of its own, and is then deleted.
+    await db.exec(
+      "update users set email = 'b' where id = 2; insert into audit values (2, 2, 20); delete from users where id = 2",
+    );
+    const dry = await repair(ORPHANS);
+    expect(dry.doc.actions[0]).toMatchObject({ groups: 1, redirected: 0, rowsDeleted: 1 });
+  });
 });

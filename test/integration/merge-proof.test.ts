@@ -1,13 +1,17 @@
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
 import { holdLock, untilRepairWaits } from '../support/locks.js';
 import { runCli, writeConfig } from '../support/run.js';
+import { expectNothingLost, ledger } from '../support/ledger.js';
 
 let db: TestDb;
 afterEach(() => db.drop());
 
 // audit.owner_ref points at users through a reference the database does not enforce; the config
 // declares it (reported, not repaired), so the merge re-points it.
+const USERS = 'rules:\n  - check: duplicate-rows\n    table: users\n    key: [email]\n    repair: merge\n';
+
 const CONFIG = [
   'rules:',
   '  - check: duplicate-rows',
@@ -85,5 +89,64 @@ describe('a merge proves its losers unreferenced under the lock before deleting 
       { id: 3, owner_ref: 4, n: 30 },
       { id: 4, owner_ref: 2, n: 40 },
     ]);
+  });
+});
+
+describe('a merge never fires a cascade', () => {
+  it('a row the application adds, through an ON DELETE CASCADE key, for a child merged away at depth survives', async () => {
+    db = await freshDatabase(`
+      create table users (id int primary key, email text not null);
+      create table membership (id int primary key, user_id int not null references users (id) on delete cascade,
+                               team_id int not null, unique (team_id, user_id));
+      create table membership_role (id serial primary key,
+                                    membership_id int not null references membership (id) on delete cascade,
+                                    role text not null, n int not null default 1);
+      insert into users values (1, 'a@x'), (2, 'a@x');
+      insert into membership values (1, 1, 10), (2, 2, 10); -- membership 2 collides once re-pointed: merged into 1
+      insert into membership_role (membership_id, role, n) values (2, 'admin', 5);
+    `);
+    const before = await ledger(db);
+    // The application holds the role row the merge re-points, then adds a role for membership 2.
+    const app = new pg.Client(db.url);
+    await app.connect();
+    await app.query('begin');
+    await app.query('select * from membership_role where id = 1 for update');
+    const running = repair(writeConfig(USERS), '--apply', '--lock-timeout', '30s');
+    await untilRepairWaits(db);
+    await app.query("insert into membership_role (membership_id, role, n) values (2, 'editor', 7)");
+    await app.query('commit');
+    await app.end();
+    const res = await running;
+    expect(res.code, res.stderr).toBe(0);
+    expect(await db.query('select membership_id, role, n from membership_role order by id')).toEqual([
+      { membership_id: 1, role: 'admin', n: 5 },
+      { membership_id: 1, role: 'editor', n: 7 },
+    ]);
+    expect(res.doc.actions[0]).toMatchObject({ rowsDeleted: 1, childRowsMerged: 1, childRowsRepointed: 2 });
+    // Everything that was there, and the application's row, is in a table or in the backup.
+    await expectNothingLost(db, { ...before, 'public.membership_role': { rows: 2, sums: { id: '3', n: '12' } } });
+  });
+});
+
+describe('merge counts', () => {
+  it('childRowsMerged counts merges at every depth, in the dry run and the apply alike', async () => {
+    db = await freshDatabase(`
+      create table users (id int primary key, email text not null);
+      create table membership (id int primary key, user_id int not null references users (id),
+                               team_id int not null, unique (team_id, user_id));
+      create table membership_role (id int primary key, membership_id int not null references membership (id),
+                                    role text not null, unique (membership_id, role));
+      insert into users values (1, 'a'), (2, 'a');
+      insert into membership values (1, 1, 10), (2, 2, 10);
+      insert into membership_role values (1, 1, 'admin'), (2, 2, 'admin');
+    `);
+    const before = await ledger(db);
+    const dry = await repair(writeConfig(USERS));
+    const applied = await repair(writeConfig(USERS), '--apply');
+    expect(applied.code, applied.stderr).toBe(0);
+    // users 2, membership 2 and membership_role 2 go: one row of the rule's table, two child rows at depth 1 and 2
+    expect(applied.doc.actions[0]).toMatchObject({ rowsDeleted: 1, childRowsMerged: 2 });
+    expect(dry.doc.actions[0]).toMatchObject({ rowsDeleted: 1, childRowsMerged: 2 });
+    await expectNothingLost(db, before);
   });
 });
