@@ -1,37 +1,10 @@
 import { expect } from 'vitest';
 import type { TestDb } from './db.js';
+import { tableStats, type TableStats } from './conservation.js';
 
 /** Per user table: its row count and the sum of each numeric column. */
-export type Ledger = Record<string, { rows: number; sums: Record<string, string> }>;
-
-const NUMERIC = `('int2', 'int4', 'int8', 'numeric', 'float4', 'float8')`;
-
-/** Row counts and numeric-column sums of every user table (rowdoctor's backup schema left out). */
-export async function ledger(db: TestDb): Promise<Ledger> {
-  const columns = await db.query<{ t: string; cols: string[] }>(`
-    select format('%I.%I', n.nspname, c.relname) as t,
-           coalesce(array_agg(a.attname::text order by a.attnum) filter (where ty.typname in ${NUMERIC}), '{}') as cols
-      from pg_class c
-      join pg_namespace n on n.oid = c.relnamespace
-      left join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-      left join pg_type ty on ty.oid = a.atttypid
-     where c.relkind in ('r', 'p')
-       and not c.relispartition
-       and n.nspname not in ('pg_catalog', 'information_schema', 'rowdoctor_backup')
-       and n.nspname not like 'pg\\_%'
-     group by 1
-     order by 1`);
-  const out: Ledger = {};
-  for (const { t, cols } of columns) {
-    const sums = cols.map((c) => `coalesce(sum(${ident(c)}), 0)::text as ${ident(c)}`);
-    const [row] = await db.query<Record<string, string>>(
-      `select ${['count(*)::text as "#rows"', ...sums].join(', ')} from ${t}`,
-    );
-    const { '#rows': rows, ...rest } = row!;
-    out[t] = { rows: Number(rows), sums: rest };
-  }
-  return out;
-}
+export type Ledger = TableStats;
+export const ledger = tableStats;
 
 /**
  * Nothing was lost by the runs `runIds` (default: every run in the database) since `before`: for every user table, the rows there now
