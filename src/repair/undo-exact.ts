@@ -1,12 +1,19 @@
 import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
+import { BACKUP_SCHEMA } from './backup.js';
 
 /** A table undo could not restore bit for bit, and why. */
 export interface Inexact {
   table: string;
   reason: string;
+  /** What to do about it. */
+  hint: string;
 }
+
+const REPLICA_HINT =
+  'Run undo as a superuser or, on PostgreSQL 15+, a role granted SET ON PARAMETER session_replication_role: ' +
+  'undo then restores with session_replication_role = replica, so triggers and foreign-key checks stay quiet.';
 
 /**
  * Undo restores bit for bit by running with session_replication_role = replica: ordinary triggers
@@ -26,18 +33,53 @@ export async function useReplicaRole(tx: Tx): Promise<void> {
 }
 
 /**
+ * Undo finds an updated row again by its primary key. A table without one, or an update that
+ * changed a primary-key column (a re-pointed key that is part of a join table's primary key),
+ * leaves it nothing to find the row by: rather than revert the wrong rows, or none while saying
+ * it did, undo names the table and refuses.
+ */
+async function unmatchedUpdates(db: Db | Tx, table: Table, backup: string, runId: string): Promise<string | null> {
+  const { rows } = await sql<{ column: string; n: string }>`
+    select c as column, count(*) as n
+      from ${sql.id(BACKUP_SCHEMA, backup)} b, unnest(b._rd_columns) c
+     where b._rd_run = ${runId} and b._rd_op = 'update'
+     group by c
+     order by c`.execute(db);
+  if (!rows.length) return null;
+  const updated = Number(rows.reduce((n, r) => Math.max(n, Number(r.n)), 0));
+  if (!table.primaryKey)
+    return `it has no primary key, so the ${updated} row(s) the run updated cannot be told apart from the others`;
+  const keyColumns = rows.filter((r) => table.primaryKey!.includes(r.column));
+  if (!keyColumns.length) return null;
+  return (
+    `the run changed primary-key column(s) ${keyColumns.map((r) => r.column).join(', ')} of ` +
+    `${Number(keyColumns[0]!.n).toLocaleString('en-US')} row(s), so undo cannot find them by their key`
+  );
+}
+
+/**
  * What would keep the restore from being exact: triggers that would fire on the restored rows
  * (in replica mode only ENABLE ALWAYS / ENABLE REPLICA ones), and, without replica mode, NOT VALID
  * foreign keys of tables that get rows back.
  */
 export async function inexactTables(
   db: Db | Tx,
-  targets: { table: Table; restores: boolean }[],
+  targets: { table: Table; restores: boolean; backup: string }[],
   replica: boolean,
+  runId: string,
 ): Promise<Inexact[]> {
   const out: Inexact[] = [];
   const firing = replica ? ['A', 'R'] : ['O', 'A'];
-  for (const { table, restores } of targets) {
+  for (const { table, restores, backup } of targets) {
+    const unmatched = await unmatchedUpdates(db, table, backup, runId);
+    if (unmatched)
+      out.push({
+        table: table.id,
+        reason: unmatched,
+        hint:
+          `The rows as they were before the run are in ${BACKUP_SCHEMA}."${backup}" ` +
+          `(_rd_run = '${runId}'); restore them by hand.`,
+      });
     const triggers = await sql<{ name: string }>`
       select tgname as name
         from pg_trigger
@@ -47,6 +89,7 @@ export async function inexactTables(
       out.push({
         table: table.id,
         reason: `trigger ${triggers.rows.map((t) => t.name).join(', ')} would fire on the restored rows`,
+        hint: REPLICA_HINT,
       });
     if (replica || !restores) continue;
     const keys = await sql<{ name: string }>`
@@ -58,6 +101,7 @@ export async function inexactTables(
       out.push({
         table: table.id,
         reason: `NOT VALID foreign key ${keys.rows.map((k) => k.name).join(', ')} may reject rows it was added after`,
+        hint: REPLICA_HINT,
       });
   }
   return out;

@@ -126,8 +126,9 @@ export async function undoRun(
   const replica = await mayReplicate(session, catalog.serverVersion);
   const inexact = await inexactTables(
     session,
-    infos.map((i) => ({ table: i.table, restores: i.restore > 0 })),
+    infos.map((i) => ({ table: i.table, restores: i.restore > 0, backup: i.backup })),
     replica,
+    runId,
   );
   const planned = { ...base, tables, conflictSamples: conflictSamples.slice(0, options.sample), inexact };
   if (!options.apply) return { ...planned, nothingToUndo: false };
@@ -135,11 +136,7 @@ export async function undoRun(
     throw new RowdoctorError(
       `Undo of ${runId} cannot restore every row bit for bit: ` +
         `${inexact.map((i) => `${i.table}: ${i.reason}`).join('; ')}. Nothing was changed.`,
-      {
-        hint:
-          'Run undo as a superuser or, on PostgreSQL 15+, a role granted SET ON PARAMETER session_replication_role: ' +
-          'undo then restores with session_replication_role = replica, so triggers and foreign-key checks stay quiet.',
-      },
+      { hint: [...new Set(inexact.map((i) => i.hint))].join(' ') },
     );
 
   await takeRepairLock(session);

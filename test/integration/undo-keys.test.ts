@@ -1,0 +1,76 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { freshDatabase, type TestDb } from '../support/db.js';
+import { runCli } from '../support/run.js';
+
+let db: TestDb;
+afterEach(() => db.drop());
+
+const userTables = (sums: Record<string, string>) =>
+  Object.fromEntries(Object.entries(sums).filter(([t]) => !t.startsWith('rowdoctor_backup.')));
+
+/** Merge tags by name, then ask undo: its dry run must name the table it cannot match rows of, and --apply refuse. */
+async function mergeThenUndo(): Promise<{
+  dry: { inexact: { table: string; reason: string }[] };
+  code: number | null;
+}> {
+  const repair = await runCli([
+    'repair',
+    '--database-url',
+    db.url,
+    '--duplicates',
+    'tags(name)',
+    '--no-discover',
+    '--apply',
+    '--format',
+    'json',
+  ]);
+  expect(repair.code, repair.stderr).toBe(0);
+  const { runId } = JSON.parse(repair.stdout) as { runId: string };
+  const afterRepair = userTables(await db.checksums());
+  const dry = await runCli(['undo', runId, '--database-url', db.url, '--format', 'json']);
+  expect(dry.code).toBe(1);
+  const applied = await runCli(['undo', runId, '--database-url', db.url, '--apply']);
+  expect(applied.stderr).toMatch(/cannot restore every row bit for bit[\s\S]*restore them by hand/);
+  expect(userTables(await db.checksums())).toEqual(afterRepair); // nothing changed
+  return { dry: JSON.parse(dry.stdout) as { inexact: { table: string; reason: string }[] }, code: applied.code };
+}
+
+describe('undo never reverts rows it cannot find by key', () => {
+  it('a join table without a primary key: named in the dry run, refused on --apply, every row left as it is', async () => {
+    db = await freshDatabase(`
+      create table tags (id int primary key, name text not null);
+      insert into tags values (1, 'red'), (2, 'blue'), (3, 'red'), (4, 'green');
+      create table posts_tags (post_id int not null, tag_id int not null references tags (id));
+      insert into posts_tags values (1, 3), (1, 2), (1, 4), (2, 1);
+    `);
+    const { dry, code } = await mergeThenUndo();
+    expect(code).toBe(2);
+    expect(dry.inexact).toEqual([
+      expect.objectContaining({ table: 'public.posts_tags', reason: expect.stringMatching(/no primary key/) }),
+    ]);
+    expect(await db.query('select post_id, tag_id from posts_tags order by 1, 2')).toEqual([
+      { post_id: 1, tag_id: 1 },
+      { post_id: 1, tag_id: 2 },
+      { post_id: 1, tag_id: 4 },
+      { post_id: 2, tag_id: 1 },
+    ]);
+  });
+
+  it('a re-pointed key inside the primary key: named in the dry run, refused on --apply', async () => {
+    db = await freshDatabase(`
+      create table tags (id int primary key, name text not null);
+      insert into tags values (1, 'red'), (2, 'blue'), (3, 'red');
+      create table "PostTag" ("postId" int not null, "tagId" int not null references tags (id), n int,
+                              primary key ("postId", "tagId"));
+      insert into "PostTag" values (1, 3, 10), (2, 2, 20);
+    `);
+    const { dry, code } = await mergeThenUndo();
+    expect(code).toBe(2);
+    expect(dry.inexact).toEqual([
+      expect.objectContaining({
+        table: 'public.PostTag',
+        reason: expect.stringMatching(/primary-key column\(s\) tagId of 1 row/),
+      }),
+    ]);
+  });
+});
