@@ -122,3 +122,35 @@ export async function backupRows(
   );
   return res.affected;
 }
+
+/**
+ * Before rows of `table` selected by `where` (alias t) get new values in `columns`: back up the rows
+ * that foreign keys with ON UPDATE CASCADE / SET NULL / SET DEFAULT will rewrite along with them,
+ * at any depth, so undo restores those too. Returns the tables whose after-images to record once
+ * the update has run.
+ */
+export async function backupCascades(
+  ctx: BatchContext,
+  table: Table,
+  where: Sql,
+  columns: string[],
+  depth = 0,
+): Promise<Table[]> {
+  if (!ctx.backup || depth > 16) return [];
+  const byId = new Map(ctx.catalog.tables.map((t) => [t.id, t]));
+  const root = (id: string) => ctx.catalog.partitionRoot.get(id) ?? id;
+  const rewritten: Table[] = [];
+  for (const fk of ctx.catalog.foreignKeys) {
+    if (root(fk.references) !== table.id || !['c', 'n', 'd'].includes(fk.onUpdate)) continue;
+    if (!fk.refColumns.some((c) => columns.includes(c))) continue;
+    const child = byId.get(root(fk.table));
+    if (!child) continue;
+    // The child's `t` outside the subquery, the parent's `t` inside it: the rows pointing at rows `where` selects.
+    const childColumns = sql.join(fk.columns.map((c) => sql.id('t', c)));
+    const parentColumns = sql.join(fk.refColumns.map((c) => sql.id('t', c)));
+    const pointing = sql`(${childColumns}) in (select ${parentColumns} from ${tableRef(table)} t where ${where})`;
+    await backupRows(ctx, child, 'update', pointing, fk.columns);
+    rewritten.push(child, ...(await backupCascades(ctx, child, pointing, fk.columns, depth + 1)));
+  }
+  return rewritten;
+}

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
 import { and, col, tableRef, type Sql } from '../sql/build.js';
-import { backupRows, recordAfterImages } from './backup.js';
+import { backupCascades, backupRows, recordAfterImages } from './backup.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from './context.js';
 import { referencesInto } from './references.js';
 import type { WorkTable } from '../sql/work-table.js';
@@ -28,9 +28,15 @@ export async function updateRows(
       where,
       set.map((s) => s.column),
     );
+  const cascaded = await backupCascades(
+    ctx,
+    table,
+    where,
+    set.map((s) => s.column),
+  );
   const assignments = sql.join(set.map((s) => sql`${sql.id(s.column)} = ${s.value}`));
   const { affected } = await run(ctx, sql`update ${tableRef(table)} t set ${assignments} where ${where}`, 'write');
-  await recordAfterImages(ctx, table);
+  for (const t of [table, ...cascaded]) await recordAfterImages(ctx, t);
   return affected;
 }
 
