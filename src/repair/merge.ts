@@ -74,7 +74,26 @@ function parentsFirst(ctx: BatchContext, refs: Reference[]): Reference[] {
 export async function deleteLosers(ctx: BatchContext, table: Table, map: WorkTable): Promise<number> {
   const isLoser = sql`exists (select 1 from ${map} m where ${pkMatches(table, 't', 'm', 'l')})`;
   if (ctx.backup) await backupRows(ctx, table, 'delete', isLoser, null);
-  return (await run(ctx, sql`delete from ${tableRef(table)} t where ${isLoser}`, 'write')).affected;
+  const { affected } = await run(ctx, sql`delete from ${tableRef(table)} t where ${isLoser}`, 'write');
+  if (ctx.apply) {
+    // A BEFORE DELETE trigger that returns NULL (an application's own soft delete) keeps rows the
+    // plan deleted and backed up: stop, roll the batch back, and say what to do.
+    const left = await count(
+      ctx,
+      sql`select 1 from ${map} m join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'l')}`,
+    );
+    if (left > 0)
+      throw new RowdoctorError(
+        `Deleting rows of ${table.id}: ${left} of them are still there after the DELETE — a BEFORE DELETE trigger ` +
+          'kept them (an application-level soft delete?). The batch was rolled back; nothing of it was changed.',
+        {
+          hint:
+            `Declare the column the trigger sets as the soft-delete marker of ${table.id} in the config, ` +
+            'or disable the trigger for the repair.',
+        },
+      );
+  }
+  return affected;
 }
 
 async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Reference, depth: number): Promise<void> {

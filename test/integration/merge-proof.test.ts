@@ -150,3 +150,25 @@ describe('merge counts', () => {
     await expectNothingLost(db, before);
   });
 });
+
+describe('a delete the database does not do', () => {
+  it('a BEFORE DELETE trigger that keeps the rows (a soft delete of its own): exit 2, the batch rolled back', async () => {
+    db = await freshDatabase(`
+      create table customer (id int primary key, email text not null, deleted_at timestamptz);
+      insert into customer values (1, 'a', null), (2, 'a', null);
+      create function soft_delete() returns trigger language plpgsql as
+        $$ begin update customer set deleted_at = '2025-01-01' where id = old.id; return null; end $$;
+      create trigger soft_delete before delete on customer for each row execute function soft_delete();
+    `);
+    const before = await db.checksums();
+    const res = await runCli([
+      ...['repair', '--database-url', db.url, '--duplicates', 'customer(email)', '--no-discover', '--apply'],
+    ]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/1 of them are still there after the DELETE — a BEFORE DELETE trigger kept them/);
+    const userTables = (sums: Record<string, string>) =>
+      Object.fromEntries(Object.entries(sums).filter(([t]) => !t.startsWith('rowdoctor_backup.')));
+    expect(userTables(await db.checksums())).toEqual(userTables(before));
+    expect(await db.query('select status from rowdoctor_backup.runs')).toEqual([{ status: 'failed' }]);
+  });
+});
