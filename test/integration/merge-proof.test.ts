@@ -60,6 +60,14 @@ describe('a merge proves its losers unreferenced under the lock before deleting 
     const first = await running;
     expect(first.code, first.stderr + first.stdout).toBe(1); // a group was skipped
     expect(first.doc.actions[0]).toMatchObject({ groups: 2, rowsDeleted: 1, childRowsRepointed: 2, skipped: 1 });
+    expect(first.doc.actions[0]!.skippedGroups).toEqual([
+      expect.objectContaining({
+        key: ['a'],
+        reason: expect.stringMatching(
+          /losers kept: still referenced after re-pointing by public\.audit \(config reference: 1 row\)/,
+        ),
+      }),
+    ]);
     // Nothing dangles: every audit row names a user that exists.
     expect(
       await db.query('select a.id from audit a left join users u on u.id = a.owner_ref where u.id is null'),
