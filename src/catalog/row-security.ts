@@ -6,7 +6,7 @@ import type { Table } from './types.js';
 
 /** A warning in every command's JSON (contract §JSON `warnings`). */
 export interface Warning {
-  code: 'rls';
+  code: 'rls' | 'trigger';
   message: string;
   table: string;
 }

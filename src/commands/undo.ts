@@ -8,6 +8,7 @@ import { connect, prepare } from './context.js';
 import { refuseOnStandby } from './primary-only.js';
 import { parseDuration, parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
 import { assumptionJson } from '../report/document.js';
+import { printWarnings } from '../catalog/row-security.js';
 
 export interface UndoCommandOptions extends CommonOptions {
   apply?: boolean;
@@ -29,6 +30,7 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
     const result = await conn.db
       .connection()
       .execute((session) => undoRun(session, catalog, runId, { apply: opts.apply === true, lockTimeoutMs, sample }));
+    printWarnings(result.warnings);
     if (format === 'json') {
       out(
         JSON.stringify(
@@ -37,7 +39,7 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
             schemaVersion: 1,
             command: 'undo',
             database: conn.target.display,
-            warnings: [],
+            warnings: result.warnings,
             runId: result.runId,
             applied: result.applied,
             undoRunId: result.applied ? result.undoRunId : null,

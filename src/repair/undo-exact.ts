@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { BACKUP_SCHEMA } from './backup.js';
+import type { Warning } from '../catalog/row-security.js';
 
 /** A table undo could not restore bit for bit, and why. */
 export interface Inexact {
@@ -102,6 +103,35 @@ export async function inexactTables(
         table: table.id,
         reason: `NOT VALID foreign key ${keys.rows.map((k) => k.name).join(', ')} may reject rows it was added after`,
         hint: REPLICA_HINT,
+      });
+  }
+  return out;
+}
+
+/**
+ * AFTER triggers (ordinary ones, which fired when the repair changed the table) may have changed
+ * other tables — a comment counter on the post, an audit row. Undo restores the rows the repair
+ * changed with triggers quiet, so those side effects stay: say so, per table, before it starts.
+ */
+export async function triggerSideEffects(db: Db | Tx, tables: Table[]): Promise<Warning[]> {
+  const out: Warning[] = [];
+  for (const table of tables) {
+    // tgtype bit 1: BEFORE, bit 6: INSTEAD OF; neither is an AFTER trigger.
+    const { rows } = await sql<{ name: string }>`
+      select tgname as name
+        from pg_trigger
+       where tgrelid = ${table.oid}::oid
+         and not tgisinternal
+         and tgenabled in ('O', 'A')
+         and tgtype & 66 = 0
+       order by 1`.execute(db);
+    if (rows.length)
+      out.push({
+        code: 'trigger',
+        table: table.id,
+        message:
+          `trigger ${rows.map((r) => r.name).join(', ')} on ${table.id} fired when the repair changed it; ` +
+          'whatever it changed elsewhere is not undone',
       });
   }
   return out;

@@ -15,7 +15,8 @@ import {
   type ConflictSample,
   type UndoTarget,
 } from './undo-conflicts.js';
-import { inexactTables, mayReplicate, useReplicaRole, type Inexact } from './undo-exact.js';
+import { inexactTables, mayReplicate, triggerSideEffects, useReplicaRole, type Inexact } from './undo-exact.js';
+import type { Warning } from '../catalog/row-security.js';
 
 export interface UndoTable {
   table: string;
@@ -35,6 +36,8 @@ export interface UndoResult {
   conflictSamples: ConflictSample[];
   /** Tables undo cannot restore bit for bit as this role; --apply then refuses. */
   inexact: Inexact[];
+  /** What undo restores exactly but cannot take back (side effects of AFTER triggers). */
+  warnings: Warning[];
   refused: string | null;
   /** The run changed no row (everything skipped, or nothing to do): there is nothing to undo. */
   nothingToUndo: boolean;
@@ -106,7 +109,11 @@ export async function undoRun(
     'undo',
   );
   const undoRunId = newRunId();
-  const base = { runId, undoRunId, applied: false, refused: null, conflictSamples: [], inexact: [] };
+  const warnings = await triggerSideEffects(
+    session,
+    infos.map((i) => i.table),
+  );
+  const base = { runId, undoRunId, applied: false, refused: null, conflictSamples: [], inexact: [], warnings };
   if (!infos.length) return { ...base, tables: [], nothingToUndo: true };
 
   // What can be restored, and what the application changed since (left alone, reported).

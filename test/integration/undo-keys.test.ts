@@ -74,3 +74,43 @@ describe('undo never reverts rows it cannot find by key', () => {
     ]);
   });
 });
+
+describe('what undo cannot take back, it says before it starts', () => {
+  it("an AFTER trigger's side effects elsewhere: a warning naming the trigger, in the dry run and on stderr", async () => {
+    db = await freshDatabase(`
+      create table posts (id int primary key, comments_count int not null default 0);
+      create table comments (id int primary key, post_id int references posts (id), body text);
+      insert into posts values (1, 0), (2, 0);
+      create function count_comments() returns trigger language plpgsql as $$
+        begin
+          update posts p set comments_count = (select count(*) from comments c where c.post_id = p.id);
+          return null;
+        end $$;
+      create trigger comments_count after insert or update or delete on comments
+        for each statement execute function count_comments();
+      insert into comments values (1, 1, 'x'), (2, 1, 'x'), (3, 2, 'y');
+    `);
+    const repair = await runCli([
+      'repair',
+      '--database-url',
+      db.url,
+      '--duplicates',
+      'comments(post_id, body)',
+      '--no-discover',
+      '--apply',
+    ]);
+    expect(repair.code, repair.stderr).toBe(0);
+    const { run_id: runId } = (await db.query<{ run_id: string }>('select run_id from rowdoctor_backup.runs'))[0]!;
+    const dry = await runCli(['undo', runId, '--database-url', db.url, '--format', 'json']);
+    expect(JSON.parse(dry.stdout)).toMatchObject({
+      warnings: [
+        {
+          code: 'trigger',
+          table: 'public.comments',
+          message: expect.stringMatching(/trigger comments_count on public\.comments fired .* not undone/),
+        },
+      ],
+    });
+    expect(dry.stderr).toMatch(/warning: trigger comments_count/);
+  });
+});
