@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { BACKUP_SCHEMA } from './backup.js';
+import { tableRef } from '../sql/build.js';
 import type { Warning } from '../catalog/row-security.js';
 
 /** A table undo could not restore bit for bit, and why. */
@@ -48,14 +49,48 @@ async function unmatchedUpdates(db: Db | Tx, table: Table, backup: string, runId
      order by c`.execute(db);
   if (!rows.length) return null;
   const updated = Number(rows.reduce((n, r) => Math.max(n, Number(r.n)), 0));
-  if (!table.primaryKey)
-    return `it has no primary key, so the ${updated} row(s) the run updated cannot be told apart from the others`;
+  if (!table.primaryKey) {
+    if (await tellApart(db, table, backup, runId)) return null;
+    return (
+      `it has no primary key, and rows the run did not update hold the same values as updated ones in every column ` +
+      `it did not change, so undo cannot tell the ${updated} updated row(s) apart from them`
+    );
+  }
   const keyColumns = rows.filter((r) => table.primaryKey!.includes(r.column));
   if (!keyColumns.length) return null;
   return (
     `the run changed primary-key column(s) ${keyColumns.map((r) => r.column).join(', ')} of ` +
     `${Number(keyColumns[0]!.n).toLocaleString('en-US')} row(s), so undo cannot find them by their key`
   );
+}
+
+/**
+ * Without a primary key, undo finds an updated row by the columns the run did not change. That is
+ * exact only while no other live row holds the same values in all of them: per set of changed
+ * columns, no tuple of the unchanged ones may have more live rows than updated ones.
+ */
+async function tellApart(db: Db | Tx, table: Table, backup: string, runId: string): Promise<boolean> {
+  const sets = await sql<{ cols: string[] }>`
+    select distinct _rd_columns as cols
+      from ${sql.id(BACKUP_SCHEMA, backup)}
+     where _rd_run = ${runId} and _rd_op = 'update'`.execute(db);
+  for (const { cols } of sets.rows) {
+    const others = table.columns.filter((c) => !cols.includes(c.name) && !c.generated).map((c) => c.name);
+    if (!others.length) return false;
+    const same = sql.join(
+      others.map((c) => sql`t.${sql.id(c)} is not distinct from g.${sql.id(c)}`),
+      sql` and `,
+    );
+    const { rows } = await sql<{ n: string }>`
+      select count(*) as n
+        from (select ${sql.join(others.map((c) => sql.id(c)))}, count(*) as backed
+                from ${sql.id(BACKUP_SCHEMA, backup)}
+               where _rd_run = ${runId} and _rd_op = 'update' and _rd_columns = ${cols}::text[]
+               group by ${sql.join(others.map((c) => sql.id(c)))}) g
+       where (select count(*) from ${tableRef(table)} t where ${same}) > g.backed`.execute(db);
+    if (Number(rows[0]?.n ?? 0) > 0) return false;
+  }
+  return true;
 }
 
 /**
