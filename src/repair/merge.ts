@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Table, UniqueIndex } from '../catalog/types.js';
 import { BatchRetry, RowdoctorError } from '../errors.js';
 import { and, col, tableRef, type Sql } from '../sql/build.js';
-import { backupCascades, backupRows, recordAfterImages } from './backup.js';
+import { backupRows, recordAfterImages } from './backup.js';
 import { recordMerges } from './merge-map.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from './context.js';
 import { referencesInto, type Reference } from './references.js';
