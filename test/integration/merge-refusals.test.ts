@@ -53,7 +53,9 @@ describe('a group the server refuses to merge is skipped alone', () => {
     expect(res.code, res.stderr).toBe(1);
     expect(res.stdout).toMatch(/check constraint review_not_self on public\.review \(23514\)/);
     expect(res.stdout).toMatch(/exclusion constraint booking_no_overlap on public\.booking \(23P01\)/);
-    expect(res.stdout).toMatch(/restricting key job_edge_job_id_user_id_fkey on public\.job_edge \(23001\)/);
+    expect(res.stdout).toMatch(
+      /(restricting key|foreign key) job_edge_job_id_user_id_fkey on public\.job_edge \((23001|23503)\)/,
+    );
     expect(res.stdout).not.toMatch(/rd_shadow/);
     const json = await repair('--format', 'json');
     expect(JSON.parse(json.stdout).actions[0]).toMatchObject({
@@ -74,7 +76,9 @@ describe('a group the server refuses to merge is skipped alone', () => {
     expect(res.stdout).toMatch(
       /notes of user 6 are frozen on public\.note \(P0001\)|notes of user 6 are frozen \(P0001\)/,
     );
-    expect(res.stdout).toMatch(/restricting key job_edge_job_id_user_id_fkey on public\.job_edge \(23001\)/);
+    expect(res.stdout).toMatch(
+      /(restricting key|foreign key) job_edge_job_id_user_id_fkey on public\.job_edge \((23001|23503)\)/,
+    );
     // each refused group under the table, with its key, its ids and its reason
     expect(res.stdout).toMatch(/Skipped groups, left as they were:\n {2}public\.users \(.+\): .+ — \S/);
     expect(res.stdout.match(/^ {2}public\.users \(.+\): .+ — .+\(2[3P]\w+\)$/gm)?.length).toBeGreaterThanOrEqual(3);
