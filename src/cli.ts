@@ -95,7 +95,26 @@ export function buildProgram(setExit: (code: number) => void): Command {
     'text|json',
   )
     .option('--apply', 'perform the restore (default: dry run)')
-    .option('--lock-timeout <duration>', 'lock_timeout for the restore', '2s')
+    .option(
+      '--batch-size <n>',
+      "at most this many backed-up rows per transaction (one of the repair's batches is never split)",
+      '5000',
+    )
+    .option(
+      '--max-transaction-time <duration>',
+      'target time of one batch transaction: the batch size adapts between batches (0: fixed --batch-size)',
+      '200ms',
+    )
+    .option(
+      '--lock-timeout <duration>',
+      "lock_timeout per batch (at most half the server's deadlock_timeout); a batch that hits it is retried",
+      '2s',
+    )
+    .option(
+      '--max-replica-lag <duration>',
+      "pause between batches while a streaming replica's replay lag exceeds this (0: off)",
+      '10s',
+    )
     .action(async (runId: string, opts: UndoCommandOptions) => setExit(await undoCommand(runId, opts, out)));
 
   program

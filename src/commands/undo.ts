@@ -3,6 +3,7 @@ import { readOnly } from '../db.js';
 import { loadCatalog } from '../catalog/load.js';
 import { softDeleteSettings } from '../catalog/soft-delete.js';
 import { makeStyle } from '../report/style.js';
+import { createProgress } from '../report/progress.js';
 import { undoRun, type UndoResult } from '../repair/undo.js';
 import { connect, prepare } from './context.js';
 import { refuseOnStandby } from './primary-only.js';
@@ -13,6 +14,9 @@ import { printWarnings } from '../catalog/row-security.js';
 export interface UndoCommandOptions extends CommonOptions {
   apply?: boolean;
   lockTimeout: string;
+  batchSize: string;
+  maxTransactionTime: string;
+  maxReplicaLag: string;
 }
 
 /** rowdoctor undo <run-id>: restore what a repair run changed (dry run unless --apply). */
@@ -20,16 +24,41 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
   const format = parseFormat(opts.format, ['text', 'json'] as const);
   const lockTimeoutMs = parseDuration(opts.lockTimeout, '--lock-timeout');
   const sample = parsePositiveInt(opts.sample, '--sample');
+  const batchSize = parsePositiveInt(opts.batchSize, '--batch-size', 1);
+  const maxTransactionMs = parseDuration(opts.maxTransactionTime, '--max-transaction-time');
+  const maxReplicaLagMs = parseDuration(opts.maxReplicaLag, '--max-replica-lag');
   const { loaded, statementTimeoutMs } = await prepare(opts);
+  const progress = createProgress(process.stderr.isTTY === true);
   const conn = await connect(opts);
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    process.stderr.write(
+      '\nrowdoctor: interrupted — finishing the current batch, then stopping ' +
+        '(Ctrl-C again to abort it; it rolls back).\n',
+    );
+    process.once('SIGINT', () => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
   try {
     await refuseOnStandby(conn.db, 'undo', conn.target.display);
     const catalog = await readOnly(conn.db, statementTimeoutMs, (tx) =>
       loadCatalog(tx, { schemas: null, softDelete: softDeleteSettings(loaded.config.softDelete) }),
     );
-    const result = await conn.db
-      .connection()
-      .execute((session) => undoRun(session, catalog, runId, { apply: opts.apply === true, lockTimeoutMs, sample }));
+    const result = await conn.db.connection().execute((session) =>
+      undoRun(session, catalog, runId, {
+        apply: opts.apply === true,
+        lockTimeoutMs,
+        statementTimeoutMs,
+        sample,
+        batchSize,
+        maxTransactionMs,
+        maxReplicaLagMs,
+        progress,
+        retries: 5,
+        interrupted: () => interrupted,
+      }),
+    );
     printWarnings(result.warnings);
     if (format === 'json') {
       out(
@@ -50,6 +79,8 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
             conflicts: sum(result, 'conflicts'),
             conflictSamples: result.conflictSamples,
             inexact: result.inexact,
+            interrupted: result.interrupted,
+            batches: result.batches,
             tables: result.tables,
             findings: [],
             assumptions: catalog.assumptions.map(assumptionJson),
@@ -62,14 +93,31 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
     } else {
       out(renderUndo(result, conn.target.display, opts.color));
     }
-    return result.refused || sum(result, 'conflicts') > 0 || result.inexact.length > 0 ? 1 : 0;
+    return result.refused || result.interrupted || sum(result, 'conflicts') > 0 || result.inexact.length > 0 ? 1 : 0;
   } finally {
+    process.removeListener('SIGINT', onSignal);
     await conn.close();
   }
 }
 
 function sum(r: UndoResult, key: 'restore' | 'revert' | 'conflicts'): number {
   return r.tables.reduce((n, t) => n + t[key], 0);
+}
+
+/** How the undo goes, batch-wise: what an earlier, interrupted undo took back already, or one transaction. */
+function batchLines(r: UndoResult): string[] {
+  const b = r.batches;
+  if (b.oneTransaction)
+    return ['its backups come from a rowdoctor version that did not record its batches: undone in one transaction'];
+  const lines = [];
+  if (b.undoneBefore)
+    lines.push(
+      `${b.undoneBefore} of the repair's ${b.batches} batches were taken back by an earlier, interrupted undo; ` +
+        `${r.applied ? 'took back' : 'takes back'} the remaining ${b.batches - b.undoneBefore} ` +
+        '(counts below are theirs)',
+    );
+  else lines.push(`the repair's ${b.batches} batches are taken back last first, each in a short transaction`);
+  return lines;
 }
 
 function renderUndo(r: UndoResult, database: string, color: boolean): string {
@@ -79,15 +127,18 @@ function renderUndo(r: UndoResult, database: string, color: boolean): string {
   const conflicts = sum(r, 'conflicts');
   const mode = r.refused
     ? c.red('REFUSED — nothing was changed')
-    : r.applied
-      ? c.green(`APPLIED as run ${r.undoRunId}`)
-      : c.yellow('DRY RUN — nothing was changed; add --apply to perform it');
+    : r.interrupted
+      ? c.yellow(`INTERRUPTED as run ${r.undoRunId} — run the same command again to finish`)
+      : r.applied
+        ? c.green(`APPLIED as run ${r.undoRunId}`)
+        : c.yellow('DRY RUN — nothing was changed; add --apply to perform it');
   if (r.nothingToUndo) return `rowdoctor undo ${r.runId} · ${database} · nothing to undo: the run changed no row\n`;
   const lines = [
     `rowdoctor undo ${r.runId} · ${database} · ${mode}`,
     `${r.applied ? 'restored' : 'would restore'} ${restore} deleted rows, ` +
       `${r.applied ? 'reverted' : 'would revert'} ${revert} updated rows` +
       (conflicts ? `, ${r.applied ? 'left' : 'would leave'} ${conflicts} rows the application changed since` : ''),
+    ...batchLines(r),
     '',
   ];
   const t = new Table({

@@ -70,7 +70,20 @@ export async function ensureBackupTable(tx: Tx, table: Table): Promise<void> {
           on ${bt} (_rd_run)
        where _rd_op = 'update' and ${sql.id(AFTER)} is null`.execute(tx);
   }
+  if (!have.has(BATCH)) {
+    // Which batch transaction backed the row up: undo takes the batches back one by one, last first.
+    // Rows of earlier versions' runs keep NULL (undone in one transaction); adding the default
+    // afterwards leaves them as they are and rewrites nothing.
+    await sql`alter table ${bt} add column ${sql.id(BATCH)} bigint`.execute(tx);
+    await sql`alter table ${bt} alter column ${sql.id(BATCH)} set default txid_current()`.execute(tx);
+  }
 }
+
+/**
+ * The backup column holding the id of the transaction that wrote the row (txid_current(), by its
+ * default): one repair batch. Rows backed up by versions before it have none.
+ */
+export const BATCH = '_rd_batch';
 
 /** The backup column holding md5(row::text) of an updated row right after the repair's update. */
 export const AFTER = '_rd_after';

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import type { Catalog } from '../catalog/types.js';
 import type { Finding } from '../checks/types.js';
 import { repairerFor } from '../checks/index.js';
-import { preferParallel, type Db } from '../db.js';
+import { preferParallel, type Db, type Tx } from '../db.js';
 import { BatchRetry, RETRYABLE_SQLSTATES, RowdoctorError, describePgError, isPgError } from '../errors.js';
 import type { Progress } from '../report/progress.js';
 import { describeRule, type Rule } from '../rules/types.js';
@@ -357,19 +357,12 @@ async function runBatch(
   sample: number,
   skipSample: number,
 ): Promise<BatchOutcome> {
-  const attempts = (options.retries ?? 3) + 1;
-  for (let attempt = 1; ; attempt++) {
-    let outcome: BatchOutcome | null = null;
-    const began = performance.now();
-    try {
-      await session.transaction().execute(async (tx) => {
-        // Lock waits stay under half the server's deadlock_timeout: in a lock cycle with the
-        // application, rowdoctor gives up (and retries) before the server picks a victim.
-        const halfDeadlockTimeout = sql`extract(epoch from current_setting('deadlock_timeout')::interval) * 500`;
-        const lockTimeout = sql`least(${options.lockTimeoutMs}, greatest(1, ${halfDeadlockTimeout}))::int::text`;
-        await sql`
-          select set_config('lock_timeout', ${lockTimeout}, true),
-                 set_config('statement_timeout', ${String(options.statementTimeoutMs)}, true)`.execute(tx);
+  try {
+    const attempt = await batchTransaction(
+      session,
+      options,
+      `${rule.table.id}: groups ${from + 1}–${to}`,
+      async (tx) => {
         let temp = 0;
         const ctx: BatchContext = {
           tx,
@@ -387,12 +380,58 @@ async function runBatch(
           nextTemp: () => workTable(`rd_t${++temp}`),
         };
         const result = await repairerFor(rule).batch(ctx, rule, from, to, sample);
-        outcome = { counts: ctx.counts, result, skippedGroups: ctx.skippedGroups, setAside: ctx.setAside, ms: 0 };
+        return { counts: ctx.counts, result, skippedGroups: ctx.skippedGroups, setAside: ctx.setAside };
+      },
+    );
+    if ('error' in attempt) return attempt;
+    statementStats.batches++;
+    if (options.apply) statementStats.longestTransactionMs = Math.max(statementStats.longestTransactionMs, attempt.ms);
+    return { ...attempt.value, ms: attempt.ms };
+  } catch (e) {
+    if (isPgError(e)) {
+      const hint = e.code === '42501' ? 'grant the privilege named above, or run as a role that has it' : undefined;
+      throw new RowdoctorError(`Repairing ${describeRule(rule)} failed: ${describePgError(e)}`, { hint, cause: e });
+    }
+    throw e;
+  }
+}
+
+/** How one batch transaction went: what it returned and how long it took, or why it gave up. */
+export type Attempted<T> = { value: T; ms: number } | { error: string };
+
+export interface BatchTransactionOptions {
+  lockTimeoutMs: number;
+  statementTimeoutMs: number;
+  progress: Progress;
+  retries?: number;
+}
+
+/**
+ * One batch, in its own transaction, with statement_timeout and a lock_timeout under half the
+ * server's deadlock_timeout: in a lock cycle with the application, rowdoctor gives up before the
+ * server picks a victim. A lock timeout, deadlock, serialization failure or BatchRetry rolls the
+ * batch back and retries it (`what` names it in the one stderr line each retry gets); after its
+ * retries it returns why. Any other error is thrown. Repair and undo both run their batches here.
+ */
+export async function batchTransaction<T>(
+  session: Db,
+  options: BatchTransactionOptions,
+  what: string,
+  body: (tx: Tx) => Promise<T>,
+): Promise<Attempted<T>> {
+  const attempts = (options.retries ?? 3) + 1;
+  for (let attempt = 1; ; attempt++) {
+    const began = performance.now();
+    try {
+      const value = await session.transaction().execute(async (tx) => {
+        const halfDeadlockTimeout = sql`extract(epoch from current_setting('deadlock_timeout')::interval) * 500`;
+        const lockTimeout = sql`least(${options.lockTimeoutMs}, greatest(1, ${halfDeadlockTimeout}))::int::text`;
+        await sql`
+          select set_config('lock_timeout', ${lockTimeout}, true),
+                 set_config('statement_timeout', ${String(options.statementTimeoutMs)}, true)`.execute(tx);
+        return body(tx);
       });
-      const ms = performance.now() - began;
-      statementStats.batches++;
-      if (options.apply) statementStats.longestTransactionMs = Math.max(statementStats.longestTransactionMs, ms);
-      return { ...outcome!, ms };
+      return { value, ms: performance.now() - began };
     } catch (e) {
       const retryable =
         e instanceof BatchRetry
@@ -400,21 +439,10 @@ async function runBatch(
           : isPgError(e) && RETRYABLE_SQLSTATES.has(e.code ?? '')
             ? { what: `${e.message} (${e.code})`, why: describePgError(e) }
             : null;
-      if (retryable) {
-        if (attempt < attempts) {
-          options.progress.note(
-            `${rule.table.id}: groups ${from + 1}–${to}: ${retryable.what}; retry ${attempt} of ${attempts - 1}`,
-          );
-          await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
-          continue;
-        }
-        return { error: `${retryable.why} after ${attempts} attempts` };
-      }
-      if (isPgError(e)) {
-        const hint = e.code === '42501' ? 'grant the privilege named above, or run as a role that has it' : undefined;
-        throw new RowdoctorError(`Repairing ${describeRule(rule)} failed: ${describePgError(e)}`, { hint, cause: e });
-      }
-      throw e;
+      if (!retryable) throw e;
+      if (attempt >= attempts) return { error: `${retryable.why} after ${attempts} attempts` };
+      options.progress.note(`${what}: ${retryable.what}; retry ${attempt} of ${attempts - 1}`);
+      await sleep(100 * 2 ** attempt);
     }
   }
 }

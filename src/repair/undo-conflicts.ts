@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { tableName, tableRef, type Sql } from '../sql/build.js';
-import { AFTER, BACKUP_SCHEMA } from './backup.js';
+import { AFTER, BACKUP_SCHEMA, BATCH } from './backup.js';
 
 /**
  * Undo restores a row only where it still holds exactly what the repair left: a deleted row only
@@ -15,6 +15,27 @@ export interface UndoTarget {
   backup: string;
   /** Every update of this run recorded its after-image (runs of earlier versions did not). */
   afterImages: boolean;
+  /** The backup table records each row's repair batch (BATCH; tables of earlier versions may not). */
+  batched: boolean;
+}
+
+/**
+ * Which backup rows of a run an undo step takes back: all of them, or only those of some of the
+ * repair's batches (`only`), or all but the batches an interrupted undo already took back (`except`).
+ */
+export interface Slice {
+  runId: string;
+  only?: string[];
+  except?: string[];
+}
+
+/** The backup rows of `t` in slice `s` (columns qualified by `alias` when given). */
+export function inSlice(t: { batched: boolean }, s: Slice, alias?: string): Sql {
+  const c = (name: string) => (alias ? sql.id(alias, name) : sql.id(name));
+  const parts = [sql`${c('_rd_run')} = ${s.runId}`];
+  if (t.batched && s.only) parts.push(sql`${c(BATCH)} = any(${s.only}::bigint[])`);
+  if (t.batched && s.except?.length) parts.push(sql`not coalesce(${c(BATCH)} = any(${s.except}::bigint[]), false)`);
+  return sql.join(parts, sql` and `);
 }
 
 export interface ConflictSample {
@@ -42,9 +63,9 @@ function pkList(table: Table, alias: string): Sql {
 }
 
 /** Per updated row (by primary key): its first backup (the value before the run) and its last after-image. */
-export function firstAndLast(t: UndoTarget, runId: string): { first: Sql; last: Sql } {
+export function firstAndLast(t: UndoTarget, slice: Slice): { first: Sql; last: Sql } {
   const pk = sql.join(t.table.primaryKey!.map((c) => sql.id(c)));
-  const updates = sql`_rd_run = ${runId} and _rd_op = 'update'`;
+  const updates = sql`${inSlice(t, slice)} and _rd_op = 'update'`;
   return {
     first: sql`(select distinct on (${pk}) * from ${backupOf(t)} where ${updates} order by ${pk}, _rd_seq)`,
     last: sql`
@@ -56,12 +77,12 @@ export function firstAndLast(t: UndoTarget, runId: string): { first: Sql; last: 
 }
 
 /** Deleted rows whose primary key a row written since now holds. */
-export async function deleteConflicts(db: Db | Tx, t: UndoTarget, runId: string, sample: number): Promise<Conflicts> {
+export async function deleteConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, sample: number): Promise<Conflicts> {
   if (!t.table.primaryKey) return { count: 0, samples: [] };
   const { rows } = await sql<{ key: unknown[]; n: string }>`
     select json_build_array(${pkList(t.table, 'b')}) as key, count(*) over () as n
       from ${backupOf(t)} b
-     where b._rd_run = ${runId} and b._rd_op = 'delete'
+     where ${inSlice(t, slice, 'b')} and b._rd_op = 'delete'
        and exists (select 1 from ${tableRef(t.table)} x where ${pkEquals(t.table, 'x', 'b')})
      order by b._rd_seq`.execute(db);
   return {
@@ -78,9 +99,9 @@ export async function deleteConflicts(db: Db | Tx, t: UndoTarget, runId: string,
  * Updated rows the application changed or deleted since (rows the run itself deleted afterwards
  * are judged when restored: they must then match too).
  */
-export async function updateConflicts(db: Db | Tx, t: UndoTarget, runId: string, sample: number): Promise<Conflicts> {
+export async function updateConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, sample: number): Promise<Conflicts> {
   if (!t.table.primaryKey || !t.afterImages) return { count: 0, samples: [] };
-  const { last } = firstAndLast(t, runId);
+  const { last } = firstAndLast(t, slice);
   const { rows } = await sql<{ key: unknown[]; gone: boolean; n: string }>`
     select json_build_array(${pkList(t.table, 'l')}) as key, x is null as gone, count(*) over () as n
       from ${last} l
@@ -88,7 +109,7 @@ export async function updateConflicts(db: Db | Tx, t: UndoTarget, runId: string,
      where (x is null or md5(x::text) is distinct from l.${sql.id(AFTER)})
        and not exists (
          select 1 from ${backupOf(t)} d
-          where d._rd_run = ${runId} and d._rd_op = 'delete' and ${pkEquals(t.table, 'd', 'l')})
+          where ${inSlice(t, slice, 'd')} and d._rd_op = 'delete' and ${pkEquals(t.table, 'd', 'l')})
      order by ${pkList(t.table, 'l')}`.execute(db);
   return {
     count: Number(rows[0]?.n ?? 0),
@@ -101,7 +122,7 @@ export async function updateConflicts(db: Db | Tx, t: UndoTarget, runId: string,
 }
 
 /** Put deleted rows back where their key is still free; returns how many. */
-export async function restoreFreeRows(tx: Tx, t: UndoTarget, runId: string): Promise<number> {
+export async function restoreFreeRows(tx: Tx, t: UndoTarget, slice: Slice): Promise<number> {
   const cols = sql.join(t.table.columns.filter((c) => !c.generated).map((c) => sql.id(c.name)));
   const free = t.table.primaryKey
     ? sql`not exists (select 1 from ${tableRef(t.table)} x where ${pkEquals(t.table, 'x', 'b')})`
@@ -110,7 +131,7 @@ export async function restoreFreeRows(tx: Tx, t: UndoTarget, runId: string): Pro
     insert into ${tableName(t.table)} (${cols}) overriding system value
     select ${cols}
       from ${backupOf(t)} b
-     where b._rd_run = ${runId} and b._rd_op = 'delete' and ${free}
+     where ${inSlice(t, slice, 'b')} and b._rd_op = 'delete' and ${free}
      order by b._rd_seq`.execute(tx);
   return Number(res.numAffectedRows ?? 0);
 }
@@ -119,9 +140,9 @@ export async function restoreFreeRows(tx: Tx, t: UndoTarget, runId: string): Pro
  * Every updated row that still holds what the repair left gets back its whole row as it was
  * before the run's first change (every column: a BEFORE trigger's stamp too); returns how many.
  */
-export async function revertUnchangedRows(tx: Tx, t: UndoTarget, runId: string): Promise<number> {
+export async function revertUnchangedRows(tx: Tx, t: UndoTarget, slice: Slice): Promise<number> {
   const pk = t.table.primaryKey!;
-  const { first, last } = firstAndLast(t, runId);
+  const { first, last } = firstAndLast(t, slice);
   const columns = t.table.columns.filter((c) => !c.generated && !pk.includes(c.name));
   if (!columns.length) return 0;
   const assignments = sql.join(columns.map((c) => sql`${sql.id(c.name)} = ${sql.id('b', c.name)}`));
@@ -133,4 +154,72 @@ export async function revertUnchangedRows(tx: Tx, t: UndoTarget, runId: string):
      where ${pkEquals(t.table, 'x', 'b')}
        and md5(x::text) = l.${sql.id(AFTER)}`.execute(tx);
   return Number(res.numAffectedRows ?? 0);
+}
+
+/**
+ * Unique keys (other than the primary key, which restoreFreeRows checks row by row) that the rows
+ * as undo would leave them break: restored rows and reverted rows against each other and against
+ * the live rows — a unique index added since the repair, or a key the application took meanwhile.
+ * Each index's parts and predicate are evaluated by the server, as the index does. Decided before
+ * the first batch commits, so an undo never stops half-way on it. Returns one line per index broken.
+ */
+export async function uniqueCollisions(db: Db | Tx, t: UndoTarget, slice: Slice): Promise<string[]> {
+  const out: string[] = [];
+  const indexes = t.table.uniqueIndexes.filter((i) => i.valid && !i.primary);
+  if (!indexes.length) return out;
+  const cols = sql.join(t.table.columns.map((c) => sql.id('b', c.name)));
+  const pk = t.table.primaryKey;
+  const restored = sql`
+    select ${cols}
+      from ${backupOf(t)} b
+     where ${inSlice(t, slice, 'b')} and b._rd_op = 'delete'
+       ${pk ? sql`and not exists (select 1 from ${tableRef(t.table)} x where ${pkEquals(t.table, 'x', 'b')})` : sql``}`;
+  const reverts = pk && t.afterImages;
+  const { first, last } = reverts ? firstAndLast(t, slice) : { first: sql``, last: sql`` };
+  // The first image of each updated row that still holds what the repair left.
+  const reverted = sql`
+    select ${cols}
+      from ${first} b
+      join ${last} l on ${pk ? pkEquals(t.table, 'l', 'b') : sql`false`}
+      join ${tableRef(t.table)} x on ${pk ? pkEquals(t.table, 'x', 'b') : sql`false`}
+     where md5(x::text) = l.${sql.id(AFTER)}`;
+  const back = reverts ? sql`${restored} union all ${reverted}` : restored;
+  const notReverted = reverts
+    ? sql`and not exists (select 1 from (${reverted}) r where ${pkEquals(t.table, 'r', 't')})`
+    : sql``;
+  for (const index of indexes) {
+    const parts = index.parts.map((p) => sql.raw(p));
+    const predicate = index.predicate ? sql.raw(index.predicate) : sql`true`;
+    const u = parts.map((_, i) => sql.id(`u${i}`));
+    const keyParts = sql.join(parts.map((p, i) => sql`${p} as ${u[i]!}`));
+    const nonNull = index.nullsNotDistinct
+      ? sql`true`
+      : sql.join(
+          u.map((c) => sql`${c} is not null`),
+          sql` and `,
+        );
+    const keyOf = sql.join(u.map((c) => sql`k.${c}`));
+    const same = index.nullsNotDistinct
+      ? sql`exists (select 1 from keys k where (${keyOf}) is not distinct from (${sql.join(parts)}))`
+      : sql`(${sql.join(parts)}) in (select ${sql.join(u)} from keys)`;
+    const { rows } = await sql<{ n: string }>`
+      with keys as (
+        select * from (select ${keyParts} from (${back}) t where ${predicate}) k where ${nonNull}
+      ),
+      live as (
+        select ${keyParts} from ${tableRef(t.table)} t where ${predicate} and ${same} ${notReverted}
+      )
+      select count(*) as n
+        from (select 1
+                from (select * from keys union all select * from live) a
+               group by ${sql.join(u)}
+              having count(*) > 1) d`.execute(db);
+    const n = Number(rows[0]?.n ?? 0);
+    if (n)
+      out.push(
+        `${t.table.id}: ${n.toLocaleString('en-US')} key(s) of unique index ${index.name} would be held twice ` +
+          `(${index.definition})`,
+      );
+  }
+  return out;
 }

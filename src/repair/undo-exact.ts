@@ -4,6 +4,7 @@ import type { Db, Tx } from '../db.js';
 import { BACKUP_SCHEMA } from './backup.js';
 import { tableRef } from '../sql/build.js';
 import type { Warning } from '../catalog/row-security.js';
+import { inSlice, type Slice } from './undo-conflicts.js';
 
 /** A table undo could not restore bit for bit, and why. */
 export interface Inexact {
@@ -40,17 +41,18 @@ export async function useReplicaRole(tx: Tx): Promise<void> {
  * leaves it nothing to find the row by: rather than revert the wrong rows, or none while saying
  * it did, undo names the table and refuses.
  */
-async function unmatchedUpdates(db: Db | Tx, table: Table, backup: string, runId: string): Promise<string | null> {
+async function unmatchedUpdates(db: Db | Tx, target: Target, slice: Slice): Promise<string | null> {
+  const { table, backup } = target;
   const { rows } = await sql<{ column: string; n: string }>`
     select c as column, count(*) as n
       from ${sql.id(BACKUP_SCHEMA, backup)} b, unnest(b._rd_columns) c
-     where b._rd_run = ${runId} and b._rd_op = 'update'
+     where ${inSlice(target, slice, 'b')} and b._rd_op = 'update'
      group by c
      order by c`.execute(db);
   if (!rows.length) return null;
   const updated = Number(rows.reduce((n, r) => Math.max(n, Number(r.n)), 0));
   if (!table.primaryKey) {
-    if (await tellApart(db, table, backup, runId)) return null;
+    if (await tellApart(db, target, slice)) return null;
     return (
       `it has no primary key, and rows the run did not update hold the same values as updated ones in every column ` +
       `it did not change, so undo cannot tell the ${updated} updated row(s) apart from them`
@@ -69,11 +71,12 @@ async function unmatchedUpdates(db: Db | Tx, table: Table, backup: string, runId
  * exact only while no other live row holds the same values in all of them: per set of changed
  * columns, no tuple of the unchanged ones may have more live rows than updated ones.
  */
-async function tellApart(db: Db | Tx, table: Table, backup: string, runId: string): Promise<boolean> {
+async function tellApart(db: Db | Tx, target: Target, slice: Slice): Promise<boolean> {
+  const { table, backup } = target;
   const sets = await sql<{ cols: string[] }>`
     select distinct _rd_columns as cols
       from ${sql.id(BACKUP_SCHEMA, backup)}
-     where _rd_run = ${runId} and _rd_op = 'update'`.execute(db);
+     where ${inSlice(target, slice)} and _rd_op = 'update'`.execute(db);
   for (const { cols } of sets.rows) {
     const others = table.columns.filter((c) => !cols.includes(c.name) && !c.generated).map((c) => c.name);
     if (!others.length) return false;
@@ -85,7 +88,7 @@ async function tellApart(db: Db | Tx, table: Table, backup: string, runId: strin
       select count(*) as n
         from (select ${sql.join(others.map((c) => sql.id(c)))}, count(*) as backed
                 from ${sql.id(BACKUP_SCHEMA, backup)}
-               where _rd_run = ${runId} and _rd_op = 'update' and _rd_columns = ${cols}::text[]
+               where ${inSlice(target, slice)} and _rd_op = 'update' and _rd_columns = ${cols}::text[]
                group by ${sql.join(others.map((c) => sql.id(c)))}) g
        where (select count(*) from ${tableRef(table)} t where ${same}) > g.backed`.execute(db);
     if (Number(rows[0]?.n ?? 0) > 0) return false;
@@ -98,23 +101,31 @@ async function tellApart(db: Db | Tx, table: Table, backup: string, runId: strin
  * (in replica mode only ENABLE ALWAYS / ENABLE REPLICA ones), and, without replica mode, NOT VALID
  * foreign keys of tables that get rows back.
  */
+/** A backup table and the user table it belongs to. */
+interface Target {
+  table: Table;
+  backup: string;
+  batched: boolean;
+}
+
 export async function inexactTables(
   db: Db | Tx,
-  targets: { table: Table; restores: boolean; backup: string }[],
+  targets: (Target & { restores: boolean })[],
   replica: boolean,
-  runId: string,
+  slice: Slice,
 ): Promise<Inexact[]> {
   const out: Inexact[] = [];
   const firing = replica ? ['A', 'R'] : ['O', 'A'];
-  for (const { table, restores, backup } of targets) {
-    const unmatched = await unmatchedUpdates(db, table, backup, runId);
+  for (const target of targets) {
+    const { table, restores, backup } = target;
+    const unmatched = await unmatchedUpdates(db, target, slice);
     if (unmatched)
       out.push({
         table: table.id,
         reason: unmatched,
         hint:
           `The rows as they were before the run are in ${BACKUP_SCHEMA}."${backup}" ` +
-          `(_rd_run = '${runId}'); restore them by hand.`,
+          `(_rd_run = '${slice.runId}'); restore them by hand.`,
       });
     const triggers = await sql<{ name: string }>`
       select tgname as name

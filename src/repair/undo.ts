@@ -3,16 +3,20 @@ import type { Catalog, Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { RowdoctorError, describePgError, isPgError } from '../errors.js';
 import { tableRef } from '../sql/build.js';
-import { AFTER, BACKUP_SCHEMA } from './backup.js';
-import { newRunId, takeRepairLock } from './run.js';
+import { AFTER, BACKUP_SCHEMA, BATCH } from './backup.js';
+import { batchTransaction, newRunId, nextBatchSize, takeRepairLock, type BatchTransactionOptions } from './run.js';
 import { markDeadRuns } from './run-status.js';
+import { waitForReplicas } from './replica-lag.js';
 import { refuseRowSecurity } from '../catalog/row-security.js';
 import {
   deleteConflicts,
+  inSlice,
   restoreFreeRows,
   revertUnchangedRows,
+  uniqueCollisions,
   updateConflicts,
   type ConflictSample,
+  type Slice,
   type UndoTarget,
 } from './undo-conflicts.js';
 import { inexactTables, mayReplicate, triggerSideEffects, useReplicaRole, type Inexact } from './undo-exact.js';
@@ -41,6 +45,13 @@ export interface UndoResult {
   refused: string | null;
   /** The run changed no row (everything skipped, or nothing to do): there is nothing to undo. */
   nothingToUndo: boolean;
+  /**
+   * The repair's batches: how many, how many an earlier, interrupted undo took back already, and
+   * whether its backups (from a version that did not record batches) are undone in one transaction.
+   */
+  batches: { batches: number; undoneBefore: number; oneTransaction: boolean };
+  /** Ctrl-C stopped it between batches: what it took back is recorded; running it again finishes. */
+  interrupted: boolean;
 }
 
 interface RunRow {
@@ -55,18 +66,45 @@ interface BackupInfo extends UndoTarget {
   lastDelete: number;
 }
 
+export interface UndoOptions extends BatchTransactionOptions {
+  apply: boolean;
+  sample: number;
+  /** At most this many backed-up rows per transaction (a repair batch is never split). */
+  batchSize: number;
+  /** Target time of one transaction: the batch size adapts between batches (0 or absent: fixed). */
+  maxTransactionMs?: number;
+  /** Pause between batches while a streaming replica's replay lag exceeds this (0: never). */
+  maxReplicaLagMs?: number;
+  /** Set by Ctrl-C: the current batch finishes (or rolls back), no new batch starts. */
+  interrupted?: () => boolean;
+}
+
+/** One batch transaction of the repair, as its backups record it. */
+interface RepairBatch {
+  id: string;
+  rows: number;
+  last: number;
+}
+
+/** A connection lost mid-run: terminated, the server restarted, the network dropped. */
+function connectionLost(e: unknown): boolean {
+  if (isPgError(e)) return /^(08|57P0[1-3])/.test(e.code ?? '');
+  return (
+    e instanceof Error && /Connection terminated|ECONNRESET|EPIPE|connection (was )?(closed|ended)/i.test(e.message)
+  );
+}
+
 /**
- * Restore what a repair run changed. Deleted rows go back first, tables in reverse order of their
- * last deletion (parents before the children that point at them); then updated rows get back the
- * values of the columns the run changed, as they were before its first change. One transaction:
- * all of it, or nothing.
+ * Restore what a repair run changed, taking its batches back one by one, last first, each in its
+ * own short transaction: deleted rows go back first, tables in reverse order of their last deletion
+ * (parents before the children that point at them); then updated rows get back the values of the
+ * columns the run changed, as they were before the batch's first change. Every commit leaves the
+ * data as one of the repair's own commits left it, so keys hold between batches. Runs backed up by
+ * versions that did not record their batches are undone in one transaction, as then. Everything
+ * that would refuse the undo is decided before the first batch commits; an undo that is
+ * interrupted or killed records the batches it took back, and running it again finishes the job.
  */
-export async function undoRun(
-  session: Db,
-  catalog: Catalog,
-  runId: string,
-  options: { apply: boolean; lockTimeoutMs: number; sample: number },
-): Promise<UndoResult> {
+export async function undoRun(session: Db, catalog: Catalog, runId: string, options: UndoOptions): Promise<UndoResult> {
   const exists = await sql<{ ok: boolean }>`select to_regclass(${`${BACKUP_SCHEMA}.runs`}) is not null as ok`.execute(
     session,
   );
@@ -102,7 +140,9 @@ export async function undoRun(
     const byRun = by.rows[0] ? ` by run ${by.rows[0].run_id}` : '';
     throw new RowdoctorError(`Run ${runId} was already undone${byRun}; undoing it twice would duplicate rows.`);
   }
-  const infos = await backupsOf(session, catalog, runId);
+  // Batches an interrupted undo of this run took back already: what is left is the rest.
+  const slice: Slice = { runId, except: await undoneBatches(session, runId) };
+  const { infos, batches, legacy } = await backupsOf(session, catalog, slice);
   await refuseRowSecurity(
     session,
     infos.map((i) => i.table),
@@ -113,15 +153,30 @@ export async function undoRun(
     session,
     infos.map((i) => i.table),
   );
-  const base = { runId, undoRunId, applied: false, refused: null, conflictSamples: [], inexact: [], warnings };
+  const progressOf = {
+    batches: batches.length + slice.except!.length,
+    undoneBefore: slice.except!.length,
+    oneTransaction: legacy,
+  };
+  const base = {
+    runId,
+    undoRunId,
+    applied: false,
+    refused: null,
+    conflictSamples: [],
+    inexact: [],
+    warnings,
+    batches: progressOf,
+    interrupted: false,
+  };
   if (!infos.length) return { ...base, tables: [], nothingToUndo: true };
 
   // What can be restored, and what the application changed since (left alone, reported).
   const tables: UndoTable[] = [];
   const conflictSamples: ConflictSample[] = [];
   for (const info of infos) {
-    const deleted = await deleteConflicts(session, info, runId, options.sample);
-    const updated = await updateConflicts(session, info, runId, options.sample);
+    const deleted = await deleteConflicts(session, info, slice, options.sample);
+    const updated = await updateConflicts(session, info, slice, options.sample);
     conflictSamples.push(...deleted.samples, ...updated.samples);
     tables.push({
       table: info.table.id,
@@ -133,11 +188,19 @@ export async function undoRun(
   const replica = await mayReplicate(session, catalog.serverVersion);
   const inexact = await inexactTables(
     session,
-    infos.map((i) => ({ table: i.table, restores: i.restore > 0, backup: i.backup })),
+    infos.map((i) => ({ ...i, restores: i.restore > 0 })),
     replica,
-    runId,
+    slice,
   );
   const planned = { ...base, tables, conflictSamples: conflictSamples.slice(0, options.sample), inexact };
+  const collisions = [];
+  for (const info of infos) collisions.push(...(await uniqueCollisions(session, info, slice)));
+  if (collisions.length)
+    return {
+      ...planned,
+      refused: `restoring would violate a unique key: ${collisions.join('; ')}. Nothing was changed.`,
+      nothingToUndo: false,
+    };
   if (!options.apply) return { ...planned, nothingToUndo: false };
   if (inexact.length)
     throw new RowdoctorError(
@@ -148,73 +211,240 @@ export async function undoRun(
 
   await takeRepairLock(session);
   await markDeadRuns(session, undoRunId);
+  await prepareBatches(session, infos);
+  if (legacy)
+    options.progress.note(
+      `undo ${runId}: its backups come from a rowdoctor version that did not record its batches; ` +
+        'undoing it in one transaction',
+    );
+  const steps = legacy ? [null] : [...batches].sort((a, b) => b.last - a.last);
+  const target = options.maxTransactionMs ?? 0;
+  const started = Date.now();
+  let size = target > 0 ? Math.min(options.batchSize, FIRST_BATCH_ROWS) : options.batchSize;
+  let committed = 0;
+  let rowsDone = 0;
+  const totalRows = batches.reduce((n, b) => n + b.rows, 0);
+  const parentsFirst = [...infos].sort((a, b) => b.lastDelete - a.lastDelete);
+  let interrupted = false;
   try {
-    await session.transaction().execute(async (tx) => {
-      await sql`select set_config('lock_timeout', ${String(options.lockTimeoutMs)}, true)`.execute(tx);
-      if (replica) await useReplicaRole(tx);
-      // Parents before the children that point at them: tables in reverse order of their last deletion.
-      for (const info of [...infos].sort((a, b) => b.lastDelete - a.lastDelete)) await restoreFreeRows(tx, info, runId);
-      for (const info of infos) {
-        if (info.table.primaryKey && info.afterImages) await revertUnchangedRows(tx, info, runId);
-        else await revertUpdated(tx, info, runId);
+    for (let i = 0; i < steps.length;) {
+      if (options.interrupted?.()) {
+        interrupted = true;
+        break;
       }
-      await sql`
-        insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options, undo_of, finished_at, counts)
-        values (${undoRunId}, 'undo', 'completed', '{}'::jsonb, ${runId}, now(), ${JSON.stringify(tables)})`.execute(
-        tx,
+      // As many of the repair's batches, last first, as fit in the batch size (at least one).
+      const take: RepairBatch[] = [];
+      let rows = 0;
+      for (; i < steps.length; i++) {
+        const b = steps[i];
+        if (!b) {
+          i++;
+          break;
+        }
+        if (take.length && rows + b.rows > size) break;
+        take.push(b);
+        rows += b.rows;
+      }
+      const last = i >= steps.length;
+      await waitForReplicas(session, options.maxReplicaLagMs ?? 0, (line) => options.progress.note(line));
+      const elapsed = Date.now() - started;
+      const left = rowsDone ? ` · ~${seconds((elapsed / rowsDone) * (totalRows - rowsDone))} left` : '';
+      const what = legacy
+        ? `undo ${runId}`
+        : `undo ${runId}: ${plural(take.length, 'repair batch', 'repair batches')} ` +
+          `(${committed + 1 + progressOf.undoneBefore}–${committed + take.length + progressOf.undoneBefore} ` +
+          `of ${progressOf.batches})`;
+      const step = options.progress.start(
+        `${what} · ${rowsDone.toLocaleString('en-US')} rows taken back · ` +
+          `batch of ${rows.toLocaleString('en-US')} rows · ${seconds(elapsed)}${left}`,
       );
-    });
+      const these: Slice = legacy ? { runId } : { runId, only: take.map((b) => b.id) };
+      const attempt = await batchTransaction(session, options, what, async (tx) => {
+        if (replica) await useReplicaRole(tx);
+        for (const info of parentsFirst) await restoreFreeRows(tx, info, these);
+        for (const info of infos) {
+          if (info.table.primaryKey && info.afterImages) await revertUnchangedRows(tx, info, these);
+          else await revertUpdated(tx, info, these);
+        }
+        if (committed === 0)
+          await sql`
+            insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options, undo_of)
+            values (${undoRunId}, 'undo', 'running', '{}'::jsonb, ${runId})`.execute(tx);
+        if (these.only)
+          await sql`
+            insert into ${sql.id(BACKUP_SCHEMA, 'undone')} (undo_of, batch, undo_run)
+            select ${runId}, unnest(${these.only}::bigint[]), ${undoRunId}`.execute(tx);
+        // The last batch ends the run in its own commit: a kill after it leaves nothing to finish.
+        if (last) await finishUndo(tx, undoRunId, 'completed', tables);
+      });
+      step.done();
+      if ('error' in attempt)
+        throw new RowdoctorError(
+          `Undo of ${runId} stopped: ${attempt.error}. ${takenBack(committed, progressOf)}` +
+            `Run \`rowdoctor undo ${runId} --apply\` again to finish.`,
+          { hint: 'Rows held by the application for long keep undo waiting; it always gives way to them.' },
+        );
+      committed += take.length || 1;
+      rowsDone += rows;
+      if (target > 0) size = nextBatchSize(Math.max(rows, 1), attempt.ms, target, options.batchSize);
+    }
   } catch (e) {
-    if (isPgError(e) && e.code === '23505') {
+    const status = connectionLost(e) ? 'interrupted' : 'failed';
+    const message = e instanceof Error ? e.message : String(e);
+    if (committed) await finishUndo(session, undoRunId, status, tables, message).catch(() => undefined);
+    if (isPgError(e) && e.code === '23505' && committed === 0) {
       return {
         ...planned,
         refused: `restoring would violate a unique key: ${describePgError(e)}. Nothing was changed.`,
         nothingToUndo: false,
       };
     }
+    if (connectionLost(e))
+      throw new RowdoctorError(
+        `Undo of ${runId} lost its connection to the server (${message}). ${takenBack(committed, progressOf)}` +
+          `Nothing is half done: each batch commits whole. Run \`rowdoctor undo ${runId} --apply\` again to finish.`,
+        { cause: e },
+      );
+    if (isPgError(e))
+      throw new RowdoctorError(
+        `Undo of ${runId} failed: ${describePgError(e)}. ${takenBack(committed, progressOf)}`.trim(),
+        { cause: e },
+      );
     throw e;
+  }
+  if (interrupted) {
+    if (committed) await finishUndo(session, undoRunId, 'interrupted', tables);
+    return { ...planned, applied: committed > 0, interrupted: true, nothingToUndo: false };
   }
   return { ...planned, applied: true, nothingToUndo: false };
 }
 
-async function backupsOf(session: Db, catalog: Catalog, runId: string): Promise<BackupInfo[]> {
+/** The first transaction of a time-sized undo: small, so that a slow table costs one short transaction. */
+const FIRST_BATCH_ROWS = 100;
+
+function takenBack(committed: number, p: { batches: number; undoneBefore: number }): string {
+  if (!committed && !p.undoneBefore) return 'Nothing was changed. ';
+  return (
+    `${committed + p.undoneBefore} of the repair's ${p.batches} batches are taken back and recorded; ` +
+    'the rest is as the repair left it. '
+  );
+}
+
+async function finishUndo(
+  db: Db | Tx,
+  undoRunId: string,
+  status: 'completed' | 'interrupted' | 'failed',
+  tables: UndoTable[],
+  error: string | null = null,
+): Promise<void> {
+  await sql`
+    update ${sql.id(BACKUP_SCHEMA, 'runs')}
+       set status = ${status}, finished_at = now(), counts = ${JSON.stringify(tables)}, error = ${error}
+     where run_id = ${undoRunId}`.execute(db);
+}
+
+/** The repair batches of `runId` that earlier (interrupted) undos took back. */
+async function undoneBatches(session: Db, runId: string): Promise<string[]> {
+  const has = await sql<{ ok: boolean }>`select to_regclass(${`${BACKUP_SCHEMA}.undone`}) is not null as ok`.execute(
+    session,
+  );
+  if (!has.rows[0]?.ok) return [];
+  const { rows } = await sql<{ batch: string }>`
+    select batch::text as batch from ${sql.id(BACKUP_SCHEMA, 'undone')} where undo_of = ${runId}`.execute(session);
+  return rows.map((r) => r.batch);
+}
+
+/**
+ * Before the first batch: the table that records which repair batches are taken back, and an
+ * index per backup table that finds one batch's rows (backup tables are rowdoctor's own: building
+ * it locks no user table).
+ */
+async function prepareBatches(session: Db, infos: BackupInfo[]): Promise<void> {
+  await sql`
+    create table if not exists ${sql.id(BACKUP_SCHEMA, 'undone')} (
+      undo_of text not null,
+      batch bigint not null,
+      undo_run text not null,
+      primary key (undo_of, batch)
+    )`.execute(session);
+  for (const info of infos.filter((i) => i.batched)) {
+    await sql`
+      create index if not exists ${sql.id(`${info.table.oid}_rd_batch`)}
+          on ${sql.id(BACKUP_SCHEMA, info.backup)} (_rd_run, ${sql.id(BATCH)})`.execute(session);
+  }
+}
+
+function seconds(ms: number): string {
+  return ms < 60_000
+    ? `${(ms / 1000).toFixed(1)}s`
+    : `${Math.floor(ms / 60_000)}min ${Math.round((ms % 60_000) / 1000)}s`;
+}
+
+function plural(n: number, one: string, many: string): string {
+  return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+}
+
+async function backupsOf(
+  session: Db,
+  catalog: Catalog,
+  slice: Slice,
+): Promise<{ infos: BackupInfo[]; batches: RepairBatch[]; legacy: boolean }> {
+  const { runId } = slice;
   const list = await sql<{ backup_table: string; table_schema: string; table_name: string }>`
     select backup_table, table_schema, table_name from ${sql.id(BACKUP_SCHEMA, 'tables')} order by 1`.execute(session);
   const out: BackupInfo[] = [];
+  const batches = new Map<string, RepairBatch>();
+  let legacy = false;
   for (const b of list.rows) {
+    const bt = sql.id(BACKUP_SCHEMA, b.backup_table);
+    const columns = await sql<{ name: string }>`
+      select attname as name from pg_attribute
+       where attrelid = ${`${BACKUP_SCHEMA}."${b.backup_table.replace(/"/g, '""')}"`}::regclass
+         and attname in (${AFTER}, ${BATCH}) and not attisdropped`.execute(session);
+    const has = new Set(columns.rows.map((r) => r.name));
+    const table = catalog.tables.find((t) => t.schema === b.table_schema && t.name === b.table_name);
+    const target = { backup: b.backup_table, batched: has.has(BATCH) };
+    const scope = inSlice(target, slice);
     const stats = await sql<{ restore: string; revert: string; last_delete: string | null }>`
       select count(*) filter (where _rd_op = 'delete') as restore,
              (select count(*)
                 from (select distinct ${rowIdentity(catalog, b)}
-                        from ${sql.id(BACKUP_SCHEMA, b.backup_table)}
-                       where _rd_run = ${runId} and _rd_op = 'update') u) as revert,
+                        from ${bt}
+                       where ${scope} and _rd_op = 'update') u) as revert,
              max(_rd_seq) filter (where _rd_op = 'delete') as last_delete
-        from ${sql.id(BACKUP_SCHEMA, b.backup_table)} where _rd_run = ${runId}`.execute(session);
+        from ${bt} where ${scope}`.execute(session);
     const s = stats.rows[0]!;
     if (Number(s.restore) + Number(s.revert) === 0) continue;
-    const bt = sql.id(BACKUP_SCHEMA, b.backup_table);
-    const hasAfter = await sql<{ ok: boolean }>`
-      select exists (
-        select 1 from pg_attribute
-         where attrelid = ${`${BACKUP_SCHEMA}."${b.backup_table.replace(/"/g, '""')}"`}::regclass
-           and attname = ${AFTER} and not attisdropped
-      ) as ok`.execute(session);
     const afterImages =
-      hasAfter.rows[0]?.ok === true &&
+      has.has(AFTER) &&
       Number(
         (
           await sql<{ n: string }>`
             select count(*) as n from ${bt}
-             where _rd_run = ${runId} and _rd_op = 'update' and ${sql.id(AFTER)} is null`.execute(session)
+             where ${scope} and _rd_op = 'update' and ${sql.id(AFTER)} is null`.execute(session)
         ).rows[0]?.n ?? 0,
       ) === 0;
-    const table = catalog.tables.find((t) => t.schema === b.table_schema && t.name === b.table_name);
     if (!table)
       throw new RowdoctorError(
         `Run ${runId} changed ${b.table_schema}.${b.table_name}, which no longer exists; it cannot be restored.`,
       );
+    if (target.batched) {
+      const { rows } = await sql<{ batch: string | null; n: string; last: string }>`
+        select ${sql.id(BATCH)}::text as batch, count(*) as n, max(_rd_seq) as last
+          from ${bt}
+         where ${scope}
+         group by 1`.execute(session);
+      for (const r of rows) {
+        if (r.batch === null) {
+          legacy = true;
+          continue;
+        }
+        const seen = batches.get(r.batch) ?? { id: r.batch, rows: 0, last: 0 };
+        batches.set(r.batch, { id: r.batch, rows: seen.rows + Number(r.n), last: Math.max(seen.last, Number(r.last)) });
+      }
+    } else legacy = true;
     out.push({
-      backup: b.backup_table,
+      ...target,
       table,
       restore: Number(s.restore),
       revert: Number(s.revert),
@@ -222,7 +452,7 @@ async function backupsOf(session: Db, catalog: Catalog, runId: string): Promise<
       afterImages,
     });
   }
-  return out;
+  return { infos: out, batches: legacy ? [] : [...batches.values()], legacy };
 }
 
 /** What tells backed-up rows apart: the primary key, or else the row itself (the backup's ctid). */
@@ -253,17 +483,18 @@ function sameRow(table: Table, changed: string[], a: string, b: string) {
 }
 
 /** Each updated row gets back its changed columns from its earliest backup in the run. */
-async function revertUpdated(tx: Tx, info: BackupInfo, runId: string): Promise<void> {
+async function revertUpdated(tx: Tx, info: BackupInfo, slice: Slice): Promise<void> {
   if (!info.revert) return;
   const sets = await sql<{
     cols: string[];
   }>`select distinct _rd_columns as cols from ${sql.id(BACKUP_SCHEMA, info.backup)}
-     where _rd_run = ${runId} and _rd_op = 'update'`.execute(tx);
+     where ${inSlice(info, slice)} and _rd_op = 'update'`.execute(tx);
   const id = info.table.primaryKey ? sql.join(info.table.primaryKey.map((c) => sql.id(c))) : sql`_rd_seq`;
   for (const { cols } of sets.rows) {
     await sql`update ${tableRef(info.table)} t set ${sql.join(cols.map((c) => sql`${sql.id(c)} = b.${sql.id(c)}`))}
       from (select distinct on (${id}) * from ${sql.id(BACKUP_SCHEMA, info.backup)}
-             where _rd_run = ${runId} and _rd_op = 'update' and _rd_columns = ${cols}::text[] order by ${id}, _rd_seq) b
+             where ${inSlice(info, slice)} and _rd_op = 'update' and _rd_columns = ${cols}::text[]
+             order by ${id}, _rd_seq) b
      where ${sameRow(info.table, cols, 't', 'b')}`.execute(tx);
   }
 }
