@@ -249,11 +249,11 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
       await waitForReplicas(session, options.maxReplicaLagMs ?? 0, (line) => options.progress.note(line));
       const elapsed = Date.now() - started;
       const left = rowsDone ? ` · ~${seconds((elapsed / rowsDone) * (totalRows - rowsDone))} left` : '';
+      // The repair's batches are numbered as undo takes them: 1 is the repair's last.
+      const [a, z] = [committed + 1 + progressOf.undoneBefore, committed + take.length + progressOf.undoneBefore];
       const what = legacy
         ? `undo ${runId}`
-        : `undo ${runId}: ${plural(take.length, 'repair batch', 'repair batches')} ` +
-          `(${committed + 1 + progressOf.undoneBefore}–${committed + take.length + progressOf.undoneBefore} ` +
-          `of ${progressOf.batches})`;
+        : `undo ${runId}: repair ${a === z ? `batch ${a}` : `batches ${a}–${z}`} of ${progressOf.batches}, last first`;
       const step = options.progress.start(
         `${what} · ${rowsDone.toLocaleString('en-US')} rows taken back · ` +
           `batch of ${rows.toLocaleString('en-US')} rows · ${seconds(elapsed)}${left}`,
@@ -378,10 +378,6 @@ function seconds(ms: number): string {
   return ms < 60_000
     ? `${(ms / 1000).toFixed(1)}s`
     : `${Math.floor(ms / 60_000)}min ${Math.round((ms % 60_000) / 1000)}s`;
-}
-
-function plural(n: number, one: string, many: string): string {
-  return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
 }
 
 async function backupsOf(
