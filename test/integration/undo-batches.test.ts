@@ -173,6 +173,27 @@ describe('undo in batches', () => {
     await expectNothingLost(db, before, []);
   });
 
+  it('as a role that is not a superuser (foreign keys checked at every commit) nor owns the backups: several transactions, every md5 as before', async () => {
+    const role = `rd_undo_${db.name.slice(-6)}`;
+    await db.exec(`
+      create role ${role} login password 'pw';
+      alter table item owner to ${role};
+      alter table item_child owner to ${role};
+      grant usage, create on schema rowdoctor_backup to ${role};
+      grant select, insert, update, delete on all tables in schema rowdoctor_backup to ${role};`);
+    const url = new URL(db.url);
+    url.username = role;
+    url.password = 'pw';
+    const res = await runCli(['undo', runId, '--database-url', url.toString(), '--apply', '--batch-size', '60']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(await undoTransactions()).toBeGreaterThanOrEqual(6);
+    expect(userTables(await db.checksums())).toEqual(original);
+    expect(
+      await q(db, 'select count(*) from item_child c where not exists (select 1 from item i where i.id = c.item_id)'),
+    ).toBe(0);
+    await expectNothingLost(db, before, []);
+  });
+
   it('a unique key added since the repair, which the restored rows would break: refused before the first batch, nothing changed', async () => {
     await db.exec('create unique index item_k_key on item (k) where k > 150');
     const dry = await undo('--format', 'json');
