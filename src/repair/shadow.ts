@@ -3,6 +3,7 @@ import type { Catalog, Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { tableName, tableRef } from '../sql/build.js';
 import type { Shadows } from '../sql/shadow.js';
+import { createShadowMergeMap, SHADOW_MERGES } from './merge-map.js';
 
 /**
  * A dry run plans on copies: every table the repair touches is copied into pg_temp (its own rows
@@ -12,7 +13,8 @@ import type { Shadows } from '../sql/shadow.js';
  * ON DELETE actions. Valid indexes only: an INVALID one is what a repair is there to make buildable.
  * The repair's own statements then run against the copies: its counts are what the server does,
  * and the real tables are only read (ACCESS SHARE, no row locks). Triggers are not copied (they
- * may write elsewhere): a group that a raising trigger refuses is only found by --apply.
+ * may write elsewhere): a group that a raising trigger refuses is only found by --apply. The merge
+ * map gets a copy too (repair/merge-map.ts).
  * Returns the copies and what each name on them stands for.
  */
 export async function createShadows(session: Db, catalog: Catalog, tables: Table[]): Promise<Shadows> {
@@ -92,13 +94,16 @@ export async function createShadows(session: Db, catalog: Catalog, tables: Table
       await tryDdl(tx, `alter table pg_temp.${copy} add constraint ${quote(nextName(fk.name))} ${def}${notValid}`);
     }
     for (const name of shadows.tables.values()) await sql`analyze ${sql.id('pg_temp', name)}`.execute(tx);
+    // The dry run's own merge map: a later rule re-points orphans of this run's merges as the apply's would.
+    const [copy, real] = await createShadowMergeMap(tx);
+    shadows.compiled.set(copy, real);
   });
   return shadows;
 }
 
 /** Drop the copies (they would go with the session anyway). */
 export async function dropShadows(session: Db, shadows: Shadows): Promise<void> {
-  const names = [...shadows.tables.values()].map((name) => sql.id('pg_temp', name));
+  const names = [...shadows.tables.values(), SHADOW_MERGES].map((name) => sql.id('pg_temp', name));
   if (names.length) await sql`drop table if exists ${sql.join(names)} cascade`.execute(session);
 }
 

@@ -9,7 +9,10 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 export interface Shadows {
   /** Table oid → name of its copy in pg_temp. */
   tables: Map<number, string>;
-  /** A copy's name as compiled (`"pg_temp"."rd_shadow_…"`) → the real table as compiled, for --sql. */
+  /**
+   * A copy's name as compiled (`"pg_temp"."rd_shadow_…"`) → the real table as compiled, for --sql
+   * (the dry run's merge map too: rowdoctor_backup.merges).
+   */
   compiled: Map<string, string>;
   /** Names on the copies (tables, constraints, indexes) → the real ones, for messages. */
   names: Map<string, string>;
@@ -29,7 +32,7 @@ export function currentShadows(): Shadows | undefined {
 export function unshadowed(text: string): string {
   const shadows = currentShadows();
   if (!shadows) return text;
-  return text.replace(/"pg_temp"\."rd_shadow_\d+"/g, (m) => shadows.compiled.get(m) ?? m);
+  return text.replace(/"pg_temp"\."rd_shadow_\w+"/g, (m) => shadows.compiled.get(m) ?? m);
 }
 
 /** A name from a server message (table, constraint, index) as the user knows it. */

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
+import { expectNothingLost, ledger } from '../support/ledger.js';
 import { runCli, writeConfig } from '../support/run.js';
 
 let db: TestDb;
@@ -76,5 +77,36 @@ describe('the merge map', () => {
     );
     const dry = await repair(ORPHANS);
     expect(dry.doc.actions[0]).toMatchObject({ groups: 1, redirected: 0, rowsDeleted: 1 });
+  });
+
+  it("in one run, a later orphan rule follows this run's merges: the dry run re-points what the apply does", async () => {
+    db = await freshDatabase(`
+      create table users (id int primary key, email text not null);
+      insert into users values (1, 'a'), (2, 'a'), (3, 'b');
+      create table audit (id int primary key, owner_ref int, n int not null);
+      insert into audit values (1, 2, 10), (2, 1, 20), (3, 999, 30);
+    `);
+    // An earlier run merged user 2 into 1 without following audit (not declared then): audit 1 names 2.
+    const first = await repair(MERGE, '--apply');
+    expect(first.code, first.stderr).toBe(0);
+    // Now user 1 is a duplicate of 3, merged into it by this run's first rule (audit 2 moves along);
+    // its second rule finds audit 1 an orphan whose key was merged into 1, which this run merges into 3.
+    await db.exec("update users set email = 'b' where id = 1");
+    const before = await ledger(db);
+    const config = `${MERGE.replace('    repair: merge', '    keep:\n      orderBy: [id desc]\n    repair: merge')}${ORPHANS.replace('rules:\n', '')}`;
+    const mapped = () => db.query('select count(*)::int as n from rowdoctor_backup.merges');
+    const mappedBefore = await mapped();
+    const dry = await repair(config);
+    expect(dry.code, dry.stderr).toBe(1);
+    expect(dry.doc.actions[1]).toMatchObject({ groups: 2, redirected: 1, rowsDeleted: 1 });
+    expect(await mapped()).toEqual(mappedBefore); // the dry run kept its map in pg_temp
+    const res = await repair(config, '--apply');
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.doc.actions).toEqual(dry.doc.actions);
+    expect(await db.query('select id, owner_ref from audit order by id')).toEqual([
+      { id: 1, owner_ref: 3 },
+      { id: 2, owner_ref: 3 },
+    ]);
+    await expectNothingLost(db, before, [res.doc.runId]);
   });
 });
