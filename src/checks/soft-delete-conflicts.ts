@@ -19,10 +19,12 @@ import {
 } from '../sql/build.js';
 import { count, pkOf, run } from '../repair/context.js';
 import { createGroups, createMembers, lockBatchRows, recordSkipped } from '../repair/groups.js';
+import { groupwise, refusedReason } from '../repair/groupwise.js';
 import { aliveValue } from '../repair/markers.js';
 import { deleteLosers, mergeRows } from '../repair/merge.js';
 import { heldLosers, unreferenced, updateRows } from '../repair/rows.js';
 import type { Repairer } from '../repair/types.js';
+import type { WorkTable } from '../sql/work-table.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
 
 /**
@@ -184,8 +186,16 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
          where deleted`,
         'plan',
       );
-      ctx.counts.rowsDeleted += await mergeRows(ctx, table, map);
-      const held = await heldLosers(ctx, table, map);
+      // A group the server refuses (CHECK, exclusion, raising trigger, restricting key) is skipped alone.
+      const refusedMerges = await groupwise(ctx, map, async (m) => {
+        ctx.counts.rowsDeleted += await mergeRows(ctx, table, m);
+      });
+      const held = await heldLosers(
+        ctx,
+        table,
+        map,
+        refusedMerges.map((r) => r.n),
+      );
       // Deleted rows alone with their key: hard-delete unless something still points at them.
       const lone = ctx.nextTemp();
       await run(
@@ -206,11 +216,15 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
         lone,
         (by) => `soft-deleted rows alone with their key but still referenced by ${by} were left in place`,
       );
-      ctx.counts.rowsDeleted += await deleteLosers(ctx, table, free);
+      const refusedDeletes = await groupwise(ctx, free, async (m) => {
+        ctx.counts.rowsDeleted += await deleteLosers(ctx, table, m);
+      });
+      const refused = [...refusedMerges, ...refusedDeletes];
       return {
         groups,
-        skipped: skipped + held.skipped,
-        reason: [held.reason, reason].filter(Boolean).join('; ') || undefined,
+        skipped: skipped + held.skipped + refused.length,
+        refused,
+        reason: [refusedReason(refused, 'purge'), held.reason, reason].filter(Boolean).join('; ') || undefined,
       };
     }
 
@@ -227,27 +241,34 @@ export const softDeleteRepair: Repairer<SoftDeleteRule> = {
               window w as (partition by n order by ${newestFirst})) x`,
       'plan',
     );
-    const survivors = ctx.nextTemp();
-    await run(
+    // Each group's deleted rows are merged into its newest one, which is then un-deleted; a group the
+    // server refuses (CHECK, exclusion, a unique key of live rows, raising trigger …) is skipped alone.
+    const part = async (m: WorkTable, which: Sql) => {
+      const t = ctx.nextTemp();
+      await run(ctx, sql`create temp table ${t} on commit drop as select * from ${m} where ${which}`, 'plan');
+      return t;
+    };
+    const refused = await groupwise(ctx, map, async (m) => {
+      ctx.counts.rowsDeleted += await mergeRows(ctx, table, await part(m, sql`rn > 1`));
+      ctx.counts.rowsUpdated += await updateRows(ctx, table, await part(m, sql`rn = 1`), [
+        { column: marker.column, value: aliveValue(marker) },
+      ]);
+    });
+    const held = await heldLosers(
       ctx,
-      sql`create temp table ${survivors} on commit drop as
-      select ${sql.join(pk.map((_, i) => sql.id(`l${i}`)))}
-        from ${map}
-       where rn = 1`,
-      'plan',
+      table,
+      await part(map, sql`rn > 1`),
+      refused.map((r) => r.n),
     );
-    await run(ctx, sql`delete from ${map} where rn = 1`, 'plan');
-    ctx.counts.rowsDeleted += await mergeRows(ctx, table, map);
-    const held = await heldLosers(ctx, table, map);
-    ctx.counts.rowsUpdated += await updateRows(ctx, table, survivors, [
-      { column: marker.column, value: aliveValue(marker) },
-    ]);
     const reason = 'revive skips keys that a live row already holds (use purge-deleted for those)';
     const skipped = await recordSkipped(ctx, sql`select n from ${rows} where deleted and ${hasLive}`, reason);
     return {
       groups,
-      skipped: skipped + held.skipped,
-      reason: [held.reason, skipped ? reason : undefined].filter(Boolean).join('; ') || undefined,
+      skipped: skipped + held.skipped + refused.length,
+      refused,
+      reason:
+        [refusedReason(refused, 'revive'), held.reason, skipped ? reason : undefined].filter(Boolean).join('; ') ||
+        undefined,
     };
   },
 };

@@ -91,7 +91,7 @@ export async function groupwise(
 }
 
 /** One note per distinct reason: "skipped, the server refused the merge: check constraint … (23514)". */
-export function refusedReason(refused: RefusedGroup[]): string | undefined {
+export function refusedReason(refused: RefusedGroup[], what = 'merge'): string | undefined {
   if (!refused.length) return undefined;
-  return `skipped, the server refused the merge: ${[...new Set(refused.map((r) => r.reason))].join('; ')}`;
+  return `skipped, the server refused the ${what}: ${[...new Set(refused.map((r) => r.reason))].join('; ')}`;
 }
