@@ -17,13 +17,31 @@ import type { WorkTable } from '../sql/work-table.js';
  * re-pointed; then the losers are backed up and deleted. Returns how many losers were deleted.
  */
 export async function mergeRows(ctx: BatchContext, table: Table, map: WorkTable, depth = 0): Promise<number> {
+  await repointAll(ctx, table, map, depth);
+  return finishMerge(ctx, table, map, depth);
+}
+
+/** Re-point every reference into the losers of `map` but those in `skip` (moved by the caller). */
+async function repointAll(
+  ctx: BatchContext,
+  table: Table,
+  map: WorkTable,
+  depth: number,
+  skip: Reference[] = [],
+): Promise<void> {
   if (depth > 16)
     throw new RowdoctorError(
       `Merging ${table.id}: references nest deeper than 16 levels (a cycle?); repair it by hand.`,
     );
+  const skipped = (ref: Reference) =>
+    skip.some((s) => s.child.id === ref.child.id && s.columns.join() === ref.columns.join());
   for (const ref of parentsFirst(ctx, referencesInto(ctx.catalog, table, ctx.declared, ctx.infer))) {
-    await repoint(ctx, table, map, ref, depth);
+    if (!skipped(ref)) await repoint(ctx, table, map, ref, depth);
   }
+}
+
+/** Once nothing points at them any more: prove it, remember the merges, delete the losers. */
+async function finishMerge(ctx: BatchContext, table: Table, map: WorkTable, depth: number): Promise<number> {
   // Prove, under the batch's lock, that nothing points at a loser any more before deleting it: a
   // row written for it meanwhile through a reference the database does not enforce keeps it (and
   // its group) for the next run, rather than being left dangling. A dry run re-points nothing, so
@@ -115,23 +133,50 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
   );
 
   const child = ref.child;
-  const onLoser = and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`));
-  const pointsAtLoser = sql`exists (select 1 from ${refmap} r where ${onLoser})`;
+  const values = new Map(ref.columns.map((c, i) => [c, sql`r.${sql.id(sr[i]!)}`]));
+  // A table with two composite keys into the child that share a re-pointed column (edges(source_job_id,
+  // workflow_id) and edges(target_job_id, workflow_id) → jobs(id, workflow_id)): its rows move in
+  // the one statement below.
+  const sharing = sharingRefs(ctx, child, values);
+  const straddling = sharing.filter((r) => sharing.some((o) => o !== r && o.child.id === r.child.id));
 
   // Children that would collide with a sibling once re-pointed are merged into it first (a child
-  // without a primary key is reached by ctid, within this transaction).
+  // without a primary key is reached by ctid, within this transaction). A row under two such keys
+  // cannot move on its own (an edge from a merged job to a moving one would name a job not moved
+  // yet): those rows move, mapped to the survivor, in the one statement below, and the losers are
+  // deleted after it.
+  const deferred: WorkTable[] = [];
   for (const index of collidingIndexes(child, ref)) {
-    const childMap = await collisionMap(ctx, child, ref, refmap, index);
+    const childMap = await collisionMap(ctx, child, ref, refmap, index, deferred);
     const n = await count(ctx, sql`select 1 from ${childMap}`);
     if (n === 0) continue;
+    if (straddling.length) {
+      await repointAll(ctx, child, childMap, depth + 1, straddling);
+      deferred.push(childMap);
+      continue;
+    }
     // Not `+= await`: that would read the count before the nested merges below add theirs.
     const merged = await mergeRows(ctx, child, childMap, depth + 1);
     ctx.counts.childRowsMerged += merged;
   }
+  const losers = deferred.length ? ctx.nextTemp() : null;
+  if (losers)
+    await run(
+      ctx,
+      sql`create temp table ${losers} on commit drop as ${sql.join(
+        deferred.map((d) => sql`select * from ${d}`),
+        sql` union all `,
+      )}`,
+      'plan',
+    );
+  // A deferred loser stays where it is until it is deleted (moving it would collide).
+  const notLoser = (alias: string) =>
+    losers ? sql` and not exists (select 1 from ${losers} m where ${pkMatches(child, alias, 'm', 'l')})` : sql``;
+  const onLoser = and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`));
+  const pointsAtLoser = sql`exists (select 1 from ${refmap} r where ${onLoser})${notLoser('t')}`;
 
   const set = sql.join(ref.columns.map((c, i) => sql`${sql.id(c)} = r.${sql.id(sr[i]!)}`));
-  const match = and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`));
-  const values = new Map(ref.columns.map((c, i) => [c, sql`r.${sql.id(sr[i]!)}`]));
+  const match = sql`${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`))}${notLoser('t')}`;
   const dependents = mergeSteps(
     dependentSteps(
       ctx,
@@ -142,6 +187,7 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
       'c0',
     ),
   );
+  if (losers) mapToSurvivors(child, losers, straddling, values, dependents);
   if (ctx.backup) {
     await backupRows(ctx, child, 'update', pointsAtLoser, ref.columns);
     for (const d of dependents)
@@ -183,6 +229,54 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
   await recordAfterImages(ctx, child);
   for (const d of dependents) await recordAfterImages(ctx, d.table);
   ctx.counts.childRowsRepointed += Number(rows[0]?.n ?? 0);
+  for (const d of deferred) {
+    const merged = await finishMerge(ctx, child, d, depth + 1);
+    ctx.counts.childRowsMerged += merged;
+  }
+}
+
+/** The references into `table` whose rows take the new `values` with it (see dependentSteps). */
+function sharingRefs(ctx: BatchContext, table: Table, values: Map<string, Sql>): Reference[] {
+  return referencesInto(ctx.catalog, table, ctx.declared, ctx.infer).filter(
+    (ref) =>
+      ref.onUpdate &&
+      ref.onUpdate !== 'r' &&
+      ref.child.id !== table.id &&
+      ref.parentColumns.some((pc) => values.has(pc)),
+  );
+}
+
+/**
+ * A row under a sharing key that names a deferred loser (`losers`: l0… → s0…) takes, besides the
+ * re-pointed column, its survivor's values of the key's other columns: edge(source_job_id = 2,
+ * workflow_id = 2) becomes (1, 1) when job 2 merges into job 1 of workflow 1. In the update, `d`
+ * is the row as it was.
+ */
+function mapToSurvivors(
+  table: Table,
+  losers: WorkTable,
+  sharing: Reference[],
+  values: Map<string, Sql>,
+  steps: Step[],
+): void {
+  for (const ref of sharing) {
+    const step = steps.find((s) => s.table.id === ref.child.id);
+    if (!step) continue;
+    const holds = and(ref.columns.map((c, j) => sql`${col('lx', ref.parentColumns[j]!)} = ${col('d', c)}`));
+    ref.columns.forEach((c, i) => {
+      const pc = ref.parentColumns[i]!;
+      if (values.has(pc) || step.set.has(c)) return;
+      step.set.set(
+        c,
+        sql`coalesce((select ${col('sx', pc)}
+                        from ${losers} m
+                        join ${tableRef(table)} lx on ${pkMatches(table, 'lx', 'm', 'l')}
+                        join ${tableRef(table)} sx on ${pkMatches(table, 'sx', 'm', 's')}
+                       where ${holds}), ${col('d', c)})`,
+      );
+    });
+    step.columns = [...step.set.keys()];
+  }
 }
 
 /** A table whose rows follow re-pointed ones through composite foreign keys. */
@@ -282,8 +376,14 @@ async function collisionMap(
   ref: Reference,
   refmap: WorkTable,
   index: UniqueIndex,
+  deferred: WorkTable[] = [],
 ): Promise<WorkTable> {
   const pk = pkOf(child);
+  // Losers already deferred (merged under another key of the child) are going: they collide with nothing.
+  const going = sql.join(
+    deferred.map((d) => sql` and not exists (select 1 from ${d} dl where ${pkMatches(child, 't', 'dl', 'l')})`),
+    sql``,
+  );
   const parts = index.parts.map((p) => sql.raw(p));
   const predicate = index.predicate ? sql.raw(index.predicate) : sql`true`;
   const tuple = sql.join(parts.map((_, i) => sql.id(`u${i}`)));
@@ -312,7 +412,7 @@ async function collisionMap(
         from ${tableRef(child)} t
         join ${refmap} r on ${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(`lr${i}`)}`))}
         cross join lateral (select ${keyParts}, ${predicate} as rd_in from (select ${after}) x) k
-       where k.rd_in
+       where k.rd_in${going}
     ),
     in_place as (
       select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))}, ${keyParts}
