@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tableStats } from '../support/conservation.js';
 import { freshDatabase, type TestDb } from '../support/db.js';
-import { runCli, writeConfig } from '../support/run.js';
+import { repairJson, runCli, writeConfig } from '../support/run.js';
 
 /**
  * The dry run plans on copies of the tables, so its counts are what --apply then does: collisions
@@ -37,19 +37,9 @@ beforeAll(async () => {
 afterAll(() => db.drop());
 
 const repair = async (...args: string[]) => {
-  const res = await runCli([
-    'repair',
-    '--database-url',
-    db.url,
-    '--config',
-    config,
-    '--no-discover',
-    '--format',
-    'json',
-    ...args,
-  ]);
+  const res = await repairJson(db.url, config, ...args);
   expect(res.code, res.stderr).not.toBe(2);
-  return JSON.parse(res.stdout) as { runId: string; actions: Record<string, number>[] };
+  return res.doc;
 };
 
 describe('the dry run is the apply', () => {

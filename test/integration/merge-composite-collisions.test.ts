@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
 import { expectNothingLost, ledger, type Ledger } from '../support/ledger.js';
-import { runCli, writeConfig } from '../support/run.js';
+import { repairJson, runCli, writeConfig } from '../support/run.js';
 
 /**
  * Workflow 2 merges into 1; its job 2 collides with job 1 (unique (workflow_id, name)) and merges
@@ -39,19 +39,9 @@ beforeAll(async () => {
 afterAll(() => db.drop());
 
 const repair = async (code: number, ...args: string[]) => {
-  const res = await runCli([
-    'repair',
-    '--database-url',
-    db.url,
-    '--config',
-    config,
-    '--no-discover',
-    '--format',
-    'json',
-    ...args,
-  ]);
+  const res = await repairJson(db.url, config, ...args);
   expect(res.code, res.stderr).toBe(code);
-  return JSON.parse(res.stdout) as { runId: string; actions: Record<string, unknown>[] };
+  return res.doc;
 };
 
 describe('jobs that collide while edges reference them by keys sharing the re-pointed column', () => {

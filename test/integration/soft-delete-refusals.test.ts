@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
 import { expectNothingLost, ledger, type Ledger } from '../support/ledger.js';
-import { runCli, writeConfig } from '../support/run.js';
+import { repairJson, runCli, writeConfig, type RepairDoc } from '../support/run.js';
 
 /**
  * soft-delete-conflicts repairs skip a group the server refuses alone, as merges do: purging user 2
@@ -47,20 +47,14 @@ beforeAll(async () => {
 });
 afterAll(() => db.drop());
 
-const repair = (...args: string[]) =>
-  runCli(['repair', '--database-url', db.url, '--config', config, '--no-discover', '--format', 'json', ...args]);
-
-interface Doc {
-  runId: string;
-  actions: (Record<string, number> & { skippedGroups: { ids: unknown[]; reason: string }[] })[];
-}
+const repair = (...args: string[]) => repairJson(db.url, config, ...args);
 
 describe('a purge or revive group the server refuses is skipped alone', () => {
-  let dry: Doc;
+  let dry: RepairDoc;
   it('the dry run foresees both refusals (its copies carry the CHECK constraints) and changes nothing', async () => {
     const res = await repair();
     expect(res.code, res.stderr).toBe(1);
-    dry = JSON.parse(res.stdout) as Doc;
+    dry = res.doc;
     expect(dry.actions[0]).toMatchObject({ groups: 3, skipped: 1, rowsDeleted: 3, childRowsRepointed: 1 });
     expect(dry.actions[1]).toMatchObject({ groups: 2, skipped: 1, rowsDeleted: 1, rowsUpdated: 1 });
     expect(await db.checksums()).toEqual(sums);
@@ -69,7 +63,7 @@ describe('a purge or revive group the server refuses is skipped alone', () => {
   it('--apply does what the dry run said: each refused group skipped with its constraint and SQLSTATE', async () => {
     const res = await repair('--apply');
     expect(res.code, res.stderr).toBe(1);
-    const doc = JSON.parse(res.stdout) as Doc;
+    const doc = res.doc;
     expect(doc.actions).toEqual(dry.actions);
     expect(doc.actions[0]!.skippedGroups).toEqual([
       {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
 import { pick, rng } from '../support/data.js';
-import { runCli, writeConfig } from '../support/run.js';
+import { repairJson, runCli, writeConfig } from '../support/run.js';
 
 /**
  * Property: on random schemas — a parent with duplicates, 2–4 levels of children below it, each
@@ -146,19 +146,9 @@ async function rowCounts(schema: string): Promise<Record<string, number>> {
 
 type Action = Record<string, number>;
 async function repair(config: string, ...args: string[]): Promise<{ runId: string; actions: Action[] }> {
-  const res = await runCli([
-    'repair',
-    '--database-url',
-    db.url,
-    '--config',
-    config,
-    '--no-discover',
-    '--format',
-    'json',
-    ...args,
-  ]);
+  const res = await repairJson(db.url, config, ...args);
   expect(res.code, res.stderr).not.toBe(2);
-  return JSON.parse(res.stdout);
+  return res.doc;
 }
 
 const sum = (actions: Action[], key: string) => actions.reduce((n, a) => n + (a[key] ?? 0), 0);

@@ -31,6 +31,35 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?:
   });
 }
 
+/** A repair's JSON document (contract §JSON), as the tests read it. */
+export interface RepairDoc {
+  runId: string;
+  actions: (Record<string, number> & { skippedGroups: { key: unknown[]; ids: unknown[]; reason: string }[] })[];
+}
+
+/**
+ * `repair --config <config> --no-discover --format json` against `url`, plus `args` (`--apply` …):
+ * its exit code, stderr and document (null when it printed none: exit 2).
+ */
+export async function repairJson(
+  url: string,
+  config: string,
+  ...args: string[]
+): Promise<CliResult & { doc: RepairDoc }> {
+  const res = await runCli([
+    'repair',
+    '--database-url',
+    url,
+    '--config',
+    config,
+    '--no-discover',
+    '--format',
+    'json',
+    ...args,
+  ]);
+  return { ...res, doc: (res.stdout.trim() ? JSON.parse(res.stdout) : null) as RepairDoc };
+}
+
 /** Write a config to a temp file; returns its path. */
 export function writeConfig(text: string, ext = 'yml'): string {
   const dir = mkdtempSync(join(tmpdir(), 'rowdoctor-cfg-'));
