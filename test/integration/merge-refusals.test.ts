@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tableStats, type TableStats } from '../support/conservation.js';
-import { freshDatabase, type TestDb } from '../support/db.js';
+import { freshDatabase, serverRefusal, type TestDb } from '../support/db.js';
 import { runCli, writeConfig } from '../support/run.js';
 
 /**
@@ -35,11 +35,14 @@ let db: TestDb;
 let config: string;
 let before: TableStats;
 let sums: Record<string, string>;
+/** What the server raises for moving job 1 off user 8 (23001 or 23503, by major). */
+let restrictCode: string;
 beforeAll(async () => {
   db = await freshDatabase(FIXTURE);
   config = writeConfig(CONFIG);
   before = await tableStats(db);
   sums = await db.checksums();
+  restrictCode = (await serverRefusal(db, 'update job set user_id = 7 where id = 1')).code;
 });
 afterAll(() => db.drop());
 
@@ -53,9 +56,7 @@ describe('a group the server refuses to merge is skipped alone', () => {
     expect(res.code, res.stderr).toBe(1);
     expect(res.stdout).toMatch(/check constraint review_not_self on public\.review \(23514\)/);
     expect(res.stdout).toMatch(/exclusion constraint booking_no_overlap on public\.booking \(23P01\)/);
-    expect(res.stdout).toMatch(
-      /(restricting key|foreign key) job_edge_job_id_user_id_fkey on public\.job_edge \((23001|23503)\)/,
-    );
+    expect(res.stdout).toContain(`key job_edge_job_id_user_id_fkey on public.job_edge (${restrictCode})`);
     expect(res.stdout).not.toMatch(/rd_shadow/);
     const json = await repair('--format', 'json');
     expect(JSON.parse(json.stdout).actions[0]).toMatchObject({
@@ -76,9 +77,7 @@ describe('a group the server refuses to merge is skipped alone', () => {
     expect(res.stdout).toMatch(
       /notes of user 6 are frozen on public\.note \(P0001\)|notes of user 6 are frozen \(P0001\)/,
     );
-    expect(res.stdout).toMatch(
-      /(restricting key|foreign key) job_edge_job_id_user_id_fkey on public\.job_edge \((23001|23503)\)/,
-    );
+    expect(res.stdout).toContain(`key job_edge_job_id_user_id_fkey on public.job_edge (${restrictCode})`);
     // each refused group under the table, with its key, its ids and its reason
     expect(res.stdout).toMatch(/Skipped groups, left as they were:\n {2}public\.users \(.+\): .+ — \S/);
     expect(res.stdout.match(/^ {2}public\.users \(.+\): .+ — .+\(2[3P]\w+\)$/gm)?.length).toBeGreaterThanOrEqual(3);

@@ -29,9 +29,10 @@ const FIXTURE = `
   insert into c_two values (1, 1, 1, 1), (2, 2, 1, 2), (3, 2, 3, 1);
   create table c_nopk (org_id int references org, k int, unique (org_id, k));
   insert into c_nopk values (1, 1), (2, 1);                       -- (2, 1) merges into (1, 1), found by ctid
-  do $$ begin
+  do $$ begin  -- NULLS NOT DISTINCT is PostgreSQL 15+, and PL/pgSQL checks the syntax of a plain statement up front
     if current_setting('server_version_num')::int >= 150000 then
-      create table c_nnd (id int primary key, org_id int references org, k int, unique nulls not distinct (org_id, k));
+      execute 'create table c_nnd (id int primary key, org_id int references org, k int,
+                                   unique nulls not distinct (org_id, k))';
       insert into c_nnd values (1, 1, null), (2, 2, null), (3, 2, 5);
     end if;
   end $$;

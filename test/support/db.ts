@@ -63,3 +63,21 @@ export async function freshDatabase(setupSql?: string): Promise<TestDb> {
   if (setupSql) await db.exec(setupSql);
   return db;
 }
+
+/**
+ * What the server raises for `statement` (run in a transaction that is rolled back): its SQLSTATE
+ * and constraint name. Tests compare rowdoctor's reasons with it rather than with a code they
+ * assume, since majors differ (an ON UPDATE RESTRICT key: 23001 on some, 23503 on others).
+ */
+export async function serverRefusal(db: TestDb, statement: string): Promise<{ code: string; constraint?: string }> {
+  await db.exec('begin');
+  try {
+    await db.exec(statement);
+  } catch (e) {
+    const { code, constraint } = e as { code: string; constraint?: string };
+    return { code, constraint };
+  } finally {
+    await db.exec('rollback');
+  }
+  throw new Error(`the server took "${statement}" without an error`);
+}
