@@ -4,7 +4,8 @@ import { toYaml } from '../report/yaml.js';
 import { RowdoctorError } from '../errors.js';
 import { ruleToConfig } from '../rules/to-config.js';
 import type { Rule } from '../rules/types.js';
-import type { Assumption } from '../catalog/types.js';
+import type { Assumption, Catalog } from '../catalog/types.js';
+import { findsOnlyDeletedParents } from '../rules/deleted-parent.js';
 import { withReadOnlySnapshot } from './context.js';
 import type { CommonOptions } from './options.js';
 
@@ -24,7 +25,12 @@ export async function initCommand(
     opts,
     (_tx, snap, conn) =>
       Promise.resolve({
-        text: renderConfig(snap.rules, snap.catalog.schemas, conn.target.display, snap.catalog.assumptions),
+        text: renderConfig(
+          snap.rules.map((r) => reviewed(snap.catalog, r)),
+          snap.catalog.schemas,
+          conn.target.display,
+          snap.catalog.assumptions,
+        ),
         rules: snap.rules.filter((r) => !isInferred(r)).length,
         suggestions: snap.rules.filter(isInferred).length,
       }),
@@ -58,7 +64,7 @@ export function renderConfig(
   const inferred = rules.filter(isInferred);
   lines.push(declared.length ? 'rules:' : 'rules: []');
   for (const rule of declared) {
-    lines.push(`  # ${rule.origin ?? 'discovered'}`);
+    lines.push(indent(rule.origin ?? 'discovered', '  # '));
     lines.push(indent(toYaml([ruleToConfig(rule)]), '  '));
   }
   lines.push(
@@ -104,6 +110,18 @@ function markerSection(assumptions: Assumption[]): string[] {
       return `    ${entry}  # ${a.kind === 'soft-delete-marker' ? '' : `not ${a.column}: `}${a.evidence}`;
     }),
   ];
+}
+
+/**
+ * The repair init proposes for a rule. Children of soft-deleted parents are reported, not deleted:
+ * `archived_at` on a customer rarely means its orders should go. The comment gives the choices.
+ */
+function reviewed(catalog: Catalog, rule: Rule): Rule {
+  if (rule.check !== 'orphaned-rows' || !findsOnlyDeletedParents(catalog, rule)) return rule;
+  const choices =
+    'children of soft-deleted parents: reported only — choose repair: soft-delete or delete, ' +
+    'or deletedParent: warning if they are kept on purpose';
+  return { ...rule, repair: 'report', origin: `${rule.origin ?? 'discovered'}\n${choices}` };
 }
 
 function isInferred(rule: Rule): boolean {

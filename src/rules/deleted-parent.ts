@@ -11,12 +11,21 @@ import type { DeletedParent, OrphanRule } from './types.js';
 export function withDeletedParent(catalog: Catalog, rule: OrphanRule, fallback?: DeletedParent): OrphanRule | null {
   const intent = rule.deletedParent ?? fallback ?? 'error';
   if (intent === 'error' || !rule.parent.softDelete) return rule;
-  const fk = catalog.foreignKeys.find((f) => f.name === rule.foreignKey && f.table === rule.table.id);
-  const onlyDeletedParents = rule.source === 'discovered' && fk?.valid === true;
+  const onlyDeletedParents = findsOnlyDeletedParents(catalog, rule);
   if (intent === 'warning')
     return { ...rule, deletedParent: intent, severity: onlyDeletedParents ? 'warning' : rule.severity };
   if (onlyDeletedParents) return null;
   return { ...rule, deletedParent: intent, parent: { ...rule.parent, softDelete: null } };
+}
+
+/**
+ * A discovered rule for a valid foreign key into a soft-deleting table: the key rules out missing
+ * parents, so all it can find are children of soft-deleted parents — rows the application may keep
+ * on purpose (an archived customer's orders). What to do with them is the operator's decision.
+ */
+export function findsOnlyDeletedParents(catalog: Catalog, rule: OrphanRule): boolean {
+  const fk = catalog.foreignKeys.find((f) => f.name === rule.foreignKey && f.table === rule.table.id);
+  return rule.source === 'discovered' && rule.parent.softDelete !== null && fk?.valid === true;
 }
 
 /**

@@ -14,6 +14,9 @@ beforeAll(async () => {
     create table token (id int primary key, user_id int);
     -- 5 of 6 distinct user_id values are users: the data supports the reference the name suggests.
     insert into token values (1, 1), (2, 9), (3, 2), (4, 3), (5, 4), (6, 5);
+    -- an order of the soft-deleted user 2: the foreign key holds, the parent is soft-deleted
+    create table orders (id int primary key, user_id int not null references users, total int not null);
+    insert into orders values (1, 1, 10), (2, 2, 20), (3, 3, 30);
   `);
 });
 afterAll(() => db.drop());
@@ -24,7 +27,7 @@ describe('init', () => {
     const file = join(dir, 'rowdoctor.yml');
     const first = await runCli(['init', '--database-url', db.url, '--output', file]);
     expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(/Wrote .*rowdoctor.yml: 1 rule and 1 commented suggestion/);
+    expect(first.stdout).toMatch(/Wrote .*rowdoctor.yml: 2 rules and 1 commented suggestion/);
     const text = readFileSync(file, 'utf8');
     expect(text).toMatch(/^# rowdoctor.yml — written by `rowdoctor init`/);
     expect(text).toContain('# unique constraint users_email_key counts soft-deleted rows');
@@ -41,8 +44,25 @@ describe('init', () => {
     );
     const config = parse(text);
     expect(config.rules).toEqual([
+      {
+        check: 'orphaned-rows',
+        table: 'public.orders',
+        column: 'user_id',
+        references: { table: 'public.users', columns: ['id'] },
+        repair: 'report',
+      },
       { check: 'soft-delete-conflicts', table: 'public.users', key: ['email'], repair: 'purge-deleted' },
     ]);
+    // children of a soft-deleted parent: proposed for review, with the choices, never deleted as written
+    expect(text).toContain(
+      '  # foreign key orders_user_id_fkey into soft-deleting public.users\n' +
+        '  # children of soft-deleted parents: reported only — choose repair: soft-delete or delete, ' +
+        'or deletedParent: warning if they are kept on purpose\n  - check: orphaned-rows',
+    );
+    const plan = await runCli(['repair', '--database-url', db.url, '--config', file, '--format', 'json']);
+    const doc = JSON.parse(plan.stdout) as { findings: { table: string }[]; actions: { table: string }[] };
+    expect(doc.findings.find((f) => f.table === 'public.orders')).toMatchObject({ rows: 1 });
+    expect(doc.actions.filter((a) => a.table === 'public.orders')).toEqual([]);
 
     const again = await runCli(['init', '--database-url', db.url, '--output', file]);
     expect(again.code).toBe(2);
