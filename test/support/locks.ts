@@ -42,3 +42,15 @@ export async function waitingRepairPid(db: TestDb): Promise<number> {
   );
   return row!.pid;
 }
+
+/**
+ * Until a terminated backend has exited. Its client hears of the termination (the FATAL message)
+ * before the backend has let go of its locks, so asserting on them right away races.
+ */
+export async function untilBackendGone(db: TestDb, pid: number): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (!(await db.query('select 1 from pg_stat_activity where pid = $1', [pid])).length) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`backend ${pid} never exited`);
+}
