@@ -188,7 +188,7 @@ describe('repair under faults', () => {
   });
 
   it('a writer inserting duplicates during the repair: no error, nothing lost, only rows inserted after their batch remain', async () => {
-    const db = await database(2000);
+    const db = await database(1000);
     const before = await q(db, 'select count(*) from item');
     const maxBefore = await q(db, 'select max(id) from item');
     const writer = new pg.Client(db.url);
@@ -199,7 +199,7 @@ describe('repair under faults', () => {
       // Bounded and paced: this is about correctness under concurrency, not load.
       while (!stop && inserted < 3000) {
         await writer.query('insert into item (k, payload) values ($1, $2)', [
-          1 + Math.floor(Math.random() * 2100),
+          1 + Math.floor(Math.random() * 1100),
           'concurrent',
         ]);
         inserted++;
@@ -327,7 +327,7 @@ describe('repair under faults', () => {
   );
 
   it('Ctrl-C: the current batch finishes, no new one starts, a message says to re-run; the re-run finishes', async () => {
-    const db = await database(3000);
+    const db = await database(1000);
     const child = spawn(process.execPath, [BIN, ...repairArgs(db, '--apply', '--batch-size', '25')], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -350,11 +350,11 @@ describe('repair under faults', () => {
     child.kill('SIGINT');
     expect(await exited).toBe(1);
     expect(stderr).toMatch(/interrupted — finishing the current batch/);
-    expect(await q(db, 'select count(*) from item')).toBeGreaterThan(3000);
+    expect(await q(db, 'select count(*) from item')).toBeGreaterThan(1000);
     expect(await db.query('select status from rowdoctor_backup.runs')).toEqual([{ status: 'interrupted' }]);
     expect(JSON.parse(stdout).applied).toBe(true);
     expect((await runCli(repairArgs(db, '--apply'))).code).toBe(0);
-    expect(await q(db, 'select count(*) from item')).toBe(3000);
+    expect(await q(db, 'select count(*) from item')).toBe(1000);
   }, 60_000);
 
   it('two repairs on one database never run at once', async () => {
