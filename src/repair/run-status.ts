@@ -24,6 +24,11 @@ export async function markDeadRuns(db: Db | Tx, by: string): Promise<void> {
      where status = 'running'`.execute(db);
 }
 
+/** A running run's counts so far, written in each batch's own transaction. */
+export async function recordCounts(tx: Tx, runId: string, counts: unknown): Promise<void> {
+  await sql`update ${runs} set counts = ${JSON.stringify(counts)} where run_id = ${runId}`.execute(tx);
+}
+
 /** Record how a run ended; best effort when its session is the thing that failed. */
 export async function finishRun(
   db: Db,

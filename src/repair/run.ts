@@ -12,7 +12,7 @@ import { addCounts, statementStats, zeroCounts, type BatchContext, type Counts }
 import type { BatchResult, PlanSample, SkippedGroup } from './types.js';
 import { workTable } from '../sql/work-table.js';
 import { describeGroups } from './groups.js';
-import { finishRun, markDeadRuns } from './run-status.js';
+import { finishRun, markDeadRuns, recordCounts } from './run-status.js';
 import { waitForReplicas } from './replica-lag.js';
 import { tablesTouched } from './references.js';
 import { createShadows, dropShadows } from './shadow.js';
@@ -126,7 +126,7 @@ export async function repairRules(
         values (${runId}, 'repair', 'running', ${JSON.stringify(runOptions)})`.execute(tx);
     });
   }
-  const ruleCounts = () => actions.map((a) => ({ rule: describeRule(a.rule), ...actionCounts(a) }));
+  const ruleCounts = () => runCounts(actions);
   let interrupted: boolean;
   try {
     const each = () => repairEach(session, catalog, rules, declared, options, runId, statements, actions);
@@ -153,6 +153,11 @@ export async function repairRules(
     await finishRun(session, runId, status, ruleCounts());
   }
   return { runId, applied: options.apply, actions, interrupted, statements: [...statements.keys()] };
+}
+
+/** A run's counts as rowdoctor_backup.runs keeps them: one entry per rule. */
+function runCounts(actions: RuleAction[]) {
+  return actions.map((a) => ({ rule: describeRule(a.rule), ...actionCounts(a) }));
 }
 
 /** Why a group set aside for its locks is finally skipped. */
@@ -238,6 +243,20 @@ async function repairEach(
         options,
         options.sample - action.samples.length,
         options.sample - action.skippedGroups.length,
+        // The run's counts including this batch, committed with it: a run killed later still says what it did.
+        (counts, result) =>
+          runCounts(
+            actions.map((a) =>
+              a === action
+                ? {
+                    ...a,
+                    ...addCounts(a, counts),
+                    groups: a.groups + result.groups,
+                    skipped: a.skipped + result.skipped,
+                  }
+                : a,
+            ),
+          ),
       );
       step.done();
       done += to - from;
@@ -356,6 +375,7 @@ async function runBatch(
   options: RepairOptions,
   sample: number,
   skipSample: number,
+  countsAfter: (counts: Counts, result: BatchResult) => unknown,
 ): Promise<BatchOutcome> {
   try {
     const attempt = await batchTransaction(
@@ -380,6 +400,7 @@ async function runBatch(
           nextTemp: () => workTable(`rd_t${++temp}`),
         };
         const result = await repairerFor(rule).batch(ctx, rule, from, to, sample);
+        if (options.apply) await recordCounts(tx, runId, countsAfter(ctx.counts, result));
         return { counts: ctx.counts, result, skippedGroups: ctx.skippedGroups, setAside: ctx.setAside };
       },
     );

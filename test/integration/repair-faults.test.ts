@@ -78,6 +78,15 @@ describe('repair under faults', () => {
     const afterKill = await q(killed, 'select count(*) from item');
     expect(afterKill).toBeLessThan(itemsBefore);
     expect(afterKill).toBeGreaterThan(1000); // the kill really came mid-run
+    // The killed run's counts are those of the batches it committed: each batch records them with its work.
+    const [dead] = await killed.query<{ counts: Record<string, number>[] }>('select counts from rowdoctor_backup.runs');
+    const childOid = await q(killed, "select 'item_child'::regclass::oid");
+    expect(dead!.counts).toEqual([
+      expect.objectContaining({
+        rowsDeleted: itemsBefore - afterKill,
+        childRowsRepointed: await q(killed, `select count(*) from rowdoctor_backup."${childOid}_item_child"`),
+      }),
+    ]);
 
     const rerun = await runCli(repairArgs(killed, '--apply', '--batch-size', '25'));
     expect(rerun.code).toBe(0);
