@@ -11,6 +11,7 @@ import { undoCommand, type UndoCommandOptions } from './commands/undo.js';
 import { verifyCommand, type VerifyCommandOptions } from './commands/verify.js';
 import { runsCommand, type RunsCommandOptions } from './commands/runs.js';
 import type { CommonOptions } from './commands/options.js';
+import { withBatchFlags } from './commands/batching.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
@@ -64,58 +65,32 @@ export function buildProgram(setExit: (code: number) => void): Command {
     )
     .action(async (opts: CommonOptions) => setExit(await scanCommand(opts, out)));
 
-  withCommonOptions(program.command('repair').description('fix declared rules: a dry run unless --apply'), 'text|json')
-    .option('--apply', 'perform the repair (default: dry run, nothing changed)')
-    .option('--sql', 'print the statements')
-    .option('--batch-size <n>', 'at most this many groups per transaction', '1000')
-    .option(
-      '--max-transaction-time <duration>',
-      'target time of one batch transaction: the batch size adapts between batches (0: fixed --batch-size)',
-      '200ms',
+  withBatchFlags(
+    withCommonOptions(
+      program.command('repair').description('fix declared rules: a dry run unless --apply'),
+      'text|json',
     )
-    .option(
-      '--lock-timeout <duration>',
-      "lock_timeout per batch (at most half the server's deadlock_timeout); a batch that hits it is retried",
-      '2s',
-    )
-    .option(
-      '--max-replica-lag <duration>',
-      "pause between batches while a streaming replica's replay lag exceeds this (0: off)",
-      '10s',
-    )
+      .option('--apply', 'perform the repair (default: dry run, nothing changed)')
+      .option('--sql', 'print the statements'),
+    { help: 'at most this many groups per transaction', default: '1000' },
+  )
     .option('--no-backup', 'do not copy changed rows to rowdoctor_backup (the run cannot be undone)')
     .option('--no-infer', 'do not follow inferred references when re-pointing children')
     .action(async (opts: RepairCommandOptions) => setExit(await repairCommand(opts, out)));
 
-  withCommonOptions(
-    program
-      .command('undo')
-      .argument('<run-id>', 'the run to undo (printed by repair --apply)')
-      .description('restore what a repair run changed: a dry run unless --apply'),
-    'text|json',
-  )
-    .option('--apply', 'perform the restore (default: dry run)')
-    .option(
-      '--batch-size <n>',
-      "at most this many backed-up rows per transaction (one of the repair's batches is never split)",
-      '5000',
-    )
-    .option(
-      '--max-transaction-time <duration>',
-      'target time of one batch transaction: the batch size adapts between batches (0: fixed --batch-size)',
-      '200ms',
-    )
-    .option(
-      '--lock-timeout <duration>',
-      "lock_timeout per batch (at most half the server's deadlock_timeout); a batch that hits it is retried",
-      '2s',
-    )
-    .option(
-      '--max-replica-lag <duration>',
-      "pause between batches while a streaming replica's replay lag exceeds this (0: off)",
-      '10s',
-    )
-    .action(async (runId: string, opts: UndoCommandOptions) => setExit(await undoCommand(runId, opts, out)));
+  withBatchFlags(
+    withCommonOptions(
+      program
+        .command('undo')
+        .argument('<run-id>', 'the run to undo (printed by repair --apply)')
+        .description('restore what a repair run changed: a dry run unless --apply'),
+      'text|json',
+    ).option('--apply', 'perform the restore (default: dry run)'),
+    {
+      help: "at most this many backed-up rows per transaction (one of the repair's batches is never split)",
+      default: '5000',
+    },
+  ).action(async (runId: string, opts: UndoCommandOptions) => setExit(await undoCommand(runId, opts, out)));
 
   program
     .command('runs')

@@ -16,15 +16,12 @@ import { missingSupportingIndexes } from '../repair/indexes.js';
 import { refuseOnStandby } from './primary-only.js';
 import { refuseRowSecurity } from '../catalog/row-security.js';
 import { tablesTouched } from '../repair/references.js';
-import { parseDuration, parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
+import { parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
+import { parseBatchFlags, stopOnCtrlC, type BatchFlags } from './batching.js';
 
-export interface RepairCommandOptions extends CommonOptions {
+export interface RepairCommandOptions extends CommonOptions, BatchFlags {
   apply?: boolean;
   sql?: boolean;
-  batchSize: string;
-  lockTimeout: string;
-  maxReplicaLag: string;
-  maxTransactionTime: string;
   backup: boolean;
   infer: boolean;
 }
@@ -32,24 +29,12 @@ export interface RepairCommandOptions extends CommonOptions {
 /** rowdoctor repair: plan (dry run, the default) or perform the repair of declared rules. */
 export async function repairCommand(opts: RepairCommandOptions, out: (s: string) => void): Promise<number> {
   const format = parseFormat(opts.format, ['text', 'json'] as const);
-  const batchSize = parsePositiveInt(opts.batchSize, '--batch-size', 1);
-  const lockTimeoutMs = parseDuration(opts.lockTimeout, '--lock-timeout');
-  const maxReplicaLagMs = parseDuration(opts.maxReplicaLag, '--max-replica-lag');
-  const maxTransactionMs = parseDuration(opts.maxTransactionTime, '--max-transaction-time');
+  const { batchSize, maxTransactionMs, lockTimeoutMs, maxReplicaLagMs } = parseBatchFlags(opts);
   const sample = parsePositiveInt(opts.sample, '--sample');
   const { loaded, statementTimeoutMs } = await prepare(opts);
   const progress = createProgress(process.stderr.isTTY === true);
   const conn = await connect(opts);
-  let interrupted = false;
-  const onSignal = () => {
-    interrupted = true;
-    process.stderr.write(
-      '\nrowdoctor: interrupted — finishing the current batch, then stopping ' +
-        '(Ctrl-C again to abort it; it rolls back).\n',
-    );
-    process.once('SIGINT', () => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
+  const ctrlC = stopOnCtrlC();
   try {
     await refuseOnStandby(conn.db, 'repair', conn.target.display);
     // What each rule finds is reported before anything changes. A rule's enumeration of its groups
@@ -95,7 +80,7 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
         infer: opts.infer,
         sample,
         progress,
-        interrupted: () => interrupted,
+        interrupted: ctrlC.interrupted,
         findingsFor: derived,
       });
     });
@@ -154,7 +139,7 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
     if (!result.applied && t.groups > 0) return 1;
     return 0;
   } finally {
-    process.removeListener('SIGINT', onSignal);
+    ctrlC.release();
     await conn.close();
   }
 }

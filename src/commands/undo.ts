@@ -7,39 +7,24 @@ import { createProgress } from '../report/progress.js';
 import { undoRun, type UndoResult } from '../repair/undo.js';
 import { connect, prepare } from './context.js';
 import { refuseOnStandby } from './primary-only.js';
-import { parseDuration, parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
+import { parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
+import { parseBatchFlags, stopOnCtrlC, type BatchFlags } from './batching.js';
 import { assumptionJson } from '../report/document.js';
 import { printWarnings } from '../catalog/row-security.js';
 
-export interface UndoCommandOptions extends CommonOptions {
+export interface UndoCommandOptions extends CommonOptions, BatchFlags {
   apply?: boolean;
-  lockTimeout: string;
-  batchSize: string;
-  maxTransactionTime: string;
-  maxReplicaLag: string;
 }
 
 /** rowdoctor undo <run-id>: restore what a repair run changed (dry run unless --apply). */
 export async function undoCommand(runId: string, opts: UndoCommandOptions, out: (s: string) => void): Promise<number> {
   const format = parseFormat(opts.format, ['text', 'json'] as const);
-  const lockTimeoutMs = parseDuration(opts.lockTimeout, '--lock-timeout');
+  const { batchSize, maxTransactionMs, lockTimeoutMs, maxReplicaLagMs } = parseBatchFlags(opts);
   const sample = parsePositiveInt(opts.sample, '--sample');
-  const batchSize = parsePositiveInt(opts.batchSize, '--batch-size', 1);
-  const maxTransactionMs = parseDuration(opts.maxTransactionTime, '--max-transaction-time');
-  const maxReplicaLagMs = parseDuration(opts.maxReplicaLag, '--max-replica-lag');
   const { loaded, statementTimeoutMs } = await prepare(opts);
   const progress = createProgress(process.stderr.isTTY === true);
   const conn = await connect(opts);
-  let interrupted = false;
-  const onSignal = () => {
-    interrupted = true;
-    process.stderr.write(
-      '\nrowdoctor: interrupted — finishing the current batch, then stopping ' +
-        '(Ctrl-C again to abort it; it rolls back).\n',
-    );
-    process.once('SIGINT', () => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
+  const ctrlC = stopOnCtrlC();
   try {
     await refuseOnStandby(conn.db, 'undo', conn.target.display);
     const catalog = await readOnly(conn.db, statementTimeoutMs, (tx) =>
@@ -56,7 +41,7 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
         maxReplicaLagMs,
         progress,
         retries: 5,
-        interrupted: () => interrupted,
+        interrupted: ctrlC.interrupted,
       }),
     );
     printWarnings(result.warnings);
@@ -95,7 +80,7 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
     }
     return result.refused || result.interrupted || sum(result, 'conflicts') > 0 || result.inexact.length > 0 ? 1 : 0;
   } finally {
-    process.removeListener('SIGINT', onSignal);
+    ctrlC.release();
     await conn.close();
   }
 }
