@@ -146,8 +146,11 @@ describe('orphaned-rows samples on a heavily damaged table', () => {
         discover: false,
         sample: '4',
       });
-      const live = (owner: number) =>
-        Array.from({ length: 12000 }, (_, i) => i + 1).filter((g) => 1 + (g % 4000) === owner && g % 5 !== 0);
+      // each owner's live pets, computed once (in ascending id order)
+      const pets = new Map<number, number[]>();
+      for (let g = 1; g <= 12000; g++)
+        if (g % 5 !== 0) pets.set(1 + (g % 4000), [...(pets.get(1 + (g % 4000)) ?? []), g]);
+      const live = (owner: number) => pets.get(owner) ?? [];
       const dangling = Array.from({ length: 4000 }, (_, i) => i + 1).filter(
         (o) => (o > 1000 || o % 2 === 0) && live(o).length > 0,
       );
