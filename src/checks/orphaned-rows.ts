@@ -27,6 +27,7 @@ import type { WorkTable } from '../sql/work-table.js';
 import { createGroups, createMembers, GROUPS, inBatch, lockBatchRows } from '../repair/groups.js';
 import { deletedValue } from '../repair/markers.js';
 import { deleteLosers } from '../repair/merge.js';
+import { groupwise, refusedReason } from '../repair/groupwise.js';
 import { unreferenced, updateRows } from '../repair/rows.js';
 import type { Repairer } from '../repair/types.js';
 
@@ -315,18 +316,26 @@ export const orphanRepair: Repairer<OrphanRule> = {
     } = rule.repair === 'delete'
       ? await unreferenced(ctx, child, orphans, (by) => `orphan rows still referenced by ${by} were left in place`)
       : { free: orphans, skippedGroups: 0, reason: undefined };
-    if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, child, free);
-    else if (rule.repair === 'set-null')
-      ctx.counts.rowsUpdated += await updateRows(
-        ctx,
-        child,
-        free,
-        rule.columns.map((c) => ({ column: c, value: sql`null` })),
-      );
-    else
-      ctx.counts.rowsUpdated += await updateRows(ctx, child, free, [
-        { column: child.softDelete!.column, value: deletedValue(child.softDelete!) },
-      ]);
-    return { groups, skipped, reason };
+    // A group the server refuses (a CHECK that wants the reference, a raising trigger …) is skipped alone.
+    const refused = await groupwise(ctx, free, async (m) => {
+      if (rule.repair === 'delete') ctx.counts.rowsDeleted += await deleteLosers(ctx, child, m);
+      else if (rule.repair === 'set-null')
+        ctx.counts.rowsUpdated += await updateRows(
+          ctx,
+          child,
+          m,
+          rule.columns.map((c) => ({ column: c, value: sql`null` })),
+        );
+      else
+        ctx.counts.rowsUpdated += await updateRows(ctx, child, m, [
+          { column: child.softDelete!.column, value: deletedValue(child.softDelete!) },
+        ]);
+    });
+    return {
+      groups,
+      skipped: skipped + refused.length,
+      refused,
+      reason: [refusedReason(refused, rule.repair), reason].filter(Boolean).join('; ') || undefined,
+    };
   },
 };

@@ -83,7 +83,9 @@ describe('rowdoctor runs', () => {
 
   it('a run that fails is recorded as failed, with the error', async () => {
     await db.exec(`
-      create function refuse() returns trigger language plpgsql as $$ begin raise exception 'token rows are kept'; end $$;
+      -- not a refusal of one group (class 23 or P0, skipped alone) but an error that ends the run
+      create function refuse() returns trigger language plpgsql as $$
+        begin raise exception 'token rows are kept' using errcode = 'data_exception'; end $$;
       create trigger keep before delete on token for each row execute function refuse();`);
     const res = await repair(ORPHANS, '--apply');
     expect(res.code).toBe(2);
