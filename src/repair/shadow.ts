@@ -27,8 +27,11 @@ export async function createShadows(session: Db, catalog: Catalog, tables: Table
       const name = `rd_shadow_${table.oid}`;
       const copy = sql.id('pg_temp', name);
       await sql`drop table if exists ${copy} cascade`.execute(tx);
-      await sql`create temp table ${copy} (like ${tableName(table)})`.execute(tx);
-      await sql`insert into ${copy} select * from ${tableRef(table)}`.execute(tx);
+      // A stored generated column stays generated on the copy: a re-pointed row recomputes it, and a
+      // unique index on it sees what the real table's would.
+      await sql`create temp table ${copy} (like ${tableName(table)} including generated)`.execute(tx);
+      const stored = sql.join(table.columns.filter((c) => !c.generated).map((c) => sql.id(c.name)));
+      await sql`insert into ${copy} (${stored}) select ${stored} from ${tableRef(table)}`.execute(tx);
       shadows.tables.set(table.oid, name);
       shadows.compiled.set(copy.compile(tx).sql, tableRef(table).compile(tx).sql);
       shadows.names.set(name, table.id);

@@ -75,3 +75,28 @@ describe('the dry run is the apply', () => {
     for (const [t, sum] of Object.entries(original)) expect(now[t], t).toBe(sum);
   });
 });
+
+describe('a unique index on a stored generated column', () => {
+  it('is seen by the dry run as the apply meets it: the same counts, the group refused (23505) alike', async () => {
+    const gen = await freshDatabase(`
+      create table org (id int primary key, name text not null);
+      insert into org values (1, 'a'), (2, 'a'), (3, 'b');
+      create table team (id int primary key, org_id int not null references org, code text not null,
+                         k text generated always as (org_id::text || '/' || lower(code)) stored);
+      create unique index team_k on team (k);
+      insert into team (id, org_id, code) values (10, 1, 'X'), (11, 2, 'x'), (12, 2, 'y');
+    `);
+    try {
+      const cfg = writeConfig('rules:\n  - { check: duplicate-rows, table: org, key: [name], repair: merge }\n');
+      const original = await gen.checksums();
+      const dry = await repairJson(gen.url, cfg);
+      expect(await gen.checksums()).toEqual(original);
+      const applied = await repairJson(gen.url, cfg, '--apply');
+      expect(applied.doc.actions, applied.stderr).toEqual(dry.doc.actions);
+      // team 11 would become '1/x', which team 10 holds: the server refuses the group, in both
+      expect(dry.doc.actions[0]!.skippedGroups[0]!.reason).toMatch(/unique key team_k on public\.team \(23505\)/);
+    } finally {
+      await gen.drop();
+    }
+  });
+});
