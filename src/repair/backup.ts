@@ -103,7 +103,7 @@ export async function recordAfterImages(ctx: BatchContext, table: Table): Promis
     ctx,
     sql`
     update ${sql.id(BACKUP_SCHEMA, backupTableName(table))} b
-       set ${sql.id(AFTER)} = md5(t::text)
+       set ${sql.id(AFTER)} = md5((t.*)::text)  -- t.*: the whole row, even where the table has a column t
       from ${tableRef(table)} t
      where b._rd_run = ${ctx.runId}
        and b._rd_op = 'update'

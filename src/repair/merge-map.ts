@@ -70,7 +70,7 @@ export async function recordMerges(ctx: BatchContext, table: Table, map: WorkTab
     ctx,
     sql`
     insert into ${merges()} (run_id, table_schema, table_name, loser, survivor)
-    select ${ctx.runId}, ${table.schema}, ${table.name}, to_jsonb(lx), to_jsonb(sx)
+    select ${ctx.runId}, ${table.schema}, ${table.name}, to_jsonb(lx.*), to_jsonb(sx.*)
       from ${map} m
       join ${tableRef(table)} lx on ${pkMatches(table, 'lx', 'm', 'l')}
       join ${tableRef(table)} sx on ${pkMatches(table, 'sx', 'm', 's')}`,

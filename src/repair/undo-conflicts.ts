@@ -103,10 +103,10 @@ export async function updateConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, 
   if (!t.table.primaryKey || !t.afterImages) return { count: 0, samples: [] };
   const { last } = firstAndLast(t, slice);
   const { rows } = await sql<{ key: unknown[]; gone: boolean; n: string }>`
-    select json_build_array(${pkList(t.table, 'l')}) as key, x is null as gone, count(*) over () as n
+    select json_build_array(${pkList(t.table, 'l')}) as key, (x.*) is null as gone, count(*) over () as n
       from ${last} l
       left join ${tableRef(t.table)} x on ${pkEquals(t.table, 'x', 'l')}
-     where (x is null or md5(x::text) is distinct from l.${sql.id(AFTER)})
+     where ((x.*) is null or md5((x.*)::text) is distinct from l.${sql.id(AFTER)})
        and not exists (
          select 1 from ${backupOf(t)} d
           where ${inSlice(t, slice, 'd')} and d._rd_op = 'delete' and ${pkEquals(t.table, 'd', 'l')})
@@ -152,7 +152,7 @@ export async function revertUnchangedRows(tx: Tx, t: UndoTarget, slice: Slice): 
       from ${first} b
       join ${last} l on ${pkEquals(t.table, 'l', 'b')}
      where ${pkEquals(t.table, 'x', 'b')}
-       and md5(x::text) = l.${sql.id(AFTER)}`.execute(tx);
+       and md5((x.*)::text) = l.${sql.id(AFTER)}`.execute(tx);
   return Number(res.numAffectedRows ?? 0);
 }
 
@@ -182,7 +182,7 @@ export async function uniqueCollisions(db: Db | Tx, t: UndoTarget, slice: Slice)
       from ${first} b
       join ${last} l on ${pk ? pkEquals(t.table, 'l', 'b') : sql`false`}
       join ${tableRef(t.table)} x on ${pk ? pkEquals(t.table, 'x', 'b') : sql`false`}
-     where md5(x::text) = l.${sql.id(AFTER)}`;
+     where md5((x.*)::text) = l.${sql.id(AFTER)}`;
   const back = reverts ? sql`${restored} union all ${reverted}` : restored;
   const notReverted = reverts
     ? sql`and not exists (select 1 from (${reverted}) r where ${pkEquals(t.table, 'r', 't')})`

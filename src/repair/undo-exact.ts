@@ -44,11 +44,11 @@ export async function useReplicaRole(tx: Tx): Promise<void> {
 async function unmatchedUpdates(db: Db | Tx, target: Target, slice: Slice): Promise<string | null> {
   const { table, backup } = target;
   const { rows } = await sql<{ column: string; n: string }>`
-    select c as column, count(*) as n
-      from ${sql.id(BACKUP_SCHEMA, backup)} b, unnest(b._rd_columns) c
+    select changed.col as column, count(*) as n
+      from ${sql.id(BACKUP_SCHEMA, backup)} b, unnest(b._rd_columns) as changed(col)
      where ${inSlice(target, slice, 'b')} and b._rd_op = 'update'
-     group by c
-     order by c`.execute(db);
+     group by changed.col
+     order by changed.col`.execute(db);
   if (!rows.length) return null;
   const updated = Number(rows.reduce((n, r) => Math.max(n, Number(r.n)), 0));
   if (!table.primaryKey) {

@@ -105,3 +105,26 @@ describe('a foreign key that references one partition directly', () => {
     expect(userTables(await db.checksums())).toEqual(before);
   });
 });
+
+describe('columns named like the aliases in rowdoctor’s SQL (t, x, c, lx, sx)', () => {
+  it('merge, dry run = apply, and undo back to every md5: a column is never taken for a whole row', async () => {
+    db = await freshDatabase(`
+      create table org (id int primary key, name text not null, c int, lx int, sx int);
+      insert into org values (1, 'a', 1, 1, 1), (2, 'a', 2, 2, 2), (3, 'b', 3, 3, 3);
+      create table team (id int primary key, org_id int not null references org, t int, x int, c int, lx int, sx int);
+      insert into team values (10, 2, 1, 1, 1, 1, 1), (11, 1, 2, 2, 2, 2, 2);
+    `);
+    const original = userTables(await db.checksums());
+    const rule = '  - { check: duplicate-rows, table: org, key: [name], repair: merge }\n';
+    const dry = await repair(rule);
+    const applied = await repair(rule, '--apply');
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.doc.actions).toEqual(dry.doc.actions);
+    expect(applied.doc.actions[0]).toMatchObject({ groups: 1, rowsDeleted: 1, childRowsRepointed: 1 });
+    const undoDry = await runCli(['undo', applied.doc.runId, '--database-url', db.url, '--format', 'json']);
+    expect(undoDry.code, undoDry.stderr).toBe(0);
+    const undo = await runCli(['undo', applied.doc.runId, '--database-url', db.url, '--apply']);
+    expect(undo.code, undo.stderr).toBe(0);
+    expect(userTables(await db.checksums())).toEqual(original);
+  });
+});
