@@ -13,6 +13,7 @@ import type { BatchResult, PlanSample, SkippedGroup } from './types.js';
 import { workTable } from '../sql/work-table.js';
 import { describeGroups } from './groups.js';
 import { finishRun, markDeadRuns, recordCounts } from './run-status.js';
+import { rowTextSettings } from './row-text.js';
 import { waitForReplicas } from './replica-lag.js';
 import { tablesTouched } from './references.js';
 import { createShadows, dropShadows } from './shadow.js';
@@ -121,7 +122,12 @@ export async function repairRules(
     await session.transaction().execute(async (tx) => {
       await ensureBackupSchema(tx);
       await markDeadRuns(tx, runId);
-      const runOptions = { rules: rules.map(describeRule), backup: options.backup, batchSize: options.batchSize };
+      const runOptions = {
+        rules: rules.map(describeRule),
+        backup: options.backup,
+        batchSize: options.batchSize,
+        rowText: await rowTextSettings(tx),
+      };
       await sql`insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options)
         values (${runId}, 'repair', 'running', ${JSON.stringify(runOptions)})`.execute(tx);
     });

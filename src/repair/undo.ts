@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { useRowTextSettings, type RowTextSettings } from './row-text.js';
 import type { Catalog, Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { RowdoctorError, describePgError, isPgError } from '../errors.js';
@@ -59,6 +60,7 @@ interface RunRow {
   command: string;
   status: string;
   undo_of: string | null;
+  options: { rowText?: RowTextSettings } | null;
 }
 interface BackupInfo extends UndoTarget {
   restore: number;
@@ -111,7 +113,7 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
   if (!exists.rows[0]?.ok)
     throw new RowdoctorError(`No repair has been applied on this database (schema ${BACKUP_SCHEMA} does not exist).`);
   const found = await sql<RunRow>`
-    select run_id, command, status, undo_of
+    select run_id, command, status, undo_of, options
       from ${sql.id(BACKUP_SCHEMA, 'runs')}
      where run_id = ${runId}`.execute(session);
   const run = found.rows[0];
@@ -140,6 +142,8 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
     const byRun = by.rows[0] ? ` by run ${by.rows[0].run_id}` : '';
     throw new RowdoctorError(`Run ${runId} was already undone${byRun}; undoing it twice would duplicate rows.`);
   }
+  // Rows print as text as they did when the repair took their after-images.
+  await useRowTextSettings(session, run.options?.rowText);
   // Batches an interrupted undo of this run took back already: what is left is the rest.
   const slice: Slice = { runId, except: await undoneBatches(session, runId) };
   const { infos, batches, legacy } = await backupsOf(session, catalog, slice);
