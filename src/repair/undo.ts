@@ -229,6 +229,17 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
   let rowsDone = 0;
   const totalRows = batches.reduce((n, b) => n + b.rows, 0);
   const parentsFirst = [...infos].sort((a, b) => b.lastDelete - a.lastDelete);
+  // What the committed batches did restore and revert, per table. A row the application changed
+  // between two batches is left alone (its after-image no longer matches): it counts as a conflict.
+  const done = new Map(infos.map((i) => [i.table.id, { restore: 0, revert: 0 }]));
+  const counted = (info: BackupInfo) => Boolean(info.table.primaryKey && info.afterImages);
+  const settled = (batch = new Map<string, { restore: number; revert: number }>()): UndoTable[] =>
+    tables.map((t) => {
+      const info = infos.find((i) => i.table.id === t.table)!;
+      const restore = done.get(t.table)!.restore + (batch.get(t.table)?.restore ?? 0);
+      const revert = counted(info) ? done.get(t.table)!.revert + (batch.get(t.table)?.revert ?? 0) : t.revert;
+      return { ...t, restore, revert, conflicts: t.conflicts + (t.restore - restore) + (t.revert - revert) };
+    });
   let interrupted = false;
   try {
     for (let i = 0; i < steps.length;) {
@@ -264,10 +275,11 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
       );
       const these: Slice = legacy ? { runId } : { runId, only: take.map((b) => b.id) };
       const attempt = await batchTransaction(session, options, what, async (tx) => {
+        const batch = new Map(infos.map((i) => [i.table.id, { restore: 0, revert: 0 }]));
         if (replica) await useReplicaRole(tx);
-        for (const info of parentsFirst) await restoreFreeRows(tx, info, these);
+        for (const info of parentsFirst) batch.get(info.table.id)!.restore += await restoreFreeRows(tx, info, these);
         for (const info of infos) {
-          if (info.table.primaryKey && info.afterImages) await revertUnchangedRows(tx, info, these);
+          if (counted(info)) batch.get(info.table.id)!.revert += await revertUnchangedRows(tx, info, these);
           else await revertUpdated(tx, info, these);
         }
         if (committed === 0)
@@ -279,7 +291,8 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
             insert into ${sql.id(BACKUP_SCHEMA, 'undone')} (undo_of, batch, undo_run)
             select ${runId}, unnest(${these.only}::bigint[]), ${undoRunId}`.execute(tx);
         // The last batch ends the run in its own commit: a kill after it leaves nothing to finish.
-        if (last) await finishUndo(tx, undoRunId, 'completed', tables);
+        if (last) await finishUndo(tx, undoRunId, 'completed', settled(batch));
+        return batch;
       });
       step.done();
       if ('error' in attempt)
@@ -288,6 +301,10 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
             `Run \`rowdoctor undo ${runId} --apply\` again to finish.`,
           { hint: 'Rows held by the application for long keep undo waiting; it always gives way to them.' },
         );
+      for (const [table, n] of attempt.value) {
+        done.get(table)!.restore += n.restore;
+        done.get(table)!.revert += n.revert;
+      }
       committed += take.length || 1;
       rowsDone += rows;
       if (target > 0) size = nextBatchSize(Math.max(rows, 1), attempt.ms, target, options.batchSize);
@@ -320,7 +337,7 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
     if (committed) await finishUndo(session, undoRunId, 'interrupted', tables);
     return { ...planned, applied: committed > 0, interrupted: true, nothingToUndo: false };
   }
-  return { ...planned, applied: true, nothingToUndo: false };
+  return { ...planned, tables: settled(), applied: true, nothingToUndo: false };
 }
 
 /** The first transaction of a time-sized undo: small, so that a slow table costs one short transaction. */

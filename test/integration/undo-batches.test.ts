@@ -173,6 +173,37 @@ describe('undo in batches', () => {
     await expectNothingLost(db, before, []);
   });
 
+  it('a row the application changes after undo planned it: left as the application wrote it, and counted as a conflict (exit 1)', async () => {
+    const id = await firstRepointedChild();
+    const [repointed] = await db.query<{ item_id: number }>(`select item_id from item_child where id = ${id}`);
+    const release = await holdLock(db, `select * from item_child where id = ${id} for update`);
+    const child = spawn(
+      process.execPath,
+      [BIN, 'undo', runId, '--database-url', db.url, '--apply', '--lock-timeout', '60s', '--format', 'json'],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // undo planned the row as one to revert, then reached it in its last batch and waits for it
+    for (let i = 0; i < 400 && !/retry 1 of 5/.test(stderr); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(stderr).toMatch(/retry 1 of 5/);
+    await release(`update item_child set note = 'edited by the application' where id = ${id}`);
+    expect(await exited, stderr).toBe(1);
+    const doc = JSON.parse(stdout) as { conflicts: number; reverted: number; tables: { conflicts: number }[] };
+    expect(doc.conflicts).toBe(1);
+    expect(doc.tables.reduce((n, t) => n + t.conflicts, 0)).toBe(1);
+    expect(await db.query(`select item_id, note from item_child where id = ${id}`)).toEqual([
+      { item_id: repointed!.item_id, note: 'edited by the application' },
+    ]);
+    const [run] = await db.query<{ counts: { conflicts: number }[] }>(
+      `select counts from rowdoctor_backup.runs where undo_of = '${runId}'`,
+    );
+    expect(run!.counts.reduce((n, t) => n + t.conflicts, 0)).toBe(1);
+  });
+
   it('as a role that is not a superuser (foreign keys checked at every commit) nor owns the backups: several transactions, every md5 as before', async () => {
     const role = `rd_undo_${db.name.slice(-6)}`;
     await db.exec(`
