@@ -8,14 +8,18 @@ import type { OrphanRule, Rule } from '../rules/types.js';
  */
 export function tablesTouched(catalog: Catalog, rules: Rule[], declared: Rule[], infer: boolean): Table[] {
   const seen = new Map<string, Table>();
+  // A parent an orphan rule only reads is in `seen` without its references: a later rule that
+  // merges or deletes in it still follows them (the dry run needs copies of its children too).
+  const followed = new Set<string>();
   const visit = (table: Table) => {
-    if (seen.has(table.id)) return;
+    if (followed.has(table.id)) return;
+    followed.add(table.id);
     seen.set(table.id, table);
     for (const ref of referencesInto(catalog, table, declared, infer)) visit(ref.child);
   };
   for (const rule of rules) {
     visit(rule.table);
-    if (rule.check === 'orphaned-rows') seen.set(rule.parent.id, rule.parent);
+    if (rule.check === 'orphaned-rows' && !seen.has(rule.parent.id)) seen.set(rule.parent.id, rule.parent);
   }
   return [...seen.values()];
 }

@@ -100,3 +100,42 @@ describe('a unique index on a stored generated column', () => {
     }
   });
 });
+
+describe('an orphaned-rows rule before a merge rule on its parent', () => {
+  it("copies the parent's children too: the dry run runs, with the counts --apply then has", async () => {
+    const two = await freshDatabase(`
+      create table users (id int primary key, email text not null);
+      create table token (id int primary key, user_id int, tok text);
+      create table note (id int primary key, user_id int references users (id));
+      insert into users values (1, 'a'), (2, 'a');
+      insert into token values (1, 2, 't'), (2, 99, 't');
+      insert into note values (1, 2);
+    `);
+    try {
+      const cfg = writeConfig(`rules:
+  - { check: orphaned-rows, table: token, column: user_id, references: users.id, repair: delete }
+  - { check: duplicate-rows, table: users, key: [email], repair: merge }
+`);
+      const original = await two.checksums();
+      const before = await tableStats(two);
+      const dry = await repairJson(two.url, cfg);
+      expect(dry.code, dry.stderr).toBe(1);
+      expect(await two.checksums()).toEqual(original);
+      const applied = await repairJson(two.url, cfg, '--apply');
+      expect(applied.code, applied.stderr).toBe(0);
+      expect(applied.doc.actions).toEqual(dry.doc.actions);
+      expect(dry.doc.actions.map((a) => [a.rowsDeleted, a.childRowsRepointed])).toEqual([
+        [1, 0],
+        [1, 2],
+      ]);
+      // conservation: token 2 (an orphan) and user 2 (merged into 1) are gone; token 1 and note 1 point at 1
+      const after = await tableStats(two);
+      expect(before['public.token']!.rows - after['public.token']!.rows).toBe(1);
+      expect(before['public.users']!.rows - after['public.users']!.rows).toBe(1);
+      expect(after['public.note']).toEqual({ rows: 1, sums: { id: '1', user_id: '1' } });
+      expect(after['public.token']!.sums).toEqual({ id: '1', user_id: '1' });
+    } finally {
+      await two.drop();
+    }
+  });
+});
