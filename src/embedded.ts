@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { RowdoctorError } from './errors.js';
+import { RowdoctorError, unstopped } from './errors.js';
 import {
   embeddedBinDir,
   reachableBinDir,
@@ -153,7 +153,7 @@ function noBinaries(dir: string, missing: string[]): RowdoctorError {
  */
 function startFailure(e: unknown, logs: string[], from: string | null): RowdoctorError {
   if (e instanceof RowdoctorError) return e;
-  const why = e instanceof Error ? e.message : 'the server exited';
+  const why = unstopped(e instanceof Error ? e.message : 'the server exited');
   const lastWords = logs
     .join('')
     .split('\n')

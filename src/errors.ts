@@ -30,12 +30,21 @@ export function isPgError(e: unknown): e is Error & PgErrorFields {
   );
 }
 
-/** Render a Postgres server error as one paragraph: message, SQLSTATE, detail and hint. */
+/**
+ * Render a Postgres server error as one paragraph: message, SQLSTATE, detail and hint. It ends
+ * without a period (the server's detail and hint end with one), so a caller may go on with
+ * `. Nothing was changed.` and no message ever reads `..`.
+ */
 export function describePgError(e: Error & PgErrorFields): string {
-  const parts = [`${e.message} (SQLSTATE ${e.code})`];
-  if (e.detail) parts.push(`Detail: ${e.detail}`);
-  if (e.hint) parts.push(`Hint: ${e.hint}`);
+  const parts = [`${unstopped(e.message)} (SQLSTATE ${e.code})`];
+  if (e.detail) parts.push(`Detail: ${unstopped(e.detail)}`);
+  if (e.hint) parts.push(`Hint: ${unstopped(e.hint)}`);
   return parts.join('. ');
+}
+
+/** `text` without its closing period (an ellipsis stays): for a sentence that goes on after it. */
+export function unstopped(text: string): string {
+  return text.replace(/(?<!\.)\.\s*$/, '').trimEnd();
 }
 
 /** SQLSTATEs that mean "retry the batch": lock timeout, deadlock, serialization failure. */
