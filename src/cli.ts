@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { RowdoctorError, describePgError, isPgError } from './errors.js';
+import { RowdoctorError, describePgError, isPgError, lostConnectionError } from './errors.js';
 import { isRecoveryConflict, RECOVERY_CONFLICT_HINT } from './catalog/recovery.js';
 import { redact } from './db.js';
 import { statementStats } from './repair/context.js';
@@ -223,8 +223,9 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = e.exitCode === 0 ? 0 : 2;
       if (process.exitCode === 2) printErrorJson(e);
     } else {
-      process.exitCode = reportError(e, debug);
-      printErrorJson(e);
+      const err = lostConnectionError(e);
+      process.exitCode = reportError(err, debug);
+      printErrorJson(err);
     }
   }
 }

@@ -47,6 +47,38 @@ export function unstopped(text: string): string {
   return text.replace(/(?<!\.)\.\s*$/, '').trimEnd();
 }
 
+/**
+ * The session's connection is gone: its backend was terminated (pg_terminate_backend), the server
+ * shut down or restarted (08…, 57P01–57P03), or the network dropped. A query on a dead session fails
+ * with node-postgres's own error ("Connection terminated unexpectedly"), not a server error. An error
+ * that wraps one (its `cause`) counts too.
+ */
+export function connectionLost(e: unknown): boolean {
+  for (let x = e, depth = 0; x instanceof Error && depth < 5; x = x.cause, depth++) {
+    if (isPgError(x) && /^(08|57P0[1-3])/.test(x.code ?? '')) return true;
+    if (LOST.test(x.message)) return true;
+  }
+  return false;
+}
+
+const LOST =
+  /Connection terminated|not queryable|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|socket has been ended|connection (was )?(closed|ended)/i;
+
+/**
+ * A lost connection that nothing more specific described (repair and undo say what they had
+ * committed): one paragraph, exit 2, instead of an internal error.
+ */
+export function lostConnectionError(e: unknown): unknown {
+  if (e instanceof RowdoctorError || !connectionLost(e)) return e;
+  const why = e instanceof Error ? e.message : String(e);
+  return new RowdoctorError(
+    `Lost the connection to the server (${unstopped(why)}): the session was terminated, the server restarted or ` +
+      'the network dropped. Everything rowdoctor writes commits whole, so nothing is half done; run the same ' +
+      'command again.',
+    { cause: e },
+  );
+}
+
 /** SQLSTATEs that mean "retry the batch": lock timeout, deadlock, serialization failure. */
 export const RETRYABLE_SQLSTATES = new Set(['55P03', '40P01', '40001']);
 

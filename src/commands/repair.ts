@@ -82,6 +82,7 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
         progress,
         interrupted: ctrlC.interrupted,
         findingsFor: derived,
+        reconnect: conn.db,
       });
     });
     const findings = await reportedFindings(conn, snap.rules, scanned, derived, result, {

@@ -45,3 +45,30 @@ export async function finishRun(
            error = ${error}
      where run_id = ${runId}`.execute(db);
 }
+
+/**
+ * Record as `interrupted` a run whose own session was lost, on another connection (`db`: the pool).
+ * Best effort and short: false when the server is not reachable again yet, or when the dead
+ * session's batch still holds the run's row (a dropped network the server has not noticed) — the
+ * run is then listed as interrupted once its repair lock is free, and recorded so by the next run.
+ */
+export async function finishLostRun(db: Db, runId: string, counts: unknown, why: string): Promise<boolean> {
+  const error = `the run's process ended before it finished: its connection to the server was lost (${why})`;
+  try {
+    await db.transaction().execute(async (tx) => {
+      await sql`select set_config('lock_timeout', '2000', true), set_config('statement_timeout', '5000', true)`.execute(
+        tx,
+      );
+      await sql`
+        update ${runs}
+           set status = 'interrupted',
+               finished_at = now(),
+               counts = ${JSON.stringify(counts)},
+               error = ${error}
+         where run_id = ${runId} and status = 'running'`.execute(tx);
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -4,7 +4,15 @@ import type { Catalog } from '../catalog/types.js';
 import type { Finding } from '../checks/types.js';
 import { repairerFor } from '../checks/index.js';
 import { preferParallel, type Db, type Tx } from '../db.js';
-import { BatchRetry, RETRYABLE_SQLSTATES, RowdoctorError, describePgError, isPgError } from '../errors.js';
+import {
+  BatchRetry,
+  RETRYABLE_SQLSTATES,
+  RowdoctorError,
+  connectionLost,
+  describePgError,
+  isPgError,
+  unstopped,
+} from '../errors.js';
 import type { Progress } from '../report/progress.js';
 import { describeRule, type Rule } from '../rules/types.js';
 import { BACKUP_SCHEMA, ensureBackupSchema } from './backup.js';
@@ -12,7 +20,7 @@ import { addCounts, statementStats, zeroCounts, type BatchContext, type Counts }
 import type { BatchResult, PlanSample, SkippedGroup } from './types.js';
 import { workTable } from '../sql/work-table.js';
 import { describeGroups } from './groups.js';
-import { finishRun, markDeadRuns, recordCounts } from './run-status.js';
+import { finishLostRun, finishRun, markDeadRuns, recordCounts } from './run-status.js';
 import { rowTextSettings } from './row-text.js';
 import { waitForReplicas } from './replica-lag.js';
 import { tablesTouched } from './references.js';
@@ -37,6 +45,8 @@ export interface RepairOptions {
   maxReplicaLagMs?: number;
   /** Rules whose finding is taken from their enumeration (their repairer must offer finding()). */
   findingsFor?: ReadonlySet<Rule>;
+  /** Where a run whose session is lost is recorded as interrupted (the pool: a new connection). */
+  reconnect?: Db;
 }
 
 /** One rule's outcome: the contract's `actions` entry plus what the report shows. */
@@ -117,24 +127,28 @@ export async function repairRules(
   const runId = newRunId();
   const statements = new Map<string, true>();
   const actions: RuleAction[] = [];
-  if (options.apply) {
-    await takeRepairLock(session);
-    await session.transaction().execute(async (tx) => {
-      await ensureBackupSchema(tx);
-      await markDeadRuns(tx, runId);
-      const runOptions = {
-        rules: rules.map(describeRule),
-        backup: options.backup,
-        batchSize: options.batchSize,
-        rowText: await rowTextSettings(tx),
-      };
-      await sql`insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options)
-        values (${runId}, 'repair', 'running', ${JSON.stringify(runOptions)})`.execute(tx);
-    });
-  }
   const ruleCounts = () => runCounts(actions);
-  let interrupted: boolean;
+  /** The run has its row in rowdoctor_backup.runs. */
+  let recorded = false;
+  const batchesBefore = statementStats.batches;
   try {
+    if (options.apply) {
+      await takeRepairLock(session);
+      await session.transaction().execute(async (tx) => {
+        await ensureBackupSchema(tx);
+        await markDeadRuns(tx, runId);
+        const runOptions = {
+          rules: rules.map(describeRule),
+          backup: options.backup,
+          batchSize: options.batchSize,
+          rowText: await rowTextSettings(tx),
+        };
+        await sql`insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options)
+          values (${runId}, 'repair', 'running', ${JSON.stringify(runOptions)})`.execute(tx);
+      });
+      recorded = true;
+    }
+    let interrupted: boolean;
     const each = () => repairEach(session, catalog, rules, declared, options, runId, statements, actions);
     if (options.apply) interrupted = await each();
     else {
@@ -146,19 +160,60 @@ export async function repairRules(
         await dropShadows(session, shadows);
       }
     }
-  } catch (e) {
     if (options.apply) {
-      const message = e instanceof Error ? e.message : String(e);
-      await finishRun(session, runId, 'failed', ruleCounts(), message).catch(() => undefined);
+      const skipped = actions.some((a) => a.skipped > 0);
+      const status = interrupted ? 'interrupted' : skipped ? 'partial' : 'completed';
+      await finishRun(session, runId, status, ruleCounts());
     }
+    return { runId, applied: options.apply, actions, interrupted, statements: [...statements.keys()] };
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    if (connectionLost(e)) {
+      const saved =
+        recorded && options.reconnect && (await finishLostRun(options.reconnect, runId, ruleCounts(), message));
+      throw lostConnection(e, runId, options, recorded ? statementStats.batches - batchesBefore : null, !!saved);
+    }
+    if (recorded) await finishRun(session, runId, 'failed', ruleCounts(), message).catch(() => undefined);
     throw e;
   }
-  if (options.apply) {
-    const skipped = actions.some((a) => a.skipped > 0);
-    const status = interrupted ? 'interrupted' : skipped ? 'partial' : 'completed';
-    await finishRun(session, runId, status, ruleCounts());
-  }
-  return { runId, applied: options.apply, actions, interrupted, statements: [...statements.keys()] };
+}
+
+/**
+ * The one paragraph for a run whose session was lost (terminated, server restart, network drop):
+ * what happened, what is safe, what to do. `committed`: the batches this run committed (null: the
+ * run had not started writing).
+ */
+function lostConnection(
+  e: unknown,
+  runId: string,
+  options: RepairOptions,
+  committed: number | null,
+  saved: boolean,
+): RowdoctorError {
+  const why = unstopped(e instanceof Error ? e.message : String(e));
+  const head =
+    `Repair ${options.apply ? `run ${runId} ` : '(dry run) '}lost its connection to the server (${why}): ` +
+    'the session was terminated, the server restarted or the network dropped.';
+  if (!options.apply)
+    return new RowdoctorError(`${head} A dry run changes nothing; run the same command again.`, { cause: e });
+  if (committed === null)
+    return new RowdoctorError(`${head} It had not started: nothing was changed. Run the same command again.`, {
+      cause: e,
+    });
+  const kept = options.backup
+    ? `are safe, and backed up in ${BACKUP_SCHEMA} under run ${runId}`
+    : 'are safe (not backed up: --no-backup)';
+  const before = committed
+    ? `${committed === 1 ? 'the batch' : `the ${committed.toLocaleString('en-US')} batches`} committed before ${kept}`
+    : 'no batch had committed before';
+  return new RowdoctorError(
+    `${head} Each batch commits whole: ${before}; the batch in flight, if any, committed whole or not at all. ` +
+      (saved
+        ? 'The run is recorded as interrupted. '
+        : `The run is listed as interrupted (rowdoctor runs) and recorded so by the next run. `) +
+      'Running the same command again finishes the job.',
+    { cause: e },
+  );
 }
 
 /** A run's counts as rowdoctor_backup.runs keeps them: one entry per rule. */
@@ -415,7 +470,7 @@ async function runBatch(
     if (options.apply) statementStats.longestTransactionMs = Math.max(statementStats.longestTransactionMs, attempt.ms);
     return { ...attempt.value, ms: attempt.ms };
   } catch (e) {
-    if (isPgError(e)) {
+    if (isPgError(e) && !connectionLost(e)) {
       const hint = e.code === '42501' ? 'grant the privilege named above, or run as a role that has it' : undefined;
       throw new RowdoctorError(`Repairing ${describeRule(rule)} failed: ${describePgError(e)}`, { hint, cause: e });
     }
