@@ -89,10 +89,10 @@ export async function provenUnreferenced(ctx: BatchContext, table: Table, target
 
 /**
  * Split listed rows into those still referenced (left alone) and the rest (a new temp table).
- * `targets` lists rows by primary key (l0 …) with their group number `n`; the groups that keep at
- * least one row because something still points at it are recorded as skipped (recordSkipped), for
- * `why(referencedBy)`, where referencedBy names what points at them: table, reference and how many
- * of the kept rows each holds.
+ * `targets` lists rows by primary key (l0 …) with their group number `n`. A group that keeps at
+ * least one row because something still points at it is skipped whole — none of its rows is in the
+ * rest — and recorded (recordSkipped) for `why(referencedBy)`, where referencedBy names what points
+ * at that group's own rows: table, reference and how many of its kept rows each holds.
  */
 export async function unreferenced(
   ctx: BatchContext,
@@ -100,13 +100,26 @@ export async function unreferenced(
   targets: WorkTable,
   why: (referencedBy: string) => string,
 ): Promise<{ free: WorkTable; skippedGroups: number; reason: string | undefined }> {
-  const free = await provenUnreferenced(ctx, table, targets);
+  const proven = await provenUnreferenced(ctx, table, targets);
   const pk = pkOf(table).map((_, i) => sql.id(`l${i}`));
-  const kept = sql`select distinct m.n from ${targets} m
-     where not exists (select 1 from ${free} f where ${and(pk.map((c) => sql`f.${c} = m.${c}`))})`;
-  if (!(await count(ctx, kept))) return { free, skippedGroups: 0, reason: undefined };
-  const reason = why(await whatReferences(ctx, table, targets));
-  return { free, skippedGroups: await recordSkipped(ctx, kept, reason), reason };
+  const keptRows = ctx.nextTemp();
+  await run(
+    ctx,
+    sql`create temp table ${keptRows} on commit drop as
+    select m.* from ${targets} m
+     where not exists (select 1 from ${proven} f where ${and(pk.map((c) => sql`f.${c} = m.${c}`))})`,
+    'plan',
+  );
+  if (!(await count(ctx, sql`select 1 from ${keptRows}`))) return { free: proven, skippedGroups: 0, reason: undefined };
+  const free = ctx.nextTemp();
+  await run(
+    ctx,
+    sql`create temp table ${free} on commit drop as
+    select f.* from ${proven} f where not exists (select 1 from ${keptRows} k where k.n = f.n)`,
+    'plan',
+  );
+  const { skipped, reason } = await skipReferenced(ctx, table, keptRows, why);
+  return { free, skippedGroups: skipped, reason };
 }
 
 /**
@@ -133,27 +146,55 @@ export async function heldLosers(
      where not (m.n = any(${refused}::bigint[]))`,
     'plan',
   );
-  const heldGroups = sql`select distinct n from ${held}`;
-  if (!(await count(ctx, heldGroups))) return { skipped: 0 };
-  const by = await whatReferences(ctx, table, held);
-  const reason = `losers kept: still referenced after re-pointing by ${by}; run again to merge them`;
-  return { skipped: await recordSkipped(ctx, heldGroups, reason), reason };
+  if (!(await count(ctx, sql`select distinct n from ${held}`))) return { skipped: 0 };
+  return skipReferenced(
+    ctx,
+    table,
+    held,
+    (by) => `losers kept: still referenced after re-pointing by ${by}; run again to merge them`,
+  );
 }
 
-/** "public.token_use (foreign key token_use_token_id_fkey: 1 row)": who holds the listed rows. */
-async function whatReferences(ctx: BatchContext, table: Table, targets: WorkTable): Promise<string> {
-  const held: string[] = [];
+/**
+ * Record every group of `kept` (rows listed by l0 … with their group `n`, each left in place) as
+ * skipped, each with what points at its own rows: `why("public.post (foreign key …: 2 rows)")`.
+ * Returns how many groups, and one line for the batch's notes: what points at any of them.
+ */
+async function skipReferenced(
+  ctx: BatchContext,
+  table: Table,
+  kept: WorkTable,
+  why: (referencedBy: string) => string,
+): Promise<{ skipped: number; reason: string }> {
+  const byGroup = new Map<string, string[]>();
+  const overall: string[] = [];
   for (const r of referencesInto(ctx.catalog, table, ctx.declared, ctx.infer)) {
     const points = and(r.columns.map((c, i) => sql`${col('x', c)} = ${col('t', r.parentColumns[i]!)}`));
-    const n = await count(
+    const { rows } = await run<{ n: string; k: string }>(
       ctx,
       sql`
-      select 1
-        from ${targets} m
+      select m.n, count(*) as k
+        from ${kept} m
         join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'l')}
-       where exists (select 1 from ${tableRef(r.child)} x where ${points})`,
+       where exists (select 1 from ${tableRef(r.child)} x where ${points})
+       group by m.n`,
+      'read',
     );
-    if (n) held.push(`${r.child.id} (${r.via}: ${n.toLocaleString('en-US')} ${n === 1 ? 'row' : 'rows'})`);
+    const by = (n: number) => `${r.child.id} (${r.via}: ${n.toLocaleString('en-US')} ${n === 1 ? 'row' : 'rows'})`;
+    for (const row of rows) byGroup.set(row.n, [...(byGroup.get(row.n) ?? []), by(Number(row.k))]);
+    const total = rows.reduce((n, row) => n + Number(row.k), 0);
+    if (total) overall.push(by(total));
   }
-  return held.join(', ');
+  // A group whose reference went away after the proof (it still keeps its rows this time).
+  const fallback = 'a row that pointed at them when they were checked';
+  const groups = await run<{ n: string }>(ctx, sql`select distinct n from ${kept} order by n`, 'read');
+  const byReason = new Map<string, string[]>();
+  for (const { n } of groups.rows) {
+    const reason = why(byGroup.get(n)?.join(', ') ?? fallback);
+    byReason.set(reason, [...(byReason.get(reason) ?? []), n]);
+  }
+  let skipped = 0;
+  for (const [reason, ns] of byReason)
+    skipped += await recordSkipped(ctx, sql`select unnest(${sql.val(ns)}::bigint[]) as n`, reason);
+  return { skipped, reason: why(overall.join(', ') || fallback) };
 }

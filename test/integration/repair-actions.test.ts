@@ -148,13 +148,22 @@ describe('repair soft-delete-conflicts', () => {
   it('purge-deleted merges a deleted row into the live row sharing its key, re-pointing its children', async () => {
     const rule = `rules:\n  - check: soft-delete-conflicts\n    table: nick\n    key: [nick]\n    repair: purge-deleted\n`;
     const res = await repairJson(rule, '--apply');
-    // x: 1 merged into live 2 (note re-pointed); y: no live row, both deleted rows alone → 4 purged, 3 referenced → skipped
-    expect(res.doc.actions[0]).toMatchObject({ groups: 2, rowsDeleted: 2, childRowsRepointed: 1, skipped: 1 });
+    // x: 1 merged into live 2 (note re-pointed); y: no live row, both deleted rows alone, 3 referenced → the
+    // group is skipped whole: 4 is not purged either (a group reported skipped is left as it was)
+    expect(res.doc.actions[0]).toMatchObject({ groups: 2, rowsDeleted: 1, childRowsRepointed: 1, skipped: 1 });
+    expect(res.doc.actions[0]!.skippedGroups).toEqual([
+      {
+        key: ['y'],
+        ids: [3, 4],
+        reason:
+          'soft-deleted rows alone with their key but still referenced by public.nick_note (foreign key nick_note_nick_id_fkey: 1 row) were left in place',
+      },
+    ]);
     expect(await db.query('select id, nick_id from nick_note order by id')).toEqual([
       { id: 1, nick_id: 2 },
       { id: 2, nick_id: 3 },
     ]);
-    expect((await db.query('select id from nick order by id')).map((r) => r.id)).toEqual([2, 3, 5]);
+    expect((await db.query('select id from nick order by id')).map((r) => r.id)).toEqual([2, 3, 4, 5]);
   });
 
   it('revive un-deletes the newest deleted row and merges the others into it; keys a live row holds are skipped', async () => {
