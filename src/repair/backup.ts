@@ -89,12 +89,21 @@ export const BATCH = '_rd_batch';
 export const AFTER = '_rd_after';
 
 /**
+ * The after-image of an updated row of a table without a primary key that the repair could not
+ * tell apart from other rows with another content (or found no more): it never equals an md5, so
+ * undo leaves such a row alone and reports it.
+ */
+export const AFTER_UNKNOWN = 'unmatched';
+
+/**
  * After an update of `table`, note what each updated row now holds (BEFORE triggers included) in
  * its backup rows still without one: undo later restores only rows that still hold exactly that,
- * so nothing the application wrote since is overwritten. Rows are matched by primary key.
+ * so nothing the application wrote since is overwritten. Rows are matched by primary key; in a
+ * table without one, as undo matches them (recordNoKeyAfterImages).
  */
 export async function recordAfterImages(ctx: BatchContext, table: Table): Promise<void> {
-  if (!ctx.backup || !table.primaryKey) return;
+  if (!ctx.backup) return;
+  if (!table.primaryKey) return recordNoKeyAfterImages(ctx, table);
   const matches = sql.join(
     table.primaryKey.map((c) => sql`${sql.id('b', c)} = ${sql.id('t', c)}`),
     sql` and `,
@@ -111,6 +120,54 @@ export async function recordAfterImages(ctx: BatchContext, table: Table): Promis
        and ${matches}`,
     'backup',
   );
+}
+
+/** The row value of `columns` under `alias`, as text: null-safe and byte-exact, and hashable for a join. */
+function rowText(alias: string, columns: string[]): Sql {
+  return sql`row(${sql.join(columns.map((c) => sql.id(alias, c)))})::text`;
+}
+
+/**
+ * Without a primary key, the updated row is the live row that the same (sub)transaction wrote as
+ * the backup row (equal xmin: the backup is copied right before the update, in the same savepoint),
+ * that holds the backup's values in every column the update did not change and other values in
+ * those it did (compared as row text: byte-exact, and a json column has no equality). Each backup row gets that
+ * row's md5 only where its candidates all hold the same content (rows equal in every column are
+ * interchangeable); where they do not, or none is left (a BEFORE trigger stamped a column),
+ * AFTER_UNKNOWN: undo then leaves it alone rather than revert a row the run never touched.
+ */
+async function recordNoKeyAfterImages(ctx: BatchContext, table: Table): Promise<void> {
+  const bt = sql.id(BACKUP_SCHEMA, backupTableName(table));
+  const pending = sql`p._rd_run = ${ctx.runId} and p._rd_op = 'update' and p.${sql.id(AFTER)} is null`;
+  const { rows } = await run<{ cols: string[] }>(
+    ctx,
+    sql`select distinct _rd_columns as cols from ${bt} p where ${pending}`,
+    'backup',
+  );
+  for (const { cols } of rows) {
+    const stored = table.columns.filter((c) => !c.generated).map((c) => c.name);
+    const others = stored.filter((c) => !cols.includes(c));
+    const changed = stored.filter((c) => cols.includes(c));
+    const same = others.length ? sql`${rowText('x', others)} = ${rowText('p', others)}` : sql`true`;
+    const moved = changed.length ? sql`${rowText('x', changed)} <> ${rowText('p', changed)}` : sql`false`;
+    const h = sql`md5((x.*)::text)`;
+    await run(
+      ctx,
+      sql`
+      update ${bt} b
+         set ${sql.id(AFTER)} = m.h
+        from (select p._rd_seq as seq,
+                     case when count(distinct ${h}) filter (where x.ctid is not null) = 1
+                          then min(${h}) filter (where x.ctid is not null)
+                          else ${AFTER_UNKNOWN} end as h
+                from ${bt} p
+                left join ${tableRef(table)} x on x.xmin = p.xmin and ${same} and ${moved}
+               where ${pending} and p._rd_columns = ${cols}::text[]
+               group by p._rd_seq) m
+       where b._rd_run = ${ctx.runId} and b._rd_op = 'update' and b.${sql.id(AFTER)} is null and b._rd_seq = m.seq`,
+      'backup',
+    );
+  }
 }
 
 /** Copy the rows of `table` that `where` selects (alias t) into its backup, before they change. */

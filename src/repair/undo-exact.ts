@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
-import { BACKUP_SCHEMA } from './backup.js';
+import { AFTER, AFTER_UNKNOWN, BACKUP_SCHEMA } from './backup.js';
 import { tableRef } from '../sql/build.js';
 import type { Warning } from '../catalog/row-security.js';
 import { inSlice, type Slice } from './undo-conflicts.js';
@@ -52,6 +52,12 @@ async function unmatchedUpdates(db: Db | Tx, target: Target, slice: Slice): Prom
   if (!rows.length) return null;
   const updated = Number(rows.reduce((n, r) => Math.max(n, Number(r.n)), 0));
   if (!table.primaryKey) {
+    const unknown = await unknownAfterImages(db, target, slice);
+    if (unknown)
+      return (
+        `it has no primary key, and the repair could not tell ${unknown} updated row(s) apart from rows of other ` +
+        `content (or found them no more: a trigger stamped them), so undo cannot know which rows to take back`
+      );
     if (await tellApart(db, target, slice)) return null;
     return (
       `it has no primary key, and rows the run did not update hold the same values as updated ones in every column ` +
@@ -66,6 +72,17 @@ async function unmatchedUpdates(db: Db | Tx, target: Target, slice: Slice): Prom
   );
 }
 
+/** Backup rows of updates whose after-image the repair could not take (backup.ts, AFTER_UNKNOWN). */
+async function unknownAfterImages(db: Db | Tx, target: Target, slice: Slice): Promise<number> {
+  const { rows } = await sql<{ n: string }>`
+    select count(*) as n
+      from ${sql.id(BACKUP_SCHEMA, target.backup)} b
+     where ${inSlice(target, slice, 'b')} and b._rd_op = 'update' and b.${sql.id(AFTER)} = ${AFTER_UNKNOWN}`.execute(
+    db,
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
 /**
  * Without a primary key, undo finds an updated row by the columns the run did not change. That is
  * exact only while no other live row holds the same values in all of them: per set of changed
@@ -78,18 +95,24 @@ async function tellApart(db: Db | Tx, target: Target, slice: Slice): Promise<boo
       from ${sql.id(BACKUP_SCHEMA, backup)}
      where ${inSlice(target, slice)} and _rd_op = 'update'`.execute(db);
   for (const { cols } of sets.rows) {
-    const others = table.columns.filter((c) => !cols.includes(c.name) && !c.generated).map((c) => c.name);
-    if (!others.length) return false;
+    const columns = table.columns.filter((c) => !cols.includes(c.name) && !c.generated);
+    if (!columns.length) return false;
+    // A type without equality (json) is compared, and grouped, as text.
+    const value = (alias: string | null, c: (typeof columns)[number]) => {
+      const ref = alias ? sql.id(alias, c.name) : sql.id(c.name);
+      return c.equality ? ref : sql`${ref}::text`;
+    };
+    const others = columns.map((c) => c.name);
     const same = sql.join(
-      others.map((c) => sql`t.${sql.id(c)} is not distinct from g.${sql.id(c)}`),
+      columns.map((c) => sql`${value('t', c)} is not distinct from g.${sql.id(c.name)}`),
       sql` and `,
     );
     const { rows } = await sql<{ n: string }>`
       select count(*) as n
-        from (select ${sql.join(others.map((c) => sql.id(c)))}, count(*) as backed
+        from (select ${sql.join(columns.map((c) => sql`${value(null, c)} as ${sql.id(c.name)}`))}, count(*) as backed
                 from ${sql.id(BACKUP_SCHEMA, backup)}
                where ${inSlice(target, slice)} and _rd_op = 'update' and _rd_columns = ${cols}::text[]
-               group by ${sql.join(others.map((c) => sql.id(c)))}) g
+               group by ${sql.join(others.map((_, i) => sql.raw(String(i + 1))))}) g
        where (select count(*) from ${tableRef(table)} t where ${same}) > g.backed`.execute(db);
     if (Number(rows[0]?.n ?? 0) > 0) return false;
   }

@@ -20,6 +20,7 @@ import {
   type Slice,
   type UndoTarget,
 } from './undo-conflicts.js';
+import { noKeyConflicts, revertNoKeyRows } from './undo-nokey.js';
 import { inexactTables, mayReplicate, triggerSideEffects, useReplicaRole, type Inexact } from './undo-exact.js';
 import type { Warning } from '../catalog/row-security.js';
 
@@ -180,7 +181,9 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
   const conflictSamples: ConflictSample[] = [];
   for (const info of infos) {
     const deleted = await deleteConflicts(session, info, slice, options.sample);
-    const updated = await updateConflicts(session, info, slice, options.sample);
+    const updated = info.table.primaryKey
+      ? await updateConflicts(session, info, slice, options.sample)
+      : await noKeyConflicts(session, info, slice, options.sample);
     conflictSamples.push(...deleted.samples, ...updated.samples);
     tables.push({
       table: info.table.id,
@@ -232,7 +235,8 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
   // What the committed batches did restore and revert, per table. A row the application changed
   // between two batches is left alone (its after-image no longer matches): it counts as a conflict.
   const done = new Map(infos.map((i) => [i.table.id, { restore: 0, revert: 0 }]));
-  const counted = (info: BackupInfo) => Boolean(info.table.primaryKey && info.afterImages);
+  // Tables with after-images (runs of earlier versions recorded none for tables without a primary key).
+  const counted = (info: BackupInfo) => info.afterImages;
   const settled = (batch = new Map<string, { restore: number; revert: number }>()): UndoTable[] =>
     tables.map((t) => {
       const info = infos.find((i) => i.table.id === t.table)!;
@@ -279,7 +283,8 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
         if (replica) await useReplicaRole(tx);
         for (const info of parentsFirst) batch.get(info.table.id)!.restore += await restoreFreeRows(tx, info, these);
         for (const info of infos) {
-          if (counted(info)) batch.get(info.table.id)!.revert += await revertUnchangedRows(tx, info, these);
+          const revert = info.table.primaryKey ? revertUnchangedRows : revertNoKeyRows;
+          if (counted(info)) batch.get(info.table.id)!.revert += await revert(tx, info, these);
           else await revertUpdated(tx, info, these);
         }
         if (committed === 0)
