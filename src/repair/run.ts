@@ -25,7 +25,7 @@ import { rowTextSettings } from './row-text.js';
 import { waitForReplicas } from './replica-lag.js';
 import { tablesTouched } from './references.js';
 import { createShadows, dropShadows } from './shadow.js';
-import { withShadows } from '../sql/shadow.js';
+import { inRealNames, withShadows } from '../sql/shadow.js';
 
 export interface RepairOptions {
   apply: boolean;
@@ -472,7 +472,11 @@ async function runBatch(
   } catch (e) {
     if (isPgError(e) && !connectionLost(e)) {
       const hint = e.code === '42501' ? 'grant the privilege named above, or run as a role that has it' : undefined;
-      throw new RowdoctorError(`Repairing ${describeRule(rule)} failed: ${describePgError(e)}`, { hint, cause: e });
+      // A dry run's error names its copies: the user reads the tables they stand for.
+      throw new RowdoctorError(`Repairing ${describeRule(rule)} failed: ${inRealNames(describePgError(e))}`, {
+        hint,
+        cause: e,
+      });
     }
     throw e;
   }

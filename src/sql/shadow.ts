@@ -39,3 +39,16 @@ export function unshadowed(text: string): string {
 export function realName(name: string): string {
   return currentShadows()?.names.get(name) ?? name;
 }
+
+/**
+ * A server message as the user would read it from --apply: every copy named in it (`rd_shadow_…`,
+ * bare or as `pg_temp_3.rd_shadow_…`) replaced by the table, constraint or index it stands for.
+ */
+export function inRealNames(text: string): string {
+  const shadows = currentShadows();
+  if (!shadows) return text;
+  return text.replace(/(?:"?pg_temp(?:_\d+)?"?\.)?"?(rd_shadow_\w+)"?/g, (m, name: string) => {
+    const real = shadows.names.get(name);
+    return real ? (m.startsWith('"') || m.endsWith('"') ? `"${real}"` : real) : m;
+  });
+}
