@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Table } from '../catalog/types.js';
+import type { Column, Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { tableName, tableRef, type Sql } from '../sql/build.js';
 import { AFTER, BACKUP_SCHEMA, BATCH } from './backup.js';
@@ -17,6 +17,20 @@ export interface UndoTarget {
   afterImages: boolean;
   /** The backup table records each row's repair batch (BATCH; tables of earlier versions may not). */
   batched: boolean;
+  /**
+   * The table's columns its backup holds, in table order. A column added to the table since the
+   * repair is not among them: restored rows get its default, and rows are compared without it.
+   */
+  columns: Column[];
+  /** Declared foreign keys from this table into tables the run deleted rows of. */
+  parents: ParentKey[];
+}
+
+/** A foreign key from an undo target into another target (whose backup holds the run's deleted rows). */
+export interface ParentKey {
+  columns: string[];
+  refColumns: string[];
+  parent: Pick<UndoTarget, 'table' | 'backup' | 'columns'>;
 }
 
 /**
@@ -49,7 +63,48 @@ export interface Conflicts {
   samples: ConflictSample[];
 }
 
-const backupOf = (t: UndoTarget) => sql.id(BACKUP_SCHEMA, t.backup);
+const backupOf = (t: Pick<UndoTarget, 'backup'>) => sql.id(BACKUP_SCHEMA, t.backup);
+
+/**
+ * md5 of a live row's text over the columns the backup holds: what the repair's after-image
+ * recorded (md5 of the whole row then), even where a column was added to the table since.
+ */
+export function rowImage(t: Pick<UndoTarget, 'table' | 'columns'>, alias: string): Sql {
+  if (t.columns.length === t.table.columns.length) return sql`md5((${sql.id(alias)}.*)::text)`;
+  return sql`md5(row(${sql.join(t.columns.map((c) => sql.id(alias, c.name)))})::text)`;
+}
+
+/** A row's text over the columns the backup holds (alias: a live row or a backup row). */
+function rowText(t: Pick<UndoTarget, 'columns'>, alias: string): Sql {
+  return sql`row(${sql.join(t.columns.map((c) => sql.id(alias, c.name)))})::text`;
+}
+
+/**
+ * The backed-up row `b` of `t` names, through a foreign key, a parent row the run deleted whose key
+ * a different row now holds: the application re-used the key since, so undo could not restore
+ * that parent. Reverting `b` would hang it on the application's row: it is a conflict. (Once undo
+ * has restored a parent, the row holding its key is the backed-up one, and this is false.)
+ */
+export function namesReusedKey(t: UndoTarget, runId: string, b: string): Sql {
+  if (!t.parents.length) return sql`false`;
+  return sql.join(
+    t.parents.map(({ columns, refColumns, parent }) => {
+      const refs = (alias: string) => sql.join(refColumns.map((c) => sql.id(alias, c)));
+      const keyOf = sql.join(columns.map((c) => sql.id(b, c)));
+      return sql`exists (
+        select 1
+          from ${backupOf(parent)} d
+         where d._rd_run = ${runId} and d._rd_op = 'delete'
+           and (${refs('d')}) = (${keyOf})
+           and exists (
+             select 1
+               from ${tableRef(parent.table)} p
+              where (${refs('p')}) = (${refs('d')})
+                and ${rowText(parent, 'p')} is distinct from ${rowText(parent, 'd')}))`;
+    }),
+    sql` or `,
+  );
+}
 
 function pkEquals(table: Table, a: string, b: string): Sql {
   return sql.join(
@@ -101,12 +156,15 @@ export async function deleteConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, 
  */
 export async function updateConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, sample: number): Promise<Conflicts> {
   if (!t.table.primaryKey || !t.afterImages) return { count: 0, samples: [] };
-  const { last } = firstAndLast(t, slice);
-  const { rows } = await sql<{ key: unknown[]; gone: boolean; n: string }>`
-    select json_build_array(${pkList(t.table, 'l')}) as key, (x.*) is null as gone, count(*) over () as n
+  const { first, last } = firstAndLast(t, slice);
+  const reused = namesReusedKey(t, slice.runId, 'f');
+  const { rows } = await sql<{ key: unknown[]; gone: boolean; reused: boolean; n: string }>`
+    select json_build_array(${pkList(t.table, 'l')}) as key, (x.*) is null as gone, ${reused} as reused,
+           count(*) over () as n
       from ${last} l
+      join ${first} f on ${pkEquals(t.table, 'f', 'l')}
       left join ${tableRef(t.table)} x on ${pkEquals(t.table, 'x', 'l')}
-     where ((x.*) is null or md5((x.*)::text) is distinct from l.${sql.id(AFTER)})
+     where ((x.*) is null or ${rowImage(t, 'x')} is distinct from l.${sql.id(AFTER)} or ${reused})
        and not exists (
          select 1 from ${backupOf(t)} d
           where ${inSlice(t, slice, 'd')} and d._rd_op = 'delete' and ${pkEquals(t.table, 'd', 'l')})
@@ -116,14 +174,18 @@ export async function updateConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, 
     samples: rows.slice(0, sample).map((r) => ({
       table: t.table.id,
       key: r.key,
-      reason: r.gone ? 'deleted since the repair' : 'changed since the repair',
+      reason: r.gone
+        ? 'deleted since the repair'
+        : r.reused
+          ? 'the row it pointed at before the repair was deleted, and a row written since holds its key'
+          : 'changed since the repair',
     })),
   };
 }
 
 /** Put deleted rows back where their key is still free; returns how many. */
 export async function restoreFreeRows(tx: Tx, t: UndoTarget, slice: Slice): Promise<number> {
-  const cols = sql.join(t.table.columns.filter((c) => !c.generated).map((c) => sql.id(c.name)));
+  const cols = sql.join(t.columns.filter((c) => !c.generated).map((c) => sql.id(c.name)));
   const free = t.table.primaryKey
     ? sql`not exists (select 1 from ${tableRef(t.table)} x where ${pkEquals(t.table, 'x', 'b')})`
     : sql`true`;
@@ -143,7 +205,7 @@ export async function restoreFreeRows(tx: Tx, t: UndoTarget, slice: Slice): Prom
 export async function revertUnchangedRows(tx: Tx, t: UndoTarget, slice: Slice): Promise<number> {
   const pk = t.table.primaryKey!;
   const { first, last } = firstAndLast(t, slice);
-  const columns = t.table.columns.filter((c) => !c.generated && !pk.includes(c.name));
+  const columns = t.columns.filter((c) => !c.generated && !pk.includes(c.name));
   if (!columns.length) return 0;
   const assignments = sql.join(columns.map((c) => sql`${sql.id(c.name)} = ${sql.id('b', c.name)}`));
   const res = await sql`
@@ -152,7 +214,8 @@ export async function revertUnchangedRows(tx: Tx, t: UndoTarget, slice: Slice): 
       from ${first} b
       join ${last} l on ${pkEquals(t.table, 'l', 'b')}
      where ${pkEquals(t.table, 'x', 'b')}
-       and md5((x.*)::text) = l.${sql.id(AFTER)}`.execute(tx);
+       and ${rowImage(t, 'x')} = l.${sql.id(AFTER)}
+       and not (${namesReusedKey(t, slice.runId, 'b')})`.execute(tx);
   return Number(res.numAffectedRows ?? 0);
 }
 
@@ -167,7 +230,13 @@ export async function uniqueCollisions(db: Db | Tx, t: UndoTarget, slice: Slice)
   const out: string[] = [];
   const indexes = t.table.uniqueIndexes.filter((i) => i.valid && !i.primary);
   if (!indexes.length) return out;
-  const cols = sql.join(t.table.columns.map((c) => sql.id('b', c.name)));
+  // A column added since the repair: not in the backup (a restored row gets its default; NULL here).
+  const held = new Set(t.columns.map((c) => c.name));
+  const cols = sql.join(
+    t.table.columns.map((c) =>
+      held.has(c.name) ? sql.id('b', c.name) : sql`cast(null as ${sql.raw(c.type)}) as ${sql.id(c.name)}`,
+    ),
+  );
   const pk = t.table.primaryKey;
   const restored = sql`
     select ${cols}
@@ -182,7 +251,8 @@ export async function uniqueCollisions(db: Db | Tx, t: UndoTarget, slice: Slice)
       from ${first} b
       join ${last} l on ${pk ? pkEquals(t.table, 'l', 'b') : sql`false`}
       join ${tableRef(t.table)} x on ${pk ? pkEquals(t.table, 'x', 'b') : sql`false`}
-     where md5((x.*)::text) = l.${sql.id(AFTER)}`;
+     where ${rowImage(t, 'x')} = l.${sql.id(AFTER)}
+       and not (${namesReusedKey(t, slice.runId, 'b')})`;
   const back = reverts ? sql`${restored} union all ${reverted}` : restored;
   const notReverted = reverts
     ? sql`and not exists (select 1 from (${reverted}) r where ${pkEquals(t.table, 'r', 't')})`

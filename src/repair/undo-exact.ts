@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Table } from '../catalog/types.js';
+import type { Column, Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { AFTER, AFTER_UNKNOWN, BACKUP_SCHEMA } from './backup.js';
 import { tableRef } from '../sql/build.js';
@@ -129,6 +129,8 @@ interface Target {
   table: Table;
   backup: string;
   batched: boolean;
+  /** The table's columns its backup holds. */
+  columns: Column[];
 }
 
 export async function inexactTables(
@@ -161,6 +163,19 @@ export async function inexactTables(
         reason: `trigger ${triggers.rows.map((t) => t.name).join(', ')} would fire on the restored rows`,
         hint: REPLICA_HINT,
       });
+    if (restores) {
+      const added = await addedWithoutValue(db, target);
+      if (added.length)
+        out.push({
+          table: table.id,
+          reason:
+            `column ${added.join(', ')} was added since the repair, NOT NULL without a default: ` +
+            'the deleted rows have no value for it',
+          hint:
+            `Give it a default (ALTER TABLE ${table.id} ALTER COLUMN … SET DEFAULT …) and run undo again: ` +
+            'the restored rows then get it.',
+        });
+    }
     if (replica || !restores) continue;
     const keys = await sql<{ name: string }>`
       select conname as name
@@ -175,6 +190,22 @@ export async function inexactTables(
       });
   }
   return out;
+}
+
+/**
+ * Columns added to the table since the repair (so not in its backup) that a restored row cannot
+ * leave to its default: NOT NULL without one (identity and generated columns fill themselves).
+ */
+async function addedWithoutValue(db: Db | Tx, target: Target): Promise<string[]> {
+  const held = target.columns.map((c) => c.name);
+  const { rows } = await sql<{ name: string }>`
+    select attname as name
+      from pg_attribute
+     where attrelid = ${target.table.oid}::oid and attnum > 0 and not attisdropped
+       and attnotnull and not atthasdef and attidentity = '' and attgenerated = ''
+       and attname <> all(${held}::text[])
+     order by attnum`.execute(db);
+  return rows.map((r) => r.name);
 }
 
 /**

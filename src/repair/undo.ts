@@ -435,7 +435,7 @@ async function backupsOf(
     const columns = await sql<{ name: string }>`
       select attname as name from pg_attribute
        where attrelid = ${`${BACKUP_SCHEMA}."${b.backup_table.replace(/"/g, '""')}"`}::regclass
-         and attname in (${AFTER}, ${BATCH}) and not attisdropped`.execute(session);
+         and attnum > 0 and not attisdropped`.execute(session);
     const has = new Set(columns.rows.map((r) => r.name));
     const table = catalog.tables.find((t) => t.schema === b.table_schema && t.name === b.table_name);
     const target = { backup: b.backup_table, batched: has.has(BATCH) };
@@ -481,13 +481,27 @@ async function backupsOf(
     out.push({
       ...target,
       table,
+      columns: table.columns.filter((c) => has.has(c.name)),
+      parents: [],
       restore: Number(s.restore),
       revert: Number(s.revert),
       lastDelete: Number(s.last_delete ?? 0),
       afterImages,
     });
   }
+  linkParents(catalog, out);
   return { infos: out, batches: legacy ? [] : [...batches.values()], legacy };
+}
+
+/** Each target's declared foreign keys into targets whose rows the run deleted (partitions: their roots). */
+function linkParents(catalog: Catalog, infos: BackupInfo[]): void {
+  const root = (id: string) => catalog.partitionRoot.get(id) ?? id;
+  for (const info of infos)
+    for (const fk of catalog.foreignKeys) {
+      if (root(fk.table) !== info.table.id) continue;
+      const parent = infos.find((p) => p.table.id === root(fk.references) && p.restore > 0);
+      if (parent) info.parents.push({ columns: fk.columns, refColumns: fk.refColumns, parent });
+    }
 }
 
 /** What tells backed-up rows apart: the primary key, or else the row itself (the backup's ctid). */

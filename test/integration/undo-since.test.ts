@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabase, type TestDb } from '../support/db.js';
+import { repairJson, runCli, writeConfig } from '../support/run.js';
+
+/**
+ * What the application does to the schema and the keys after a repair, before its undo: a key of
+ * a merged-away row re-used by a new row, a column added to a table the repair changed. Undo
+ * never hangs restored rows on the application's, and its dry run says what --apply does.
+ */
+let db: TestDb;
+beforeAll(async () => {
+  db = await freshDatabase(`
+    create table org (id int primary key, name text not null);
+    insert into org values (1, 'x'), (2, 'x'), (3, 'y'), (4, 'z'), (5, 'z');
+    create table team (id int primary key, org_id int not null references org);
+    insert into team values (10, 2), (11, 1), (12, 2), (13, 5);
+
+    create table shop (id int primary key, name text not null);
+    insert into shop values (1, 'a'), (2, 'a'), (3, 'b'), (4, 'b');
+    create table item (id int primary key, shop_id int not null references shop, price numeric not null);
+    insert into item values (20, 2, 1.5), (21, 1, 2.5), (22, 4, 3.5);
+  `);
+});
+afterAll(() => db.drop());
+
+interface UndoDoc {
+  applied: boolean;
+  restored: number;
+  reverted: number;
+  conflicts: number;
+  conflictSamples: { table: string; key: unknown[]; reason: string }[];
+  inexact?: { table: string; reason: string }[];
+}
+
+async function undo(runId: string, ...args: string[]) {
+  const res = await runCli(['undo', runId, '--database-url', db.url, '--format', 'json', ...args]);
+  return { ...res, doc: (res.stdout ? JSON.parse(res.stdout) : null) as UndoDoc };
+}
+
+const rows = async (table: string) => db.query(`select * from ${table} order by id`);
+
+async function merge(table: string) {
+  const config = writeConfig(`rules:\n  - { check: duplicate-rows, table: ${table}, key: [name], repair: merge }\n`);
+  const repair = await repairJson(db.url, config, '--apply', '--format', 'json');
+  expect(repair.code, repair.stderr).toBe(0);
+  return repair.doc.runId;
+}
+
+describe('undo after the application re-used a merged-away row’s key', () => {
+  it('leaves the children that pointed at it where they are, as conflicts, in the dry run and on --apply', async () => {
+    const runId = await merge('org');
+    await db.exec(`insert into org values (2, 'written by the application')`);
+
+    const plan = await undo(runId);
+    expect(plan.code, plan.stderr).toBe(1);
+    // org 2 (its key is taken) and teams 10 and 12 (they would name the application's org 2).
+    expect(plan.doc).toMatchObject({ applied: false, restored: 1, reverted: 1, conflicts: 3 });
+    const teams = plan.doc.conflictSamples.filter((s) => s.table === 'public.team');
+    expect(teams.map((s) => s.key)).toEqual([[10], [12]]);
+    expect(teams[0]!.reason).toMatch(/deleted, and a row written since holds its key/);
+
+    const applied = await undo(runId, '--apply');
+    expect(applied.code, applied.stderr).toBe(1);
+    expect(applied.doc).toMatchObject({ applied: true, restored: 1, reverted: 1, conflicts: 3 });
+    expect(await rows('org')).toEqual([
+      { id: 1, name: 'x' },
+      { id: 2, name: 'written by the application' },
+      { id: 3, name: 'y' },
+      { id: 4, name: 'z' },
+      { id: 5, name: 'z' },
+    ]);
+    // The other group came back whole; teams 10 and 12 stay with the survivor, not the application's org.
+    expect(await rows('team')).toEqual([
+      { id: 10, org_id: 1 },
+      { id: 11, org_id: 1 },
+      { id: 12, org_id: 1 },
+      { id: 13, org_id: 5 },
+    ]);
+  });
+});
+
+describe('undo after a column was added to the tables the repair changed', () => {
+  it('restores and reverts every row, the added column at its default, with no false conflict', async () => {
+    const before = { shop: await rows('shop'), item: await rows('item') };
+    const runId = await merge('shop');
+    await db.exec(`
+      alter table shop add column region text not null default 'eu';
+      alter table item add column note text;`);
+
+    const plan = await undo(runId);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.doc).toMatchObject({ restored: 2, reverted: 2, conflicts: 0 });
+    const applied = await undo(runId, '--apply');
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.doc).toMatchObject({ applied: true, restored: 2, reverted: 2, conflicts: 0 });
+    expect(await rows('shop')).toEqual(before.shop.map((r) => ({ ...r, region: 'eu' })));
+    expect(await rows('item')).toEqual(before.item.map((r) => ({ ...r, note: null })));
+  });
+
+  it('NOT NULL without a default: named in the dry run, refused on --apply, nothing changed', async () => {
+    const runId = await merge('shop');
+    await db.exec(`
+      alter table shop add column code int not null default 0;
+      alter table shop alter column code drop default;`);
+    const after = { shop: await rows('shop'), item: await rows('item') };
+
+    const plan = await undo(runId);
+    expect(plan.doc.inexact).toEqual([
+      expect.objectContaining({ table: 'public.shop', reason: expect.stringMatching(/column code was added/) }),
+    ]);
+    const applied = await undo(runId, '--apply');
+    expect(applied.code).toBe(2);
+    expect(applied.stderr).toMatch(/column code was added since the repair[^]*SET DEFAULT/);
+    expect({ shop: await rows('shop'), item: await rows('item') }).toEqual(after);
+  });
+});
