@@ -73,3 +73,33 @@ export function referencesInto(catalog: Catalog, parent: Table, declared: Rule[]
   }
   return refs;
 }
+
+/**
+ * A reference as a run records it for its undo (schema.table ids): undo then knows which re-pointed
+ * rows named a row the run deleted, through a foreign key or a reference the database does not enforce.
+ */
+export interface RecordedReference {
+  table: string;
+  columns: string[];
+  references: string;
+  refColumns: string[];
+}
+
+/** Every reference into the tables of `rules`, as the run follows them. */
+export function referencesOfRun(
+  catalog: Catalog,
+  rules: Rule[],
+  declared: Rule[],
+  infer: boolean,
+): RecordedReference[] {
+  const out = new Map<string, RecordedReference>();
+  for (const rule of rules)
+    for (const r of referencesInto(catalog, rule.table, declared, infer))
+      out.set(`${r.child.id}|${r.columns.join(',')}|${rule.table.id}|${r.parentColumns.join(',')}`, {
+        table: r.child.id,
+        columns: r.columns,
+        references: rule.table.id,
+        refColumns: r.parentColumns,
+      });
+  return [...out.values()];
+}

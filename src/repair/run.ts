@@ -23,7 +23,7 @@ import { describeGroups } from './groups.js';
 import { finishLostRun, finishRun, markDeadRuns, recordCounts } from './run-status.js';
 import { rowTextSettings } from './row-text.js';
 import { waitForReplicas } from './replica-lag.js';
-import { tablesTouched } from './references.js';
+import { referencesOfRun, tablesTouched } from './references.js';
 import { createShadows, dropShadows } from './shadow.js';
 import { inRealNames, withShadows } from '../sql/shadow.js';
 
@@ -142,6 +142,7 @@ export async function repairRules(
           backup: options.backup,
           batchSize: options.batchSize,
           rowText: await rowTextSettings(tx),
+          references: referencesOfRun(catalog, rules, declared, options.infer),
         };
         await sql`insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options)
           values (${runId}, 'repair', 'running', ${JSON.stringify(runOptions)})`.execute(tx);

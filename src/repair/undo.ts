@@ -21,6 +21,7 @@ import {
   type UndoTarget,
 } from './undo-conflicts.js';
 import { noKeyConflicts, revertNoKeyRows } from './undo-nokey.js';
+import type { RecordedReference } from './references.js';
 import { inexactTables, mayReplicate, triggerSideEffects, useReplicaRole, type Inexact } from './undo-exact.js';
 import type { Warning } from '../catalog/row-security.js';
 
@@ -61,7 +62,8 @@ interface RunRow {
   command: string;
   status: string;
   undo_of: string | null;
-  options: { rowText?: RowTextSettings } | null;
+  /** references: what the run re-pointed through (runs of earlier versions: none recorded). */
+  options: { rowText?: RowTextSettings; references?: RecordedReference[] } | null;
 }
 interface BackupInfo extends UndoTarget {
   restore: number;
@@ -147,7 +149,7 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
   await useRowTextSettings(session, run.options?.rowText);
   // Batches an interrupted undo of this run took back already: what is left is the rest.
   const slice: Slice = { runId, except: await undoneBatches(session, runId) };
-  const { infos, batches, legacy } = await backupsOf(session, catalog, slice);
+  const { infos, batches, legacy } = await backupsOf(session, catalog, slice, run.options?.references);
   await refuseRowSecurity(
     session,
     infos.map((i) => i.table),
@@ -423,6 +425,7 @@ async function backupsOf(
   session: Db,
   catalog: Catalog,
   slice: Slice,
+  references: RecordedReference[] | undefined,
 ): Promise<{ infos: BackupInfo[]; batches: RepairBatch[]; legacy: boolean }> {
   const { runId } = slice;
   const list = await sql<{ backup_table: string; table_schema: string; table_name: string }>`
@@ -489,18 +492,23 @@ async function backupsOf(
       afterImages,
     });
   }
-  linkParents(catalog, out);
+  linkParents(catalog, out, references);
   return { infos: out, batches: legacy ? [] : [...batches.values()], legacy };
 }
 
-/** Each target's declared foreign keys into targets whose rows the run deleted (partitions: their roots). */
-function linkParents(catalog: Catalog, infos: BackupInfo[]): void {
+/**
+ * Each target's references into targets whose rows the run deleted: those the run recorded
+ * (foreign keys, declared and inferred references), or for runs of earlier versions the foreign
+ * keys (partitions: their roots).
+ */
+function linkParents(catalog: Catalog, infos: BackupInfo[], recorded: RecordedReference[] | undefined): void {
   const root = (id: string) => catalog.partitionRoot.get(id) ?? id;
+  const references = recorded ?? catalog.foreignKeys.map((fk) => ({ ...fk, table: root(fk.table) }));
   for (const info of infos)
-    for (const fk of catalog.foreignKeys) {
-      if (root(fk.table) !== info.table.id) continue;
-      const parent = infos.find((p) => p.table.id === root(fk.references) && p.restore > 0);
-      if (parent) info.parents.push({ columns: fk.columns, refColumns: fk.refColumns, parent });
+    for (const ref of references) {
+      if (ref.table !== info.table.id) continue;
+      const parent = infos.find((p) => p.table.id === root(ref.references) && p.restore > 0);
+      if (parent) info.parents.push({ columns: ref.columns, refColumns: ref.refColumns, parent });
     }
 }
 

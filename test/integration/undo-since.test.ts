@@ -19,6 +19,12 @@ beforeAll(async () => {
     insert into shop values (1, 'a'), (2, 'a'), (3, 'b'), (4, 'b');
     create table item (id int primary key, shop_id int not null references shop, price numeric not null);
     insert into item values (20, 2, 1.5), (21, 1, 2.5), (22, 4, 3.5);
+
+    -- A reference the database does not enforce (no foreign key): declared in the config.
+    create table account (id int primary key, email text not null);
+    insert into account values (1, 'a@x'), (2, 'a@x');
+    create table login (id int primary key, account_ref int not null);
+    insert into login values (30, 2), (31, 1);
   `);
 });
 afterAll(() => db.drop());
@@ -39,8 +45,10 @@ async function undo(runId: string, ...args: string[]) {
 
 const rows = async (table: string) => db.query(`select * from ${table} order by id`);
 
-async function merge(table: string) {
-  const config = writeConfig(`rules:\n  - { check: duplicate-rows, table: ${table}, key: [name], repair: merge }\n`);
+async function merge(table: string, key = 'name', more = '') {
+  const config = writeConfig(
+    `rules:\n  - { check: duplicate-rows, table: ${table}, key: [${key}], repair: merge }\n${more}`,
+  );
   const repair = await repairJson(db.url, config, '--apply', '--format', 'json');
   expect(repair.code, repair.stderr).toBe(0);
   return repair.doc.runId;
@@ -75,6 +83,20 @@ describe('undo after the application re-used a merged-away row’s key', () => {
       { id: 11, org_id: 1 },
       { id: 12, org_id: 1 },
       { id: 13, org_id: 5 },
+    ]);
+  });
+
+  it('through a reference the database does not enforce, too', async () => {
+    const reference =
+      '  - { check: orphaned-rows, table: login, column: account_ref, references: account.id, repair: report }\n';
+    const runId = await merge('account', 'email', reference);
+    await db.exec(`insert into account values (2, 'b@x')`);
+    const applied = await undo(runId, '--apply');
+    expect(applied.code, applied.stderr).toBe(1);
+    expect(applied.doc).toMatchObject({ restored: 0, reverted: 0, conflicts: 2 });
+    expect(await rows('login')).toEqual([
+      { id: 30, account_ref: 1 },
+      { id: 31, account_ref: 1 },
     ]);
   });
 });
