@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDemoDatabase, DEMO_DIR } from '../../src/demo/database.js';
 import { urlFor } from '../support/db.js';
-import { runCli, writeConfig } from '../support/run.js';
+import { spawn } from 'node:child_process';
+import { BIN, runCli, writeConfig } from '../support/run.js';
+import { until } from '../support/poll.js';
 import { startStandby, type Standby } from '../support/standby.js';
 
 /**
@@ -245,14 +247,20 @@ describe('on a streaming hot standby', () => {
       await standby!.pauseReplay();
       const rule = 'rules:\n  - check: duplicate-rows\n    table: users\n    key: [email]\n    repair: merge\n';
       const args = ['--config', writeConfig(rule), '--no-discover', '--apply', '--batch-size', '1'];
-      const running = runCli(['repair', ...args, '--max-replica-lag', '300ms', '--database-url', urlFor(admin, name)]);
-      // the repair waits once the standby has fallen behind; replay resumes only after a while
-      await new Promise((r) => setTimeout(r, 5000));
+      const child = spawn(
+        process.execPath,
+        [BIN, 'repair', ...args, '--max-replica-lag', '300ms', '--database-url', urlFor(admin, name)],
+        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      // The repair pauses once the standby has fallen behind; replay resumes only once it said so.
+      await until('the repair pauses for the lagging standby', () => /pausing: replica replay lag/.test(stderr));
       await standby!.resumeReplay();
-      const res = await running;
-      expect(res.code, res.stderr).toBe(0);
-      expect(res.stderr).toMatch(/pausing: replica replay lag .* exceeds --max-replica-lag 0.3s/);
-      expect(res.stderr).toMatch(/replicas caught up; going on/);
+      expect(await exited, stderr).toBe(0);
+      expect(stderr).toMatch(/pausing: replica replay lag .* exceeds --max-replica-lag 0.3s/);
+      expect(stderr).toMatch(/replicas caught up; going on/);
     } finally {
       await standby!.resumeReplay().catch(() => undefined);
       const a = new pg.Client(admin);
@@ -340,16 +348,15 @@ describe('a scan cancelled by recovery on a standby', () => {
     const c = new pg.Client(conflicting!.url('postgres'));
     await c.connect();
     try {
-      for (let i = 0; i < 400; i++) {
+      const sleeping = await until('a rowdoctor query sleeps on the standby', async () => {
         const { rows } = await c.query<{ pid: number }>(
           `select pid from pg_stat_activity
             where application_name = 'rowdoctor' and wait_event = 'PgSleep' and not (pid = any($1::int[]))`,
           [seen],
         );
-        if (rows[0]) return rows[0].pid;
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      throw new Error('no rowdoctor query started sleeping on the standby');
+        return rows[0];
+      });
+      return sleeping.pid;
     } finally {
       await c.end();
     }
@@ -381,7 +388,7 @@ describe('a scan cancelled by recovery on a standby', () => {
    */
   const conflictsReaching = async (n: number) => {
     let seen = await conflicts();
-    for (let i = 0; i < 200 && seen < n; i++) {
+    for (const deadline = Date.now() + 60_000; seen < n && Date.now() < deadline;) {
       await new Promise((r) => setTimeout(r, 50));
       seen = await conflicts();
     }

@@ -5,6 +5,7 @@ import { freshDatabase, type TestDb } from '../support/db.js';
 import { holdLock, untilRepairWaits } from '../support/locks.js';
 import { expectNothingLost, ledger } from '../support/ledger.js';
 import { BIN, runCli, writeConfig } from '../support/run.js';
+import { until } from '../support/poll.js';
 
 // groups: keys 1..N, each held by 2 or 3 items; every item has one child row.
 const fixture = (groups: number) => `
@@ -60,7 +61,7 @@ describe('repair under faults', () => {
       child.on('exit', (_code, signal) => resolve(signal)),
     );
     // Wait until some batches have committed, then kill it without warning.
-    for (let i = 0; i < 600; i++) {
+    await until('100 deletions are backed up', async () => {
       const done = (await q(
         killed,
         "select count(*) from pg_tables where schemaname = 'rowdoctor_backup' and tablename like '%_item'",
@@ -70,9 +71,8 @@ describe('repair under faults', () => {
             `select count(*) from rowdoctor_backup."${await q(killed, "select 'item'::regclass::oid")}_item" where _rd_op = 'delete'`,
           )
         : 0;
-      if (done >= 100) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+      return done >= 100;
+    });
     child.kill('SIGKILL');
     expect(await exited).toBe('SIGKILL');
     const afterKill = await q(killed, 'select count(*) from item');
@@ -155,30 +155,28 @@ describe('repair under faults', () => {
     const release = await holdLock(db, 'select * from item_a_note for update');
     const repair = runCli(repairArgs(db, '--apply'));
     // Until the repair waits on a lock, or has done the groups nobody holds (and set the loser's group aside).
-    for (let i = 0; i < 400; i++) {
-      const waiting = await q(
-        db,
-        "select count(*) from pg_stat_activity where application_name = 'rowdoctor' and wait_event_type = 'Lock'",
-      );
-      if (waiting || (await q(db, 'select count(*) from item where k > 1')) === 2) break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await until(
+      'the repair waits on a lock or has done the groups nobody holds',
+      async () =>
+        (await q(
+          db,
+          "select count(*) from pg_stat_activity where application_name = 'rowdoctor' and wait_event_type = 'Lock'",
+        )) > 0 || (await q(db, 'select count(*) from item where k > 1')) === 2,
+    );
     const appPid = (await app.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
     const update = app.query("update item set payload = 'app' where id = 4").then(
       () => null,
       (e: Error & { code?: string }) => e,
     );
     // Until the application's update is done or waits.
-    for (let i = 0; i < 400; i++) {
-      if (
-        await q(
+    await until(
+      'the application’s update is done or waits',
+      async () =>
+        (await q(
           db,
           `select count(*) from pg_stat_activity where pid = ${appPid} and (state = 'idle in transaction' or wait_event_type = 'Lock')`,
-        )
-      )
-        break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+        )) > 0,
+    );
     await release();
     expect(await update).toBeNull(); // never the deadlock victim
     await app.query('commit');
@@ -345,17 +343,14 @@ describe('repair under faults', () => {
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    for (
-      let i = 0;
-      i < 600 &&
-      !(await q(
-        db,
-        "select count(*) from pg_tables where schemaname = 'rowdoctor_backup' and tablename like '%_item'",
-      ));
-      i++
-    ) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(
+      'the first batch is backed up',
+      async () =>
+        (await q(
+          db,
+          "select count(*) from pg_tables where schemaname = 'rowdoctor_backup' and tablename like '%_item'",
+        )) > 0,
+    );
     child.kill('SIGINT');
     expect(await exited).toBe(1);
     expect(stderr).toMatch(/interrupted — finishing the current batch/);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
 import { runCli, writeConfig } from '../support/run.js';
+import { until } from '../support/poll.js';
 
 // scan --jobs n checks up to n rules at once, on n connections that share one snapshot.
 let db: TestDb;
@@ -99,12 +100,12 @@ describe('scan --jobs', () => {
 
 /** Until rowdoctor's first check is running (its snapshot is taken by then). */
 async function waitForSleepingScan(): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const rows =
-      await db.query(`select 1 from pg_stat_activity where application_name = 'rowdoctor' and datname = current_database()
-                                   and state = 'active' and query like '%pg_sleep%' and query not like '%limit 0%'`);
-    if (rows.length) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('the scan never started its first check');
+  await until(
+    'rowdoctor’s first check is running',
+    async () =>
+      (
+        await db.query(`select 1 from pg_stat_activity where application_name = 'rowdoctor' and datname = current_database()
+                                   and state = 'active' and query like '%pg_sleep%' and query not like '%limit 0%'`)
+      ).length > 0,
+  );
 }

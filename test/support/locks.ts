@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { TestDb } from './db.js';
+import { until } from './poll.js';
 
 /**
  * Lock rows (or a table) from another session with `select` (… FOR UPDATE, or LOCK TABLE); returns
@@ -20,25 +21,16 @@ export async function holdLock(db: TestDb, select: string): Promise<(commitWith?
 
 /** Until a rowdoctor statement is waiting for a lock. */
 export async function untilRepairWaits(db: TestDb): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (
-      (
-        await db.query(
-          "select 1 from pg_stat_activity where application_name = 'rowdoctor' and datname = current_database() and wait_event_type = 'Lock'",
-        )
-      ).length
-    )
-      return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('the repair never waited for the lock');
+  await until('a rowdoctor statement waits for a lock', async () => (await db.query(WAITING)).length > 0);
 }
+
+const WAITING =
+  "select pid from pg_stat_activity where application_name = 'rowdoctor' and datname = current_database() and wait_event_type = 'Lock'";
 
 /** The backend pid of the rowdoctor statement waiting for a lock. */
 export async function waitingRepairPid(db: TestDb): Promise<number> {
-  await untilRepairWaits(db);
-  const [row] = await db.query<{ pid: number }>(
-    "select pid from pg_stat_activity where application_name = 'rowdoctor' and datname = current_database() and wait_event_type = 'Lock'",
+  const [row] = await until('a rowdoctor statement waits for a lock', () =>
+    db.query<{ pid: number }>(WAITING).then((rows) => (rows.length ? rows : null)),
   );
   return row!.pid;
 }
@@ -48,9 +40,8 @@ export async function waitingRepairPid(db: TestDb): Promise<number> {
  * before the backend has let go of its locks, so asserting on them right away races.
  */
 export async function untilBackendGone(db: TestDb, pid: number): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (!(await db.query('select 1 from pg_stat_activity where pid = $1', [pid])).length) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`backend ${pid} never exited`);
+  await until(
+    `backend ${pid} has exited`,
+    async () => !(await db.query('select 1 from pg_stat_activity where pid = $1', [pid])).length,
+  );
 }
