@@ -6,6 +6,9 @@ import type { Rule } from '../../src/rules/types.js';
 
 // Text output is linear in what it shows: values are cut before any width is measured, so the
 // table's layout never sees a megabyte. (Before: 4 kB keys took 38 s, 1 MB keys never finished.)
+// The bound is far above the ~50 ms it takes and far below what the quadratic layout took: it
+// catches that bug back, not a loaded machine (speed goals live in the benchmarks).
+const BOUND_MS = 5000;
 function findingWithKeys(width: number, samples = 5): Finding {
   const key = 'x'.repeat(width);
   return {
@@ -24,21 +27,21 @@ function findingWithKeys(width: number, samples = 5): Finding {
 }
 
 describe('scan text', () => {
-  it('renders five 1 MB keys (two per sample) in well under a second', () => {
+  it('renders five 1 MB keys (two per sample) in seconds, not minutes', () => {
     const finding = findingWithKeys(1 << 20);
     const started = performance.now();
     const text = renderScanText({ database: 'db', findings: [finding], checks: 1, rules: [] }, new Chalk({ level: 0 }));
     const ms = performance.now() - started;
     expect(text).toContain('1,048,5');
     expect(text.length).toBeLessThan(20_000);
-    expect(ms).toBeLessThan(500);
+    expect(ms).toBeLessThan(BOUND_MS);
   });
 
-  it('renders --sample 50 groups of 40-character keys in well under a second (before: over two minutes)', () => {
+  it('renders --sample 50 groups of 40-character keys in seconds (before: over two minutes)', () => {
     const finding = findingWithKeys(40, 50);
     const started = performance.now();
     const text = renderScanText({ database: 'db', findings: [finding], checks: 1, rules: [] }, new Chalk({ level: 0 }));
-    expect(performance.now() - started).toBeLessThan(500);
+    expect(performance.now() - started).toBeLessThan(BOUND_MS);
     expect(text.split('\n').length).toBeGreaterThan(250);
   });
 });
