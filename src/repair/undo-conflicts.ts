@@ -3,6 +3,7 @@ import type { Column, Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { tableName, tableRef, type Sql } from '../sql/build.js';
 import { AFTER, BACKUP_SCHEMA, BATCH } from './backup.js';
+import { parentsMissing, type ParentLink } from './undo-parents.js';
 
 /**
  * Undo restores a row only where it still holds exactly what the repair left: a deleted row only
@@ -22,15 +23,10 @@ export interface UndoTarget {
    * repair is not among them: restored rows get its default, and rows are compared without it.
    */
   columns: Column[];
-  /** Declared foreign keys from this table into tables the run deleted rows of. */
-  parents: ParentKey[];
-}
-
-/** A foreign key from an undo target into another target (whose backup holds the run's deleted rows). */
-export interface ParentKey {
-  columns: string[];
-  refColumns: string[];
-  parent: Pick<UndoTarget, 'table' | 'backup' | 'columns'>;
+  /** Its references: what a row it puts back names must be there (repair/undo-parents.ts). */
+  parents: ParentLink[];
+  /** Deleted rows of the run left to restore. */
+  restore: number;
 }
 
 /**
@@ -74,38 +70,6 @@ export function rowImage(t: Pick<UndoTarget, 'table' | 'columns'>, alias: string
   return sql`md5(row(${sql.join(t.columns.map((c) => sql.id(alias, c.name)))})::text)`;
 }
 
-/** A row's text over the columns the backup holds (alias: a live row or a backup row). */
-function rowText(t: Pick<UndoTarget, 'columns'>, alias: string): Sql {
-  return sql`row(${sql.join(t.columns.map((c) => sql.id(alias, c.name)))})::text`;
-}
-
-/**
- * The backed-up row `b` of `t` names, through a foreign key, a parent row the run deleted whose key
- * a different row now holds: the application re-used the key since, so undo could not restore
- * that parent. Reverting `b` would hang it on the application's row: it is a conflict. (Once undo
- * has restored a parent, the row holding its key is the backed-up one, and this is false.)
- */
-export function namesReusedKey(t: UndoTarget, runId: string, b: string): Sql {
-  if (!t.parents.length) return sql`false`;
-  return sql.join(
-    t.parents.map(({ columns, refColumns, parent }) => {
-      const refs = (alias: string) => sql.join(refColumns.map((c) => sql.id(alias, c)));
-      const keyOf = sql.join(columns.map((c) => sql.id(b, c)));
-      return sql`exists (
-        select 1
-          from ${backupOf(parent)} d
-         where d._rd_run = ${runId} and d._rd_op = 'delete'
-           and (${refs('d')}) = (${keyOf})
-           and exists (
-             select 1
-               from ${tableRef(parent.table)} p
-              where (${refs('p')}) = (${refs('d')})
-                and ${rowText(parent, 'p')} is distinct from ${rowText(parent, 'd')}))`;
-    }),
-    sql` or `,
-  );
-}
-
 function pkEquals(table: Table, a: string, b: string): Sql {
   return sql.join(
     table.primaryKey!.map((c) => sql`${sql.id(a, c)} = ${sql.id(b, c)}`),
@@ -131,21 +95,31 @@ export function firstAndLast(t: UndoTarget, slice: Slice): { first: Sql; last: S
   };
 }
 
-/** Deleted rows whose primary key a row written since now holds. */
+/**
+ * Deleted rows that cannot come back: a row written since holds their primary key, or a row they
+ * name is gone or was re-created since (repair/undo-parents.ts).
+ */
 export async function deleteConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, sample: number): Promise<Conflicts> {
-  if (!t.table.primaryKey) return { count: 0, samples: [] };
-  const { rows } = await sql<{ key: unknown[]; n: string }>`
-    select json_build_array(${pkList(t.table, 'b')}) as key, count(*) over () as n
+  const pk = t.table.primaryKey;
+  const taken = pk
+    ? sql`exists (select 1 from ${tableRef(t.table)} x where ${pkEquals(t.table, 'x', 'b')})`
+    : sql`false`;
+  const missing = parentsMissing(t, slice.runId, 'b', 'plan');
+  const key = pk ? sql`json_build_array(${pkList(t.table, 'b')})` : sql`json_build_array()`;
+  const { rows } = await sql<{ key: unknown[]; taken: boolean; n: string }>`
+    select ${key} as key, ${taken} as taken, count(*) over () as n
       from ${backupOf(t)} b
      where ${inSlice(t, slice, 'b')} and b._rd_op = 'delete'
-       and exists (select 1 from ${tableRef(t.table)} x where ${pkEquals(t.table, 'x', 'b')})
+       and (${taken} or ${missing})
      order by b._rd_seq`.execute(db);
   return {
     count: Number(rows[0]?.n ?? 0),
     samples: rows.slice(0, sample).map((r) => ({
       table: t.table.id,
       key: r.key,
-      reason: 'a row written since the repair holds its primary key',
+      reason: r.taken
+        ? 'a row written since the repair holds its primary key'
+        : 'a row it points at is gone, or was written anew since the repair',
     })),
   };
 }
@@ -157,7 +131,7 @@ export async function deleteConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, 
 export async function updateConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, sample: number): Promise<Conflicts> {
   if (!t.table.primaryKey || !t.afterImages) return { count: 0, samples: [] };
   const { first, last } = firstAndLast(t, slice);
-  const reused = namesReusedKey(t, slice.runId, 'f');
+  const reused = parentsMissing(t, slice.runId, 'f', 'plan');
   const { rows } = await sql<{ key: unknown[]; gone: boolean; reused: boolean; n: string }>`
     select json_build_array(${pkList(t.table, 'l')}) as key, (x.*) is null as gone, ${reused} as reused,
            count(*) over () as n
@@ -177,7 +151,7 @@ export async function updateConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, 
       reason: r.gone
         ? 'deleted since the repair'
         : r.reused
-          ? 'the row it pointed at before the repair was deleted, and a row written since holds its key'
+          ? 'a row it pointed at before the repair is gone, or was written anew since'
           : 'changed since the repair',
     })),
   };
@@ -194,6 +168,7 @@ export async function restoreFreeRows(tx: Tx, t: UndoTarget, slice: Slice): Prom
     select ${cols}
       from ${backupOf(t)} b
      where ${inSlice(t, slice, 'b')} and b._rd_op = 'delete' and ${free}
+       and not (${parentsMissing(t, slice.runId, 'b', 'apply')})
      order by b._rd_seq`.execute(tx);
   return Number(res.numAffectedRows ?? 0);
 }
@@ -215,7 +190,7 @@ export async function revertUnchangedRows(tx: Tx, t: UndoTarget, slice: Slice): 
       join ${last} l on ${pkEquals(t.table, 'l', 'b')}
      where ${pkEquals(t.table, 'x', 'b')}
        and ${rowImage(t, 'x')} = l.${sql.id(AFTER)}
-       and not (${namesReusedKey(t, slice.runId, 'b')})`.execute(tx);
+       and not (${parentsMissing(t, slice.runId, 'b', 'apply')})`.execute(tx);
   return Number(res.numAffectedRows ?? 0);
 }
 
@@ -242,6 +217,7 @@ export async function uniqueCollisions(db: Db | Tx, t: UndoTarget, slice: Slice)
     select ${cols}
       from ${backupOf(t)} b
      where ${inSlice(t, slice, 'b')} and b._rd_op = 'delete'
+       and not (${parentsMissing(t, slice.runId, 'b', 'plan')})
        ${pk ? sql`and not exists (select 1 from ${tableRef(t.table)} x where ${pkEquals(t.table, 'x', 'b')})` : sql``}`;
   const reverts = pk && t.afterImages;
   const { first, last } = reverts ? firstAndLast(t, slice) : { first: sql``, last: sql`` };
@@ -252,7 +228,7 @@ export async function uniqueCollisions(db: Db | Tx, t: UndoTarget, slice: Slice)
       join ${last} l on ${pk ? pkEquals(t.table, 'l', 'b') : sql`false`}
       join ${tableRef(t.table)} x on ${pk ? pkEquals(t.table, 'x', 'b') : sql`false`}
      where ${rowImage(t, 'x')} = l.${sql.id(AFTER)}
-       and not (${namesReusedKey(t, slice.runId, 'b')})`;
+       and not (${parentsMissing(t, slice.runId, 'b', 'plan')})`;
   const back = reverts ? sql`${restored} union all ${reverted}` : restored;
   const notReverted = reverts
     ? sql`and not exists (select 1 from (${reverted}) r where ${pkEquals(t.table, 'r', 't')})`

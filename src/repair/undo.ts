@@ -22,6 +22,7 @@ import {
 } from './undo-conflicts.js';
 import { noKeyConflicts, revertNoKeyRows } from './undo-nokey.js';
 import type { RecordedReference } from './references.js';
+import { linkParents } from './undo-parents.js';
 import { inexactTables, mayReplicate, triggerSideEffects, useReplicaRole, type Inexact } from './undo-exact.js';
 import type { Warning } from '../catalog/row-security.js';
 
@@ -494,22 +495,6 @@ async function backupsOf(
   }
   linkParents(catalog, out, references);
   return { infos: out, batches: legacy ? [] : [...batches.values()], legacy };
-}
-
-/**
- * Each target's references into targets whose rows the run deleted: those the run recorded
- * (foreign keys, declared and inferred references), or for runs of earlier versions the foreign
- * keys (partitions: their roots).
- */
-function linkParents(catalog: Catalog, infos: BackupInfo[], recorded: RecordedReference[] | undefined): void {
-  const root = (id: string) => catalog.partitionRoot.get(id) ?? id;
-  const references = recorded ?? catalog.foreignKeys.map((fk) => ({ ...fk, table: root(fk.table) }));
-  for (const info of infos)
-    for (const ref of references) {
-      if (ref.table !== info.table.id) continue;
-      const parent = infos.find((p) => p.table.id === root(ref.references) && p.restore > 0);
-      if (parent) info.parents.push({ columns: ref.columns, refColumns: ref.refColumns, parent });
-    }
 }
 
 /** What tells backed-up rows apart: the primary key, or else the row itself (the backup's ctid). */

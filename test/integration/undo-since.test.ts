@@ -25,6 +25,17 @@ beforeAll(async () => {
     insert into account values (1, 'a@x'), (2, 'a@x');
     create table login (id int primary key, account_ref int not null);
     insert into login values (30, 2), (31, 1);
+
+    -- A merge whose children collide (post 11 merges into post 10), and a category only post 11 uses.
+    create table person (id int primary key, email text not null);
+    insert into person values (1, 'p@x'), (2, 'p@x');
+    create table category (id int primary key);
+    insert into category values (6), (7);
+    create table post (id int primary key, person_id int not null references person, slug text not null,
+                       category_id int references category, unique (person_id, slug));
+    insert into post values (10, 1, 'hello', 6), (11, 2, 'hello', 7), (12, 2, 'other', 6);
+    create table comment (id int primary key, post_id int references post, body text);
+    insert into comment values (100, 10, 'c0'), (101, 11, 'c1'), (102, 12, 'c2');
   `);
 });
 afterAll(() => db.drop());
@@ -65,7 +76,7 @@ describe('undo after the application re-used a merged-away row’s key', () => {
     expect(plan.doc).toMatchObject({ applied: false, restored: 1, reverted: 1, conflicts: 3 });
     const teams = plan.doc.conflictSamples.filter((s) => s.table === 'public.team');
     expect(teams.map((s) => s.key)).toEqual([[10], [12]]);
-    expect(teams[0]!.reason).toMatch(/deleted, and a row written since holds its key/);
+    expect(teams[0]!.reason).toMatch(/a row it pointed at before the repair is gone, or was written anew since/);
 
     const applied = await undo(runId, '--apply');
     expect(applied.code, applied.stderr).toBe(1);
@@ -98,6 +109,45 @@ describe('undo after the application re-used a merged-away row’s key', () => {
       { id: 30, account_ref: 1 },
       { id: 31, account_ref: 1 },
     ]);
+  });
+});
+
+describe('undo after the application re-used or deleted a row that restored rows name', () => {
+  it('restores no row onto the application’s new row, and none that would name a parent that is gone', async () => {
+    const runId = await merge('person', 'email');
+    await db.exec(`insert into person values (2, 'written by the application')`);
+    const expected = {
+      person: await rows('person'),
+      post: await rows('post'),
+      comment: await rows('comment'),
+    };
+    const plan = await undo(runId);
+    expect(plan.code, plan.stderr).toBe(1);
+    // person 2 (key taken), post 11 (it names person 2), post 12 and comment 101 (they name what stays gone)
+    expect(plan.doc).toMatchObject({ restored: 0, reverted: 0, conflicts: 4 });
+    const applied = await undo(runId, '--apply');
+    expect(applied.code, applied.stderr).toBe(1);
+    expect(applied.doc).toMatchObject({ applied: true, restored: 0, reverted: 0, conflicts: 4 });
+    expect({ person: await rows('person'), post: await rows('post'), comment: await rows('comment') }).toEqual(
+      expected,
+    );
+  });
+
+  it('a parent the application deleted since: the row that named it stays out, and the key still validates', async () => {
+    await db.exec(`delete from comment; delete from post; update person set email = 'p@x' where id = 2;
+      insert into post values (10, 1, 'hello', 6), (11, 2, 'hello', 7), (12, 2, 'other', 6);`);
+    const runId = await merge('person', 'email');
+    // post 11 (merged into post 10) is the only row naming category 7, which the application deletes.
+    await db.exec(`delete from category where id = 7`);
+    const plan = await undo(runId);
+    expect(plan.doc).toMatchObject({ restored: 1, reverted: 1, conflicts: 1 });
+    const applied = await undo(runId, '--apply');
+    expect(applied.code, applied.stderr).toBe(1);
+    expect(applied.doc).toMatchObject({ restored: 1, reverted: 1, conflicts: 1 });
+    expect((await rows('post')).map((r) => r.id)).toEqual([10, 12]);
+    // Asked of the server: the foreign key still holds for every row.
+    await db.exec(`alter table post drop constraint post_category_id_fkey;
+      alter table post add constraint post_category_id_fkey foreign key (category_id) references category;`);
   });
 });
 

@@ -1,0 +1,123 @@
+import { sql } from 'kysely';
+import type { Catalog, Column, Table } from '../catalog/types.js';
+import { tableRef, type Sql } from '../sql/build.js';
+import { BACKUP_SCHEMA } from './backup.js';
+import type { RecordedReference } from './references.js';
+
+/**
+ * A row undo puts back names other rows through its references. It may come back only where each
+ * row it names will be there as it needs it: a row the run deleted must be back exactly as it was
+ * (not a row the application wrote since under its key), and a foreign key's parent must exist —
+ * undo restores with session_replication_role = replica, where the server checks no foreign key.
+ * Anything else is a conflict: left as it is, counted, exit 1.
+ */
+
+/** A reference from an undo target's table into `table`. */
+export interface ParentLink {
+  columns: string[];
+  refColumns: string[];
+  table: Table;
+  /** The parent's undo target when the run deleted rows of it. */
+  target?: LinkedTarget;
+  /** A valid foreign key: the server would refuse a row naming no parent. */
+  enforced: boolean;
+}
+
+/** What of an undo target this module reads. */
+export interface LinkedTarget {
+  table: Table;
+  backup: string;
+  /** The table's columns its backup holds, in table order. */
+  columns: Column[];
+  parents: ParentLink[];
+  /** Deleted rows of the run left to restore. */
+  restore: number;
+}
+
+/**
+ * Each target's references: the valid foreign keys of its table (partitions: their roots), and the
+ * references the run recorded that it re-pointed through (declared and inferred ones too; runs of
+ * earlier versions recorded none). A reference of a table into itself is left out: rows restored
+ * by one statement do not see each other.
+ */
+export function linkParents(catalog: Catalog, targets: LinkedTarget[], recorded: RecordedReference[] = []): void {
+  const root = (id: string) => catalog.partitionRoot.get(id) ?? id;
+  const byId = new Map(catalog.tables.map((t) => [t.id, t]));
+  const refs = [
+    ...catalog.foreignKeys.map((fk) => ({ ...fk, enforced: fk.valid })),
+    ...recorded.map((r) => ({ ...r, enforced: false })),
+  ];
+  for (const target of targets) {
+    const seen = new Set<string>();
+    for (const ref of refs) {
+      const parentId = root(ref.references);
+      if (root(ref.table) !== target.table.id || parentId === target.table.id) continue;
+      const table = byId.get(parentId);
+      const key = `${ref.columns.join(',')}>${parentId}(${ref.refColumns.join(',')})`;
+      if (!table || seen.has(key)) continue;
+      seen.add(key);
+      const parent = targets.find((p) => p.table.id === parentId && p.restore > 0);
+      target.parents.push({
+        columns: ref.columns,
+        refColumns: ref.refColumns,
+        table,
+        enforced: ref.enforced,
+        ...(parent ? { target: parent } : {}),
+      });
+    }
+  }
+}
+
+/** A row's text over the columns the backup holds (alias: a live row or a backup row). */
+export function rowText(t: Pick<LinkedTarget, 'columns'>, alias: string): Sql {
+  return sql`row(${sql.join(t.columns.map((c) => sql.id(alias, c.name)))})::text`;
+}
+
+/**
+ * True where backup row `b` of `t` must not come back: some row it names will not be there as it
+ * needs it. `apply`: inside the undo batch, after the batch restored its parents (they are live
+ * now). `plan`: before anything is restored, foreseeing which parents undo will restore (to a
+ * depth of a few references).
+ */
+export function parentsMissing(t: LinkedTarget, runId: string, b: string, phase: 'plan' | 'apply', depth = 0): Sql {
+  const blocked = t.parents.map((link) => {
+    const named = sql.join(link.columns.map((c) => sql.id(b, c)));
+    const refs = (alias: string) => sql.join(link.refColumns.map((c) => sql.id(alias, c)));
+    const nonNull = sql.join(
+      link.columns.map((c) => sql`${sql.id(b, c)} is not null`),
+      sql` and `,
+    );
+    // Aliases of their own at each depth: a nested check names the outer backup row.
+    const [pa, da, ea] = [`p${depth}`, `d${depth}`, `e${depth}`];
+    const live = (where: Sql) => sql`exists (select 1 from ${tableRef(link.table)} ${sql.id(pa)} where ${where})`;
+    const parts: Sql[] = [];
+    const deleted = link.target;
+    // The run deleted the row it names: it must be back exactly as it was.
+    const gone = (d: string) => {
+      if (!deleted) return sql`false`;
+      const back = live(sql`(${refs(pa)}) = (${refs(d)}) and ${rowText(deleted, pa)} = ${rowText(deleted, d)}`);
+      if (phase === 'apply') return sql`not ${back}`;
+      // Before the undo: it comes back unless its key is taken or what it names in turn is missing.
+      const taken = live(sql`(${refs(pa)}) = (${refs(d)})`);
+      const deeper = depth < 2 ? parentsMissing(deleted, runId, d, 'plan', depth + 1) : sql`false`;
+      return sql`not ${back} and (${taken} or ${deeper})`;
+    };
+    const runDeleted = (d: string, condition: Sql) =>
+      deleted
+        ? sql`exists (
+            select 1 from ${sql.id(BACKUP_SCHEMA, deleted.backup)} ${sql.id(d)}
+             where ${sql.id(d, '_rd_run')} = ${runId} and ${sql.id(d, '_rd_op')} = 'delete'
+               and (${refs(d)}) = (${named}) and ${condition})`
+        : sql`false`;
+    if (deleted) parts.push(runDeleted(da, gone(da)));
+    if (link.enforced) {
+      // A foreign key's parent must exist (before the undo: or be one the undo restores).
+      const restored = phase === 'plan' && deleted ? sql` and not ${runDeleted(ea, sql`not (${gone(ea)})`)}` : sql``;
+      parts.push(sql`not ${live(sql`(${refs(pa)}) = (${named})`)}${restored}`);
+    }
+    if (!parts.length) return null;
+    return sql`(${nonNull} and (${sql.join(parts, sql` or `)}))`;
+  });
+  const some = blocked.filter((x): x is Sql => x !== null);
+  return some.length ? sql.join(some, sql` or `) : sql`false`;
+}
