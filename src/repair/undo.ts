@@ -3,7 +3,7 @@ import { useRowTextSettings, type RowTextSettings } from './row-text.js';
 import type { Catalog, Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { RowdoctorError, describePgError, isPgError } from '../errors.js';
-import { tableRef } from '../sql/build.js';
+import { tableRef, type Sql } from '../sql/build.js';
 import { AFTER, BACKUP_SCHEMA, BATCH } from './backup.js';
 import { batchTransaction, newRunId, nextBatchSize, takeRepairLock, type BatchTransactionOptions } from './run.js';
 import { markDeadRuns } from './run-status.js';
@@ -444,6 +444,7 @@ async function backupsOf(
     const table = catalog.tables.find((t) => t.schema === b.table_schema && t.name === b.table_name);
     const target = { backup: b.backup_table, batched: has.has(BATCH) };
     const scope = inSlice(target, slice);
+    if (table) await refuseLostColumns(session, table, b.backup_table, has, scope, slice.runId);
     const stats = await sql<{ restore: string; revert: string; last_delete: string | null }>`
       select count(*) filter (where _rd_op = 'delete') as restore,
              (select count(*)
@@ -495,6 +496,56 @@ async function backupsOf(
   }
   linkParents(catalog, out, references);
   return { infos: out, batches: legacy ? [] : [...batches.values()], legacy };
+}
+
+/**
+ * A column of the backup that the table no longer has (dropped or renamed since the repair), or one
+ * the table has that the backup lost (a DROP TYPE … CASCADE drops backup columns too): the run's
+ * rows cannot come back as they were. Undo refuses before it plans anything, naming the columns.
+ */
+async function refuseLostColumns(
+  session: Db,
+  table: Table,
+  backup: string,
+  backupColumns: Set<string>,
+  scope: Sql,
+  runId: string,
+): Promise<void> {
+  const live = new Set(table.columns.map((c) => c.name));
+  const gone = [...backupColumns].filter((c) => !c.startsWith('_rd_') && !live.has(c));
+  const bt = sql.id(BACKUP_SCHEMA, backup);
+  const where = `${BACKUP_SCHEMA}."${backup.replace(/"/g, '""')}"`;
+  const hint =
+    `The rows as they were before the run are in ${where} (_rd_run = '${runId}'): ` +
+    'rename the column back and run undo again, or restore them by hand.';
+  if (gone.length) {
+    const held = sql.join(
+      gone.map((c) => sql`${sql.id(c)} is not null`),
+      sql` or `,
+    );
+    const { rows } = await sql<{ n: string }>`select count(*) as n from ${bt} where ${scope} and (${held})`.execute(
+      session,
+    );
+    const n = Number(rows[0]?.n ?? 0);
+    if (n)
+      throw new RowdoctorError(
+        `Undo of ${runId} cannot restore ${table.id}: column(s) ${gone.join(', ')} of its backup are no longer in ` +
+          `the table (dropped or renamed since the repair), and ${n.toLocaleString('en-US')} backed-up row(s) ` +
+          'hold values there. Nothing was changed.',
+        { hint },
+      );
+  }
+  const { rows } = await sql<{ n: string }>`
+    select count(*) as n from pg_attribute
+     where attrelid = ${where}::regclass and attnum > 0 and attisdropped`.execute(session);
+  const missing = table.columns.filter((c) => !backupColumns.has(c.name)).map((c) => c.name);
+  if (Number(rows[0]?.n ?? 0) > 0 && missing.length)
+    throw new RowdoctorError(
+      `Undo of ${runId} cannot restore ${table.id}: its backup lost column(s) since the repair (dropped with ` +
+        `something they depended on, such as DROP TYPE … CASCADE), so ${missing.join(', ')} cannot come back. ` +
+        'Nothing was changed.',
+      { hint },
+    );
 }
 
 /** What tells backed-up rows apart: the primary key, or else the row itself (the backup's ctid). */

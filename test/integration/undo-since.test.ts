@@ -36,6 +36,11 @@ beforeAll(async () => {
     insert into post values (10, 1, 'hello', 6), (11, 2, 'hello', 7), (12, 2, 'other', 6);
     create table comment (id int primary key, post_id int references post, body text);
     insert into comment values (100, 10, 'c0'), (101, 11, 'c1'), (102, 12, 'c2');
+
+    create table member (id int primary key, email text not null, name text);
+    insert into member values (1, 'm@x', 'Alice'), (2, 'm@x', 'Alice Two');
+    create table badge (id int primary key, member_id int not null references member);
+    insert into badge values (40, 2);
   `);
 });
 afterAll(() => db.drop());
@@ -184,5 +189,24 @@ describe('undo after a column was added to the tables the repair changed', () =>
     expect(applied.code).toBe(2);
     expect(applied.stderr).toMatch(/column code was added since the repair[^]*SET DEFAULT/);
     expect({ shop: await rows('shop'), item: await rows('item') }).toEqual(after);
+  });
+});
+
+describe('undo after a column the backup holds was renamed', () => {
+  it('refuses, dry run and --apply alike, naming the column; renamed back, it restores every value', async () => {
+    const before = { member: await rows('member'), badge: await rows('badge') };
+    const runId = await merge('member', 'email');
+    await db.exec('alter table member rename column name to full_name');
+    const after = { member: await rows('member'), badge: await rows('badge') };
+    for (const args of [[], ['--apply']]) {
+      const res = await undo(runId, ...args);
+      expect(res.code).toBe(2);
+      expect(res.stderr).toMatch(/column\(s\) name of its backup are no longer in the table/);
+    }
+    expect({ member: await rows('member'), badge: await rows('badge') }).toEqual(after);
+    await db.exec('alter table member rename column full_name to name');
+    const applied = await undo(runId, '--apply');
+    expect(applied.code, applied.stderr).toBe(0);
+    expect({ member: await rows('member'), badge: await rows('badge') }).toEqual(before);
   });
 });
