@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
-import { holdLock, untilBackendGone, waitingRepairPid } from '../support/locks.js';
+import { holdLock, untilBackendGone, untilNoRowdoctorSessions, waitingRepairPid } from '../support/locks.js';
 import { runCli, writeConfig } from '../support/run.js';
 
 const FIXTURE = `
@@ -105,6 +105,7 @@ describe('rowdoctor runs', () => {
     const res = await killed;
     await release();
     await untilBackendGone(db, pid);
+    await untilNoRowdoctorSessions(db);
     expect(res.code).toBe(2);
     expect(res.stderr).not.toMatch(/\n\s+at /); // one paragraph, no stack trace
     const [listed] = await runs();

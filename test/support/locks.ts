@@ -45,3 +45,19 @@ export async function untilBackendGone(db: TestDb, pid: number): Promise<void> {
     async () => !(await db.query('select 1 from pg_stat_activity where pid = $1', [pid])).length,
   );
 }
+
+/**
+ * Until no rowdoctor session is left in the database. A CLI that exits closes its connections, but
+ * each backend exits (and lets go of its advisory lock) a moment later.
+ */
+export async function untilNoRowdoctorSessions(db: TestDb): Promise<void> {
+  await until(
+    'every rowdoctor session has ended',
+    async () =>
+      !(
+        await db.query(
+          "select 1 from pg_stat_activity where application_name = 'rowdoctor' and datname = current_database()",
+        )
+      ).length,
+  );
+}
