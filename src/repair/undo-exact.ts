@@ -64,8 +64,11 @@ async function unmatchedUpdates(db: Db | Tx, target: Target, slice: Slice): Prom
       `it did not change, so undo cannot tell the ${updated} updated row(s) apart from them`
     );
   }
+  // A composite foreign key that shares a column with the primary key (tenant_id) is re-pointed
+  // whole, yet that column keeps its value: every row found again by its key after the update
+  // (all after-images taken) means no key changed.
   const keyColumns = rows.filter((r) => table.primaryKey!.includes(r.column));
-  if (!keyColumns.length) return null;
+  if (!keyColumns.length || target.afterImages) return null;
   return (
     `the run changed primary-key column(s) ${keyColumns.map((r) => r.column).join(', ')} of ` +
     `${Number(keyColumns[0]!.n).toLocaleString('en-US')} row(s), so undo cannot find them by their key`
@@ -131,6 +134,8 @@ interface Target {
   batched: boolean;
   /** The table's columns its backup holds. */
   columns: Column[];
+  /** Every update of the run found its row again by primary key after the update (undo-conflicts.ts). */
+  afterImages: boolean;
 }
 
 export async function inexactTables(

@@ -114,3 +114,28 @@ describe('what undo cannot take back, it says before it starts', () => {
     expect(dry.stderr).toMatch(/warning: trigger comments_count/);
   });
 });
+
+describe('a composite foreign key that shares a column with the primary key (multi-tenant)', () => {
+  it('re-points rows without changing their key: undo restores every table bit for bit', async () => {
+    db = await freshDatabase(`
+      create table org (tenant_id int, id int, name text not null, primary key (tenant_id, id));
+      insert into org values (1, 1, 'acme'), (1, 2, 'acme'), (2, 1, 'acme');
+      create table project (tenant_id int, id int, org_id int not null, primary key (tenant_id, id),
+                            foreign key (tenant_id, org_id) references org);
+      insert into project values (1, 10, 2), (1, 11, 1), (2, 10, 1);
+    `);
+    const original = userTables(await db.checksums());
+    const args = ['--database-url', db.url, '--duplicates', 'org(tenant_id,name)', '--no-discover', '--apply'];
+    const repair = await runCli(['repair', ...args, '--format', 'json']);
+    expect(repair.code, repair.stderr).toBe(0);
+    const { runId } = JSON.parse(repair.stdout) as { runId: string };
+    expect(await db.query('select tenant_id, id, org_id from project order by 1, 2')).toEqual([
+      { tenant_id: 1, id: 10, org_id: 1 },
+      { tenant_id: 1, id: 11, org_id: 1 },
+      { tenant_id: 2, id: 10, org_id: 1 },
+    ]);
+    const undo = await runCli(['undo', runId, '--database-url', db.url, '--apply']);
+    expect(undo.code, undo.stdout + undo.stderr).toBe(0);
+    expect(userTables(await db.checksums())).toEqual(original);
+  });
+});
