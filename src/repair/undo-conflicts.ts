@@ -195,16 +195,10 @@ export async function revertUnchangedRows(tx: Tx, t: UndoTarget, slice: Slice): 
 }
 
 /**
- * Unique keys (other than the primary key, which restoreFreeRows checks row by row) that the rows
- * as undo would leave them break: restored rows and reverted rows against each other and against
- * the live rows — a unique index added since the repair, or a key the application took meanwhile.
- * Each index's parts and predicate are evaluated by the server, as the index does. Decided before
- * the first batch commits, so an undo never stops half-way on it. Returns one line per index broken.
+ * The rows as undo would write them (plan time): deleted rows it would restore, and the first image
+ * of each updated row it would revert; every column of the table (`reverted` on its own too).
  */
-export async function uniqueCollisions(db: Db | Tx, t: UndoTarget, slice: Slice): Promise<string[]> {
-  const out: string[] = [];
-  const indexes = t.table.uniqueIndexes.filter((i) => i.valid && !i.primary);
-  if (!indexes.length) return out;
+function undoImages(t: UndoTarget, slice: Slice): { back: Sql; reverted: Sql; reverts: boolean } {
   // A column added since the repair: not in the backup (a restored row gets its default; NULL here).
   const held = new Set(t.columns.map((c) => c.name));
   const cols = sql.join(
@@ -219,7 +213,7 @@ export async function uniqueCollisions(db: Db | Tx, t: UndoTarget, slice: Slice)
      where ${inSlice(t, slice, 'b')} and b._rd_op = 'delete'
        and not (${parentsMissing(t, slice.runId, 'b', 'plan')})
        ${pk ? sql`and not exists (select 1 from ${tableRef(t.table)} x where ${pkEquals(t.table, 'x', 'b')})` : sql``}`;
-  const reverts = pk && t.afterImages;
+  const reverts = Boolean(pk && t.afterImages);
   const { first, last } = reverts ? firstAndLast(t, slice) : { first: sql``, last: sql`` };
   // The first image of each updated row that still holds what the repair left.
   const reverted = sql`
@@ -230,6 +224,55 @@ export async function uniqueCollisions(db: Db | Tx, t: UndoTarget, slice: Slice)
      where ${rowImage(t, 'x')} = l.${sql.id(AFTER)}
        and not (${parentsMissing(t, slice.runId, 'b', 'plan')})`;
   const back = reverts ? sql`${restored} union all ${reverted}` : restored;
+  return { back, reverted, reverts };
+}
+
+/**
+ * CHECK constraints and NOT NULL columns (added since the repair, or NOT VALID ones, which still
+ * bind every row written) that rows as undo would write them break: decided before the first batch
+ * commits, so an undo never stops half-way on one. A CHECK on a column the backup lacks is left to
+ * --apply. Returns one line per constraint broken.
+ */
+export async function checkViolations(db: Db | Tx, t: UndoTarget, slice: Slice): Promise<string[]> {
+  const out: string[] = [];
+  const { back } = undoImages(t, slice);
+  const held = t.columns.map((c) => c.name);
+  const checks = await sql<{ name: string; expr: string; def: string }>`
+    select c.conname as name, pg_get_expr(c.conbin, c.conrelid) as expr, pg_get_constraintdef(c.oid) as def
+      from pg_constraint c
+     where c.conrelid = ${t.table.oid}::oid and c.contype = 'c'
+       and not exists (
+         select 1 from pg_attribute a
+          where a.attrelid = c.conrelid and a.attnum = any(c.conkey) and a.attname <> all(${held}::text[]))
+     order by 1`.execute(db);
+  const notNull = t.columns.filter((c) => c.notNull);
+  const tests = [
+    ...checks.rows.map((c) => ({
+      what: `CHECK constraint ${c.name} (${c.def})`,
+      broken: sql`(${sql.raw(c.expr)}) is false`,
+    })),
+    ...notNull.map((c) => ({ what: `NOT NULL on column ${c.name}`, broken: sql`${sql.id(c.name)} is null` })),
+  ];
+  for (const test of tests) {
+    const { rows } = await sql<{ n: string }>`select count(*) as n from (${back}) t where ${test.broken}`.execute(db);
+    const n = Number(rows[0]?.n ?? 0);
+    if (n) out.push(`${t.table.id}: ${n.toLocaleString('en-US')} row(s) would break ${test.what}`);
+  }
+  return out;
+}
+
+/**
+ * Unique keys (other than the primary key, which restoreFreeRows checks row by row) that the rows
+ * as undo would leave them break: restored rows and reverted rows against each other and against
+ * the live rows — a unique index added since the repair, or a key the application took meanwhile.
+ * Each index's parts and predicate are evaluated by the server, as the index does. Decided before
+ * the first batch commits, so an undo never stops half-way on it. Returns one line per index broken.
+ */
+export async function uniqueCollisions(db: Db | Tx, t: UndoTarget, slice: Slice): Promise<string[]> {
+  const out: string[] = [];
+  const indexes = t.table.uniqueIndexes.filter((i) => i.valid && !i.primary);
+  if (!indexes.length) return out;
+  const { back, reverted, reverts } = undoImages(t, slice);
   const notReverted = reverts
     ? sql`and not exists (select 1 from (${reverted}) r where ${pkEquals(t.table, 'r', 't')})`
     : sql``;

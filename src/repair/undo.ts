@@ -10,6 +10,7 @@ import { markDeadRuns } from './run-status.js';
 import { waitForReplicas } from './replica-lag.js';
 import { refuseRowSecurity } from '../catalog/row-security.js';
 import {
+  checkViolations,
   deleteConflicts,
   inSlice,
   restoreFreeRows,
@@ -203,12 +204,21 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
     slice,
   );
   const planned = { ...base, tables, conflictSamples: conflictSamples.slice(0, options.sample), inexact };
-  const collisions = [];
-  for (const info of infos) collisions.push(...(await uniqueCollisions(session, info, slice)));
-  if (collisions.length)
+  const collisions: string[] = [];
+  const broken: string[] = [];
+  for (const info of infos) {
+    collisions.push(...(await uniqueCollisions(session, info, slice)));
+    broken.push(...(await checkViolations(session, info, slice)));
+  }
+  if (collisions.length || broken.length)
     return {
       ...planned,
-      refused: `restoring would violate a unique key: ${collisions.join('; ')}. Nothing was changed.`,
+      refused: `${[
+        collisions.length ? `restoring would violate a unique key: ${collisions.join('; ')}` : '',
+        broken.length ? `restoring would break a constraint: ${broken.join('; ')}` : '',
+      ]
+        .filter(Boolean)
+        .join('; ')}. Nothing was changed.`,
       nothingToUndo: false,
     };
   if (!options.apply) return { ...planned, nothingToUndo: false };

@@ -41,6 +41,11 @@ beforeAll(async () => {
     insert into member values (1, 'm@x', 'Alice'), (2, 'm@x', 'Alice Two');
     create table badge (id int primary key, member_id int not null references member);
     insert into badge values (40, 2);
+
+    create table club (id int primary key, name text not null, n int);
+    insert into club select i, 'c' || (i % 50), i from generate_series(1, 200) i;
+    create table player (id int primary key, club_id int not null references club);
+    insert into player select i, i from generate_series(1, 200) i;
   `);
 });
 afterAll(() => db.drop());
@@ -208,5 +213,26 @@ describe('undo after a column the backup holds was renamed', () => {
     const applied = await undo(runId, '--apply');
     expect(applied.code, applied.stderr).toBe(0);
     expect({ member: await rows('member'), badge: await rows('badge') }).toEqual(before);
+  });
+});
+
+describe('undo after a CHECK constraint was added that restored rows would break', () => {
+  it('is refused by its dry run and by --apply before the first batch commits; dropped, undo restores all', async () => {
+    const before = { club: await rows('club'), player: await rows('player') };
+    const runId = await merge('club', 'name');
+    await db.exec('alter table club add constraint not_177 check (n <> 177)');
+    const after = { club: await rows('club'), player: await rows('player') };
+    const plan = await undo(runId);
+    expect(plan.code).toBe(1);
+    expect((plan.doc as unknown as { refused: string }).refused).toMatch(
+      /public\.club: 1 row\(s\) would break CHECK constraint not_177 \(CHECK \(\(n <> 177\)\)\)\. Nothing was changed/,
+    );
+    const applied = await undo(runId, '--apply', '--batch-size', '10');
+    expect(applied.code).toBe(1);
+    expect((applied.doc as unknown as { applied: boolean }).applied).toBe(false);
+    expect({ club: await rows('club'), player: await rows('player') }).toEqual(after);
+    await db.exec('alter table club drop constraint not_177');
+    expect((await undo(runId, '--apply', '--batch-size', '10')).code).toBe(0);
+    expect({ club: await rows('club'), player: await rows('player') }).toEqual(before);
   });
 });
