@@ -2,7 +2,8 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import { tableRef, type Sql } from '../sql/build.js';
 import { AFTER, AFTER_UNKNOWN, BACKUP_SCHEMA } from './backup.js';
-import { inSlice, type Conflicts, type Slice, type UndoTarget } from './undo-conflicts.js';
+import { inSlice, rowImage, type Conflicts, type Slice, type UndoTarget } from './undo-conflicts.js';
+import { parentsMissing } from './undo-parents.js';
 
 /**
  * Undo of updated rows of a table without a primary key, for runs that recorded after-images
@@ -20,7 +21,7 @@ const pool = sql.id('pg_temp', 'rowdoctor_undo_nokey_pool');
 
 /** md5 of the backup row's image of the table (alias b), as md5((x.*)::text) prints a live row. */
 function beforeImage(t: UndoTarget): Sql {
-  return sql`md5(row(${sql.join(t.table.columns.map((c) => sql.id('b', c.name)))})::text)`;
+  return sql`md5(row(${sql.join(t.columns.map((c) => sql.id('b', c.name)))})::text)`;
 }
 
 /** The work table: the slice's backup rows of updates, with their after- and before-image. */
@@ -46,7 +47,7 @@ const round = sql`
 function liveRows(t: UndoTarget): Sql {
   return sql`
     select toid, tid, h, row_number() over (partition by h order by toid, tid) as rn
-      from (select x.tableoid as toid, x.ctid as tid, md5((x.*)::text) as h from ${tableRef(t.table)} x) v
+      from (select x.tableoid as toid, x.ctid as tid, ${rowImage(t, 'x')} as h from ${tableRef(t.table)} x) v
      where h in (select h from r)`;
 }
 
@@ -56,7 +57,7 @@ function liveRows(t: UndoTarget): Sql {
  * backup rows were taken back; the rest of the slice's update backups are conflicts.
  */
 export async function revertNoKeyRows(tx: Tx, t: UndoTarget, slice: Slice): Promise<number> {
-  const columns = t.table.columns.filter((c) => !c.generated);
+  const columns = t.columns.filter((c) => !c.generated);
   if (!columns.length) return 0;
   await fill(tx, t, slice);
   const assignments = sql.join(columns.map((c) => sql`${sql.id(c.name)} = b.${sql.id(c.name)}`));
@@ -72,6 +73,7 @@ export async function revertNoKeyRows(tx: Tx, t: UndoTarget, slice: Slice): Prom
           from pairs p
           join ${sql.id(BACKUP_SCHEMA, t.backup)} b on b._rd_seq = p.seq and b._rd_run = ${slice.runId}
          where x.tableoid = p.toid and x.ctid = p.tid  -- a ctid is a row's only within its partition
+           and not (${parentsMissing(t, slice.runId, 'b', 'apply')})
         returning p.seq),
       marked as (
         update ${work} w
@@ -99,7 +101,7 @@ export async function noKeyConflicts(db: Db, t: UndoTarget, slice: Slice, sample
     await sql`
       create temp table ${pool} on commit drop as
       select h, count(*) as n
-        from (select md5((x.*)::text) as h from ${tableRef(t.table)} x) v
+        from (select ${rowImage(t, 'x')} as h from ${tableRef(t.table)} x) v
        where h in (select h from ${work})
        group by h`.execute(tx);
     await sql`alter table ${pool} add primary key (h)`.execute(tx);
@@ -125,15 +127,20 @@ export async function noKeyConflicts(db: Db, t: UndoTarget, slice: Slice, sample
         on conflict (h) do update set n = ${pool}.n + excluded.n`.execute(tx);
     }
     // A row without an after-image (AFTER_UNKNOWN) is not the application's doing: undo-exact.ts names it.
+    // A row that would name a parent not there as it needs it stays too (undo-parents.ts).
+    const blocked = parentsMissing(t, slice.runId, 'b', 'plan');
     const { rows } = await sql<{ key: unknown[] }>`
       select json_build_array(${sql.join(t.table.columns.map((c) => sql.id('b', c.name)))}) as key
         from ${work} w
         join ${sql.id(BACKUP_SCHEMA, t.backup)} b on b._rd_seq = w.seq and b._rd_run = ${slice.runId}
-       where not w.matched and w.h <> ${AFTER_UNKNOWN}
+       where (not w.matched or ${blocked}) and w.h <> ${AFTER_UNKNOWN}
        order by w.seq
        limit ${sample}`.execute(tx);
     const count = await sql<{ n: string }>`
-      select count(*) as n from ${work} where not matched and h <> ${AFTER_UNKNOWN}`.execute(tx);
+      select count(*) as n
+        from ${work} w
+        join ${sql.id(BACKUP_SCHEMA, t.backup)} b on b._rd_seq = w.seq and b._rd_run = ${slice.runId}
+       where (not w.matched or ${blocked}) and w.h <> ${AFTER_UNKNOWN}`.execute(tx);
     return {
       count: Number(count.rows[0]?.n ?? 0),
       samples: rows.map((r) => ({ table: t.table.id, key: r.key, reason: 'changed or deleted since the repair' })),

@@ -46,6 +46,11 @@ beforeAll(async () => {
     insert into club select i, 'c' || (i % 50), i from generate_series(1, 200) i;
     create table player (id int primary key, club_id int not null references club);
     insert into player select i, i from generate_series(1, 200) i;
+
+    create table crew (id int primary key, name text not null);
+    insert into crew values (1, 'k'), (2, 'k');
+    create table crew_tag (crew_id int not null references crew, tag text not null); -- no primary key
+    insert into crew_tag values (2, 'a'), (2, 'b'), (1, 'c');
   `);
 });
 afterAll(() => db.drop());
@@ -158,6 +163,23 @@ describe('undo after the application re-used or deleted a row that restored rows
     // Asked of the server: the foreign key still holds for every row.
     await db.exec(`alter table post drop constraint post_category_id_fkey;
       alter table post add constraint post_category_id_fkey foreign key (category_id) references category;`);
+  });
+});
+
+describe('undo of a table without a primary key after the application re-used a merged-away key', () => {
+  it('leaves its re-pointed rows on the survivor, as conflicts', async () => {
+    const runId = await merge('crew');
+    await db.exec(`insert into crew values (2, 'written by the application')`);
+    const plan = await undo(runId);
+    expect(plan.doc).toMatchObject({ restored: 0, reverted: 0, conflicts: 3 });
+    const applied = await undo(runId, '--apply');
+    expect(applied.code, applied.stderr).toBe(1);
+    expect(applied.doc).toMatchObject({ restored: 0, reverted: 0, conflicts: 3 });
+    expect(await db.query('select crew_id, tag from crew_tag order by tag')).toEqual([
+      { crew_id: 1, tag: 'a' },
+      { crew_id: 1, tag: 'b' },
+      { crew_id: 1, tag: 'c' },
+    ]);
   });
 });
 
