@@ -95,7 +95,16 @@ export function parentsMissing(t: LinkedTarget, runId: string, b: string, phase:
     // The run deleted the row it names: it must be back exactly as it was.
     const gone = (d: string) => {
       if (!deleted) return sql`false`;
-      const back = live(sql`(${refs(pa)}) = (${refs(d)}) and ${rowText(deleted, pa)} = ${rowText(deleted, d)}`);
+      // Back as it was when the run deleted it, or as it was before the run's first update of it
+      // (undo reverts a restored row that the run had re-pointed before deleting it).
+      const ua = `u${depth}`;
+      const reverted = sql`exists (
+        select 1 from ${sql.id(BACKUP_SCHEMA, deleted.backup)} ${sql.id(ua)}
+         where ${sql.id(ua, '_rd_run')} = ${runId} and ${sql.id(ua, '_rd_op')} = 'update'
+           and (${refs(ua)}) = (${refs(d)}) and ${rowText(deleted, pa)} = ${rowText(deleted, ua)})`;
+      const back = live(
+        sql`(${refs(pa)}) = (${refs(d)}) and (${rowText(deleted, pa)} = ${rowText(deleted, d)} or ${reverted})`,
+      );
       if (phase === 'apply') return sql`not ${back}`;
       // Before the undo: it comes back unless its key is taken or what it names in turn is missing.
       const taken = live(sql`(${refs(pa)}) = (${refs(d)})`);
