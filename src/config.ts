@@ -67,6 +67,14 @@ const rule = z.discriminatedUnion('check', [duplicateRule, orphanRule, softDelet
   error: 'expected check to be one of duplicate-rows, orphaned-rows, soft-delete-conflicts',
 });
 
+/** A reference the catalog does not hold: its type and id columns, and (optionally) what each type names. */
+const referenceEntry = z.strictObject({
+  table: name,
+  polymorphic: z.strictObject({ type: name, id: name }).optional(),
+  generic: z.strictObject({ contentType: name, id: name }).optional(),
+  types: z.record(z.string().min(1), name).optional(),
+});
+
 const configSchema = z.strictObject({
   schemas: z.array(name).min(1).optional(),
   softDelete: z
@@ -81,6 +89,7 @@ const configSchema = z.strictObject({
   /** The default of every orphaned-rows rule's deletedParent, discovered ones included. */
   deletedParent: deletedParent.optional(),
   rules: z.array(rule).optional(),
+  references: z.array(referenceEntry).optional(),
 });
 
 /**
@@ -89,12 +98,25 @@ const configSchema = z.strictObject({
  */
 function crossFieldIssues(data: unknown): { path: (string | number)[]; message: string }[] {
   const rules = (data as { rules?: unknown })?.rules;
-  if (!Array.isArray(rules)) return [];
-  return rules.flatMap((r, i) => {
-    const rule = r as { check?: unknown; column?: unknown; columns?: unknown };
-    if (rule?.check !== 'orphaned-rows' || (rule.column === undefined) !== (rule.columns === undefined)) return [];
-    return [{ path: ['rules', i, 'column'], message: 'give exactly one of column or columns' }];
+  const refs = (data as { references?: unknown })?.references;
+  const refIssues = (Array.isArray(refs) ? refs : []).flatMap((r, i) => {
+    const ref = r as { polymorphic?: unknown; generic?: unknown; types?: unknown };
+    if (ref === null || typeof ref !== 'object') return [];
+    if ((ref.polymorphic === undefined) === (ref.generic === undefined))
+      return [{ path: ['references', i], message: 'give exactly one of polymorphic or generic' }];
+    if (ref.polymorphic !== undefined && ref.types === undefined)
+      return [{ path: ['references', i], message: 'a polymorphic reference needs types: { <type value>: <table> }' }];
+    return [];
   });
+  if (!Array.isArray(rules)) return refIssues;
+  return [
+    ...refIssues,
+    ...rules.flatMap((r, i) => {
+      const rule = r as { check?: unknown; column?: unknown; columns?: unknown };
+      if (rule?.check !== 'orphaned-rows' || (rule.column === undefined) !== (rule.columns === undefined)) return [];
+      return [{ path: ['rules', i, 'column'], message: 'give exactly one of column or columns' }];
+    }),
+  ];
 }
 
 export type Config = z.infer<typeof configSchema>;
@@ -102,6 +124,7 @@ export type ConfigRule = NonNullable<Config['rules']>[number];
 export type DuplicateRuleConfig = z.infer<typeof duplicateRule>;
 export type OrphanRuleConfig = z.infer<typeof orphanRule>;
 export type SoftDeleteRuleConfig = z.infer<typeof softDeleteRule>;
+export type ReferenceConfig = z.infer<typeof referenceEntry>;
 
 export interface LoadedConfig {
   config: Config;

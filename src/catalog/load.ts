@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import { RowdoctorError } from '../errors.js';
 import { weighReferences } from '../rules/reference-evidence.js';
+import { loadContentTypes, weighTypedReferences } from '../rules/typed-evidence.js';
 import { hashOf, loadEqualities, toEquality } from './equality.js';
 import { markerFor, weighMarkers, type SoftDeleteSettings } from './soft-delete.js';
 import {
@@ -311,10 +312,19 @@ export async function loadCatalog(
     partitionRoot,
     partitionColumns,
     assumptions: [],
+    typedReferences: [],
+    contentTypes: new Map(),
+    warnings: [],
   };
   // Names only suggest: soft-delete markers and references are weighed against the data.
   catalog.assumptions.push(...(await weighMarkers(db, tables, options.softDelete)));
   catalog.assumptions.push(...(await weighReferences(db, catalog)));
+  // Polymorphic and generic references: type values mapped by framework naming, weighed the same way.
+  catalog.contentTypes = await loadContentTypes(db, catalog);
+  const typed = await weighTypedReferences(db, catalog);
+  catalog.typedReferences = typed.references;
+  catalog.assumptions.push(...typed.assumptions);
+  catalog.warnings = typed.warnings;
   return catalog;
 }
 

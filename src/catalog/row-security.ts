@@ -2,11 +2,11 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import { RowdoctorError } from '../errors.js';
 import type { Rule } from '../rules/types.js';
-import type { Table } from './types.js';
+import type { CatalogWarning, Table } from './types.js';
 
 /** A warning in every command's JSON (contract §JSON `warnings`). */
 export interface Warning {
-  code: 'rls' | 'trigger';
+  code: 'rls' | 'trigger' | CatalogWarning['code'];
   message: string;
   table: string;
 }

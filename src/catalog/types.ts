@@ -157,6 +157,51 @@ export interface Catalog {
   partitionColumns: Map<string, Column[]>;
   /** Name-based guesses weighed against the data: what was assumed, what was not, and why. */
   assumptions: Assumption[];
+  /**
+   * Polymorphic and generic references the data supports (rules/typed-evidence.ts), one per type
+   * value that names a table: discovered rules are made from them.
+   */
+  typedReferences: TypedReference[];
+  /** Content types of every Django `django_content_type` table, by that table's id (small tables, read whole). */
+  contentTypes: Map<string, ContentType[]>;
+  /** What discovery saw but would not guess (a type value that names no table): JSON `warnings`. */
+  warnings: CatalogWarning[];
+}
+
+/**
+ * A reference through a type column and an id column (contract: "References the catalog does not
+ * hold"): rows of `table` whose `typeColumn` holds `type` name `parent` by `parentColumn`.
+ * Polymorphic: Rails / Laravel class names or aliases; generic: a Django content type's id.
+ */
+export interface TypedReference {
+  kind: 'polymorphic' | 'generic';
+  /** `schema.table` of the referencing rows. */
+  table: string;
+  typeColumn: string;
+  idColumn: string;
+  /** The type value, as PostgreSQL prints it (a class name, an alias, a content type id). */
+  type: string;
+  /** `schema.table` the type value names, and its single-column primary key. */
+  parent: string;
+  parentColumn: string;
+  /** The id column holds text and the parent key is not text: compare with the key's text form. */
+  asText: boolean;
+  /** Why the type names that table, and what the data showed. */
+  evidence: string;
+}
+
+/** One row of django_content_type. */
+export interface ContentType {
+  id: string;
+  appLabel: string;
+  model: string;
+}
+
+/** A warning from reading the catalog (contract §JSON `warnings`). */
+export interface CatalogWarning {
+  code: 'unknown-polymorphic-type';
+  message: string;
+  table: string;
 }
 
 /**
@@ -164,7 +209,12 @@ export interface Catalog {
  * `not-` were taken (soft-delete markers, inferred references); the others were rejected.
  */
 export interface Assumption {
-  kind: 'soft-delete-marker' | 'not-a-soft-delete-marker' | 'inferred-reference' | 'not-a-reference';
+  kind:
+    | 'soft-delete-marker'
+    | 'not-a-soft-delete-marker'
+    | 'inferred-reference'
+    | 'not-a-reference'
+    | 'polymorphic-reference';
   /** `schema.table` holding the column. */
   table: string;
   column: string;

@@ -24,6 +24,7 @@ import { baseFinding, count as toCount, type Check, type Finding, type Sample } 
 import { count, pkMatches, pkOf, run, type BatchContext } from '../repair/context.js';
 import { redirectable } from '../repair/merge-map.js';
 import type { WorkTable } from '../sql/work-table.js';
+import { holdsType } from '../sql/typed.js';
 import { createGroups, createMembers, GROUPS, inBatch, lockBatchRows } from '../repair/groups.js';
 import { deletedValue } from '../repair/markers.js';
 import { deleteLosers } from '../repair/merge.js';
@@ -109,6 +110,8 @@ async function lockDeletedParents(ctx: BatchContext, rule: OrphanRule, from: num
 export function childScope(rule: OrphanRule, alias: string | null): Sql[] {
   const terms: Sql[] = [];
   if (rule.where) terms.push(fragment(rule.where));
+  // A polymorphic or generic reference: only rows of this type name this parent.
+  if (rule.typed) terms.push(holdsType(rule.table, rule.typed.typeColumn, rule.typed.type, alias));
   if (rule.table.softDelete && !rule.includeSoftDeleted) terms.push(isAlive(rule.table.softDelete, alias));
   const notNull = rule.columns.map((c) => sql`${col(alias, c)} is not null`);
   if (rule.comparison?.matchFull && notNull.length > 1) terms.push(sql`(${sql.join(notNull, sql` or `)})`);
@@ -122,6 +125,8 @@ export function childScope(rule: OrphanRule, alias: string | null): Sql[] {
  * equality where both columns have that type, else pg_catalog's `=`.
  */
 export function parentEquals(rule: OrphanRule, i: number, parent: Sql, child: Sql): Sql {
+  // A text object_id names the parent by its key's text form (Django's GenericForeignKey).
+  if (rule.typed?.asText) return sql`${parent}::text = ${child}`;
   const pair = rule.comparison?.pairs[i];
   if (pair) {
     const collated = pair.collation ? sql`(${child} collate ${qualified(pair.collation)})` : child;
@@ -262,6 +267,9 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
     missingParent,
     deletedParent,
     inferred: rule.inferred,
+    ...(rule.typed
+      ? { polymorphic: { typeColumn: rule.typed.typeColumn, idColumn: rule.columns[0]!, type: rule.typed.type } }
+      : {}),
   };
 }
 

@@ -24,6 +24,8 @@ export interface Finding {
   missingParent?: number;
   deletedParent?: number;
   inferred?: boolean;
+  /** orphaned-rows of a polymorphic or generic reference: which rows of which type. */
+  polymorphic?: { typeColumn: string; idColumn: string; type: string };
   /** Set when the rule could not be checked at all (contract: an error finding; the scan exits 2). */
   error?: RuleError;
   /** Why a discovered rule exists (not in the JSON contract; shown in text output). */

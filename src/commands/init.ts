@@ -3,7 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import { toYaml } from '../report/yaml.js';
 import { RowdoctorError } from '../errors.js';
 import { ruleToConfig } from '../rules/to-config.js';
-import type { Rule } from '../rules/types.js';
+import type { OrphanRule, Rule } from '../rules/types.js';
+import { dottedName } from '../rules/to-config.js';
 import type { Assumption, Catalog } from '../catalog/types.js';
 import { findsOnlyDeletedParents } from '../rules/deleted-parent.js';
 import { withReadOnlySnapshot } from './context.js';
@@ -61,7 +62,8 @@ export function renderConfig(
     ...markerSection(assumptions),
   ];
   const declared = rules.filter((r) => !isInferred(r));
-  const inferred = rules.filter(isInferred);
+  const inferred = rules.filter((r) => isInferred(r) && !(r.check === 'orphaned-rows' && r.typed));
+  const typed = rules.filter((r): r is OrphanRule => r.check === 'orphaned-rows' && r.typed !== undefined);
   lines.push(declared.length ? 'rules:' : 'rules: []');
   for (const rule of declared) {
     lines.push(indent(rule.origin ?? 'discovered', '  # '));
@@ -77,6 +79,7 @@ export function renderConfig(
     lines.push(`  # ${rule.origin ?? 'inferred'}`);
     lines.push(indent(toYaml([{ ...ruleToConfig(rule), repair: 'report' }]), '  # '));
   }
+  lines.push(...typedSection(typed));
   for (const a of assumptions.filter((x) => x.kind === 'not-a-reference'))
     lines.push(`# not a reference: ${a.table}.${a.column} — ${a.evidence}`);
   lines.push(
@@ -122,6 +125,35 @@ function reviewed(catalog: Catalog, rule: Rule): Rule {
     'children of soft-deleted parents: reported only — choose repair: soft-delete or delete, ' +
     'or deletedParent: warning if they are kept on purpose';
   return { ...rule, repair: 'report', origin: `${rule.origin ?? 'discovered'}\n${choices}` };
+}
+
+/**
+ * Polymorphic and generic references found in the data, as the `references:` entries that declare
+ * them (one per type and id column, every type that names a table), commented for review.
+ */
+function typedSection(rules: OrphanRule[]): string[] {
+  if (!rules.length) return [];
+  const byPair = new Map<string, OrphanRule[]>();
+  for (const r of rules) {
+    const id = `${r.table.id}|${r.typed!.typeColumn}|${r.columns[0]}`;
+    byPair.set(id, [...(byPair.get(id) ?? []), r]);
+  }
+  const entries = [...byPair.values()].map((rs) => {
+    const [first] = rs as [OrphanRule];
+    const t = first.typed!;
+    const columns =
+      t.kind === 'polymorphic'
+        ? { polymorphic: { type: t.typeColumn, id: first.columns[0]! } }
+        : { generic: { contentType: t.typeColumn, id: first.columns[0]! } };
+    const types = Object.fromEntries(rs.map((r) => [r.typed!.type, dottedName(r.parent.schema, r.parent.name)]));
+    return { table: dottedName(first.table.schema, first.table.name), ...columns, types };
+  });
+  return [
+    '',
+    '# Polymorphic and generic references the data supports (no foreign key can express them). Uncomment',
+    '# to declare them: their orphans become errors, and every repair follows only the listed types.',
+    indent(toYaml({ references: entries }), '# '),
+  ];
 }
 
 function isInferred(rule: Rule): boolean {

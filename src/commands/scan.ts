@@ -20,7 +20,7 @@ export async function scanCommand(opts: CommonOptions, out: (s: string) => void)
   const { result, database, assumptions, warnings } = await withReadOnlySnapshot(
     opts,
     async (tx, snap, conn, alongside) => ({
-      warnings: await rowSecurityWarnings(tx, tablesRead(snap.rules)),
+      warnings: [...snap.catalog.warnings, ...(await rowSecurityWarnings(tx, tablesRead(snap.rules)))],
       result: await scan(tx, snap.rules, {
         sample,
         progress,

@@ -40,6 +40,7 @@ export function findingJson(f: Finding): FindingJson {
     missingParent: f.missingParent,
     deletedParent: f.deletedParent,
     inferred: f.inferred,
+    ...(f.polymorphic ? { polymorphic: f.polymorphic } : {}),
   };
 }
 

@@ -84,6 +84,7 @@ export function assumptionLines(assumptions: Assumption[], c: ChalkInstance): st
   const references = assumptions.flatMap((a) => {
     if (a.kind === 'inferred-reference')
       return [c.dim(`assumed: ${a.table}.${a.column} is a reference (${a.evidence})`)];
+    if (a.kind === 'polymorphic-reference') return [c.dim(`assumed: ${a.table}: ${a.evidence}`)];
     if (a.kind === 'not-a-reference') return [c.dim(`not a reference: ${a.table}.${a.column} — ${a.evidence}`)];
     return [];
   });
@@ -130,7 +131,8 @@ function findingTable(check: CheckId, findings: Finding[], c: ChalkInstance): st
     });
     for (const f of findings) {
       t.push([
-        `${f.table}(${f.columns!.join(', ')})\n→ ${f.references!}`,
+        `${f.table}(${f.polymorphic ? `${f.polymorphic.typeColumn} = '${f.polymorphic.type}', ` : ''}` +
+          `${f.columns!.join(', ')})\n→ ${f.references!}`,
         num(f.missingParent!),
         num(f.deletedParent!),
         num(f.rows),

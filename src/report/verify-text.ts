@@ -5,8 +5,10 @@ import type { Verdict } from '../verify/types.js';
 import { assumptionLines } from './scan-text.js';
 import { statementLines, type MigrationOptions } from '../verify/migration.js';
 
-export function verifySummary(verdicts: Verdict[]): Record<'ok' | 'missing' | 'invalid' | 'mismatch', number> {
-  const s = { ok: 0, missing: 0, invalid: 0, mismatch: 0 };
+export function verifySummary(
+  verdicts: Verdict[],
+): Record<'ok' | 'missing' | 'invalid' | 'mismatch' | 'unenforceable', number> {
+  const s = { ok: 0, missing: 0, invalid: 0, mismatch: 0, unenforceable: 0 };
   for (const v of verdicts) s[v.status]++;
   return s;
 }
@@ -20,7 +22,7 @@ export function renderVerifyText(
   assumptions: Assumption[] = [],
 ): string {
   const s = verifySummary(verdicts);
-  const colour = { ok: c.green, missing: c.red, invalid: c.red, mismatch: c.yellow };
+  const colour = { ok: c.green, missing: c.red, invalid: c.red, mismatch: c.yellow, unenforceable: c.yellow };
   const checked = `${verdicts.length} constraint${verdicts.length === 1 ? '' : 's'} checked`;
   const head = `rowdoctor verify-constraints · ${database} · ${checked}`;
   const counts = (Object.keys(s) as (keyof typeof s)[])

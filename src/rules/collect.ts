@@ -1,9 +1,10 @@
 import type { Catalog } from '../catalog/types.js';
 import type { Config } from '../config.js';
 import { withDeletedParent } from './deleted-parent.js';
-import { discoverRules } from './discover.js';
+import { discoverRules, discoverTypedRules } from './discover.js';
 import { rulesFromConfig } from './from-config.js';
 import { rulesFromFlags } from './from-flags.js';
+import { rulesFromReferences } from './from-references.js';
 import { ruleIdentity, type CheckId, type ExpressionForms, type OrphanRule, type Rule } from './types.js';
 
 export interface RuleSources {
@@ -22,10 +23,13 @@ export interface RuleSources {
 export function collectRules(catalog: Catalog, sources: RuleSources, forms?: ExpressionForms): Rule[] {
   const declared = [
     ...rulesFromConfig(catalog, sources.config.rules ?? [], sources.configFile ?? 'config'),
+    ...rulesFromReferences(catalog, sources.config.references ?? [], sources.configFile ?? 'config'),
     ...rulesFromFlags(catalog, { duplicates: sources.duplicates, orphans: sources.orphans }),
   ];
   const taken = new Set(declared.map((r) => ruleIdentity(r, forms)));
-  const discovered = sources.discover ? discoverRules(catalog).filter((r) => !taken.has(ruleIdentity(r, forms))) : [];
+  const discovered = sources.discover
+    ? [...discoverRules(catalog), ...discoverTypedRules(catalog)].filter((r) => !taken.has(ruleIdentity(r, forms)))
+    : [];
   const seen = new Set<string>();
   const intended = [...declared, ...discovered].flatMap((r): Rule[] => {
     if (r.check !== 'orphaned-rows') return [r];

@@ -3,6 +3,7 @@ import { predicateExcludesDeleted } from '../catalog/soft-delete.js';
 import { sqlFragment } from '../sql/fragment.js';
 import { parseKeep } from './defaults.js';
 import type { DuplicateRule, KeyPart, OrphanRule, Rule, SoftDeleteRule } from './types.js';
+import { typedPairs } from './typed-names.js';
 
 /**
  * Rules the catalog implies, with no config (contract §"Where checks come from", item 3):
@@ -123,8 +124,10 @@ export function referenceCandidates(catalog: Catalog, table: Table): ReferenceCa
   const candidates: ReferenceCandidate[] = [];
   const fkColumns = new Set(catalog.foreignKeys.filter((f) => f.table === table.id).flatMap((f) => f.columns));
   const ownPk = table.primaryKey?.length === 1 ? table.primaryKey[0] : null;
+  // The id column of a type/id pair names whatever its type says, not the table its name suggests.
+  const typedIds = new Set(typedPairs(catalog, table).map((p) => p.idColumn));
   for (const col of table.columns) {
-    if (fkColumns.has(col.name) || col.name === ownPk) continue;
+    if (fkColumns.has(col.name) || col.name === ownPk || typedIds.has(col.name)) continue;
     const stem = referencedStem(col.name);
     if (!stem) continue;
     const wanted = candidateNames(stem);
@@ -169,6 +172,37 @@ function inferredReferences(catalog: Catalog, table: Table): OrphanRule[] {
     });
   }
   return rules;
+}
+
+/**
+ * Polymorphic and generic references the data supports (catalog.typedReferences): one rule per
+ * type value that names a table, inferred, so warnings. Kept apart from discoverRules while the
+ * repair's reference graph (repair/references.ts) follows references without their type column.
+ */
+export function discoverTypedRules(catalog: Catalog): OrphanRule[] {
+  return catalog.typedReferences.flatMap((r): OrphanRule[] => {
+    const parent = catalog.tables.find((t) => t.id === r.parent);
+    const table = catalog.tables.find((t) => t.id === r.table);
+    if (!table || !parent) return [];
+    return [
+      {
+        check: 'orphaned-rows',
+        table,
+        columns: [r.idColumn],
+        parent,
+        parentColumns: [r.parentColumn],
+        where: null,
+        includeSoftDeleted: false,
+        inferred: true,
+        foreignKey: null,
+        repair: 'delete',
+        source: 'discovered',
+        severity: 'warning',
+        origin: `${r.kind} reference: ${r.evidence}`,
+        typed: { kind: r.kind, typeColumn: r.typeColumn, type: r.type, asText: r.asText },
+      },
+    ];
+  });
 }
 
 /**

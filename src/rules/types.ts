@@ -69,6 +69,21 @@ export interface OrphanRule extends RuleBase {
    */
   deletedParent?: DeletedParent;
   repair: 'delete' | 'soft-delete' | 'set-null' | 'report';
+  /**
+   * A polymorphic or generic reference (contract: "References the catalog does not hold"): only
+   * the rows whose type column holds this type name the parent, by `columns` (the id column).
+   */
+  typed?: TypedKey;
+}
+
+/** Which rows of a polymorphic or generic reference name the parent, and how their id compares. */
+export interface TypedKey {
+  kind: 'polymorphic' | 'generic';
+  typeColumn: string;
+  /** The type value as PostgreSQL prints it (`User`, `App\Models\User`, a content type id). */
+  type: string;
+  /** A text id compared with the parent key's text form. */
+  asText: boolean;
 }
 
 export interface SoftDeleteRule extends RuleBase {
@@ -93,7 +108,10 @@ export function keyLabel(part: KeyPart): string {
  */
 export function ruleIdentity(rule: Rule, forms?: ExpressionForms): string {
   const label = (p: KeyPart) => (p.kind === 'expr' && forms?.get(formId(rule.table, p.expr.text))) || keyLabel(p);
-  const cols = rule.check === 'orphaned-rows' ? rule.columns : rule.key.map(label);
+  const cols =
+    rule.check === 'orphaned-rows'
+      ? [...(rule.typed ? [`${rule.typed.typeColumn}=${rule.typed.type}`] : []), ...rule.columns]
+      : rule.key.map(label);
   return `${rule.check}|${rule.table.id}|${cols.join(',')}`;
 }
 
@@ -106,7 +124,8 @@ export function formId(table: Table, text: string): string {
 
 export function describeRule(rule: Rule): string {
   if (rule.check === 'orphaned-rows') {
-    return `${rule.table.id}(${rule.columns.join(', ')}) -> ${rule.parent.id}(${rule.parentColumns.join(', ')})`;
+    const type = rule.typed ? `${rule.typed.typeColumn} = '${rule.typed.type}', ` : '';
+    return `${rule.table.id}(${type}${rule.columns.join(', ')}) -> ${rule.parent.id}(${rule.parentColumns.join(', ')})`;
   }
   return `${rule.table.id}(${rule.key.map(keyLabel).join(', ')})${rule.where ? ` where ${rule.where.text}` : ''}`;
 }

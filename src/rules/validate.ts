@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Tx } from '../db.js';
 import { RowdoctorError, describePgError, isPgError } from '../errors.js';
 import { and, col, fragment, keyExpr, tableRef, type Sql } from '../sql/build.js';
+import { holdsType } from '../sql/typed.js';
 import { describeRule, type Rule } from './types.js';
 
 /**
@@ -41,7 +42,9 @@ function probeQuery(rule: Rule) {
   const t = tableRef(rule.table);
   const terms: Sql[] = rule.where ? [fragment(rule.where)] : [];
   if (rule.check === 'orphaned-rows') {
-    const on = and(rule.parentColumns.map((pc, i) => sql`${col('p', pc)} = ${col('c', rule.columns[i]!)}`));
+    const text = rule.typed?.asText ? sql`::text` : sql``;
+    const on = and(rule.parentColumns.map((pc, i) => sql`${col('p', pc)}${text} = ${col('c', rule.columns[i]!)}`));
+    if (rule.typed) terms.push(holdsType(rule.table, rule.typed.typeColumn, rule.typed.type, null));
     return sql`
       select 1
         from (select * from ${t} where ${and(terms)}) c

@@ -1,7 +1,7 @@
 import type { Catalog } from '../catalog/types.js';
 import { resolveColumn, resolveTable } from '../catalog/names.js';
 import { defaultSchemas, collectErrors } from '../rules/defaults.js';
-import { discoverRules } from '../rules/discover.js';
+import { discoverRules, discoverTypedRules } from '../rules/discover.js';
 import { orphanFlagRule, parseTableWithKey } from '../rules/from-flags.js';
 import { resolveKey } from '../rules/from-config.js';
 import type { KeyPart, Rule } from '../rules/types.js';
@@ -40,6 +40,7 @@ export function expectedConstraints(
         parent: rule.parent,
         parentColumns: rule.parentColumns,
         source: `${rule.source} rule`,
+        ...(rule.typed ? { typed: rule.typed } : {}),
       });
     }
   }
@@ -74,7 +75,7 @@ export function expectedConstraints(
     ),
   );
   if (flags.discover) {
-    for (const r of discoverRules(catalog)) {
+    for (const r of [...discoverRules(catalog), ...discoverTypedRules(catalog)]) {
       if (r.check === 'orphaned-rows' && r.inferred)
         out.push({
           kind: 'foreign-key',
@@ -83,6 +84,7 @@ export function expectedConstraints(
           parent: r.parent,
           parentColumns: r.parentColumns,
           source: 'inferred',
+          ...(r.typed ? { typed: r.typed } : {}),
         });
     }
   }
@@ -92,7 +94,8 @@ export function expectedConstraints(
     const id =
       e.kind === 'unique'
         ? `u|${e.table.id}|${e.key.map(key).join(',')}|${e.where?.text ?? ''}`
-        : `f|${e.table.id}|${e.columns.join(',')}|${e.parent.id}`;
+        : `f|${e.table.id}|${e.typed ? `${e.typed.typeColumn}=${e.typed.type}|` : ''}` +
+          `${e.columns.join(',')}|${e.parent.id}`;
     if (seen.has(id)) return false;
     seen.add(id);
     return true;

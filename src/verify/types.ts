@@ -1,5 +1,5 @@
 import type { Table } from '../catalog/types.js';
-import type { KeyPart } from '../rules/types.js';
+import type { KeyPart, TypedKey } from '../rules/types.js';
 import type { SqlFragment } from '../sql/fragment.js';
 
 /** A unique key that should be enforced. */
@@ -20,11 +20,13 @@ export interface ExpectedForeignKey {
   parent: Table;
   parentColumns: string[];
   source: string;
+  /** A polymorphic or generic reference: no foreign key can express it (status `unenforceable`). */
+  typed?: TypedKey;
 }
 
 export type Expected = ExpectedUnique | ExpectedForeignKey;
 
-export type Status = 'ok' | 'missing' | 'invalid' | 'mismatch';
+export type Status = 'ok' | 'missing' | 'invalid' | 'mismatch' | 'unenforceable';
 
 /** One verdict, as the contract's `constraints` entry (plus what the report needs). */
 export interface Verdict {

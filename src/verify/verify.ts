@@ -64,6 +64,26 @@ export async function verifyConstraints(
           warnings: ddl.warnings,
           fix: fixFor({ source: e.source, table: e.table, columns: key.parts, where: key.predicate }),
         });
+      } else if (e.typed) {
+        // A type column decides which table a row names: no foreign key can say that, so none is proposed.
+        const typeTest = `${e.typed.typeColumn} = '${e.typed.type.replace(/'/g, "''")}'`;
+        verdicts.push({
+          kind: 'foreign-key',
+          table: e.table.id,
+          columns: e.columns,
+          where: typeTest,
+          status: 'unenforceable',
+          detail:
+            `a ${e.typed.kind} reference (rows where ${typeTest}): no foreign key can express it; ` +
+            'rowdoctor checks it in scan and follows it in every repair',
+          references: `${e.parent.id}(${e.parentColumns.join(', ')})`,
+          violations: await violations(() => foreignKeyViolations(tx, e)),
+          ddl: [],
+          found: null,
+          source: e.source,
+          warnings: [],
+          fix: 'rowdoctor repair with an orphaned-rows rule, or by hand',
+        });
       } else {
         const m = matchForeignKey(catalog, e);
         if (m.found) seenForeignKeys.add(m.found as ForeignKey);

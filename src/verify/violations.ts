@@ -64,6 +64,7 @@ export async function foreignKeyViolations(tx: Tx, e: ExpectedForeignKey, fk?: F
     source: 'discovered',
     severity: 'error',
     origin: null,
+    ...(e.typed ? { typed: e.typed } : {}),
   };
   return (await orphanedRows.detect(tx, rule, { sample: 0 }))?.missingParent ?? 0;
 }

@@ -55,7 +55,7 @@ describe('config errors quote the value found and suggest the nearest valid one'
 
   it('a key, at every level, with the keys allowed there', () => {
     expect(configError('rule: []\n')).toMatch(
-      /:1:1 rule: unknown key "rule" — did you mean "rules"\? \(keys here: schemas, softDelete, deletedParent, rules\)/,
+      /:1:1 rule: unknown key "rule" — did you mean "rules"\? \(keys here: schemas, softDelete, deletedParent, rules, references\)/,
     );
     expect(configError(rule('duplicate-rows', '    key: [a]\n    repiar: merge\n'))).toContain(
       'rules[0].repiar: unknown key "repiar" — did you mean "repair"?',

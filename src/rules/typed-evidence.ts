@@ -1,0 +1,197 @@
+import { sql } from 'kysely';
+import type { Assumption, Catalog, CatalogWarning, ContentType, Table, TypedReference } from '../catalog/types.js';
+import type { Db, Tx } from '../db.js';
+import { guarded } from '../catalog/guarded.js';
+import { col, tableRef, type Sql } from '../sql/build.js';
+import { compatibleTypes } from './discover.js';
+import { supports } from './reference-evidence.js';
+import { contentTypeTable, tableNamed, tableNamesFor, typedPairs, type TypedPair } from './typed-names.js';
+
+/** What discovery made of the polymorphic and generic candidates (see Catalog). */
+export interface TypedEvidence {
+  references: TypedReference[];
+  assumptions: Assumption[];
+  warnings: CatalogWarning[];
+}
+
+/** The table a type value names, and how its id compares with that table's key. */
+export interface TypedParent {
+  parent: Table;
+  parentColumn: string;
+  asText: boolean;
+}
+
+/** Every django_content_type table's rows (a few hundred at most), by the table's id. */
+export async function loadContentTypes(db: Db | Tx, catalog: Catalog): Promise<Map<string, ContentType[]>> {
+  const out = new Map<string, ContentType[]>();
+  for (const t of catalog.tables.filter((x) => x.name === 'django_content_type')) {
+    const has = (c: string) => t.columns.some((x) => x.name === c);
+    if (!has('id') || !has('app_label') || !has('model')) continue;
+    const rows = await guarded(
+      db,
+      async () =>
+        (
+          await sql<ContentType>`
+            select id::text as id, app_label as "appLabel", model
+              from ${tableRef(t)}
+             order by id`.execute(db)
+        ).rows,
+      () => [],
+    );
+    out.set(t.id, rows);
+  }
+  return out;
+}
+
+/**
+ * The table `type` names for rows of `pair` (in the pair's schema), or why none: Rails / Laravel
+ * naming for a polymorphic type, `<app_label>_<model>` for a content type. The parent needs a
+ * single-column primary key whose values the id column can hold, or whose text form a text id holds.
+ */
+export function typedParent(
+  catalog: Catalog,
+  pair: TypedPair,
+  type: string,
+  explicit?: Table,
+): TypedParent | { reason: string } {
+  let parent = explicit;
+  if (!parent && pair.kind === 'polymorphic') {
+    parent = tableNamesFor(type)
+      .map((n) => tableNamed(catalog, pair.table.schema, n))
+      .find((t) => t !== undefined);
+  } else if (!parent) {
+    const ct = catalog.contentTypes.get(pair.contentTypes!.id)?.find((c) => c.id === type);
+    if (!ct) return { reason: `no ${pair.contentTypes!.id} row has id ${type}` };
+    parent = tableNamed(catalog, pair.table.schema, contentTypeTable(ct));
+    if (!parent) return { reason: `content type ${ct.appLabel}.${ct.model} names no table ${contentTypeTable(ct)}` };
+  }
+  if (!parent) return { reason: 'names no table' };
+  const pk = parent.primaryKey;
+  if (pk?.length !== 1) return { reason: `names ${parent.id}, which has no single-column primary key` };
+  const idCol = pair.table.columns.find((c) => c.name === pair.idColumn)!;
+  const pkCol = parent.columns.find((c) => c.name === pk[0])!;
+  if (compatibleTypes(idCol, pkCol)) return { parent, parentColumn: pk[0]!, asText: false };
+  if (idCol.category === 'S') return { parent, parentColumn: pk[0]!, asText: true };
+  return {
+    reason: `names ${parent.id}, whose key ${pk[0]} (${pkCol.type}) ${pair.idColumn} (${idCol.type}) cannot hold`,
+  };
+}
+
+/** `parent p` holds the row's id `id`: the key itself, or its text form for a text id. */
+export function typedIdMatches(target: TypedParent, parentAlias: string, id: Sql): Sql {
+  const key = col(parentAlias, target.parentColumn);
+  return target.asText ? sql`${key}::text = ${id}` : sql`${key} = ${id}`;
+}
+
+/**
+ * Weigh every candidate pair of the checked schemas against its data: one grouped pass lists the
+ * type values with their row counts, one more counts per mapped type how many distinct ids exist
+ * in the table it names. A pair whose ids mostly exist becomes a reference per mapped type; its type
+ * values that name no table are warnings, never guessed.
+ */
+export async function weighTypedReferences(db: Db | Tx, catalog: Catalog): Promise<TypedEvidence> {
+  const out: TypedEvidence = { references: [], assumptions: [], warnings: [] };
+  for (const table of catalog.tables.filter((t) => catalog.schemas.includes(t.schema))) {
+    for (const pair of typedPairs(catalog, table)) {
+      const unweighed = (e: Error): TypedEvidence => ({
+        references: [],
+        warnings: [],
+        assumptions: [notAReference(pair, `could not be weighed: ${e.message}`)],
+      });
+      const found = await guarded(db, () => weighPair(db, catalog, pair), unweighed);
+      out.references.push(...found.references);
+      out.assumptions.push(...found.assumptions);
+      out.warnings.push(...found.warnings);
+    }
+  }
+  return out;
+}
+
+async function weighPair(db: Db | Tx, catalog: Catalog, pair: TypedPair): Promise<TypedEvidence> {
+  const t = col('c', pair.typeColumn);
+  const id = col('c', pair.idColumn);
+  const { rows: types } = await sql<{ type: string; rows: string }>`
+    select ${t}::text as type, count(*) as rows
+      from ${tableRef(pair.table)} c
+     where ${t} is not null and ${id} is not null
+     group by 1
+     order by 1`.execute(db);
+  const mapped = types.map((r) => ({ ...r, target: typedParent(catalog, pair, r.type) }));
+  const known = mapped.flatMap((m) => ('parent' in m.target ? [{ type: m.type, target: m.target }] : []));
+  if (!known.length) {
+    const why = types.length ? `none of its ${types.length} type values names a table` : 'no rows to compare';
+    return { references: [], warnings: [], assumptions: [notAReference(pair, why)] };
+  }
+  const exists = sql.join(
+    known.map((k) => {
+      const holds = typedIdMatches(k.target, 'p', sql`d.id`);
+      return sql`when ${k.type} then exists (select 1 from ${tableRef(k.target.parent)} p where ${holds})`;
+    }),
+    sql` `,
+  );
+  const { rows: matched } = await sql<{ type: string; values: string; matched: string }>`
+    select d.type, count(*) as values, count(*) filter (where case d.type ${exists} else false end) as matched
+      from (select distinct ${t}::text as type, ${id} as id
+              from ${tableRef(pair.table)} c
+             where ${t}::text = any(${known.map((k) => k.type)}::text[]) and ${id} is not null) d
+     group by d.type`.execute(db);
+  const of = (type: string) => matched.find((m) => m.type === type);
+  const total = {
+    values: matched.reduce((n, m) => n + Number(m.values), 0),
+    matched: matched.reduce((n, m) => n + Number(m.matched), 0),
+  };
+  const n = (x: number | string) => Number(x).toLocaleString('en-US');
+  if (!supports(total)) {
+    const why = `${n(total.matched)} of ${n(total.values)} distinct ids found in the tables its types name`;
+    return { references: [], warnings: [], assumptions: [notAReference(pair, why)] };
+  }
+  const references = known.map(({ type, target }): TypedReference => {
+    const m = of(type);
+    const what = pair.kind === 'generic' ? `content type ${type}` : `'${type}'`;
+    const evidence =
+      `${pair.typeColumn} ${what} → ${target.parent.id}(${target.parentColumn}): matched ${n(m?.matched ?? 0)} of ` +
+      `${n(m?.values ?? 0)} distinct ${pair.idColumn} values${target.asText ? ' (as text)' : ''}`;
+    return {
+      kind: pair.kind,
+      table: pair.table.id,
+      typeColumn: pair.typeColumn,
+      idColumn: pair.idColumn,
+      type,
+      parent: target.parent.id,
+      parentColumn: target.parentColumn,
+      asText: target.asText,
+      evidence,
+    };
+  });
+  const warnings = mapped.flatMap((m): CatalogWarning[] =>
+    'reason' in m.target
+      ? [
+          {
+            code: 'unknown-polymorphic-type',
+            table: pair.table.id,
+            message:
+              `${pair.table.id}.${pair.typeColumn} holds ${pair.kind === 'generic' ? 'content type ' : ''}` +
+              `'${m.type}' in ${n(m.rows)} row${m.rows === '1' ? '' : 's'}, which ${m.target.reason}: those rows ` +
+              'are not checked and no repair touches them (map it under references: types if it names a table)',
+          },
+        ]
+      : [],
+  );
+  const assumptions = references.map((r): Assumption => ({
+    kind: 'polymorphic-reference',
+    table: r.table,
+    column: r.idColumn,
+    evidence: r.evidence,
+    references: `${r.parent}(${r.parentColumn})`,
+  }));
+  return { references, warnings, assumptions };
+}
+
+function notAReference(pair: TypedPair, why: string): Assumption {
+  return {
+    kind: 'not-a-reference',
+    table: pair.table.id,
+    column: pair.idColumn,
+    evidence: `${pair.typeColumn}/${pair.idColumn} is not a ${pair.kind} reference: ${why}`,
+  };
+}
