@@ -60,28 +60,37 @@ export function uniqueDdl(
   const statements = [text(db, sql`SET lock_timeout = ${sql.lit(lockTimeout)}`)];
   // An INVALID index — the expected one or a mismatched one — is dropped first: CREATE … IF NOT
   // EXISTS would keep it, and next to its replacement it costs every write and enforces nothing
-  // reliably. The expected one's name is taken again; a mismatched one's replacement gets its own.
+  // reliably. The expected one is rebuilt as what it was — a plain unique index as a plain index, a
+  // constraint as that constraint, under its own name — so scripts that name it (DROP INDEX …) still
+  // work; a mismatched one's replacement gets a name of its own.
   const broken = found && !found.valid && (status === 'invalid' || status === 'mismatch') && !table.partitioned;
-  const name = broken && status === 'invalid' ? found.name : names.allocate(table, key.parts, 'key');
-  if (broken) statements.push(text(db, sql`DROP INDEX CONCURRENTLY IF EXISTS ${sql.id(table.schema, found.name)}`));
+  const rebuilt = broken && status === 'invalid' ? found : null;
+  const name = rebuilt ? rebuilt.name : names.allocate(table, key.parts, 'key');
+  if (broken) statements.push(dropStatement(db, table, found));
   // A valid mismatched index may be what the application relies on (an ON CONFLICT target, a
   // foreign key's referenced key): it is left in place, for the operator to drop once it is not.
   if (found && found.valid && status === 'mismatch')
     warnings.push(
       `${found.name} is left in place: drop it (DROP INDEX CONCURRENTLY, or the constraint) once nothing relies on it`,
     );
-  // The index's ON clause, key, NULL semantics and predicate, as the verdict normalised them.
+  // The index's ON clause, key, INCLUDE columns, NULL semantics and predicate, as the verdict normalised them.
   const nulls = e.nullsNotDistinct ? sql` NULLS NOT DISTINCT` : sql``;
   const where = key.predicate ? sql` WHERE ${sql.raw(key.predicate)}` : sql``;
-  const body = (on: RawBuilder<unknown>) => sql`${on} (${sql.raw(key.parts.join(', '))})${nulls}${where}`;
+  const include = rebuilt?.include.length ? sql` INCLUDE (${sql.raw(rebuilt.include.join(', '))})` : sql``;
+  const body = (on: RawBuilder<unknown>) => sql`${on} (${sql.raw(key.parts.join(', '))})${include}${nulls}${where}`;
   if (!table.partitioned) {
     statements.push(
       text(db, sql`CREATE UNIQUE INDEX CONCURRENTLY ${sql.id(name)} ${body(sql`ON ${tableName(table)}`)}`),
     );
     const eligible = !key.predicate && key.parts.every((p) => indexPartColumn(table, p) !== null);
-    if (eligible)
+    const constraint = rebuilt ? rebuilt.constraint : eligible ? name : null;
+    const kind = rebuilt?.primary ? sql`PRIMARY KEY` : sql`UNIQUE`;
+    if (constraint)
       statements.push(
-        text(db, sql`ALTER TABLE ${tableRef(table)} ADD CONSTRAINT ${sql.id(name)} UNIQUE USING INDEX ${sql.id(name)}`),
+        text(
+          db,
+          sql`ALTER TABLE ${tableRef(table)} ADD CONSTRAINT ${sql.id(constraint)} ${kind} USING INDEX ${sql.id(name)}`,
+        ),
       );
     return { statements, warnings };
   }
@@ -108,6 +117,16 @@ export function uniqueDdl(
     'a partition that already has an index attached to this parent index needs no new one: remove its two lines',
   );
   return { statements, warnings };
+}
+
+/**
+ * How an INVALID index goes: CONCURRENTLY when it is a plain index; one a constraint owns cannot be
+ * dropped on its own, so the constraint goes (a brief lock, under the migration's lock_timeout).
+ */
+function dropStatement(db: Db, table: Table, index: UniqueIndex): string {
+  if (index.constraint)
+    return text(db, sql`ALTER TABLE ${tableRef(table)} DROP CONSTRAINT IF EXISTS ${sql.id(index.constraint)}`);
+  return text(db, sql`DROP INDEX CONCURRENTLY IF EXISTS ${sql.id(table.schema, index.name)}`);
 }
 
 export function foreignKeyDdl(

@@ -12,8 +12,9 @@ export interface MigrationOptions {
  * A step never breaks the application's writes unasked: one that would fail today (rows violate
  * it: an index build would leave an INVALID index, a foreign key would stay NOT VALID and reject
  * the application's inserts) and one for a reference only inferred from a name are written
- * commented out, each with what to do first. Dropping an INVALID index always runs: it enforces
- * nothing reliably and costs every write.
+ * commented out, each with what to do first. The drop of an INVALID index goes with its rebuild:
+ * where the rebuild is held back, so is the drop (contract, verify-constraints) — an INVALID index
+ * still refuses the duplicates it has seen, and scripts may name it.
  */
 export function migrationText(verdicts: Verdict[], database: string, options: MigrationOptions = {}): string {
   const lines = [
@@ -43,11 +44,11 @@ export function migrationText(verdicts: Verdict[], database: string, options: Mi
 
 /**
  * A verdict's statements as the migration writes them: held ones (rows violate it today, or it is
- * only inferred) commented out — except SET and the DROP of an INVALID index, which always run.
+ * only inferred) commented out, the drop of what it replaces with them — all but SET.
  */
 export function statementLines(v: Verdict, options: MigrationOptions = {}): string[] {
   const held = (v.source === 'inferred' && !options.includeInferred) || (v.violations ?? 0) > 0;
-  return v.ddl.map((s) => (held && !/^(SET|DROP INDEX) /.test(s) ? `-- ${s};` : `${s};`));
+  return v.ddl.map((s) => (held && !/^SET /.test(s) ? `-- ${s};` : `${s};`));
 }
 
 /** What a verdict's violations are about: the table and columns, and the parent or the index's predicate. */
