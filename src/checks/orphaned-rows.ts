@@ -22,7 +22,7 @@ import {
 } from '../sql/build.js';
 import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from '../repair/context.js';
-import { redirectable } from '../repair/merge-map.js';
+import { redirectable } from '../repair/merge-redirects.js';
 import type { WorkTable } from '../sql/work-table.js';
 import { holdsType } from '../sql/typed.js';
 import { createGroups, createMembers, GROUPS, inBatch, lockBatchRows } from '../repair/groups.js';

@@ -1,5 +1,5 @@
 import { readOnly } from '../db.js';
-import { listRuns } from '../repair/runs.js';
+import { listRuns } from '../journal/runs.js';
 import { renderRunsText } from '../report/runs-text.js';
 import { connect } from './context.js';
 import { parseDuration, parseFormat, parsePositiveInt } from './options.js';

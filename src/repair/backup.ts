@@ -1,99 +1,14 @@
 import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
-import type { Db, Tx } from '../db.js';
-import { tableRef, type Sql, tableName } from '../sql/build.js';
+import { tableRef, type Sql } from '../sql/build.js';
+import { AFTER, AFTER_UNKNOWN, BACKUP_SCHEMA, backupTableName, ensureBackupTable } from '../journal/backup-tables.js';
 import { run, type BatchContext } from './context.js';
-import { ensureMergeMap } from './merge-map.js';
 
 /**
- * Backups live in schema rowdoctor_backup: one typed copy per user table (CREATE TABLE … LIKE),
- * so a restore is an INSERT … SELECT of the very same values — bit for bit, no text round trip.
- * Every row deleted or updated is copied in the same transaction as the change.
+ * Every row a repair deletes or updates is copied to its backup table in the journal
+ * (journal/backup-tables.ts) in the same transaction as the change; what an update left is noted
+ * as its after-image, so that undo restores only rows nobody has changed since.
  */
-export const BACKUP_SCHEMA = 'rowdoctor_backup';
-
-export async function ensureBackupSchema(db: Db | Tx): Promise<void> {
-  await sql`create schema if not exists ${sql.id(BACKUP_SCHEMA)}`.execute(db);
-  await sql`create sequence if not exists ${sql.id(BACKUP_SCHEMA, 'seq')}`.execute(db);
-  await sql`create table if not exists ${sql.id(BACKUP_SCHEMA, 'runs')} (
-    run_id text primary key,
-    command text not null,
-    started_at timestamptz not null default now(),
-    finished_at timestamptz,
-    status text not null,
-    options jsonb not null,
-    counts jsonb,
-    undo_of text
-  )`.execute(db);
-  // Added after the first release: databases repaired by an earlier version lack it.
-  await sql`alter table ${sql.id(BACKUP_SCHEMA, 'runs')} add column if not exists error text`.execute(db);
-  await ensureMergeMap(db);
-  await sql`create table if not exists ${sql.id(BACKUP_SCHEMA, 'tables')} (
-    backup_table text primary key,
-    table_schema text not null,
-    table_name text not null,
-    unique (table_schema, table_name)
-  )`.execute(db);
-}
-
-/** The backup table's name: the table's oid keeps it unique; the name keeps it readable. */
-export function backupTableName(table: Table): string {
-  return `${table.oid}_${table.name}`.slice(0, 63);
-}
-
-/** Create the typed backup copy of `table` if missing; add columns the table gained since. */
-export async function ensureBackupTable(tx: Tx, table: Table): Promise<void> {
-  const name = backupTableName(table);
-  const bt = sql.id(BACKUP_SCHEMA, name);
-  await sql`create table if not exists ${bt} (
-    _rd_run text not null, _rd_seq bigint not null, _rd_op text not null, _rd_columns text[],
-    like ${tableName(table)})`.execute(tx);
-  await sql`
-    insert into ${sql.id(BACKUP_SCHEMA, 'tables')}
-    values (${name}, ${table.schema}, ${table.name})
-        on conflict do nothing`.execute(tx);
-  // The backup table's columns so far: a column added to the table since an earlier run is added to it.
-  const backupTable = `${BACKUP_SCHEMA}."${name.replace(/"/g, '""')}"`;
-  const existing = await sql<{ name: string }>`
-    select attname as name
-      from pg_attribute
-     where attrelid = ${backupTable}::regclass and attnum > 0 and not attisdropped`.execute(tx);
-  const have = new Set(existing.rows.map((r) => r.name));
-  for (const c of table.columns.filter((c) => !have.has(c.name))) {
-    await sql`alter table ${bt} add column ${sql.id(c.name)} ${sql.raw(c.type)}`.execute(tx);
-  }
-  if (!have.has(AFTER)) {
-    // md5 of the whole row as the update left it: undo restores a row only while it still matches
-    await sql`alter table ${bt} add column ${sql.id(AFTER)} text`.execute(tx);
-    await sql`
-      create index ${sql.id(`${table.oid}_rd_pending_after`)}
-          on ${bt} (_rd_run)
-       where _rd_op = 'update' and ${sql.id(AFTER)} is null`.execute(tx);
-  }
-  if (!have.has(BATCH)) {
-    // Which batch transaction backed the row up: undo takes the batches back one by one, last first.
-    // Rows of earlier versions' runs keep NULL (undone in one transaction); adding the default
-    // afterwards leaves them as they are and rewrites nothing.
-    await sql`alter table ${bt} add column ${sql.id(BATCH)} bigint`.execute(tx);
-    await sql`alter table ${bt} alter column ${sql.id(BATCH)} set default txid_current()`.execute(tx);
-  }
-}
-
-/**
- * The backup column holding the id of the transaction that wrote the row (txid_current(), by its
- * default): one repair batch. Rows backed up by versions before it have none.
- */
-export const BATCH = '_rd_batch';
-
-/** The backup column holding md5(row::text) of an updated row right after the repair's update. */
-export const AFTER = '_rd_after';
-
-/**
- * The after-image of an updated row of a table without a primary key that the repair could not
- * tell apart from other rows with another content (or found no more): it never equals an md5, so
- * undo leaves such a row alone and reports it.
- */
-export const AFTER_UNKNOWN = 'unmatched';
 
 /**
  * After an update of `table`, note what each updated row now holds (BEFORE triggers included) in

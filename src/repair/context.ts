@@ -2,10 +2,18 @@ import { sql, type RawBuilder } from 'kysely';
 import type { Catalog, Table } from '../catalog/types.js';
 import type { Tx } from '../db.js';
 import type { Rule } from '../rules/types.js';
-import type { SkippedGroup } from './types.js';
 import { col, type Sql } from '../sql/build.js';
 import { unshadowed } from '../sql/shadow.js';
 import type { WorkTable } from '../sql/work-table.js';
+
+/** A group a repair left as it was, and why (contract §JSON `skippedGroups`). */
+export interface SkippedGroup {
+  /** The group's key values, as samples spell them. */
+  key: unknown[];
+  /** Every row of the group, by primary key, as listed when the groups were enumerated. */
+  ids: unknown[];
+  reason: string;
+}
 
 /** What one rule's repair changed (or, in a dry run, would change). Contract §JSON `actions`. */
 export interface Counts {

@@ -1,11 +1,10 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Db, Tx } from '../db.js';
-import type { SkippedGroup } from './types.js';
 import type { Table } from '../catalog/types.js';
 import { and, col, keyAliases, tableRef } from '../sql/build.js';
 import { referencesInto } from './references.js';
 import { workTable, type WorkTable } from '../sql/work-table.js';
-import { pkMatches, run, type BatchContext } from './context.js';
+import { pkMatches, run, type BatchContext, type SkippedGroup } from './context.js';
 
 /** The session-scoped temp table of group keys a repair walks through in batches: (n, k0, k1 …). */
 export const GROUPS = workTable('rd_groups');

@@ -3,7 +3,7 @@ import type { Catalog } from '../catalog/types.js';
 import type { Db } from '../db.js';
 import type { Rule } from '../rules/types.js';
 import { tableName } from '../sql/build.js';
-import { constraintName } from '../verify/ddl.js';
+import { constraintName } from '../verify/names.js';
 import { referencesInto } from './references.js';
 
 /** A column that points at rows a repair deletes or re-points, with no index to find those rows by. */

@@ -3,7 +3,7 @@ import type { Catalog, Table } from '../catalog/types.js';
 import type { Db } from '../db.js';
 import { RowdoctorError } from '../errors.js';
 import type { Rule } from '../rules/types.js';
-import { BACKUP_SCHEMA } from './backup.js';
+import { BACKUP_SCHEMA } from '../journal/backup-tables.js';
 import { referencesInto } from './references.js';
 
 /**

@@ -3,7 +3,7 @@ import type { Catalog, Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { tableName, tableRef } from '../sql/build.js';
 import type { Shadows } from '../sql/shadow.js';
-import { createShadowMergeMap, SHADOW_MERGES } from './merge-map.js';
+import { createShadowMergeMap, SHADOW_MERGES } from '../journal/merge-map.js';
 
 /**
  * A dry run plans on copies: every table the repair touches is copied into pg_temp (its own rows
@@ -14,7 +14,7 @@ import { createShadowMergeMap, SHADOW_MERGES } from './merge-map.js';
  * The repair's own statements then run against the copies: its counts are what the server does,
  * and the real tables are only read (ACCESS SHARE, no row locks). Triggers are not copied (they
  * may write elsewhere): a group that a raising trigger refuses is only found by --apply. The merge
- * map gets a copy too (repair/merge-map.ts).
+ * map gets a copy too (journal/merge-map.ts).
  * Returns the copies and what each name on them stands for.
  */
 export async function createShadows(session: Db, catalog: Catalog, tables: Table[]): Promise<Shadows> {

@@ -10,15 +10,6 @@ export interface PlanSample {
   losers: unknown[];
 }
 
-/** A group a repair left as it was, and why (contract §JSON `skippedGroups`). */
-export interface SkippedGroup {
-  /** The group's key values, as samples spell them. */
-  key: unknown[];
-  /** Every row of the group, by primary key, as listed when the groups were enumerated. */
-  ids: unknown[];
-  reason: string;
-}
-
 export interface BatchResult {
   /** Groups this batch found still damaged (and fixed, or would fix). */
   groups: number;

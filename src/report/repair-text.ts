@@ -2,7 +2,7 @@ import Table from 'cli-table3';
 import type { ChalkInstance } from 'chalk';
 import { toYaml } from './yaml.js';
 import type { Finding } from '../checks/types.js';
-import type { RepairResult } from '../repair/run.js';
+import type { RepairResult } from '../repair/actions.js';
 import { ruleToConfig } from '../rules/to-config.js';
 import { describeRule } from '../rules/types.js';
 import { plural, show } from './style.js';

@@ -1,5 +1,5 @@
 import Table from 'cli-table3';
-import type { RunEntry } from '../repair/runs.js';
+import type { RunEntry } from '../journal/runs.js';
 import { makeStyle, plural } from './style.js';
 
 /** `rowdoctor runs` for a person: a summary line, then one row per run, newest first. */

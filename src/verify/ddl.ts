@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { sql, type RawBuilder } from 'kysely';
 import { indexPartColumn, type Catalog, type ForeignKey, type Table, type UniqueIndex } from '../catalog/types.js';
 import type { Db } from '../db.js';
@@ -18,18 +17,6 @@ export interface Ddl {
 }
 
 const text = (db: Db, q: RawBuilder<unknown>) => q.compile(db).sql;
-
-/** PostgreSQL's own naming pattern, cut to 63 bytes with a hash so long names stay unique. */
-export function constraintName(table: Table, parts: string[], suffix: string): string {
-  const label = (p: string) => (/^"?[A-Za-z_][\w$]*"?$/.test(p) ? p.replace(/"/g, '') : 'expr');
-  const base = `${table.name}_${parts.map(label).join('_')}_${suffix}`;
-  if (Buffer.byteLength(base) <= 63) return base;
-  const hash = createHash('sha1').update(base).digest('hex').slice(0, 8);
-  return `${Buffer.from(base)
-    .subarray(0, 54)
-    .toString()
-    .replace(/\uFFFD$/, '')}_${hash}`;
-}
 
 export function uniqueDdl(
   db: Db,

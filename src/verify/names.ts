@@ -1,7 +1,7 @@
+import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
 import type { Tx } from '../db.js';
-import { constraintName } from './ddl.js';
 
 /**
  * Names for the indexes and constraints a migration creates: PostgreSQL's own pattern, made unique
@@ -42,4 +42,16 @@ export class NameAllocator {
       return name;
     }
   }
+}
+
+/** PostgreSQL's own naming pattern, cut to 63 bytes with a hash so long names stay unique. */
+export function constraintName(table: Table, parts: string[], suffix: string): string {
+  const label = (p: string) => (/^"?[A-Za-z_][\w$]*"?$/.test(p) ? p.replace(/"/g, '') : 'expr');
+  const base = `${table.name}_${parts.map(label).join('_')}_${suffix}`;
+  if (Buffer.byteLength(base) <= 63) return base;
+  const hash = createHash('sha1').update(base).digest('hex').slice(0, 8);
+  return `${Buffer.from(base)
+    .subarray(0, 54)
+    .toString()
+    .replace(/\uFFFD$/, '')}_${hash}`;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextBatchSize } from '../../src/repair/run.js';
+import { nextBatchSize } from '../../src/repair/batch-transaction.js';
 
 describe('time-sized batches (--max-transaction-time 200ms, --batch-size 1000)', () => {
   it('grow while under the target, at most doubling, never above --batch-size', () => {

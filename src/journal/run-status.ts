@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
-import { BACKUP_SCHEMA } from './backup.js';
+import { BACKUP_SCHEMA } from './backup-tables.js';
 
 /**
  * A run's row in rowdoctor_backup.runs says what became of it: `running` while its process holds the

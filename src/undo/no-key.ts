@@ -1,13 +1,13 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import { tableRef, type Sql } from '../sql/build.js';
-import { AFTER, AFTER_UNKNOWN, BACKUP_SCHEMA } from './backup.js';
-import { inSlice, rowImage, type Conflicts, type Slice, type UndoTarget } from './undo-conflicts.js';
-import { parentsMissing } from './undo-parents.js';
+import { AFTER, AFTER_UNKNOWN, BACKUP_SCHEMA } from '../journal/backup-tables.js';
+import { inSlice, rowImage, type Conflicts, type Slice, type UndoTarget } from './conflicts.js';
+import { parentsMissing } from './parents.js';
 
 /**
  * Undo of updated rows of a table without a primary key, for runs that recorded after-images
- * (backup.ts, recordNoKeyAfterImages). A live row is taken back only while md5(row::text) equals
+ * (repair/backup.ts, recordNoKeyAfterImages). A live row is taken back only while md5(row::text) equals
  * a backup row's after-image; each live row answers one backup row (rows equal in every column are
  * interchangeable). A row the run updated twice (two rules, or two columns re-pointed to one
  * parent) is taken back later update first: a backup row is held back while a later one of the
@@ -126,8 +126,8 @@ export async function noKeyConflicts(db: Db, t: UndoTarget, slice: Slice, sample
          group by h
         on conflict (h) do update set n = ${pool}.n + excluded.n`.execute(tx);
     }
-    // A row without an after-image (AFTER_UNKNOWN) is not the application's doing: undo-exact.ts names it.
-    // A row that would name a parent not there as it needs it stays too (undo-parents.ts).
+    // A row without an after-image (AFTER_UNKNOWN) is not the application's doing: exact.ts names it.
+    // A row that would name a parent not there as it needs it stays too (parents.ts).
     const blocked = parentsMissing(t, slice.runId, 'b', 'plan');
     const { rows } = await sql<{ key: unknown[] }>`
       select json_build_array(${sql.join(t.table.columns.map((c) => sql.id('b', c.name)))}) as key

@@ -2,8 +2,8 @@ import { sql } from 'kysely';
 import type { Column, Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { tableName, tableRef, type Sql } from '../sql/build.js';
-import { AFTER, BACKUP_SCHEMA, BATCH } from './backup.js';
-import { parentsMissing, type ParentLink } from './undo-parents.js';
+import { AFTER, BACKUP_SCHEMA, BATCH } from '../journal/backup-tables.js';
+import { parentsMissing, type ParentLink } from './parents.js';
 
 /**
  * Undo restores a row only where it still holds exactly what the repair left: a deleted row only
@@ -23,7 +23,7 @@ export interface UndoTarget {
    * repair is not among them: restored rows get its default, and rows are compared without it.
    */
   columns: Column[];
-  /** Its references: what a row it puts back names must be there (repair/undo-parents.ts). */
+  /** Its references: what a row it puts back names must be there (undo/parents.ts). */
   parents: ParentLink[];
   /** Deleted rows of the run left to restore. */
   restore: number;
@@ -97,7 +97,7 @@ export function firstAndLast(t: UndoTarget, slice: Slice): { first: Sql; last: S
 
 /**
  * Deleted rows that cannot come back: a row written since holds their primary key, or a row they
- * name is gone or was re-created since (repair/undo-parents.ts).
+ * name is gone or was re-created since (undo/parents.ts).
  */
 export async function deleteConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, sample: number): Promise<Conflicts> {
   const pk = t.table.primaryKey;

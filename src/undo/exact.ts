@@ -1,10 +1,10 @@
 import { sql } from 'kysely';
 import type { Column, Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
-import { AFTER, AFTER_UNKNOWN, BACKUP_SCHEMA } from './backup.js';
+import { AFTER, AFTER_UNKNOWN, BACKUP_SCHEMA } from '../journal/backup-tables.js';
 import { tableRef } from '../sql/build.js';
 import type { Warning } from '../catalog/row-security.js';
-import { inSlice, type Slice } from './undo-conflicts.js';
+import { inSlice, type Slice } from './conflicts.js';
 
 /** A table undo could not restore bit for bit, and why. */
 export interface Inexact {
@@ -75,7 +75,7 @@ async function unmatchedUpdates(db: Db | Tx, target: Target, slice: Slice): Prom
   );
 }
 
-/** Backup rows of updates whose after-image the repair could not take (backup.ts, AFTER_UNKNOWN). */
+/** Backup rows of updates whose after-image the repair could not take (journal/backup-tables.ts, AFTER_UNKNOWN). */
 async function unknownAfterImages(db: Db | Tx, target: Target, slice: Slice): Promise<number> {
   const { rows } = await sql<{ n: string }>`
     select count(*) as n
@@ -134,7 +134,7 @@ interface Target {
   batched: boolean;
   /** The table's columns its backup holds. */
   columns: Column[];
-  /** Every update of the run found its row again by primary key after the update (undo-conflicts.ts). */
+  /** Every update of the run found its row again by primary key after the update (conflicts.ts). */
   afterImages: boolean;
 }
 

@@ -1,97 +1,30 @@
 import { sql } from 'kysely';
-import { useRowTextSettings, type RowTextSettings } from './row-text.js';
-import type { Catalog, Table } from '../catalog/types.js';
+import { refuseRowSecurity } from '../catalog/row-security.js';
+import type { Catalog } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { RowdoctorError, describePgError, isPgError } from '../errors.js';
-import { tableRef, type Sql } from '../sql/build.js';
-import { AFTER, BACKUP_SCHEMA, BATCH } from './backup.js';
-import { batchTransaction, newRunId, nextBatchSize, takeRepairLock, type BatchTransactionOptions } from './run.js';
-import { markDeadRuns } from './run-status.js';
-import { waitForReplicas } from './replica-lag.js';
-import { refuseRowSecurity } from '../catalog/row-security.js';
+import { BACKUP_SCHEMA } from '../journal/backup-tables.js';
+import { useRowTextSettings } from '../journal/row-text.js';
+import { newRunId, takeRepairLock } from '../journal/run-lock.js';
+import { markDeadRuns } from '../journal/run-status.js';
+import { batchTransaction, nextBatchSize } from '../repair/batch-transaction.js';
+import { waitForReplicas } from '../repair/replica-lag.js';
+import { backupsOf } from './backups.js';
 import {
   checkViolations,
   deleteConflicts,
-  inSlice,
   restoreFreeRows,
   revertUnchangedRows,
   uniqueCollisions,
   updateConflicts,
   type ConflictSample,
   type Slice,
-  type UndoTarget,
-} from './undo-conflicts.js';
-import { noKeyConflicts, revertNoKeyRows } from './undo-nokey.js';
-import type { RecordedReference } from './references.js';
-import { linkParents } from './undo-parents.js';
-import { inexactTables, mayReplicate, triggerSideEffects, useReplicaRole, type Inexact } from './undo-exact.js';
-import type { Warning } from '../catalog/row-security.js';
-
-export interface UndoTable {
-  table: string;
-  /** Deleted rows to put back (their key is still free). */
-  restore: number;
-  /** Updated rows that go back to what they were before the run (they still hold what it left). */
-  revert: number;
-  /** Rows the application changed, deleted or re-used the key of since: left alone. */
-  conflicts: number;
-}
-
-export interface UndoResult {
-  runId: string;
-  undoRunId: string;
-  applied: boolean;
-  tables: UndoTable[];
-  conflictSamples: ConflictSample[];
-  /** Tables undo cannot restore bit for bit as this role; --apply then refuses. */
-  inexact: Inexact[];
-  /** What undo restores exactly but cannot take back (side effects of AFTER triggers). */
-  warnings: Warning[];
-  refused: string | null;
-  /** The run changed no row (everything skipped, or nothing to do): there is nothing to undo. */
-  nothingToUndo: boolean;
-  /**
-   * The repair's batches: how many, how many an earlier, interrupted undo took back already, and
-   * whether its backups (from a version that did not record batches) are undone in one transaction.
-   */
-  batches: { batches: number; undoneBefore: number; oneTransaction: boolean };
-  /** Ctrl-C stopped it between batches: what it took back is recorded; running it again finishes. */
-  interrupted: boolean;
-}
-
-interface RunRow {
-  run_id: string;
-  command: string;
-  status: string;
-  undo_of: string | null;
-  /** references: what the run re-pointed through (runs of earlier versions: none recorded). */
-  options: { rowText?: RowTextSettings; references?: RecordedReference[] } | null;
-}
-interface BackupInfo extends UndoTarget {
-  restore: number;
-  revert: number;
-  lastDelete: number;
-}
-
-export interface UndoOptions extends BatchTransactionOptions {
-  apply: boolean;
-  sample: number;
-  /** At most this many backed-up rows per transaction (a repair batch is never split). */
-  batchSize: number;
-  /** Target time of one transaction: the batch size adapts between batches (0 or absent: fixed). */
-  maxTransactionMs?: number;
-  /** Pause between batches while a streaming replica's replay lag exceeds this (0: never). */
-  maxReplicaLagMs?: number;
-  /** Set by Ctrl-C: the current batch finishes (or rolls back), no new batch starts. */
-  interrupted?: () => boolean;
-}
-
-/** One batch transaction of the repair, as its backups record it. */
-interface RepairBatch {
-  id: string;
-  rows: number;
-  last: number;
-}
+} from './conflicts.js';
+import { inexactTables, mayReplicate, triggerSideEffects, useReplicaRole } from './exact.js';
+import { noKeyConflicts, revertNoKeyRows } from './no-key.js';
+import { revertUpdated } from './revert-updates.js';
+import type { BackupInfo, RepairBatch, RunRow, UndoOptions, UndoResult, UndoTable } from './types.js';
+import { prepareBatches, undoneBatches } from './undone-batches.js';
 
 /** A connection lost mid-run: terminated, the server restarted, the network dropped. */
 function connectionLost(e: unknown): boolean {
@@ -382,222 +315,8 @@ async function finishUndo(
      where run_id = ${undoRunId}`.execute(db);
 }
 
-/** The repair batches of `runId` that earlier (interrupted) undos took back. */
-async function undoneBatches(session: Db, runId: string): Promise<string[]> {
-  const has = await sql<{ ok: boolean }>`select to_regclass(${`${BACKUP_SCHEMA}.undone`}) is not null as ok`.execute(
-    session,
-  );
-  if (!has.rows[0]?.ok) return [];
-  const { rows } = await sql<{ batch: string }>`
-    select batch::text as batch from ${sql.id(BACKUP_SCHEMA, 'undone')} where undo_of = ${runId}`.execute(session);
-  return rows.map((r) => r.batch);
-}
-
-/**
- * Before the first batch: the table that records which repair batches are taken back, and an
- * index per backup table that finds one batch's rows (backup tables are rowdoctor's own: building
- * it locks no user table).
- */
-async function prepareBatches(session: Db, infos: BackupInfo[]): Promise<void> {
-  // Looked up first: CREATE … IF NOT EXISTS still needs CREATE on the schema, which a role that only
-  // undoes may lack once the table is there.
-  const has = await sql<{ ok: boolean }>`select to_regclass(${`${BACKUP_SCHEMA}.undone`}) is not null as ok`.execute(
-    session,
-  );
-  if (!has.rows[0]?.ok)
-    await sql`
-      create table if not exists ${sql.id(BACKUP_SCHEMA, 'undone')} (
-        undo_of text not null,
-        batch bigint not null,
-        undo_run text not null,
-        primary key (undo_of, batch)
-      )`.execute(session);
-  for (const info of infos.filter((i) => i.batched)) {
-    // Only the backup table's owner may index it; without the index undo is slower, not wrong.
-    const { rows } = await sql<{ build: boolean }>`
-      select pg_has_role(c.relowner, 'USAGE')
-             and to_regclass(${`${BACKUP_SCHEMA}."${info.table.oid}_rd_batch"`}) is null as build
-        from pg_class c
-       where c.oid = ${`${BACKUP_SCHEMA}."${info.backup.replace(/"/g, '""')}"`}::regclass`.execute(session);
-    if (rows[0]?.build)
-      await sql`
-        create index if not exists ${sql.id(`${info.table.oid}_rd_batch`)}
-            on ${sql.id(BACKUP_SCHEMA, info.backup)} (_rd_run, ${sql.id(BATCH)})`.execute(session);
-  }
-}
-
 function seconds(ms: number): string {
   return ms < 60_000
     ? `${(ms / 1000).toFixed(1)}s`
     : `${Math.floor(ms / 60_000)}min ${Math.round((ms % 60_000) / 1000)}s`;
-}
-
-async function backupsOf(
-  session: Db,
-  catalog: Catalog,
-  slice: Slice,
-  references: RecordedReference[] | undefined,
-): Promise<{ infos: BackupInfo[]; batches: RepairBatch[]; legacy: boolean }> {
-  const { runId } = slice;
-  const list = await sql<{ backup_table: string; table_schema: string; table_name: string }>`
-    select backup_table, table_schema, table_name from ${sql.id(BACKUP_SCHEMA, 'tables')} order by 1`.execute(session);
-  const out: BackupInfo[] = [];
-  const batches = new Map<string, RepairBatch>();
-  let legacy = false;
-  for (const b of list.rows) {
-    const bt = sql.id(BACKUP_SCHEMA, b.backup_table);
-    const columns = await sql<{ name: string }>`
-      select attname as name from pg_attribute
-       where attrelid = ${`${BACKUP_SCHEMA}."${b.backup_table.replace(/"/g, '""')}"`}::regclass
-         and attnum > 0 and not attisdropped`.execute(session);
-    const has = new Set(columns.rows.map((r) => r.name));
-    const table = catalog.tables.find((t) => t.schema === b.table_schema && t.name === b.table_name);
-    const target = { backup: b.backup_table, batched: has.has(BATCH) };
-    const scope = inSlice(target, slice);
-    if (table) await refuseLostColumns(session, table, b.backup_table, has, scope, slice.runId);
-    const stats = await sql<{ restore: string; revert: string; last_delete: string | null }>`
-      select count(*) filter (where _rd_op = 'delete') as restore,
-             (select count(*)
-                from (select distinct ${rowIdentity(catalog, b)}
-                        from ${bt}
-                       where ${scope} and _rd_op = 'update') u) as revert,
-             max(_rd_seq) filter (where _rd_op = 'delete') as last_delete
-        from ${bt} where ${scope}`.execute(session);
-    const s = stats.rows[0]!;
-    if (Number(s.restore) + Number(s.revert) === 0) continue;
-    const afterImages =
-      has.has(AFTER) &&
-      Number(
-        (
-          await sql<{ n: string }>`
-            select count(*) as n from ${bt}
-             where ${scope} and _rd_op = 'update' and ${sql.id(AFTER)} is null`.execute(session)
-        ).rows[0]?.n ?? 0,
-      ) === 0;
-    if (!table)
-      throw new RowdoctorError(
-        `Run ${runId} changed ${b.table_schema}.${b.table_name}, which no longer exists; it cannot be restored.`,
-      );
-    if (target.batched) {
-      const { rows } = await sql<{ batch: string | null; n: string; last: string }>`
-        select ${sql.id(BATCH)}::text as batch, count(*) as n, max(_rd_seq) as last
-          from ${bt}
-         where ${scope}
-         group by 1`.execute(session);
-      for (const r of rows) {
-        if (r.batch === null) {
-          legacy = true;
-          continue;
-        }
-        const seen = batches.get(r.batch) ?? { id: r.batch, rows: 0, last: 0 };
-        batches.set(r.batch, { id: r.batch, rows: seen.rows + Number(r.n), last: Math.max(seen.last, Number(r.last)) });
-      }
-    } else legacy = true;
-    out.push({
-      ...target,
-      table,
-      columns: table.columns.filter((c) => has.has(c.name)),
-      parents: [],
-      restore: Number(s.restore),
-      revert: Number(s.revert),
-      lastDelete: Number(s.last_delete ?? 0),
-      afterImages,
-    });
-  }
-  linkParents(catalog, out, references);
-  return { infos: out, batches: legacy ? [] : [...batches.values()], legacy };
-}
-
-/**
- * A column of the backup that the table no longer has (dropped or renamed since the repair), or one
- * the table has that the backup lost (a DROP TYPE … CASCADE drops backup columns too): the run's
- * rows cannot come back as they were. Undo refuses before it plans anything, naming the columns.
- */
-async function refuseLostColumns(
-  session: Db,
-  table: Table,
-  backup: string,
-  backupColumns: Set<string>,
-  scope: Sql,
-  runId: string,
-): Promise<void> {
-  const live = new Set(table.columns.map((c) => c.name));
-  const gone = [...backupColumns].filter((c) => !c.startsWith('_rd_') && !live.has(c));
-  const bt = sql.id(BACKUP_SCHEMA, backup);
-  const where = `${BACKUP_SCHEMA}."${backup.replace(/"/g, '""')}"`;
-  const hint =
-    `The rows as they were before the run are in ${where} (_rd_run = '${runId}'): ` +
-    'rename the column back and run undo again, or restore them by hand.';
-  if (gone.length) {
-    const held = sql.join(
-      gone.map((c) => sql`${sql.id(c)} is not null`),
-      sql` or `,
-    );
-    const { rows } = await sql<{ n: string }>`select count(*) as n from ${bt} where ${scope} and (${held})`.execute(
-      session,
-    );
-    const n = Number(rows[0]?.n ?? 0);
-    if (n)
-      throw new RowdoctorError(
-        `Undo of ${runId} cannot restore ${table.id}: column(s) ${gone.join(', ')} of its backup are no longer in ` +
-          `the table (dropped or renamed since the repair), and ${n.toLocaleString('en-US')} backed-up row(s) ` +
-          'hold values there. Nothing was changed.',
-        { hint },
-      );
-  }
-  const { rows } = await sql<{ n: string }>`
-    select count(*) as n from pg_attribute
-     where attrelid = ${where}::regclass and attnum > 0 and attisdropped`.execute(session);
-  const missing = table.columns.filter((c) => !backupColumns.has(c.name)).map((c) => c.name);
-  if (Number(rows[0]?.n ?? 0) > 0 && missing.length)
-    throw new RowdoctorError(
-      `Undo of ${runId} cannot restore ${table.id}: its backup lost column(s) since the repair (dropped with ` +
-        `something they depended on, such as DROP TYPE … CASCADE), so ${missing.join(', ')} cannot come back. ` +
-        'Nothing was changed.',
-      { hint },
-    );
-}
-
-/** What tells backed-up rows apart: the primary key, or else the row itself (the backup's ctid). */
-function rowIdentity(catalog: Catalog, b: { table_schema: string; table_name: string }) {
-  const table = catalog.tables.find((t) => t.schema === b.table_schema && t.name === b.table_name);
-  return table?.primaryKey ? sql.join(table.primaryKey.map((c) => sql.id(c))) : sql`ctid`;
-}
-
-function pkEquals(table: Table, a: string, b: string) {
-  return sql.join(
-    table.primaryKey!.map((c) => sql`${sql.id(a, c)} = ${sql.id(b, c)}`),
-    sql` and `,
-  );
-}
-
-/**
- * How a live row is matched to its backup when reverting an update: by primary key; in a table
- * without one, by every column the run did not change (rows equal in all of those are
- * interchangeable, so the table comes back as the same multiset of rows).
- */
-function sameRow(table: Table, changed: string[], a: string, b: string) {
-  if (table.primaryKey) return pkEquals(table, a, b);
-  const others = table.columns.filter((c) => !changed.includes(c.name) && !c.generated);
-  return sql.join(
-    others.map((c) => sql`${sql.id(a, c.name)} is not distinct from ${sql.id(b, c.name)}`),
-    sql` and `,
-  );
-}
-
-/** Each updated row gets back its changed columns from its earliest backup in the run. */
-async function revertUpdated(tx: Tx, info: BackupInfo, slice: Slice): Promise<void> {
-  if (!info.revert) return;
-  const sets = await sql<{
-    cols: string[];
-  }>`select distinct _rd_columns as cols from ${sql.id(BACKUP_SCHEMA, info.backup)}
-     where ${inSlice(info, slice)} and _rd_op = 'update'`.execute(tx);
-  const id = info.table.primaryKey ? sql.join(info.table.primaryKey.map((c) => sql.id(c))) : sql`_rd_seq`;
-  for (const { cols } of sets.rows) {
-    await sql`update ${tableRef(info.table)} t set ${sql.join(cols.map((c) => sql`${sql.id(c)} = b.${sql.id(c)}`))}
-      from (select distinct on (${id}) * from ${sql.id(BACKUP_SCHEMA, info.backup)}
-             where ${inSlice(info, slice)} and _rd_op = 'update' and _rd_columns = ${cols}::text[]
-             order by ${id}, _rd_seq) b
-     where ${sameRow(info.table, cols, 't', 'b')}`.execute(tx);
-  }
 }

@@ -3,7 +3,7 @@ import type { Db, Tx } from '../db.js';
 
 /**
  * The settings that change how a row prints as text. Undo's after-image is md5(row::text) (see
- * backup.ts), so undo compares under the settings the repair recorded it with: a session in
+ * repair/backup.ts), so undo compares under the settings the repair recorded it with: a session in
  * another TimeZone would print every timestamptz differently and see conflicts everywhere.
  */
 const ROW_TEXT_SETTINGS = ['TimeZone', 'DateStyle', 'IntervalStyle', 'extra_float_digits', 'bytea_output'] as const;

@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import type { Catalog, Column, Table } from '../catalog/types.js';
 import { tableRef, type Sql } from '../sql/build.js';
-import { BACKUP_SCHEMA } from './backup.js';
-import type { RecordedReference } from './references.js';
+import { BACKUP_SCHEMA } from '../journal/backup-tables.js';
+import type { RecordedReference } from '../repair/references.js';
 
 /**
  * A row undo puts back names other rows through its references. It may come back only where each

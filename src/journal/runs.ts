@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Tx } from '../db.js';
-import { BACKUP_SCHEMA } from './backup.js';
-import { REPAIR_LOCK_KEY } from './run.js';
+import { BACKUP_SCHEMA } from './backup-tables.js';
+import { REPAIR_LOCK_KEY } from './run-lock.js';
 
 /** One entry of `rowdoctor runs` (contract §JSON `runs`). */
 export interface RunEntry {
