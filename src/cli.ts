@@ -63,6 +63,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
       'check up to n rules at once, each on its own connection, all on one snapshot (like pg_dump -j)',
       '1',
     )
+    .option('--no-diagnose', 'leave out the diagnosis: since when, still happening, how the copies differ')
+    .option('--recent <duration>', 'the diagnosis window for "still happening", e.g. 1h, 24h, 7d', '24h')
+    .option('--show-rows <n>', 'print every row of the first n sample groups, differing columns marked', '0')
     .action(async (opts: CommonOptions) => setExit(await scanCommand(opts, out)));
 
   withBatchFlags(

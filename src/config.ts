@@ -36,6 +36,7 @@ const duplicateRule = z.strictObject({
     .optional(),
   fill: z.boolean().optional(),
   repair: z.enum(['merge', 'delete', 'soft-delete', 'report']).optional(),
+  createdAt: name.optional(),
 });
 
 const deletedParent = z.enum(['error', 'warning', 'ignore']);
@@ -52,6 +53,7 @@ const orphanRule = z.strictObject({
   includeSoftDeleted: z.boolean().optional(),
   deletedParent: deletedParent.optional(),
   repair: z.enum(['delete', 'soft-delete', 'set-null', 'report']).optional(),
+  createdAt: name.optional(),
 });
 
 const softDeleteRule = z.strictObject({

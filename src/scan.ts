@@ -7,6 +7,8 @@ import { RuleCannotRun, ruleErrorFinding } from './checks/rule-error.js';
 import { isRecoveryConflict } from './catalog/recovery.js';
 import type { Progress } from './report/progress.js';
 import { describeRule, type Rule } from './rules/types.js';
+import { diagnoseFinding, diagnosisSql } from './diagnosis/diagnose.js';
+import type { DiagnoseOptions } from './diagnosis/types.js';
 
 export interface ScanResult {
   findings: Finding[];
@@ -27,6 +29,8 @@ export interface ScanOptions {
   fresh?: <T>(work: (tx: Tx) => Promise<T>) => Promise<T>;
   /** A line for the operator (stderr), whatever the output format: e.g. that a rule was retried. */
   notice?: (line: string) => void;
+  /** Diagnose each duplicate-rows and orphaned-rows finding (absent: --no-diagnose). */
+  diagnose?: DiagnoseOptions;
 }
 
 /**
@@ -101,7 +105,10 @@ async function checkOne(
   // becomes that rule's error finding, and the transaction goes on for every other rule.
   await sql`savepoint rd_rule`.execute(tx);
   try {
-    const finding = await check.detect(tx, rule, { sample: options.sample });
+    // The diagnosis rides on the detect statement (its CTEs read the damaged keys it found).
+    const diagnosis = options.diagnose ? diagnosisSql(rule, options.diagnose) : null;
+    const finding = await check.detect(tx, rule, { sample: options.sample, diagnosis });
+    if (finding && options.diagnose) await diagnoseFinding(tx, finding, options.diagnose);
     await sql`release savepoint rd_rule`.execute(tx);
     return finding;
   } catch (e) {

@@ -214,7 +214,9 @@ export interface Assumption {
     | 'not-a-soft-delete-marker'
     | 'inferred-reference'
     | 'not-a-reference'
-    | 'polymorphic-reference';
+    | 'polymorphic-reference'
+    /** A column taken for a table's creation time by its name (the diagnosis dates damage by it). */
+    | 'creation-time';
   /** `schema.table` holding the column. */
   table: string;
   column: string;

@@ -20,7 +20,17 @@ import {
   tableRef,
   type Sql,
 } from '../sql/build.js';
-import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
+import {
+  baseFinding,
+  count as toCount,
+  diagnosisCtes,
+  diagnosisValue,
+  withFigures,
+  type Check,
+  type DetectOptions,
+  type Finding,
+  type Sample,
+} from './types.js';
 import type { Table } from '../catalog/types.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from '../repair/context.js';
 import { createGroups, createMembers, GROUPS, lockBatchRows, MEMBERS } from '../repair/groups.js';
@@ -54,7 +64,7 @@ export function duplicateScope(rule: DuplicateRule, alias: string | null): Sql[]
   return terms;
 }
 
-async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: number }): Promise<Finding | null> {
+async function detect(db: Db | Tx, rule: DuplicateRule, options: DetectOptions): Promise<Finding | null> {
   const t = tableRef(rule.table);
   const limit = options.sample;
   const names = keyAliases(rule.key.length);
@@ -82,7 +92,9 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
     ? null
     : sampleBucket(names.map((n, i) => ({ ref: sql.id(n), equality: partEquality(rule.table, rule.key[i]!) })));
   const collect = bucket !== null;
-  const idColumn = collect ? sql`, ${rowId(rule.table, null)} as id` : sql``;
+  // The diagnosis may want more from the aggregate (src/diagnosis/duplicates.ts).
+  const extra = options.diagnosis?.aggregates;
+  const idColumn = collect || extra ? sql`, ${rowId(rule.table, null)} as id` : sql``;
   const bucketIds = collect ? sql`array_agg(id) filter (where ${bucket})` : sql`null::text[]`;
   const sampleOf = (ids: Sql) => sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${ids})`;
   const sortedIds = sql`(select json_agg(x order by ${rowIdSortKey(rule.table, sql`x`)}) from unnest(ids) x)`;
@@ -100,9 +112,9 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
   // Key values held by more than one in-scope row (g), with exact counts from that one aggregate
   // pass; the first `limit` groups in key order (s) and their rows read back by key (si); the
   // bucket's first groups (bucketed) when the aggregate collected their ids.
-  const result = await sql<{ groups: string; rows: string; samples: Sample[] }>`
+  const result = await sql<{ groups: string; rows: string; samples: Sample[]; diagnosis: unknown }>`
     with g as (
-      select ${keyCols}, count(*) as n, ${bucketIds} as ids
+      select ${keyCols}, count(*) as n, ${bucketIds} as ids${extra ? sql`, ${extra}` : sql``}
         from (select ${selectKeys}${idColumn} from ${t} where ${scope}) k
        group by ${keyCols}
       having count(*) > 1
@@ -125,10 +137,11 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
         from s
         join ${t} r on ${joinOn} and ${rowScope}
        group by ${sampleKeyCols}
-    )
+    )${diagnosisCtes(options)}
     select (select count(*) from g) as groups,
            (select coalesce(sum(n - 1), 0) from g) as rows,
-           ${samples} as samples
+           ${samples} as samples,
+           ${diagnosisValue(options)} as diagnosis
   `.execute(db);
   const row = result.rows[0]!;
   if (toCount(row.groups) === 0) return null;
@@ -137,6 +150,7 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: { sample: numbe
     groups: toCount(row.groups),
     rows: toCount(row.rows),
     samples: row.samples,
+    ...withFigures(options, row.diagnosis),
   };
 }
 
@@ -333,7 +347,7 @@ function onGroupKey(rule: DuplicateRule): Sql {
 }
 
 /** An index leads with the key's first column, so looking rows up by key is cheap. */
-function keyIndexed(rule: DuplicateRule): boolean {
+export function keyIndexed(rule: DuplicateRule): boolean {
   const first = rule.key[0];
   return first?.kind === 'column' && rule.table.indexedLeading.includes(first.column);
 }

@@ -20,7 +20,17 @@ import {
   tableRef,
   type Sql,
 } from '../sql/build.js';
-import { baseFinding, count as toCount, type Check, type Finding, type Sample } from './types.js';
+import {
+  baseFinding,
+  count as toCount,
+  diagnosisCtes,
+  diagnosisValue,
+  withFigures,
+  type Check,
+  type DetectOptions,
+  type Finding,
+  type Sample,
+} from './types.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from '../repair/context.js';
 import { redirectable } from '../repair/merge-redirects.js';
 import type { WorkTable } from '../sql/work-table.js';
@@ -172,7 +182,7 @@ export function orphanPredicate(rule: OrphanRule, childAlias: string): Sql {
  * Samples come from the same pass (a fixed 1-in-256 hash bucket of keys); only when the bucket
  * holds too few keys are the first keys' rows fetched again.
  */
-async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }): Promise<Finding | null> {
+async function detect(db: Db | Tx, rule: OrphanRule, options: DetectOptions): Promise<Finding | null> {
   const child = tableRef(rule.table);
   const limit = options.sample;
   const names = keyAliases(rule.columns.length);
@@ -214,7 +224,13 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
   // Orphan rows counted per dangling key (g), the keys classified by whether a soft-deleted parent
   // holds them (classified), samples from the bucket (bucketed) or else from the first keys'
   // rows read back (s, si): a dangling key is dangling for every in-scope row that holds it.
-  const result = await sql<{ missing: string; deleted: string; groups: string; samples: Sample[] }>`
+  const result = await sql<{
+    missing: string;
+    deleted: string;
+    groups: string;
+    samples: Sample[];
+    diagnosis: unknown;
+  }>`
     with g as (
       select ${keyCols}, count(*) as n, ${bucketIds} as ids
         from (select ${keys}, ${rowId(rule.table, 'c')} as id
@@ -245,11 +261,12 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
         join ${child} c on ${holdsSampleKey}
        where ${scope}
        group by ${sampleKeyCols}
-    )
+    )${diagnosisCtes(options)}
     select (select sum(n) from classified where not has_parent) as missing,
            (select sum(n) from classified where has_parent) as deleted,
            (select count(*) from g) as groups,
-           ${samples} as samples
+           ${samples} as samples,
+           ${diagnosisValue(options)} as diagnosis
   `.execute(db);
   const row = result.rows[0]!;
   const missingParent = toCount(row.missing);
@@ -270,6 +287,7 @@ async function detect(db: Db | Tx, rule: OrphanRule, options: { sample: number }
     ...(rule.typed
       ? { polymorphic: { typeColumn: rule.typed.typeColumn, idColumn: rule.columns[0]!, type: rule.typed.type } }
       : {}),
+    ...withFigures(options, row.diagnosis),
   };
 }
 

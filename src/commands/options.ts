@@ -19,6 +19,12 @@ export interface CommonOptions {
   debug?: boolean;
   /** scan only: rules checked at once, each on its own connection sharing one snapshot. */
   jobs?: string;
+  /** scan only: false with --no-diagnose. */
+  diagnose?: boolean;
+  /** scan only: the window of `recent` in the diagnosis (default 24h). */
+  recent?: string;
+  /** scan only: sample groups whose rows are shown (default 0). */
+  showRows?: string;
 }
 
 export function parseOnly(only: string | undefined): CheckId[] | null {
@@ -51,11 +57,11 @@ export function parsePositiveInt(value: string, flag: string, min = 0): number {
   return Number(value);
 }
 
-/** "500ms", "2s", "5min", "1h", or plain milliseconds → milliseconds. */
+/** "500ms", "2s", "5min", "1h", "7d", or plain milliseconds → milliseconds. */
 export function parseDuration(value: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|min|h)?$/.exec(value.trim());
-  if (!m) throw new RowdoctorError(`${flag} expects a duration such as 500ms, 2s or 5min, got "${value}".`);
-  const factor = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms'];
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)?$/.exec(value.trim());
+  if (!m) throw new RowdoctorError(`${flag} expects a duration such as 500ms, 2s, 5min or 24h, got "${value}".`);
+  const factor = { ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms'];
   return Math.round(Number(m[1]) * factor);
 }
 

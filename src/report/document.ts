@@ -32,7 +32,9 @@ export function findingJson(f: Finding): FindingJson {
     rows: f.rows,
     samples: f.samples,
   };
-  if (f.check !== 'orphaned-rows') return base;
+  // Present (an object, or null without a creation time) when the scan diagnosed; absent otherwise.
+  const diagnosis = f.diagnosis !== undefined ? { diagnosis: f.diagnosis } : {};
+  if (f.check !== 'orphaned-rows') return { ...base, ...diagnosis };
   return {
     ...base,
     columns: f.columns,
@@ -41,6 +43,7 @@ export function findingJson(f: Finding): FindingJson {
     deletedParent: f.deletedParent,
     inferred: f.inferred,
     ...(f.polymorphic ? { polymorphic: f.polymorphic } : {}),
+    ...diagnosis,
   };
 }
 

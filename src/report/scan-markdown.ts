@@ -2,6 +2,7 @@ import type { Finding } from '../checks/types.js';
 import { describeRule } from '../rules/types.js';
 import type { ScanView } from './scan-text.js';
 import { sampleLine } from './style.js';
+import { diagnosisLines } from './diagnosis-text.js';
 
 /** GitHub-flavoured markdown, for pasting into an incident doc or a PR comment. */
 export function renderScanMarkdown(view: ScanView): string {
@@ -44,6 +45,7 @@ export function renderScanMarkdown(view: ScanView): string {
     }
     out.push('');
   }
+  out.push(...diagnosisSection(view));
   const inferred = view.rules.filter((r) => r.check === 'orphaned-rows' && r.inferred);
   if (inferred.length) {
     out.push('Inferred references (warnings):', '');
@@ -57,6 +59,26 @@ export function renderScanMarkdown(view: ScanView): string {
     out.push('');
   }
   return out.join('\n');
+}
+
+/** The text output's diagnosis lines, and --show-rows groups as tables (differing columns marked). */
+function diagnosisSection(view: ScanView): string[] {
+  const today = view.today ?? new Date().toISOString().slice(0, 10);
+  const out: string[] = [];
+  for (const f of view.findings.filter((x) => !x.error)) {
+    const lines = diagnosisLines(f, view.recentMs ?? 86_400_000, today);
+    if (!lines) continue;
+    out.push(`- ${code(describeRule(f.rule))}: ${lines[0]!}${lines[1] ? `<br>\`${lines[1]}\`` : ''}`);
+    for (const s of f.samples.filter((x) => x.rows?.length)) {
+      const columns = Object.keys(s.rows![0]!);
+      const marked = new Set(s.differingColumns ?? []);
+      out.push('', `  ${code(sampleLine(s.key, s.ids))}`, '');
+      out.push(`  | ${columns.map((c) => cell(marked.has(c) ? `**${c}** *` : c)).join(' | ')} |`);
+      out.push(`  |${columns.map(() => '---').join('|')}|`);
+      for (const r of s.rows!) out.push(`  | ${columns.map((c) => cell(r[c] ?? 'NULL')).join(' | ')} |`);
+    }
+  }
+  return out.length ? ['**Diagnosis** (times in UTC):', '', ...out, ''] : [];
 }
 
 function keyCell(f: Finding): string {

@@ -4,6 +4,7 @@ import type { Finding } from '../checks/types.js';
 import type { Assumption } from '../catalog/types.js';
 import { describeRule, type CheckId, type Rule } from '../rules/types.js';
 import { breakLongWords, plural, sampleLine } from './style.js';
+import { diagnosisLines, sampleRowLines } from './diagnosis-text.js';
 
 /** The sample column's width: key → ids lines wrap inside it. */
 const SAMPLE_WIDTH = 26;
@@ -15,6 +16,9 @@ export interface ScanView {
   rules: Rule[];
   /** Name-based guesses and the data's verdict on each (catalog.assumptions). */
   assumptions?: Assumption[];
+  /** The diagnosis's --recent window (ms) and the UTC date of the scan, for its lines and sparkline. */
+  recentMs?: number;
+  today?: string;
 }
 
 const TITLES: Record<CheckId, string> = {
@@ -32,6 +36,7 @@ export function renderScanText(view: ScanView, c: ChalkInstance): string {
     if (!fs.length) continue;
     out.push(c.bold(TITLES[check]));
     out.push(findingTable(check, fs, c), '');
+    out.push(...diagnosisBlock(fs, view, c));
   }
   const failed = view.findings.filter((f) => f.error);
   if (failed.length) {
@@ -66,6 +71,26 @@ export function renderScanText(view: ScanView, c: ChalkInstance): string {
     );
   }
   return out.join('\n').trimEnd() + '\n';
+}
+
+/** Per diagnosed finding: its line and sparkline (or what would enable them), then --show-rows groups. */
+function diagnosisBlock(findings: Finding[], view: ScanView, c: ChalkInstance): string[] {
+  const out: string[] = [];
+  for (const f of findings) {
+    const lines = diagnosisLines(f, view.recentMs ?? 86_400_000, view.today ?? new Date().toISOString().slice(0, 10));
+    const shown = f.samples.filter((s) => s.rows?.length);
+    if (!lines && !shown.length) continue;
+    out.push(c.bold(describeRule(f.rule)));
+    for (const line of lines ?? []) out.push(`  ${f.diagnosis ? line : c.dim(line)}`);
+    for (const s of shown) {
+      out.push(
+        `  ${sampleLine(s.key, s.ids)}${s.differingColumns?.length ? c.dim('  (* differs between copies)') : ''}`,
+      );
+      for (const line of sampleRowLines(s)) out.push(`    ${line}`);
+    }
+    out.push('');
+  }
+  return out;
 }
 
 /** Soft-delete markers taken from a name, and those the data ruled out: one line each, under the summary. */

@@ -7,6 +7,7 @@ import { collectErrors, defaultSchemas, parseKeep } from './defaults.js';
 import type { KeyPart, Rule, Source } from './types.js';
 import { enforcingIndex } from './discover.js';
 import { dottedName } from './to-config.js';
+import { timeKind } from '../diagnosis/created-at.js';
 
 /** Resolve every config rule against the catalog; all problems are reported together. */
 export function rulesFromConfig(catalog: Catalog, rules: ConfigRule[], file: string): Rule[] {
@@ -39,6 +40,7 @@ export function resolveConfigRule(catalog: Catalog, r: ConfigRule, path: string,
         keep: parseKeep(table, r.keep?.orderBy, `${path}.keep.orderBy`),
         fill: r.fill ?? false,
         repair: r.repair ?? 'merge',
+        ...createdAt(table, r.createdAt, path),
       };
     case 'orphaned-rows': {
       const columns = (r.columns ?? [r.column!]).map((c, i) =>
@@ -79,6 +81,7 @@ export function resolveConfigRule(catalog: Catalog, r: ConfigRule, path: string,
         inferred: false,
         foreignKey: fk?.name ?? null,
         repair: r.repair ?? 'delete',
+        ...createdAt(table, r.createdAt, path),
       };
     }
     case 'soft-delete-conflicts': {
@@ -98,6 +101,19 @@ export function resolveConfigRule(catalog: Catalog, r: ConfigRule, path: string,
       };
     }
   }
+}
+
+/** `createdAt:` names a date, timestamp or timestamptz column of the table. */
+function createdAt(table: Table, name: string | undefined, path: string): { createdAt?: string } {
+  if (name === undefined) return {};
+  const column = resolveColumn(table, name, `${path}.createdAt`);
+  const type = table.columns.find((c) => c.name === column)!;
+  if (!timeKind(type))
+    throw new RowdoctorError(
+      `${path}.createdAt: column "${column}" of ${table.id} is ${type.type}, not a date, timestamp or timestamptz.`,
+      { hint: 'Name the column that holds when each row was created.' },
+    );
+  return { createdAt: column };
 }
 
 function sameList(a: string[], b: string[]): boolean {

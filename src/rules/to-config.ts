@@ -21,6 +21,7 @@ export function ruleToConfig(rule: Rule): ConfigRule {
         ...where,
         ...(rule.includeSoftDeleted ? { includeSoftDeleted: true } : {}),
         ...(rule.nullsNotDistinct ? { nullsNotDistinct: true } : {}),
+        ...(rule.createdAt ? { createdAt: rule.createdAt } : {}),
         repair: rule.repair,
       };
     case 'orphaned-rows':
@@ -31,6 +32,7 @@ export function ruleToConfig(rule: Rule): ConfigRule {
         references: { table: dottedName(rule.parent.schema, rule.parent.name), columns: rule.parentColumns },
         ...where,
         ...(rule.deletedParent && rule.deletedParent !== 'error' ? { deletedParent: rule.deletedParent } : {}),
+        ...(rule.createdAt ? { createdAt: rule.createdAt } : {}),
         repair: rule.repair,
       };
     case 'soft-delete-conflicts':

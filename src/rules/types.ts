@@ -45,6 +45,8 @@ export interface DuplicateRule extends RuleBase {
   keep: OrderTerm[];
   fill: boolean;
   repair: 'merge' | 'delete' | 'soft-delete' | 'report';
+  /** The creation-time column the diagnosis uses (config `createdAt:`); absent: found by name. */
+  createdAt?: string;
 }
 
 export interface OrphanRule extends RuleBase {
@@ -74,6 +76,8 @@ export interface OrphanRule extends RuleBase {
    * the rows whose type column holds this type name the parent, by `columns` (the id column).
    */
   typed?: TypedKey;
+  /** The creation-time column the diagnosis uses (config `createdAt:`); absent: found by name. */
+  createdAt?: string;
 }
 
 /** Which rows of a polymorphic or generic reference name the parent, and how their id compares. */
