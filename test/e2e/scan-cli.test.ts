@@ -18,8 +18,29 @@ const base = {
   rows: z.number().int().positive(),
   samples: z.array(sample),
 };
+const time = z.string().regex(/^\d{4}-\d\d-\d\d(T\d\d:\d\d:\d\d(\.\d{1,6})?Z?)?$/);
+const dated = {
+  createdAt: z.string(),
+  first: time.nullable(),
+  last: time.nullable(),
+  perDay: z.array(z.strictObject({ day: z.string().regex(/^\d{4}-\d\d-\d\d$/), count: z.number().int().positive() })),
+  before: z.number().int().nonnegative(),
+  recent: z.number().int().nonnegative(),
+  stillHappening: z.boolean(),
+  undated: z.number().int().nonnegative(),
+};
+const duplicateDiagnosis = z.strictObject({
+  ...dated,
+  copyGap: z.strictObject({ p50: z.number(), p90: z.number(), max: z.number() }).nullable(),
+  signature: z.enum(['double-submit', 'retry', 're-creation']).nullable(),
+  differingColumns: z.array(z.strictObject({ column: z.string(), groups: z.number().int().positive() })),
+});
+const orphanDiagnosis = z.strictObject({
+  ...dated,
+  parentDeleted: z.strictObject({ first: time, last: time }).nullable(),
+});
 const finding = z.discriminatedUnion('check', [
-  z.strictObject({ check: z.literal('duplicate-rows'), ...base }),
+  z.strictObject({ check: z.literal('duplicate-rows'), ...base, diagnosis: duplicateDiagnosis.nullable().optional() }),
   z.strictObject({ check: z.literal('soft-delete-conflicts'), ...base }),
   z.strictObject({
     check: z.literal('orphaned-rows'),
@@ -29,6 +50,7 @@ const finding = z.discriminatedUnion('check', [
     missingParent: z.number().int().nonnegative(),
     deletedParent: z.number().int().nonnegative(),
     inferred: z.boolean(),
+    diagnosis: orphanDiagnosis.nullable().optional(),
   }),
 ]);
 const scanDocument = z.strictObject({
@@ -40,7 +62,13 @@ const scanDocument = z.strictObject({
   findings: z.array(finding),
   assumptions: z.array(
     z.strictObject({
-      kind: z.enum(['soft-delete-marker', 'not-a-soft-delete-marker', 'inferred-reference', 'not-a-reference']),
+      kind: z.enum([
+        'soft-delete-marker',
+        'not-a-soft-delete-marker',
+        'inferred-reference',
+        'not-a-reference',
+        'creation-time',
+      ]),
       table: z.string(),
       column: z.string(),
       evidence: z.string(),
@@ -73,7 +101,7 @@ describe('scan --format json on the demo database', () => {
     const res = await runCli(['scan', '--database-url', url, '--config', config, '--format', 'json']);
     expect(res.code).toBe(1);
     const doc = scanDocument.parse(JSON.parse(res.stdout));
-    const byKey = Object.fromEntries(
+    const byKey: Record<string, (typeof doc.findings)[number] & { diagnosis?: unknown }> = Object.fromEntries(
       doc.findings.map((f) => [
         `${f.check} ${f.table}(${(f.check === 'orphaned-rows' ? f.columns : f.key).join(',')})`,
         f,
@@ -127,6 +155,47 @@ describe('scan --format json on the demo database', () => {
       checks: doc.summary.checks,
     });
     expect(doc.database).toMatch(/^127\.0\.0\.1:\d+\/rd_demo_/);
+    // The demo's story, diagnosed: a double submit still happening, whose copies differ in status in
+    // two groups; a re-creation weeks later; tokens still issued to deleted users; no creation time.
+    expect(byKey['duplicate-rows public.submission(invite_id)']!.diagnosis).toMatchObject({
+      createdAt: 'created_at',
+      recent: 6,
+      stillHappening: true,
+      signature: 'double-submit',
+      // gaps from each group's first row: twelve copies 0.3 s after it, two third copies 0.6 s
+      copyGap: { p50: 0.3, p90: expect.closeTo(0.51, 9), max: 0.6 },
+      differingColumns: [{ column: 'status', groups: 2 }],
+    });
+    expect(
+      byKey['duplicate-rows public.cloud_provider_accounts(provider,provider_account_id)']!.diagnosis,
+    ).toMatchObject({
+      signature: 're-creation',
+      stillHappening: false,
+      differingColumns: [{ column: 'user_id', groups: 3 }],
+    });
+    expect(byKey['orphaned-rows public.refresh_token(user_id)']!.diagnosis).toMatchObject({
+      recent: 5,
+      stillHappening: true,
+      parentDeleted: { first: expect.stringMatching(/Z$/), last: expect.stringMatching(/Z$/) },
+    });
+    expect(byKey['orphaned-rows public.moodle_token(user_id)']!.diagnosis).toBeNull();
+    expect(byKey['soft-delete-conflicts public.moodle_token(moodle_user_id)']).not.toHaveProperty('diagnosis');
+    expect(doc.assumptions).toContainEqual(expect.objectContaining({ kind: 'creation-time', column: 'created_at' }));
+  });
+
+  it('diagnoses in text (one line and a sparkline per finding), shows sample rows, and leaves it all out with --no-diagnose', async () => {
+    const res = await runCli(['scan', '--database-url', url, '--config', config, '--show-rows', '1', '--recent', '2h']);
+    expect(res.stdout).toMatch(
+      /public\.submission\(invite_id\)\n {2}first \d{4}-\d\d-\d\d · last \d{4}-\d\d-\d\d \d\d:\d\d · still happening: 2 in 2 h · copies 0\.3 s apart \(double-submit\) · copies differ in status \(2 groups\)\n {2}\d{4}-\d\d-\d\d [·▁▂▃▄▅▆▇█]{30} \d{4}/,
+    );
+    expect(res.stdout).toMatch(
+      / {4}id +invite_id +external_id +status\* +created_at\n {4}1 +1 +NTX-2001 +pending_review/,
+    );
+    expect(res.stdout).toContain('public.moodle_token(user_id) -> public.users(id)\n  no creation time: a created_at');
+    const off = await runCli(['scan', '--database-url', url, '--config', config, '--format', 'json', '--no-diagnose']);
+    const doc = scanDocument.parse(JSON.parse(off.stdout));
+    expect(doc.findings.filter((f) => 'diagnosis' in f)).toEqual([]);
+    expect(doc.assumptions.filter((a) => a.kind === 'creation-time')).toEqual([]);
   });
 
   it('changes nothing in the database', async () => {
