@@ -147,6 +147,28 @@ const oneRule = await compare(
   dbtDuplicates,
   dup,
 );
+// Diagnosis (issue #25): the same duplicate scan with its diagnosis (the default: submissions has
+// created_at) and with --no-diagnose, alternating; the target is at most 1.25×. Its figures must add up.
+{
+  const on = [];
+  const off = [];
+  let diagnosed;
+  const argv = ['scan', '--duplicates', 'submissions(invite_token)', '--sample', '5'];
+  for (let i = 0; i < reps; i++) {
+    off.push((await rowdoctor('bench_data', [...argv, '--no-diagnose'])).ms);
+    const r = await rowdoctor('bench_data', argv);
+    on.push(r.ms);
+    diagnosed = r.doc.findings[0];
+  }
+  const d = diagnosed?.diagnosis;
+  record(
+    `duplicate scan with diagnosis (${diagnosed?.groups.toLocaleString('en-US')} groups)`,
+    { ms: median(on) },
+    median(off),
+    'the same scan, --no-diagnose',
+    { countsMatch: !!d && d.perDay.reduce((n, p) => n + p.count, 0) + d.before + d.undated === diagnosed.rows },
+  );
+}
 await compare(
   'orphan scan',
   'bench_data',
