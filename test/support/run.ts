@@ -8,6 +8,7 @@ import type { CommonOptions } from '../../src/commands/options.js';
 import { findingJson, type FindingJson } from '../../src/report/document.js';
 import { silentProgress } from '../../src/report/progress.js';
 import { scan } from '../../src/scan.js';
+import { brokenForeignKeys } from './foreign-keys.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/rowdoctor.js', import.meta.url));
 
@@ -17,8 +18,27 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Run bin/rowdoctor.js as a subprocess, as a CI job or an operator would. */
-export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
+/**
+ * Run bin/rowdoctor.js as a subprocess, as a CI job or an operator would. After every `undo --apply`
+ * that ran (exit 0 or 1), every validated foreign key of its database must hold (the server's
+ * anti-join, test/support/foreign-keys.ts): no undo may leave a violation behind, hidden by the
+ * replica mode it restores in.
+ */
+export async function runCli(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<CliResult> {
+  const res = await spawnCli(args, options);
+  const url = args[args.indexOf('--database-url') + 1];
+  if (args[0] === 'undo' && args.includes('--apply') && url && args.includes('--database-url') && res.code !== 2) {
+    const broken = await brokenForeignKeys(url);
+    if (broken.length)
+      throw new Error(`undo left foreign keys violated:\n  ${broken.join('\n  ')}\n${res.stdout}${res.stderr}`);
+  }
+  return res;
+}
+
+function spawnCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, NO_COLOR: '1', DATABASE_URL: '', ...options.env };
     const child = spawn(process.execPath, [BIN, ...args], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
