@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
 import type { Tx } from '../db.js';
-import { tableName } from '../sql/build.js';
+import { tableName, type Sql } from '../sql/build.js';
 
 /**
  * Backups live in schema rowdoctor_backup: one typed copy per user table (CREATE TABLE … LIKE),
@@ -44,6 +44,10 @@ export async function ensureBackupTable(tx: Tx, table: Table): Promise<void> {
           on ${bt} (_rd_run)
        where _rd_op = 'update' and ${sql.id(AFTER)} is null`.execute(tx);
   }
+  if (!have.has(KEY))
+    // The primary key an update gave the row, as text per column, where it changed it (a re-pointed
+    // join table keyed by its references): undo finds the row there.
+    await sql`alter table ${bt} add column ${sql.id(KEY)} text[]`.execute(tx);
   if (!have.has(BATCH)) {
     // Which batch transaction backed the row up: undo takes the batches back one by one, last first.
     // Rows of earlier versions' runs keep NULL (undone in one transaction); adding the default
@@ -59,6 +63,12 @@ export async function ensureBackupTable(tx: Tx, table: Table): Promise<void> {
  */
 export const BATCH = '_rd_batch';
 
+/**
+ * The backup column holding, for an update that changed the row's primary key, the key it gave the
+ * row (each column as text); NULL where the key stayed (and in runs of earlier versions).
+ */
+export const KEY = '_rd_key';
+
 /** The backup column holding md5(row::text) of an updated row right after the repair's update. */
 export const AFTER = '_rd_after';
 
@@ -68,3 +78,28 @@ export const AFTER = '_rd_after';
  * undo leaves such a row alone and reports it.
  */
 export const AFTER_UNKNOWN = 'unmatched';
+
+/**
+ * Live row `t` holds the primary key that backup row `b` recorded for it after its update: the key
+ * the update gave it (KEY, where it changed the key), else the key it had.
+ */
+export function keyAfterUpdate(table: Table, b: string, t: string): Sql {
+  return sql.join(
+    table.primaryKey!.map((c, i) => {
+      const type = table.columns.find((x) => x.name === c)?.type ?? 'text';
+      return sql`${sql.id(t, c)} = case when ${sql.id(b, KEY)} is null then ${sql.id(b, c)}
+                                      else cast(${sql.id(b, KEY)}[${sql.lit(i + 1)}] as ${sql.raw(type)}) end`;
+    }),
+    sql` and `,
+  );
+}
+
+/** The primary key backup row `b` recorded for the row after its update, as text per column. */
+export function keyTextAfterUpdate(table: Table, b: string): Sql {
+  return sql`coalesce(${sql.id(b, KEY)}, ${keyText(table, b)})`;
+}
+
+/** The primary key of row `b` (a backup row or a live one), as text per column. */
+export function keyText(table: Table, b: string): Sql {
+  return sql`array[${sql.join(table.primaryKey!.map((c) => sql`${sql.id(b, c)}::text`))}]`;
+}

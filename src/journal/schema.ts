@@ -5,7 +5,8 @@ import { ensureMergeMap } from './merge-map.js';
 
 /**
  * The journal a run leaves in schema rowdoctor_backup, created on the first --apply: the sequence
- * that orders backed-up rows, the runs table, the merge map, and the list of backup tables.
+ * that orders backed-up rows, the runs table, the merge map, the list of backup tables, and which
+ * of them each run wrote to (undo reads those only: its cost follows the run, not the database).
  */
 export async function ensureBackupSchema(db: Db | Tx): Promise<void> {
   await sql`create schema if not exists ${sql.id(BACKUP_SCHEMA)}`.execute(db);
@@ -29,4 +30,12 @@ export async function ensureBackupSchema(db: Db | Tx): Promise<void> {
     table_name text not null,
     unique (table_schema, table_name)
   )`.execute(db);
+  await sql`create table if not exists ${sql.id(BACKUP_SCHEMA, RUN_TABLES)} (
+    run_id text not null,
+    backup_table text not null,
+    primary key (run_id, backup_table)
+  )`.execute(db);
 }
+
+/** rowdoctor_backup's table of the backup tables each run wrote rows to (runs of earlier versions: none). */
+export const RUN_TABLES = 'run_tables';

@@ -1,8 +1,17 @@
 import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
 import { tableRef, type Sql } from '../sql/build.js';
-import { AFTER, AFTER_UNKNOWN, BACKUP_SCHEMA, backupTableName, ensureBackupTable } from '../journal/backup-tables.js';
+import {
+  AFTER,
+  AFTER_UNKNOWN,
+  BACKUP_SCHEMA,
+  KEY,
+  backupTableName,
+  ensureBackupTable,
+  keyAfterUpdate,
+} from '../journal/backup-tables.js';
 import { run, type BatchContext } from './context.js';
+import { RUN_TABLES } from '../journal/schema.js';
 
 /**
  * Every row a repair deletes or updates is copied to its backup table in the journal
@@ -19,10 +28,6 @@ import { run, type BatchContext } from './context.js';
 export async function recordAfterImages(ctx: BatchContext, table: Table): Promise<void> {
   if (!ctx.backup) return;
   if (!table.primaryKey) return recordNoKeyAfterImages(ctx, table);
-  const matches = sql.join(
-    table.primaryKey.map((c) => sql`${sql.id('b', c)} = ${sql.id('t', c)}`),
-    sql` and `,
-  );
   await run(
     ctx,
     sql`
@@ -32,7 +37,7 @@ export async function recordAfterImages(ctx: BatchContext, table: Table): Promis
      where b._rd_run = ${ctx.runId}
        and b._rd_op = 'update'
        and b.${sql.id(AFTER)} is null
-       and ${matches}`,
+       and ${keyAfterUpdate(table, 'b', 't')}`,
     'backup',
   );
 }
@@ -92,19 +97,34 @@ export async function backupRows(
   op: 'delete' | 'update',
   where: Sql,
   columns: string[] | null,
+  newValues?: Map<string, Sql>,
 ): Promise<number> {
   if (ctx.apply) await ensureBackupTable(ctx.tx, table);
   const cols = sql.join(table.columns.map((c) => sql.id(c.name)));
   const values = sql.join(table.columns.map((c) => sql.id('t', c.name)));
   const changed = columns ? sql`${columns}::text[]` : sql`null`;
+  // An update that changes primary-key columns: the key it will give the row, so that its
+  // after-image, and undo, find the row there.
+  const pk = table.primaryKey;
+  const rekeys = op === 'update' && pk && newValues && pk.some((c) => newValues.has(c));
+  const key = rekeys
+    ? sql`array[${sql.join(pk.map((c) => sql`(${newValues.get(c) ?? sql.id('t', c)})::text`))}]`
+    : sql`null`;
   const res = await run(
     ctx,
-    sql`insert into ${sql.id(BACKUP_SCHEMA, backupTableName(table))} (_rd_run, _rd_seq, _rd_op, _rd_columns, ${cols})
-    select ${ctx.runId}, nextval(${`${BACKUP_SCHEMA}.seq`}), ${op}, ${changed}, ${values}
+    sql`insert into ${sql.id(BACKUP_SCHEMA, backupTableName(table))}
+           (_rd_run, _rd_seq, _rd_op, _rd_columns, ${sql.id(KEY)}, ${cols})
+    select ${ctx.runId}, nextval(${`${BACKUP_SCHEMA}.seq`}), ${op}, ${changed}, ${key}, ${values}
       from ${tableRef(table)} t
      where ${where}`,
     'backup',
   );
+  // Bookkeeping, not part of the plan (--sql leaves it out): undo reads this run's tables only.
+  if (ctx.apply && res.affected)
+    await sql`
+      insert into ${sql.id(BACKUP_SCHEMA, RUN_TABLES)} (run_id, backup_table)
+      values (${ctx.runId}, ${backupTableName(table)})
+          on conflict do nothing`.execute(ctx.tx);
   return res.affected;
 }
 

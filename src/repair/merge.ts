@@ -191,15 +191,18 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
   );
   if (losers) mapToSurvivors(child, losers, straddling, values, dependents);
   if (ctx.backup) {
-    await backupRows(ctx, child, 'update', pointsAtLoser, ref.columns);
-    for (const d of dependents)
-      await backupRows(
-        ctx,
-        d.table,
-        'update',
-        sql`exists (select 1 from ${refmap} r where ${d.reached('t')})`,
-        d.columns,
+    // What each re-pointed column will hold: its survivor's value (a join table's key changes with it).
+    const repointed = new Map(
+      ref.columns.map((c, i) => [c, sql`(select r.${sql.id(sr[i]!)} from ${refmap} r where ${onLoser})`]),
+    );
+    await backupRows(ctx, child, 'update', pointsAtLoser, ref.columns, repointed);
+    for (const d of dependents) {
+      const moved = sql`exists (select 1 from ${refmap} r where ${d.reached('t')})`;
+      const next = new Map(
+        d.columns.map((c) => [c, sql`(select ${d.set.get(c)!} from ${refmap} r where ${d.reached('t')} limit 1)`]),
       );
+      await backupRows(ctx, d.table, 'update', moved, d.columns, next);
+    }
   }
   const update = sql`update ${tableRef(child)} t set ${set} from ${refmap} r where ${match}`;
   if (!dependents.length) {

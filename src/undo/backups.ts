@@ -2,10 +2,12 @@ import { sql } from 'kysely';
 import type { Catalog, Table } from '../catalog/types.js';
 import type { Db } from '../db.js';
 import { RowdoctorError } from '../errors.js';
-import { AFTER, BACKUP_SCHEMA, BATCH } from '../journal/backup-tables.js';
+import { AFTER, BACKUP_SCHEMA, BATCH, KEY } from '../journal/backup-tables.js';
+import { RUN_TABLES } from '../journal/schema.js';
 import type { RecordedReference } from '../repair/references.js';
 import type { Sql } from '../sql/build.js';
-import { inSlice, type Slice } from './conflicts.js';
+import { chainHeads, inSlice, type Slice } from './conflicts.js';
+import { linkChildren } from './children.js';
 import { linkParents } from './parents.js';
 import type { BackupInfo, RepairBatch } from './types.js';
 
@@ -20,13 +22,29 @@ export async function backupsOf(
   references: RecordedReference[] | undefined,
 ): Promise<{ infos: BackupInfo[]; batches: RepairBatch[]; legacy: boolean }> {
   const { runId } = slice;
+  // The backup tables the run wrote to; for runs of versions that did not record them, every one.
+  const recorded = await sql<{ ok: boolean }>`
+    select to_regclass(${`${BACKUP_SCHEMA}.${RUN_TABLES}`}) is not null as ok`.execute(session);
+  const ofRun = recorded.rows[0]?.ok
+    ? sql`
+      where not exists (select 1 from ${sql.id(BACKUP_SCHEMA, RUN_TABLES)} r where r.run_id = ${runId})
+         or t.backup_table in (select r.backup_table from ${sql.id(BACKUP_SCHEMA, RUN_TABLES)} r
+                                where r.run_id = ${runId})`
+    : sql``;
   const list = await sql<{ backup_table: string; table_schema: string; table_name: string }>`
-    select backup_table, table_schema, table_name from ${sql.id(BACKUP_SCHEMA, 'tables')} order by 1`.execute(session);
+    select t.backup_table, t.table_schema, t.table_name
+      from ${sql.id(BACKUP_SCHEMA, 'tables')} t
+      ${ofRun}
+     order by 1`.execute(session);
   const out: BackupInfo[] = [];
   const batches = new Map<string, RepairBatch>();
   let legacy = false;
   for (const b of list.rows) {
     const bt = sql.id(BACKUP_SCHEMA, b.backup_table);
+    // Backup tables are written in bulk and rarely analysed before an undo reads them: without
+    // statistics the planner guesses their size, and its plans over them may cost minutes. (An
+    // ANALYZE by a role that does not own the table only warns, and skips it.)
+    await sql`analyze ${bt}`.execute(session);
     const columns = await sql<{ name: string }>`
       select attname as name from pg_attribute
        where attrelid = ${`${BACKUP_SCHEMA}."${b.backup_table.replace(/"/g, '""')}"`}::regclass
@@ -36,12 +54,21 @@ export async function backupsOf(
     const target = { backup: b.backup_table, batched: has.has(BATCH) };
     const scope = inSlice(target, slice);
     if (table) await refuseLostColumns(session, table, b.backup_table, has, scope, slice.runId);
+    // A primary key some update changed (runs of earlier versions recorded none): rows are then
+    // counted by chains of updates, the key each update left leading to the next (undo/rekeyed.ts).
+    const keyed = sql<{ ok: boolean }>`
+      select exists (select 1 from ${bt} where ${scope} and _rd_op = 'update' and ${sql.id(KEY)} is not null) as ok`;
+    const rekeyed = Boolean(table?.primaryKey) && has.has(KEY) && (await keyed.execute(session)).rows[0]?.ok === true;
+    const updated = rekeyed
+      ? sql`(select count(*) from ${bt} h where ${inSlice(target, slice, 'h')} and h._rd_op = 'update'
+                                           and ${chainHeads({ ...target, table: table! }, slice, 'h')})`
+      : sql`(select count(*)
+               from (select distinct ${rowIdentity(catalog, b)}
+                       from ${bt}
+                      where ${scope} and _rd_op = 'update') u)`;
     const stats = await sql<{ restore: string; revert: string; last_delete: string | null }>`
       select count(*) filter (where _rd_op = 'delete') as restore,
-             (select count(*)
-                from (select distinct ${rowIdentity(catalog, b)}
-                        from ${bt}
-                       where ${scope} and _rd_op = 'update') u) as revert,
+             ${updated} as revert,
              max(_rd_seq) filter (where _rd_op = 'delete') as last_delete
         from ${bt} where ${scope}`.execute(session);
     const s = stats.rows[0]!;
@@ -78,6 +105,9 @@ export async function backupsOf(
       ...target,
       table,
       columns: table.columns.filter((c) => has.has(c.name)),
+      added: await addedSince(session, table, has),
+      rekeyed,
+      children: [],
       parents: [],
       restore: Number(s.restore),
       revert: Number(s.revert),
@@ -86,7 +116,28 @@ export async function backupsOf(
     });
   }
   linkParents(catalog, out, references);
+  linkChildren(catalog, out);
   return { infos: out, batches: legacy ? [] : [...batches.values()], legacy };
+}
+
+/**
+ * Columns the table gained since the backup was written that the application may write: each with
+ * what ADD COLUMN gave the rows already there (pg_attribute's missing value, as text), else NULL.
+ */
+async function addedSince(
+  session: Db,
+  table: Table,
+  held: Set<string>,
+): Promise<{ name: string; missing: string | null }[]> {
+  if (table.columns.every((c) => held.has(c.name))) return [];
+  const { rows } = await sql<{ name: string; missing: string | null }>`
+    select attname as name, case when atthasmissing then (attmissingval::text::text[])[1] end as missing
+      from pg_attribute
+     where attrelid = ${table.oid}::oid and attnum > 0 and not attisdropped
+       and attidentity = '' and attgenerated = ''
+       and attname <> all(${[...held]}::text[])
+     order by attnum`.execute(session);
+  return rows;
 }
 
 /**

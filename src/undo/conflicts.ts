@@ -2,7 +2,8 @@ import { sql } from 'kysely';
 import type { Column, Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { tableName, tableRef, type Sql } from '../sql/build.js';
-import { AFTER, BACKUP_SCHEMA, BATCH } from '../journal/backup-tables.js';
+import { AFTER, BACKUP_SCHEMA, BATCH, keyText, keyTextAfterUpdate } from '../journal/backup-tables.js';
+import { childrenLeftBehind, type ChildLink } from './children.js';
 import { parentsMissing, type ParentLink } from './parents.js';
 
 /**
@@ -23,6 +24,16 @@ export interface UndoTarget {
    * repair is not among them: restored rows get its default, and rows are compared without it.
    */
   columns: Column[];
+  /**
+   * Columns added to the table since the repair (stored ones the application writes: not generated,
+   * not identity), with what the table gave the rows there when each was added (its missing value
+   * as text; NULL when it had none).
+   */
+  added: { name: string; missing: string | null }[];
+  /** Some update of the slice changed a row's primary key (undo/rekeyed.ts takes those back). */
+  rekeyed: boolean;
+  /** Valid foreign keys into its table: what points at a row it reverts (undo/children.ts). */
+  children: ChildLink[];
   /** Its references: what a row it puts back names must be there (undo/parents.ts). */
   parents: ParentLink[];
   /** Deleted rows of the run left to restore. */
@@ -81,18 +92,20 @@ function pkList(table: Table, alias: string): Sql {
   return sql.join(table.primaryKey!.map((c) => sql.id(alias, c)));
 }
 
-/** Per updated row (by primary key): its first backup (the value before the run) and its last after-image. */
-export function firstAndLast(t: UndoTarget, slice: Slice): { first: Sql; last: Sql } {
+/**
+ * Per updated row (by primary key): its first backup in the slice (the row before the run's first
+ * change), with the after-image of its last as `_rd_last` — one pass over the backup. (Two DISTINCT
+ * ON subqueries joined by key were planned as a nested loop over both: 80 s for 20k rows.)
+ */
+export function firstWithLast(t: UndoTarget, slice: Slice): Sql {
   const pk = sql.join(t.table.primaryKey!.map((c) => sql.id(c)));
-  const updates = sql`${inSlice(t, slice)} and _rd_op = 'update'`;
-  return {
-    first: sql`(select distinct on (${pk}) * from ${backupOf(t)} where ${updates} order by ${pk}, _rd_seq)`,
-    last: sql`
-      (select distinct on (${pk}) ${pk}, ${sql.id(AFTER)}
-         from ${backupOf(t)}
-        where ${updates}
-        order by ${pk}, _rd_seq desc)`,
-  };
+  return sql`
+    (select distinct on (${pk}) *,
+            last_value(${sql.id(AFTER)}) over (partition by ${pk} order by _rd_seq
+                                               rows between unbounded preceding and unbounded following) as _rd_last
+       from ${backupOf(t)}
+      where ${inSlice(t, slice)} and _rd_op = 'update'
+      order by ${pk}, _rd_seq)`;
 }
 
 /**
@@ -130,19 +143,18 @@ export async function deleteConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, 
  */
 export async function updateConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, sample: number): Promise<Conflicts> {
   if (!t.table.primaryKey || !t.afterImages) return { count: 0, samples: [] };
-  const { first, last } = firstAndLast(t, slice);
   const reused = parentsMissing(t, slice.runId, 'f', 'plan');
-  const { rows } = await sql<{ key: unknown[]; gone: boolean; reused: boolean; n: string }>`
-    select json_build_array(${pkList(t.table, 'l')}) as key, (x.*) is null as gone, ${reused} as reused,
-           count(*) over () as n
-      from ${last} l
-      join ${first} f on ${pkEquals(t.table, 'f', 'l')}
-      left join ${tableRef(t.table)} x on ${pkEquals(t.table, 'x', 'l')}
-     where ((x.*) is null or ${rowImage(t, 'x')} is distinct from l.${sql.id(AFTER)} or ${reused})
+  const behind = childrenLeftBehind(t, 'x', 'f', slice.runId);
+  const { rows } = await sql<{ key: unknown[]; gone: boolean; reused: boolean; behind: boolean; n: string }>`
+    select json_build_array(${pkList(t.table, 'f')}) as key, (x.*) is null as gone, ${reused} as reused,
+           ${behind} as behind, count(*) over () as n
+      from ${firstWithLast(t, slice)} f
+      left join ${tableRef(t.table)} x on ${pkEquals(t.table, 'x', 'f')}
+     where ((x.*) is null or not (${holdsWhatRepairLeft(t, 'x', sql.id('f', '_rd_last'))}) or ${reused} or ${behind})
        and not exists (
          select 1 from ${backupOf(t)} d
-          where ${inSlice(t, slice, 'd')} and d._rd_op = 'delete' and ${pkEquals(t.table, 'd', 'l')})
-     order by ${pkList(t.table, 'l')}`.execute(db);
+          where ${inSlice(t, slice, 'd')} and d._rd_op = 'delete' and ${pkEquals(t.table, 'd', 'f')})
+     order by ${pkList(t.table, 'f')}`.execute(db);
   return {
     count: Number(rows[0]?.n ?? 0),
     samples: rows.slice(0, sample).map((r) => ({
@@ -152,7 +164,9 @@ export async function updateConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, 
         ? 'deleted since the repair'
         : r.reused
           ? 'a row it pointed at before the repair is gone, or was written anew since'
-          : 'changed since the repair',
+          : r.behind
+            ? 'a row that points at it was changed since the repair'
+            : 'changed since the repair',
     })),
   };
 }
@@ -179,19 +193,50 @@ export async function restoreFreeRows(tx: Tx, t: UndoTarget, slice: Slice): Prom
  */
 export async function revertUnchangedRows(tx: Tx, t: UndoTarget, slice: Slice): Promise<number> {
   const pk = t.table.primaryKey!;
-  const { first, last } = firstAndLast(t, slice);
   const columns = t.columns.filter((c) => !c.generated && !pk.includes(c.name));
   if (!columns.length) return 0;
   const assignments = sql.join(columns.map((c) => sql`${sql.id(c.name)} = ${sql.id('b', c.name)}`));
-  const res = await sql`
-    update ${tableRef(t.table)} x
-       set ${assignments}
-      from ${first} b
-      join ${last} l on ${pkEquals(t.table, 'l', 'b')}
-     where ${pkEquals(t.table, 'x', 'b')}
-       and ${rowImage(t, 'x')} = l.${sql.id(AFTER)}
-       and not (${parentsMissing(t, slice.runId, 'b', 'apply')})`.execute(tx);
-  return Number(res.numAffectedRows ?? 0);
+  const { rows } = await sql<{ n: string }>`
+    with back as (
+      update ${tableRef(t.table)} x
+         set ${assignments}
+        from ${firstWithLast(t, slice)} b
+       where ${pkEquals(t.table, 'x', 'b')}
+         and ${holdsWhatRepairLeft(t, 'x', sql.id('b', '_rd_last'))}
+         and not (${parentsMissing(t, slice.runId, 'b', 'apply')})
+         and not ${childrenLeftBehind(t, 'x', 'b', slice.runId)}
+      returning ${pkList(t.table, 'x')}, b._rd_seq)
+    select count(*) as n from back r where not (${earlierUpdate(t, slice, 'r')})`.execute(tx);
+  return Number(rows[0]?.n ?? 0);
+}
+
+/**
+ * A row is counted once however many of the repair's batches updated it (two rules, say): where
+ * the slice is some of the batches, by the one that takes it back to what it was before the run —
+ * its earliest backup. True where the run backed the row up (alias `r`: its primary key, and
+ * `_rd_seq`, the first backup in the slice) earlier, in a batch not taken back yet.
+ */
+function earlierUpdate(t: UndoTarget, slice: Slice, r: string): Sql {
+  if (!t.batched || !slice.only) return sql`false`;
+  const remaining: Slice = { runId: slice.runId, ...(slice.except ? { except: slice.except } : {}) };
+  return sql`exists (
+    select 1 from ${backupOf(t)} e
+     where ${inSlice(t, remaining, 'e')} and e._rd_op = 'update' and e._rd_seq < ${sql.id(r, '_rd_seq')}
+       and ${pkEquals(t.table, 'e', r)})`;
+}
+
+/**
+ * The live row `x` still holds what the repair left, as the after-image `after` recorded it: the same
+ * md5 over the columns the backup holds, and in each column added to the table since, what the
+ * table gave the rows that were there when it was added (an application write there is a change).
+ */
+export function holdsWhatRepairLeft(t: UndoTarget, x: string, after: Sql): Sql {
+  const added = t.added.map((c) =>
+    c.missing === null
+      ? sql`${sql.id(x, c.name)} is null`
+      : sql`${sql.id(x, c.name)}::text is not distinct from ${c.missing}::text`,
+  );
+  return sql.join([sql`${rowImage(t, x)} = ${after}`, ...added], sql` and `);
 }
 
 /**
@@ -214,15 +259,19 @@ function undoImages(t: UndoTarget, slice: Slice): { back: Sql; reverted: Sql; re
        and not (${parentsMissing(t, slice.runId, 'b', 'plan')})
        ${pk ? sql`and not exists (select 1 from ${tableRef(t.table)} x where ${pkEquals(t.table, 'x', 'b')})` : sql``}`;
   const reverts = Boolean(pk && t.afterImages);
-  const { first, last } = reverts ? firstAndLast(t, slice) : { first: sql``, last: sql`` };
-  // The first image of each updated row that still holds what the repair left.
-  const reverted = sql`
+  // The first image of each updated row that still holds what the repair left (re-keyed rows: of
+  // each chain of updates, whether it still does or not).
+  const reverted = t.rekeyed
+    ? sql`select ${cols} from ${backupOf(t)} b
+           where ${inSlice(t, slice, 'b')} and b._rd_op = 'update' and ${chainHeads(t, slice, 'b')}`
+    : reverts
+      ? sql`
     select ${cols}
-      from ${first} b
-      join ${last} l on ${pk ? pkEquals(t.table, 'l', 'b') : sql`false`}
-      join ${tableRef(t.table)} x on ${pk ? pkEquals(t.table, 'x', 'b') : sql`false`}
-     where ${rowImage(t, 'x')} = l.${sql.id(AFTER)}
-       and not (${parentsMissing(t, slice.runId, 'b', 'plan')})`;
+      from ${firstWithLast(t, slice)} b
+      join ${tableRef(t.table)} x on ${pkEquals(t.table, 'x', 'b')}
+     where ${holdsWhatRepairLeft(t, 'x', sql.id('b', '_rd_last'))}
+       and not (${parentsMissing(t, slice.runId, 'b', 'plan')})`
+      : sql`select ${cols} from ${backupOf(t)} b where false`;
   const back = reverts ? sql`${restored} union all ${reverted}` : restored;
   return { back, reverted, reverts };
 }
@@ -311,4 +360,15 @@ export async function uniqueCollisions(db: Db | Tx, t: UndoTarget, slice: Slice)
       );
   }
   return out;
+}
+
+/**
+ * The first update of each chain of updates of a row in the slice (alias `b`): no earlier update
+ * of the slice left the row with the key `b` found it with.
+ */
+export function chainHeads(t: Pick<UndoTarget, 'table' | 'backup' | 'batched'>, slice: Slice, b: string): Sql {
+  return sql`not exists (
+    select 1 from ${backupOf(t)} e
+     where ${inSlice(t, slice, 'e')} and e._rd_op = 'update' and e._rd_seq < ${sql.id(b, '_rd_seq')}
+       and ${keyTextAfterUpdate(t.table, 'e')} = ${keyText(t.table, b)})`;
 }

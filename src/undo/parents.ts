@@ -19,6 +19,8 @@ export interface ParentLink {
   table: Table;
   /** The parent's undo target when the run deleted rows of it. */
   target?: LinkedTarget;
+  /** The parent's backup table when the run changed primary keys of it (undo takes those back first). */
+  rekeyed?: string;
   /** A valid foreign key: the server would refuse a row naming no parent. */
   enforced: boolean;
 }
@@ -32,6 +34,8 @@ export interface LinkedTarget {
   parents: ParentLink[];
   /** Deleted rows of the run left to restore. */
   restore: number;
+  /** Some update of the run changed a row's primary key. */
+  rekeyed: boolean;
 }
 
 /**
@@ -57,12 +61,14 @@ export function linkParents(catalog: Catalog, targets: LinkedTarget[], recorded:
       if (!table || seen.has(key)) continue;
       seen.add(key);
       const parent = targets.find((p) => p.table.id === parentId && p.restore > 0);
+      const rekeyedParent = targets.find((p) => p.table.id === parentId && p.rekeyed);
       target.parents.push({
         columns: ref.columns,
         refColumns: ref.refColumns,
         table,
         enforced: ref.enforced,
         ...(parent ? { target: parent } : {}),
+        ...(rekeyedParent ? { rekeyed: rekeyedParent.backup } : {}),
       });
     }
   }
@@ -122,7 +128,15 @@ export function parentsMissing(t: LinkedTarget, runId: string, b: string, phase:
     if (link.enforced) {
       // A foreign key's parent must exist (before the undo: or be one the undo restores).
       const restored = phase === 'plan' && deleted ? sql` and not ${runDeleted(ea, sql`not (${gone(ea)})`)}` : sql``;
-      parts.push(sql`not ${live(sql`(${refs(pa)}) = (${named})`)}${restored}`);
+      // A parent whose key the run changed goes back to it before this row (undo/rekeyed.ts).
+      const rekeyedBack =
+        phase === 'plan' && link.rekeyed
+          ? sql` and not exists (
+              select 1 from ${sql.id(BACKUP_SCHEMA, link.rekeyed)} ${sql.id(`k${depth}`)}
+               where ${sql.id(`k${depth}`, '_rd_run')} = ${runId} and ${sql.id(`k${depth}`, '_rd_op')} = 'update'
+                 and (${refs(`k${depth}`)}) = (${named}))`
+          : sql``;
+      parts.push(sql`not ${live(sql`(${refs(pa)}) = (${named})`)}${restored}${rekeyedBack}`);
     }
     if (!parts.length) return null;
     return sql`(${nonNull} and (${sql.join(parts, sql` or `)}))`;

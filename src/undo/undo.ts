@@ -17,11 +17,13 @@ import {
   revertUnchangedRows,
   uniqueCollisions,
   updateConflicts,
+  inSlice,
   type ConflictSample,
   type Slice,
 } from './conflicts.js';
 import { inexactTables, mayReplicate, triggerSideEffects, useReplicaRole } from './exact.js';
 import { noKeyConflicts, revertNoKeyRows } from './no-key.js';
+import { rekeyedConflicts, revertRekeyedRows } from './rekeyed.js';
 import { revertUpdated } from './revert-updates.js';
 import type { BackupInfo, RepairBatch, RunRow, UndoOptions, UndoResult, UndoTable } from './types.js';
 import { prepareBatches, undoneBatches } from './undone-batches.js';
@@ -119,7 +121,7 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
   for (const info of infos) {
     const deleted = await deleteConflicts(session, info, slice, options.sample);
     const updated = info.table.primaryKey
-      ? await updateConflicts(session, info, slice, options.sample)
+      ? await (info.rekeyed ? rekeyedConflicts : updateConflicts)(session, info, slice, options.sample)
       : await noKeyConflicts(session, info, slice, options.sample);
     conflictSamples.push(...deleted.samples, ...updated.samples);
     tables.push({
@@ -177,7 +179,6 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
   let committed = 0;
   let rowsDone = 0;
   const totalRows = batches.reduce((n, b) => n + b.rows, 0);
-  const parentsFirst = [...infos].sort((a, b) => b.lastDelete - a.lastDelete);
   // What the committed batches did restore and revert, per table. A row the application changed
   // between two batches is left alone (its after-image no longer matches): it counts as a conflict.
   const done = new Map(infos.map((i) => [i.table.id, { restore: 0, revert: 0 }]));
@@ -223,13 +224,19 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
         `${what} · ${rowsDone.toLocaleString('en-US')} rows taken back · ` +
           `batch of ${rows.toLocaleString('en-US')} rows · ${seconds(elapsed)}${left}`,
       );
-      const these: Slice = legacy ? { runId } : { runId, only: take.map((b) => b.id) };
+      const these: Slice = legacy ? { runId } : { runId, only: take.map((b) => b.id), except: slice.except! };
       const attempt = await batchTransaction(session, options, what, async (tx) => {
         const batch = new Map(infos.map((i) => [i.table.id, { restore: 0, revert: 0 }]));
         if (replica) await useReplicaRole(tx);
-        for (const info of parentsFirst) batch.get(info.table.id)!.restore += await restoreFreeRows(tx, info, these);
-        for (const info of infos) {
-          const revert = info.table.primaryKey ? revertUnchangedRows : revertNoKeyRows;
+        for (const info of await parentsFirst(tx, infos, these))
+          batch.get(info.table.id)!.restore += await restoreFreeRows(tx, info, these);
+        // Rows whose key the run changed go back to it first: rows naming them find them there.
+        for (const info of [...infos.filter((i) => i.rekeyed), ...infos.filter((i) => !i.rekeyed)]) {
+          const revert = !info.table.primaryKey
+            ? revertNoKeyRows
+            : info.rekeyed
+              ? revertRekeyedRows
+              : revertUnchangedRows;
           if (counted(info)) batch.get(info.table.id)!.revert += await revert(tx, info, these);
           else await revertUpdated(tx, info, these);
         }
@@ -289,6 +296,23 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
     return { ...planned, applied: committed > 0, interrupted: true, nothingToUndo: false };
   }
   return { ...planned, tables: settled(), applied: true, nothingToUndo: false };
+}
+
+/**
+ * The tables with deleted rows in `slice`, in reverse order of their last deletion there: within a
+ * repair batch a merge deletes children before their parent, so parents come back first. (Over the
+ * whole run the order may differ: a later rule's batches delete children of another parent.)
+ */
+async function parentsFirst(tx: Tx, infos: BackupInfo[], slice: Slice): Promise<BackupInfo[]> {
+  const last = new Map<BackupInfo, number>();
+  for (const info of infos.filter((i) => i.restore > 0)) {
+    const { rows } = await sql<{ seq: string | null }>`
+      select max(_rd_seq) as seq
+        from ${sql.id(BACKUP_SCHEMA, info.backup)}
+       where ${inSlice(info, slice)} and _rd_op = 'delete'`.execute(tx);
+    if (rows[0]?.seq) last.set(info, Number(rows[0].seq));
+  }
+  return [...last.keys()].sort((a, b) => last.get(b)! - last.get(a)!);
 }
 
 /** The first transaction of a time-sized undo: small, so that a slow table costs one short transaction. */

@@ -84,7 +84,7 @@ describe('a row two rules updated, undone batch by batch', () => {
     const dry = await undo(runId);
     expect(dry.doc).toMatchObject({ restored: 4, reverted: 4, conflicts: 0 });
     const applied = await undo(runId, '--apply', '--batch-size', '1');
-    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.code, applied.stdout + applied.stderr).toBe(0);
     expect(applied.doc).toMatchObject({ restored: 4, reverted: 4, conflicts: 0 });
     expect(userTables(await db.checksums())).toEqual(original);
   });

@@ -37,9 +37,9 @@ describe('a join table keyed by the references a merge re-points', () => {
                               primary key ("postId", "tagId"));
       -- (2,3) moves to (1,1); (1,3) collides with (1,1) and merges into it; (3,4) moves to (3,2).
       insert into "PostTag" values (1, 1, 10), (1, 3, 11), (2, 3, 12), (3, 4, 13), (2, 5, 14), (3, 2, 15);
-      create table post_tag_note (post_id int, tag_id int, body text,
+      create table post_tag_note (id int primary key, post_id int, tag_id int, body text,
                                   foreign key (post_id, tag_id) references "PostTag" on update cascade);
-      insert into post_tag_note values (2, 5, 'moves with its row'), (1, 3, 'names a merged row');
+      insert into post_tag_note values (1, 2, 5, 'moves with its row'), (2, 3, 2, 'stays');
     `);
     const original = userTables(await db.checksums());
     const config = writeConfig(

@@ -9,7 +9,7 @@ const userTables = (sums: Record<string, string>) =>
   Object.fromEntries(Object.entries(sums).filter(([t]) => !t.startsWith('rowdoctor_backup.')));
 
 /** Merge tags by name, then ask undo: its dry run must name the table it cannot match rows of, and --apply refuse. */
-async function mergeThenUndo(): Promise<{
+async function mergeThenUndo(afterRepair?: () => Promise<void>): Promise<{
   dry: { inexact: { table: string; reason: string }[] };
   code: number | null;
 }> {
@@ -26,12 +26,13 @@ async function mergeThenUndo(): Promise<{
   ]);
   expect(repair.code, repair.stderr).toBe(0);
   const { runId } = JSON.parse(repair.stdout) as { runId: string };
-  const afterRepair = userTables(await db.checksums());
+  await afterRepair?.();
+  const repaired = userTables(await db.checksums());
   const dry = await runCli(['undo', runId, '--database-url', db.url, '--format', 'json']);
   expect(dry.code).toBe(1);
   const applied = await runCli(['undo', runId, '--database-url', db.url, '--apply']);
   expect(applied.stderr).toMatch(/cannot restore every row bit for bit[\s\S]*restore them by hand/);
-  expect(userTables(await db.checksums())).toEqual(afterRepair); // nothing changed
+  expect(userTables(await db.checksums())).toEqual(repaired); // nothing changed
   return { dry: JSON.parse(dry.stdout) as { inexact: { table: string; reason: string }[] }, code: applied.code };
 }
 
@@ -56,7 +57,9 @@ describe('undo never reverts rows it cannot find by key', () => {
     ]);
   });
 
-  it('a re-pointed key inside the primary key: named in the dry run, refused on --apply', async () => {
+  // Backups written before the key an update gives a row was recorded (test/integration/undo-join-keys.test.ts
+  // shows undo restoring such rows today): no key after, no after-image.
+  it('a re-pointed key inside the primary key, backed up by an earlier version: named in the dry run, refused on --apply', async () => {
     db = await freshDatabase(`
       create table tags (id int primary key, name text not null);
       insert into tags values (1, 'red'), (2, 'blue'), (3, 'red');
@@ -64,7 +67,12 @@ describe('undo never reverts rows it cannot find by key', () => {
                               primary key ("postId", "tagId"));
       insert into "PostTag" values (1, 3, 10), (2, 2, 20);
     `);
-    const { dry, code } = await mergeThenUndo();
+    const { dry, code } = await mergeThenUndo(async () => {
+      const [{ backup }] = (await db.query(
+        `select backup_table as backup from rowdoctor_backup.tables where table_name = 'PostTag'`,
+      )) as [{ backup: string }];
+      await db.exec(`update rowdoctor_backup."${backup}" set _rd_key = null, _rd_after = null where _rd_op = 'update'`);
+    });
     expect(code).toBe(2);
     expect(dry.inexact).toEqual([
       expect.objectContaining({
