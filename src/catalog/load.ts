@@ -58,6 +58,10 @@ interface IdxRow {
   predicate: string | null;
   nnd: boolean;
   definition: string;
+  /** On a partition: the rows it holds (its partition constraint, its ancestors' bounds included). */
+  scope: string | null;
+  /** Attached to an index of the partition's parent (which then covers these rows already). */
+  inherited: boolean;
 }
 interface FkRow {
   name: string;
@@ -155,7 +159,7 @@ export async function loadCatalog(
   const keyColumn = sql`case when i.indkey[k - 1] = 0 then null else
                    (select attname from pg_attribute where attrelid = i.indrelid and attnum = i.indkey[k - 1]) end`;
   const indexdef = sql`pg_get_indexdef(i.indexrelid, k, true)`;
-  // The tables' unique indexes, valid or not, each key part as a column name and as the server
+  // The tables' (and partitions') unique indexes, valid or not, each key part as a column name and as the server
   // prints it, with INCLUDE columns, predicate, NULL semantics and the constraint that owns it.
   const idx = await sql<IdxRow>`
     select i.indrelid::int as table_oid, i.indexrelid::int as index_oid, ic.relname as name,
@@ -166,8 +170,11 @@ export async function loadCatalog(
            array(select ${indexdef} from generate_series(i.indnkeyatts + 1, i.indnatts) k order by k)::text[]
              as include,
            pg_get_expr(i.indpred, i.indrelid, true) as predicate, ${nnd} as nnd,
-           pg_get_indexdef(i.indexrelid) as definition
+           pg_get_indexdef(i.indexrelid) as definition,
+           case when ic2.relispartition then pg_get_partition_constraintdef(i.indrelid) end as scope,
+           exists (select 1 from pg_inherits h where h.inhrelid = i.indexrelid) as inherited
       from pg_index i
+      join pg_class ic2 on ic2.oid = i.indrelid
       join pg_class ic on ic.oid = i.indexrelid
       left join pg_constraint con
         on con.conindid = i.indexrelid and con.contype in ('p', 'u') and con.conrelid = i.indrelid
@@ -256,20 +263,7 @@ export async function loadCatalog(
       partitionColumns.set(id, columns);
       continue;
     }
-    const uniqueIndexes: UniqueIndex[] = (idxByOid.get(r.oid) ?? []).map((i) => ({
-      name: i.name,
-      constraint: i.constraint,
-      primary: i.primary,
-      valid: i.valid,
-      columns: i.columns,
-      parts: i.parts,
-      partInfo: partInfo.get(i.index_oid) ?? [],
-      elements: i.parts.map((p, n) => indexElement(p, partInfo.get(i.index_oid)?.[n])),
-      include: i.include,
-      predicate: i.predicate,
-      nullsNotDistinct: i.nnd,
-      definition: i.definition,
-    }));
+    const uniqueIndexes = (idxByOid.get(r.oid) ?? []).map((i) => uniqueIndex(i, partInfo));
     const pk = uniqueIndexes.find((i) => i.primary);
     tables.push({
       oid: r.oid,
@@ -281,12 +275,24 @@ export async function loadCatalog(
       columns,
       primaryKey: pk && pk.columns.every((c) => c !== null) ? pk.columns : null,
       uniqueIndexes,
+      partitionUniqueIndexes: [],
       partitionKey: partKeys.rows.find((p) => p.oid === r.oid)?.columns ?? [],
       softDelete: markerFor(id, columns, options.softDelete),
       estimatedRows: r.estimated_rows,
       indexedLeading: leading.rows.find((l) => l.oid === r.oid)?.cols ?? [],
       pages: r.pages,
     });
+  }
+  // A unique index defined on a partition (at any level), not attached to one of its parent's: it
+  // holds for that partition's rows only — the root's rows where the partition constraint holds.
+  const byId = new Map(tables.map((t) => [t.id, t]));
+  for (const r of rels.rows.filter((x) => x.is_partition && x.root)) {
+    const root = byId.get(r.root!);
+    for (const i of (idxByOid.get(r.oid) ?? []).filter((x) => !x.inherited && x.scope)) {
+      const index = uniqueIndex(i, partInfo);
+      const predicate = index.predicate ? `(${i.scope}) AND (${index.predicate})` : i.scope!;
+      root?.partitionUniqueIndexes.push({ ...index, predicate, partition: tableId(r.schema, r.name) });
+    }
   }
   const foreignKeys: ForeignKey[] = fks.rows.map((f) => ({
     name: f.name,
@@ -405,6 +411,23 @@ async function indexParts(
     else out.set(r.index_oid, [part]);
   }
   return out;
+}
+
+function uniqueIndex(i: IdxRow, partInfo: Map<number, IndexPart[]>): UniqueIndex {
+  return {
+    name: i.name,
+    constraint: i.constraint,
+    primary: i.primary,
+    valid: i.valid,
+    columns: i.columns,
+    parts: i.parts,
+    partInfo: partInfo.get(i.index_oid) ?? [],
+    elements: i.parts.map((p, n) => indexElement(p, partInfo.get(i.index_oid)?.[n])),
+    include: i.include,
+    predicate: i.predicate,
+    nullsNotDistinct: i.nnd,
+    definition: i.definition,
+  };
 }
 
 /** An index element for DDL: the part as pg_get_indexdef prints it, with the index's own COLLATE and class. */

@@ -82,6 +82,12 @@ export interface UniqueIndex {
   /** Non-key INCLUDE columns: they never count towards uniqueness. */
   include: string[];
   definition: string;
+  /**
+   * Only in `Table.partitionUniqueIndexes`: the partition (`schema.table`) the index is defined on.
+   * Its `predicate` then starts with that partition's constraint, so it reads as a partial index
+   * on the root: the rows it applies to, and where a row would land after an update.
+   */
+  partition?: string;
 }
 
 export interface ForeignKey {
@@ -133,6 +139,12 @@ export interface Table {
   columns: Column[];
   primaryKey: string[] | null;
   uniqueIndexes: UniqueIndex[];
+  /**
+   * Unique indexes that exist on one partition only (MusicBrainz's artist_release: each partition has
+   * its own, the partitioned table none), each as a partial index of this table scoped by the
+   * partition's bounds. A merge folds collisions under them; verify and discovery do not use them.
+   */
+  partitionUniqueIndexes: UniqueIndex[];
   /** Columns of the partition key of a partitioned table (expressions as null). */
   partitionKey: (string | null)[];
   softDelete: SoftDeleteMarker | null;

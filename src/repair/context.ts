@@ -115,11 +115,12 @@ export async function count(ctx: BatchContext, q: RawBuilder<unknown>): Promise<
 
 /**
  * What tells a table's rows apart in a merge: its primary key, or — for a child without one, reached
- * by a merge — its ctid, valid within the one transaction that lists and then changes the rows.
+ * by a merge — its ctid, valid within the one transaction that lists and then changes the rows; on
+ * a partitioned table with its partition (tableoid), as ctids repeat across partitions.
  * (A rule's own table must have a primary key: commands/repair.ts refuses it otherwise.)
  */
 export function pkOf(table: Table): string[] {
-  return table.primaryKey ?? ['ctid'];
+  return table.primaryKey ?? (table.partitioned ? ['tableoid', 'ctid'] : ['ctid']);
 }
 
 /** `alias.pk = other.prefixN` for each primary-key column. */

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { isPgError, type PgErrorFields } from '../errors.js';
-import { realName } from '../sql/shadow.js';
+import { realName, realTableOf } from '../sql/shadow.js';
 import type { WorkTable } from '../sql/work-table.js';
 import { run, type BatchContext } from './context.js';
 
@@ -21,8 +21,10 @@ export function refusesGroup(e: unknown): e is Error & PgErrorFields & { constra
 
 /** "check constraint review_check on public.review (23514)", or the raised message for a trigger. */
 export function refusalReason(e: Error & PgErrorFields & { constraint?: string; table?: string; schema?: string }) {
-  // In a dry run the server names the copies (sql/shadow.ts): say which table and constraint they stand for.
-  const table = e.table && realName(e.table) !== e.table ? realName(e.table) : e.table && `${e.schema}.${e.table}`;
+  // In a dry run the server names the copies (sql/shadow.ts): say which table and constraint they stand for
+  // (for a partition's own index, that partition, as --apply's error names it).
+  const copied = e.table && realName(e.table) !== e.table ? realName(e.table) : undefined;
+  const table = realTableOf(e.constraint) ?? copied ?? (e.table && `${e.schema}.${e.table}`);
   const where = table ? ` on ${table}` : '';
   if (e.constraint) return `${kindOf(e.code!)} ${realName(e.constraint)}${where} (${e.code})`;
   return `${e.message}${where} (${e.code})`;

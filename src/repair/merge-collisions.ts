@@ -8,10 +8,11 @@ import type { Reference } from './references.js';
 /**
  * Unique keys of the child that re-pointing could break: every valid unique index or constraint
  * (primary, plain, partial, expression, NULLS NOT DISTINCT, deferrable) whose key or predicate
- * mentions a re-pointed column.
+ * mentions a re-pointed column — a partitioned child's own and its partitions' (each scoped by its
+ * partition's constraint, so a row that the update moves into another partition collides there).
  */
 export function collidingIndexes(child: Table, ref: Reference): UniqueIndex[] {
-  return child.uniqueIndexes.filter(
+  return [...child.uniqueIndexes, ...child.partitionUniqueIndexes].filter(
     (i) => i.valid && [...i.parts, i.predicate ?? ''].some((text) => ref.columns.some((c) => mentions(text, c))),
   );
 }

@@ -65,6 +65,13 @@ export async function repairRules(
       } finally {
         await dropShadows(session, shadows);
       }
+      // A constraint the copies could not take: merges still fold collisions under it as --apply does
+      // (they plan from the catalog), but a write it would refuse otherwise is only found by --apply.
+      for (const what of shadows.uncopied) {
+        const note = `the dry run's copies lack ${what}: a change it refuses is found by --apply only`;
+        options.progress.note(note);
+        for (const a of actions) a.notes.push(note);
+      }
     }
     if (options.apply) {
       const skipped = actions.some((a) => a.skipped > 0);

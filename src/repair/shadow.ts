@@ -18,7 +18,13 @@ import { createShadowMergeMap, SHADOW_MERGES } from '../journal/merge-map.js';
  * Returns the copies and what each name on them stands for.
  */
 export async function createShadows(session: Db, catalog: Catalog, tables: Table[]): Promise<Shadows> {
-  const shadows: Shadows = { tables: new Map(), compiled: new Map(), names: new Map() };
+  const shadows: Shadows = {
+    tables: new Map(),
+    compiled: new Map(),
+    names: new Map(),
+    tableOf: new Map(),
+    uncopied: [],
+  };
   const byId = new Map(tables.map((t) => [t.id, t]));
   await session.transaction().execute(async (tx) => {
     // Every name the server prints (index and constraint definitions) comes out schema-qualified.
@@ -72,6 +78,28 @@ export async function createShadows(session: Db, catalog: Catalog, tables: Table
       const tail = i.def.slice(i.def.indexOf(on) + on.length);
       await tryDdl(tx, `${head[0]}${quote(nextName(i.name))} ON pg_temp.${shadows.tables.get(i.rel)} USING ${tail}`);
     }
+    // Unique indexes that exist on one partition only: on the root's copy, partial, scoped by the
+    // partition's constraint (its ancestors' bounds included), so the copy refuses what the partition does.
+    const partitionIndexes = await sql<PartitionIndexRow>`
+      select r.relid::int as rel, x.relname as name, pn.nspname || '.' || p.relname as partition,
+             pg_get_indexdef(i.indexrelid) as def, pg_get_expr(i.indpred, i.indrelid) as predicate,
+             pg_get_partition_constraintdef(i.indrelid) as scope, format('%I.%I', pn.nspname, p.relname) as qualified
+        from pg_index i
+        join pg_class x on x.oid = i.indexrelid
+        join pg_class p on p.oid = i.indrelid
+        join pg_namespace pn on pn.oid = p.relnamespace
+        cross join lateral (select a.relid
+                              from pg_partition_ancestors(i.indrelid) a(relid)
+                             where a.relid = any(${oids}::oid[])) r
+       where i.indisunique and i.indisvalid and i.indisready and p.relispartition
+         and not exists (select 1 from pg_inherits h where h.inhrelid = i.indexrelid)
+       order by 1, 2`.execute(tx);
+    for (const i of partitionIndexes.rows) {
+      const name = nextName(i.name);
+      const text = scopedIndex(i, `pg_temp.${shadows.tables.get(i.rel)}`, quote(name));
+      if (text && (await tryDdl(tx, text))) shadows.tableOf.set(name, i.partition);
+      else shadows.uncopied.push(`unique index ${i.name} on ${i.partition}`);
+    }
     // Foreign keys between copied tables (one on or into a partition: between the copies of the roots).
     const root = (id: string) => byId.get(catalog.partitionRoot.get(id) ?? id);
     const fks = await sql<{ name: string; def: string; child: string; parent: string; qualified: string }>`
@@ -110,6 +138,36 @@ export async function dropShadows(session: Db, shadows: Shadows): Promise<void> 
   if (names.length) await sql`drop table if exists ${sql.join(names)} cascade`.execute(session);
 }
 
+interface PartitionIndexRow {
+  /** The copied root (or partitioned partition) the index's rows belong to. */
+  rel: number;
+  name: string;
+  /** schema.partition, unquoted, for messages. */
+  partition: string;
+  def: string;
+  predicate: string | null;
+  scope: string;
+  qualified: string;
+}
+
+/**
+ * A partition's own unique index as a partial index on the root's copy: its method, key, INCLUDE
+ * and NULL semantics as pg_get_indexdef prints them, its predicate AND the partition's constraint.
+ * Null when the definition does not read as expected (then it is not copied, and said so).
+ */
+function scopedIndex(i: PartitionIndexRow, copy: string, name: string): string | null {
+  const on = [` ON ONLY ${i.qualified} USING `, ` ON ${i.qualified} USING `].find((x) => i.def.includes(x));
+  if (!on || !i.def.startsWith('CREATE UNIQUE INDEX ')) return null;
+  let tail = i.def.slice(i.def.indexOf(on) + on.length);
+  if (i.predicate) {
+    const where = ` WHERE ${i.predicate}`;
+    if (!tail.endsWith(where)) return null;
+    tail = tail.slice(0, -where.length);
+  }
+  const predicate = i.predicate ? `(${i.scope}) AND (${i.predicate})` : i.scope;
+  return `CREATE UNIQUE INDEX ${name} ON ${copy} USING ${tail} WHERE ${predicate}`;
+}
+
 function quote(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
@@ -117,15 +175,17 @@ function quote(name: string): string {
 /**
  * A constraint the copy cannot take (a key into one partition that its root's copy has no unique
  * index for, an operator class the copy lacks …) is left off: the copy is then less strict there
- * than the table, and --apply still finds what it refuses.
+ * than the table, and --apply still finds what it refuses. Returns whether the copy took it.
  */
-async function tryDdl(tx: Tx, text: string): Promise<void> {
+async function tryDdl(tx: Tx, text: string): Promise<boolean> {
   await sql`savepoint rd_shadow`.execute(tx);
   try {
     await sql.raw(text).execute(tx);
     await sql`release savepoint rd_shadow`.execute(tx);
+    return true;
   } catch {
     await sql`rollback to savepoint rd_shadow`.execute(tx);
     await sql`release savepoint rd_shadow`.execute(tx);
+    return false;
   }
 }

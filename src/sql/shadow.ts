@@ -16,6 +16,13 @@ export interface Shadows {
   compiled: Map<string, string>;
   /** Names on the copies (tables, constraints, indexes) → the real ones, for messages. */
   names: Map<string, string>;
+  /**
+   * An index on a copy that stands for a partition's own index → that partition (`schema.table`):
+   * the server names the partition when the real index refuses a row, the copy's table otherwise.
+   */
+  tableOf: Map<string, string>;
+  /** Constraints of the real tables the copies could not take, for the dry run to say so. */
+  uncopied: string[];
 }
 
 const scope = new AsyncLocalStorage<Shadows>();
@@ -38,6 +45,11 @@ export function unshadowed(text: string): string {
 /** A name from a server message (table, constraint, index) as the user knows it. */
 export function realName(name: string): string {
   return currentShadows()?.names.get(name) ?? name;
+}
+
+/** The table a refused row's index belongs to, as --apply's error names it (a partition's own index: the partition). */
+export function realTableOf(constraint: string | undefined): string | undefined {
+  return constraint ? currentShadows()?.tableOf.get(constraint) : undefined;
 }
 
 /**

@@ -9,6 +9,8 @@ const shadows: Shadows = {
     ['rd_shadow_16400', 'app.note'],
     ['rd_shadow_c3', 'note_org_fk'],
   ]),
+  tableOf: new Map(),
+  uncopied: [],
 };
 
 describe('a dry-run error', () => {
