@@ -14,6 +14,11 @@ describe('time-sized batches (--max-transaction-time 200ms, --batch-size 1000)',
     expect(nextBatchSize(300, null, 200, 1000)).toBe(150);
     expect(nextBatchSize(1, 900, 200, 1000)).toBe(1);
   });
+  it('cut a batch that ran far past the target to what would have fitted it, not merely in half', () => {
+    expect(nextBatchSize(1000, 128_000, 200, 1000)).toBe(1);
+    expect(nextBatchSize(1000, 2000, 200, 1000)).toBe(100);
+    expect(nextBatchSize(400, 300, 200, 1000)).toBe(200);
+  });
   it('converge: a table at 2ms per group settles at batches under 200ms', () => {
     let size = 50;
     const sizes: number[] = [];
