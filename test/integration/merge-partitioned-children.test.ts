@@ -125,7 +125,7 @@ describe('a merge whose children are partitioned', () => {
     expect(undo.code, undo.stderr).toBe(0);
     const restored = await db.checksums();
     for (const [t, sum] of Object.entries(original)) expect(restored[t], t).toBe(sum);
-  });
+  }, 180_000);
 });
 
 describe('a partition-only unique index on a stored generated column', () => {
