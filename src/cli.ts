@@ -10,6 +10,7 @@ import { repairCommand, type RepairCommandOptions } from './commands/repair.js';
 import { undoCommand, type UndoCommandOptions } from './commands/undo.js';
 import { verifyCommand, type VerifyCommandOptions } from './commands/verify.js';
 import { runsCommand, type RunsCommandOptions } from './commands/runs.js';
+import { planShowCommand, type PlanShowOptions } from './commands/plan-show.js';
 import type { CommonOptions } from './commands/options.js';
 import { withBatchFlags } from './commands/batching.js';
 
@@ -79,6 +80,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
   )
     .option('--no-backup', 'do not copy changed rows to rowdoctor_backup (the run cannot be undone)')
     .option('--no-infer', 'do not follow inferred references when re-pointing children')
+    .option('--plan-out <file>', 'dry run: also write the plan, for review (rowdoctor plan show)')
+    .option('--plan <file>', 'act on the groups of this reviewed plan only, as long as they are unchanged')
     .action(async (opts: RepairCommandOptions) => setExit(await repairCommand(opts, out)));
 
   withBatchFlags(
@@ -105,6 +108,17 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--no-color', 'no colour (also NO_COLOR)')
     .option('--debug', 'print stack traces')
     .action(async (opts: RunsCommandOptions) => setExit(await runsCommand(opts, out)));
+
+  program
+    .command('plan')
+    .description('saved repair plans (repair --plan-out)')
+    .command('show')
+    .argument('<file>', 'the plan written by repair --plan-out')
+    .description('render a saved repair plan for review: per rule the counts, per group what stays, goes and moves')
+    .option('--format <format>', 'output format: text|markdown|json', 'text')
+    .option('--no-color', 'no colour (also NO_COLOR)')
+    .option('--debug', 'print stack traces')
+    .action(async (file: string, opts: PlanShowOptions) => setExit(await planShowCommand(file, opts, out)));
 
   withCommonOptions(
     program

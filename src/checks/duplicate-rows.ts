@@ -40,6 +40,7 @@ import { groupwise, refusedReason } from '../repair/groupwise.js';
 import { heldLosers, unreferenced, updateRows } from '../repair/rows.js';
 import type { PlanSample, Repairer } from '../repair/types.js';
 import type { WorkTable } from '../sql/work-table.js';
+import { CHANGED_SINCE_THE_PLAN } from '../repair/context.js';
 
 /**
  * duplicate-rows: rows that share a key that should be unique.
@@ -259,6 +260,9 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
       byKey: keyIndexed(rule),
       children: rule.repair === 'merge',
     });
+    // Applying a reviewed plan: a group whose rows changed since is left as it is.
+    const changed = (await ctx.plan?.checkLocked?.(ctx, rule, rows)) ?? 0;
+    const changedReason = changed ? CHANGED_SINCE_THE_PLAN : undefined;
     const map = ctx.nextTemp();
     const losers = sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`));
     const survivors = sql.join(pk.map((_, i) => sql.id(`s${i}`)));
@@ -278,6 +282,7 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
       'plan',
     );
     const groups = await count(ctx, sql`select distinct n from ${map}`);
+    await ctx.plan?.planned?.(ctx, rule, rows, map);
     const samples = sample > 0 ? await planSamples(ctx, rule, map, sample) : [];
     if (rule.repair === 'merge') {
       // A group the server refuses (CHECK, exclusion, raising trigger, restricting key) is skipped alone.
@@ -293,10 +298,10 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
       );
       return {
         groups,
-        skipped: refused.length + held.skipped,
+        skipped: refused.length + held.skipped + changed,
         samples,
         refused,
-        reason: [refusedReason(refused), held.reason].filter(Boolean).join('; ') || undefined,
+        reason: [refusedReason(refused), held.reason, changedReason].filter(Boolean).join('; ') || undefined,
       };
     }
     // delete / soft-delete: no re-pointing, so a loser something still points at is left alone.
@@ -315,7 +320,12 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
       ctx.counts.rowsUpdated += await updateRows(ctx, table, free, [
         { column: table.softDelete!.column, value: deletedValue(table.softDelete!) },
       ]);
-    return { groups, skipped, samples, reason };
+    return {
+      groups,
+      skipped: skipped + changed,
+      samples,
+      reason: [reason, changedReason].filter(Boolean).join('; ') || undefined,
+    };
   },
 };
 

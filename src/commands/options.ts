@@ -45,7 +45,7 @@ export function parseOnly(only: string | undefined): CheckId[] | null {
 export function parseFormat<T extends string>(format: string, allowed: readonly T[]): T {
   if (!allowed.includes(format as T)) {
     throw new RowdoctorError(`--format: ${gotInstead(format, allowed)}`, {
-      hint: 'markdown is available for scan, junit for verify-constraints.',
+      hint: 'markdown is available for scan and plan show, junit for verify-constraints.',
     });
   }
   return format as T;

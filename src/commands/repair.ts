@@ -19,12 +19,19 @@ import { refuseRowSecurity } from '../catalog/row-security.js';
 import { tablesTouched } from '../repair/references.js';
 import { parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
 import { parseBatchFlags, stopOnCtrlC, type BatchFlags } from './batching.js';
+import { readPlan } from '../plan/file.js';
+import { PlanRecorder } from '../plan/record.js';
+import { finishPlanOut, startPlanApply, startPlanOut } from '../plan/repair-plan.js';
 
 export interface RepairCommandOptions extends CommonOptions, BatchFlags {
   apply?: boolean;
   sql?: boolean;
   backup: boolean;
   infer: boolean;
+  /** Dry run: also write the plan here (contract §"Reviewed plans"). */
+  planOut?: string;
+  /** Act on this reviewed plan's groups only. */
+  plan?: string;
 }
 
 /** rowdoctor repair: plan (dry run, the default) or perform the repair of declared rules. */
@@ -32,6 +39,12 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
   const format = parseFormat(opts.format, ['text', 'json'] as const);
   const { batchSize, maxTransactionMs, lockTimeoutMs, maxReplicaLagMs } = parseBatchFlags(opts);
   const sample = parsePositiveInt(opts.sample, '--sample');
+  if (opts.planOut && (opts.apply || opts.plan))
+    throw new RowdoctorError('--plan-out writes the plan of a dry run: it does not go with --apply or --plan.', {
+      hint: 'First repair --plan-out <file>; after review, repair --apply --plan <file>.',
+    });
+  // The plan is read (and its shape checked) before the network.
+  const reviewed = opts.plan ? await readPlan(opts.plan) : null;
   const { loaded, statementTimeoutMs } = await prepare(opts);
   const progress = createProgress(process.stderr.isTTY === true);
   const conn = await connect(opts);
@@ -62,6 +75,12 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
     });
     const declared = snap.rules.filter(plainDeclared);
     checkRepairable(toRepair);
+    const planScope = { catalog: snap.catalog, rules: toRepair, declared, infer: opts.infer };
+    const planHooks = opts.planOut
+      ? startPlanOut(toRepair)
+      : reviewed
+        ? await startPlanApply(conn.db, reviewed, planScope)
+        : undefined;
     if (!opts.backup && opts.apply)
       process.stderr.write(
         'rowdoctor: WARNING --no-backup: changed rows are NOT copied to rowdoctor_backup, ' +
@@ -84,8 +103,15 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
         interrupted: ctrlC.interrupted,
         findingsFor: derived,
         reconnect: conn.db,
+        plan: planHooks,
       });
     });
+    if (opts.planOut && result.interrupted)
+      progress.note(`no plan written to ${opts.planOut}: the dry run was interrupted before its last group`);
+    else if (opts.planOut && planHooks instanceof PlanRecorder) {
+      const written = await finishPlanOut(conn.db, opts.planOut, planHooks, planScope, result);
+      progress.note(`plan written to ${opts.planOut}: ${written.groups} groups, md5 ${written.md5}`);
+    }
     const findings = await reportedFindings(conn, snap.rules, scanned, derived, result, {
       sample,
       progress,

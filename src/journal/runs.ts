@@ -18,6 +18,8 @@ export interface RunEntry {
   rules: string[];
   counts: Record<string, number>;
   error: string | null;
+  /** The md5 of the reviewed plan a repair applied (--plan), else null. */
+  plan: string | null;
 }
 
 interface RunRow {
@@ -26,7 +28,7 @@ interface RunRow {
   started: string;
   finished: string | null;
   status: string;
-  options: { rules?: string[] } | null;
+  options: { rules?: string[]; plan?: string } | null;
   counts: unknown;
   undo_of: string | null;
   error: string | null;
@@ -89,6 +91,7 @@ export async function listRuns(tx: Tx, limit: number): Promise<RunEntry[] | null
     rules: r.options?.rules ?? [],
     counts: totalCounts(r.counts),
     error: r.dead ? "the run's process ended before it finished (killed, or its connection was lost)" : r.error,
+    plan: r.options?.plan ?? null,
   }));
 }
 

@@ -2,7 +2,7 @@ import type { Finding } from '../checks/types.js';
 import type { Db } from '../db.js';
 import type { Progress } from '../report/progress.js';
 import { describeRule, type Rule } from '../rules/types.js';
-import type { Counts, SkippedGroup } from './context.js';
+import type { Counts, PlanHooks, SkippedGroup } from './context.js';
 import type { PlanSample } from './types.js';
 
 export interface RepairOptions {
@@ -25,6 +25,8 @@ export interface RepairOptions {
   findingsFor?: ReadonlySet<Rule>;
   /** Where a run whose session is lost is recorded as interrupted (the pool: a new connection). */
   reconnect?: Db;
+  /** A reviewed plan to record (--plan-out) or to apply (--plan): src/plan. */
+  plan?: PlanHooks;
 }
 
 /** One rule's outcome: the contract's `actions` entry plus what the report shows. */

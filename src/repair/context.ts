@@ -43,6 +43,25 @@ export function addCounts(a: Counts, b: Counts): Counts {
   };
 }
 
+/** Why a planned group is left as it is at apply time (contract §"Reviewed plans"). */
+export const CHANGED_SINCE_THE_PLAN = 'changed since the plan';
+
+/**
+ * How a repair takes part in a reviewed plan (src/plan): `repair --plan-out` records each batch's
+ * groups (`planned`); `repair --plan` restricts each rule's listing to the plan's groups
+ * (`restrict`) and, under each batch's row locks, leaves out those that changed (`checkLocked`).
+ */
+export interface PlanHooks {
+  /** After the rule's groups were listed into rd_groups/rd_members: keep only the plan's. */
+  restrict?(tx: Tx, rule: Rule): Promise<{ total: number; unplanned: number }>;
+  /** Under the batch's locks (`rows`: n, p0…): drop the groups changed since the plan; returns how many. */
+  checkLocked?(ctx: BatchContext, rule: Rule, rows: WorkTable): Promise<number>;
+  /** After the batch ranked its groups into `map` (n, l0…, s0…): record them. */
+  planned?(ctx: BatchContext, rule: Rule, rows: WorkTable, map: WorkTable): Promise<void>;
+  /** The md5 of the plan file being applied: the run records it. */
+  md5?: string;
+}
+
 /** Everything a batch needs: the transaction, the mode, and where to record statements and counts. */
 export interface BatchContext {
   tx: Tx;
@@ -66,6 +85,8 @@ export interface BatchContext {
   /** Distinct statement texts, in first-run order, for --sql. */
   statements: Map<string, true>;
   nextTemp(): WorkTable;
+  /** A reviewed plan this batch records (--plan-out) or applies (--plan): src/plan. */
+  plan?: PlanHooks;
 }
 
 /**

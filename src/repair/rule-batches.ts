@@ -65,7 +65,11 @@ export async function repairEach(
       const n = await repairer.groups(tx, rule);
       if (options.findingsFor?.has(rule) && repairer.finding)
         action.finding = await repairer.finding(tx, rule, options.sample);
-      return n;
+      if (!options.plan?.restrict) return n;
+      // A reviewed plan: its groups only; one found since is left alone.
+      const { total, unplanned } = await options.plan.restrict(tx, rule);
+      if (unplanned) action.notes.push(`${plural(unplanned, 'group')} not in the plan left alone (found since)`);
+      return total;
     });
     /** Groups to retry, with why they were left. */
     const aside = new Map<number, string>();
@@ -241,6 +245,7 @@ async function runBatch(
           setAside: [],
           statements,
           nextTemp: () => workTable(`rd_t${++temp}`),
+          plan: options.plan,
         };
         const result = await repairerFor(rule).batch(ctx, rule, from, to, sample);
         if (options.apply) await recordCounts(tx, runId, countsAfter(ctx.counts, result));

@@ -48,6 +48,7 @@ export async function repairRules(
           batchSize: options.batchSize,
           rowText: await rowTextSettings(tx),
           references: referencesOfRun(catalog, rules, declared, options.infer),
+          ...(options.plan?.md5 ? { plan: options.plan.md5 } : {}),
         };
         await sql`insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options)
           values (${runId}, 'repair', 'running', ${JSON.stringify(runOptions)})`.execute(tx);

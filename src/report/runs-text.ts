@@ -18,7 +18,7 @@ export function renderRunsText(runs: RunEntry[] | null, database: string, color:
     const status = r.status === 'failed' || r.status === 'interrupted' ? c.red(r.status) : r.status;
     t.push([
       r.runId,
-      r.undoOf ? `undo of ${r.undoOf}` : r.command,
+      r.undoOf ? `undo of ${r.undoOf}` : r.plan ? `${r.command}\nplan ${r.plan.slice(0, 12)}` : r.command,
       r.started.replace('T', ' ').replace('Z', ''),
       r.finished ? r.finished.replace('T', ' ').replace('Z', '') : '—',
       status,

@@ -1,0 +1,150 @@
+import { sql } from 'kysely';
+import type { Catalog } from '../catalog/types.js';
+import type { Tx } from '../db.js';
+import type { Rule } from '../rules/types.js';
+import { describeRule } from '../rules/types.js';
+import { workTable, type WorkTable } from '../sql/work-table.js';
+import { run, type BatchContext } from '../repair/context.js';
+import { GROUPS, MEMBERS, recordSkipped } from '../repair/groups.js';
+import { referencesInto } from '../repair/references.js';
+import type { Plan } from './file.js';
+import { CHANGED_SINCE_THE_PLAN, type PlanHooks } from '../repair/context.js';
+import { idKey, listedIdKey, plannedIdKey } from './ids.js';
+import { childrenOf, rowByPk } from './lookups.js';
+import { referenceName } from './record.js';
+import { underCanonicalRowText } from './row-text.js';
+
+/** The plan's member rows of the current rule: (pg, loser, id, fp). */
+const PLAN_ROWS = workTable('rd_plan_rows');
+/** The plan's children of the current rule's losers: (pg, ref, id). */
+const PLAN_KIDS = workTable('rd_plan_kids');
+/** Each listed group (n, after the plan restricted and renumbered them) and its plan group pg. */
+const PLAN_GROUPS = workTable('rd_plan_groups');
+
+/**
+ * `repair --apply --plan`: restricts each rule's listed groups to the plan's, and under each
+ * batch's row locks leaves out the groups whose rows are no longer what the plan saw.
+ */
+export class PlanGuard implements PlanHooks {
+  constructor(
+    private readonly plan: Plan,
+    private readonly catalog: Catalog,
+    private readonly declared: Rule[],
+    private readonly infer: boolean,
+    /** The plan file's md5: the run records it. */
+    readonly md5: string,
+  ) {}
+
+  private groupsOf(rule: Rule) {
+    const index = this.plan.rules.findIndex((r) => r.rule === describeRule(rule));
+    return this.plan.groups.filter((g) => g.rule === index);
+  }
+
+  private refsOf(rule: Rule) {
+    return referencesInto(this.catalog, rule.table, this.declared, this.infer);
+  }
+
+  /**
+   * Right after the rule's groups were listed (rd_groups, rd_members): keep only the groups that
+   * hold a row of a planned group, numbered 1… again in key order, and load the plan's rows and
+   * children for the batches' checks. Returns how many groups are left, and how many were dropped
+   * (found since the plan: left alone).
+   */
+  async restrict(tx: Tx, rule: Rule): Promise<{ total: number; unplanned: number }> {
+    const table = rule.table;
+    const groups = this.groupsOf(rule);
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    const members = groups.flatMap((g, pg) =>
+      g.rows.map((r) => [pg, g.losers.some((l) => same(l, r.id)), r.id, r.fingerprint]),
+    );
+    await sql`drop table if exists ${PLAN_ROWS}, ${PLAN_KIDS}, ${PLAN_GROUPS}`.execute(tx);
+    // The plan's rows, their ids cast to the key's types (plannedIdKey): one parameter, one statement.
+    await sql`create temp table ${PLAN_ROWS} as
+      select (e ->> 0)::int as pg, (e ->> 1)::boolean as loser,
+             ${plannedIdKey(table, sql`(e -> 2)`)} as id, e ->> 3 as fp
+        from jsonb_array_elements(${JSON.stringify(members)}::jsonb) e`.execute(tx);
+    await sql`create index on ${PLAN_ROWS} (pg)`.execute(tx);
+    await sql`analyze ${PLAN_ROWS}`.execute(tx);
+    await sql`create temp table ${PLAN_KIDS} (pg int, ref int, id jsonb)`.execute(tx);
+    for (const [i, ref] of this.refsOf(rule).entries()) {
+      const name = referenceName(table, ref);
+      const kids = groups.flatMap((g, pg) =>
+        g.children.filter((c) => c.reference === name).flatMap((c) => c.ids.map((id) => [pg, id])),
+      );
+      if (!kids.length) continue;
+      await sql`insert into ${PLAN_KIDS}
+        select (e ->> 0)::int, ${i}, ${plannedIdKey(ref.child, sql`(e -> 1)`)}
+          from jsonb_array_elements(${JSON.stringify(kids)}::jsonb) e`.execute(tx);
+    }
+    await sql`create index on ${PLAN_KIDS} (pg, ref)`.execute(tx);
+    await sql`analyze ${PLAN_KIDS}`.execute(tx);
+    // A listed group is the plan's when it holds a planned row; numbered again in key order.
+    await sql`create temp table ${PLAN_GROUPS} as
+      select row_number() over (order by m.n) as n, m.n as listed, m.pg
+        from (select m.n, min(p.pg) as pg
+                from ${MEMBERS} m
+                join ${PLAN_ROWS} p on p.id = ${listedIdKey(table, 'm', 'p')}
+               group by m.n) m`.execute(tx);
+    const { rows } = await sql<{ listed: string; kept: string }>`
+      select (select count(*) from ${GROUPS}) as listed, (select count(*) from ${PLAN_GROUPS}) as kept`.execute(tx);
+    const unlisted = (alias: string) =>
+      sql`not exists (select 1 from ${PLAN_GROUPS} p where p.listed = ${sql.ref(`${alias}.n`)})`;
+    await sql`delete from ${GROUPS} g where ${unlisted('g')}`.execute(tx);
+    await sql`update ${GROUPS} g set n = p.n from ${PLAN_GROUPS} p where p.listed = g.n`.execute(tx);
+    await sql`delete from ${MEMBERS} m where ${unlisted('m')}`.execute(tx);
+    await sql`update ${MEMBERS} m set n = p.n from ${PLAN_GROUPS} p where p.listed = m.n`.execute(tx);
+    await sql`create index on ${PLAN_GROUPS} (n)`.execute(tx);
+    for (const t of [GROUPS, MEMBERS, PLAN_GROUPS]) await sql`analyze ${t}`.execute(tx);
+    const kept = Number(rows[0]?.kept ?? 0);
+    return { total: kept, unplanned: Number(rows[0]?.listed ?? 0) - kept };
+  }
+
+  /**
+   * Under the batch's row locks (`rows`: n, p0… of every member it holds): the groups whose rows
+   * are no longer what the plan saw — a row changed (its fingerprint), is gone or joined, or a
+   * loser has a child the plan does not list — leave `rows` and are skipped with their reason.
+   * Returns how many.
+   */
+  async checkLocked(ctx: BatchContext, rule: Rule, rows: WorkTable): Promise<number> {
+    const table = rule.table;
+    const changed = ctx.nextTemp();
+    const inBatch = sql`g.n in (select n from ${rows})`;
+    const current = sql`
+      select r.n, ${listedIdKey(table, 'r', 'p')} as id, md5(t::text) as fp
+        from ${rows} r
+        ${rowByPk(table, 't', 'r', 'p')}`;
+    const planned = sql`
+      select g.n, p.id, p.fp
+        from ${PLAN_GROUPS} g
+        join ${PLAN_ROWS} p on p.pg = g.pg
+       where ${inBatch}`;
+    // A row whose text or membership differs: on one side of the full join only.
+    const parts = [
+      sql`
+      select coalesce(c.n, w.n) as n
+        from (${current}) c
+        full join (${planned}) w on w.n = c.n and w.id = c.id and w.fp = c.fp
+       where c.n is null or w.n is null`,
+    ];
+    // A child of a planned loser that the plan does not list: it appeared since.
+    for (const [i, ref] of this.refsOf(rule).entries()) {
+      parts.push(sql`
+      select g.n
+        from ${PLAN_GROUPS} g
+        join ${rows} r on r.n = g.n
+        join ${PLAN_ROWS} p on p.pg = g.pg and p.loser and p.id = ${listedIdKey(table, 'r', 'p')}
+        ${rowByPk(table, 'lx', 'r', 'p')}
+        ${childrenOf(ref, 'lx')}
+       where not exists (select 1
+                           from ${PLAN_KIDS} k
+                          where k.pg = g.pg and k.ref = ${i} and k.id = ${idKey(ref.child, 'x')})`);
+    }
+    const anyChange = sql.join(parts, sql` union all `);
+    await underCanonicalRowText(ctx.tx, () =>
+      run(ctx, sql`create temp table ${changed} on commit drop as select distinct n from (${anyChange}) q`, 'plan'),
+    );
+    const skipped = await recordSkipped(ctx, sql`select n from ${changed}`, CHANGED_SINCE_THE_PLAN);
+    if (skipped) await run(ctx, sql`delete from ${rows} where n in (select n from ${changed})`, 'plan');
+    return skipped;
+  }
+}
