@@ -87,3 +87,25 @@ export const RETRYABLE_SQLSTATES = new Set(['55P03', '40P01', '40001']);
  * meanwhile for a row it is merging away): roll back and retry it, like a lock timeout.
  */
 export class BatchRetry extends Error {}
+
+/**
+ * Why a key part or reference column of type `type` cannot be compared, and what to do: a type with
+ * no default btree equality (xml, point, json) cannot be grouped, matched or indexed uniquely.
+ */
+export function noEquality(
+  role: 'key part' | 'reference column',
+  column: string,
+  type: string,
+): { message: string; hint: string } {
+  const cast = type === 'json' ? 'jsonb' : 'text';
+  return {
+    message: `${role} ${column} is of type ${type}, which has no equality operator (no default btree operator class)`,
+    hint:
+      role === 'key part'
+        ? `Compare it as a type that has one, with an expression key that casts it: ` +
+          `key: [{ expr: "${column}::${cast}" }]` +
+          (cast === 'text' ? ' (values then compare as written).' : '.')
+        : `A reference can only be checked on a comparable type: change the columns' type ` +
+          `(ALTER TABLE … ALTER COLUMN ${column} TYPE ${cast}), or leave the rule out.`,
+  };
+}

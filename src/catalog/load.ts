@@ -3,7 +3,7 @@ import type { Db, Tx } from '../db.js';
 import { RowdoctorError } from '../errors.js';
 import { weighReferences } from '../rules/reference-evidence.js';
 import { loadContentTypes, weighTypedReferences } from '../rules/typed-evidence.js';
-import { hashOf, loadEqualities, toEquality } from './equality.js';
+import { loadEqualities, operatorEquality } from './equality.js';
 import { markerFor, weighMarkers, type SoftDeleteSettings } from './soft-delete.js';
 import {
   qualifiedText,
@@ -44,6 +44,7 @@ interface ColRow {
   not_null: boolean;
   generated: boolean;
   deterministic: boolean;
+  collatable: boolean;
 }
 interface IdxRow {
   table_oid: number;
@@ -145,7 +146,7 @@ export async function loadCatalog(
            coalesce(bt.typname, t.typname) as base_type,
            coalesce(bt.typcategory, t.typcategory) as category,
            a.attnotnull as not_null, a.attgenerated <> '' as generated,
-           coalesce(co.collisdeterministic, true) as deterministic
+           coalesce(co.collisdeterministic, true) as deterministic, a.attcollation <> 0 as collatable
       from pg_attribute a
       join pg_type t on t.oid = a.atttypid
       left join pg_collation co on co.oid = a.attcollation
@@ -256,6 +257,7 @@ export async function loadCatalog(
       notNull: c.not_null,
       generated: c.generated,
       deterministic: c.deterministic,
+      collatable: c.collatable,
       equality: equalities.get(c.type_oid) ?? null,
     }));
     if (r.is_partition) {
@@ -306,7 +308,7 @@ export async function loadCatalog(
     onPartition: f.on_partition,
     matchFull: f.match_full,
     pairs: (f.pairs ?? []).map((p) => ({
-      equality: toEquality({ ...p, hash_schema: null, hash_name: null }, true),
+      equality: operatorEquality(p, true),
       collation: p.coll_schema && p.coll_name ? { schema: p.coll_schema, name: p.coll_name } : null,
     })),
   }));
@@ -343,8 +345,6 @@ interface IndexPartRow {
   op_oid: number | null;
   op_schema: string | null;
   op_name: string | null;
-  hash_schema: string | null;
-  hash_name: string | null;
   key_type: number;
 }
 
@@ -368,7 +368,6 @@ async function indexParts(
            co.collname as coll_name,
            case when not opc.opcdefault then ocn.nspname end as opc_schema, opc.opcname as opc_name,
            eq.oid::int as op_oid, eqn.nspname as op_schema, eq.oprname as op_name,
-           h.nspname as hash_schema, h.proname as hash_name,
            coalesce(a.atttypid, ia.atttypid)::int as key_type
       from pg_catalog.pg_index i
      cross join lateral pg_catalog.generate_series(1, i.indnkeyatts) as k(n)
@@ -385,7 +384,6 @@ async function indexParts(
        and am.amopmethod = (select oid from pg_catalog.pg_am where amname = 'btree')
       left join pg_catalog.pg_operator eq on eq.oid = am.amopopr
       left join pg_catalog.pg_namespace eqn on eqn.oid = eq.oprnamespace
-      left join lateral (${hashOf(sql`eq.oid`)}) h on true
      where i.indexrelid = any(${indexOids}::oid[])
      order by i.indexrelid, k.n`.execute(db);
   // Key types not among the columns' (expressions): their default equality, to compare with.
@@ -395,15 +393,16 @@ async function indexParts(
   );
   for (const r of rows) {
     const natural = equalities.get(r.key_type) ?? more.get(r.key_type);
+    // The type's own equality: its hash and operand too. Another operator class's: compared by its
+    // operator, never hashed (GROUP BY cannot group by it, so samples do not come from a bucket).
+    const own = natural && natural.operatorOid === r.op_oid;
     const part: IndexPart = {
       collation: r.coll_schema && r.coll_name ? { schema: r.coll_schema, name: r.coll_name } : null,
       opclass: r.opc_schema && r.opc_name ? { schema: r.opc_schema, name: r.opc_name } : null,
-      equality:
-        r.op_oid && r.op_schema && r.op_name
-          ? toEquality(
-              { ...r, op_oid: r.op_oid, op_schema: r.op_schema, op_name: r.op_name },
-              natural?.operatorOid === r.op_oid,
-            )
+      equality: own
+        ? natural
+        : r.op_oid && r.op_schema && r.op_name
+          ? operatorEquality({ op_oid: r.op_oid, op_schema: r.op_schema, op_name: r.op_name }, false)
           : null,
     };
     const list = out.get(r.index_oid);

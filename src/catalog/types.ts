@@ -15,6 +15,8 @@ export interface Column {
    * gives the same groups.
    */
   deterministic: boolean;
+  /** It has a collation (pg_attribute.attcollation): COLLATE applies ("char" is a string without one before 15). */
+  collatable: boolean;
   /** How values of the column's type compare, as GROUP BY compares them (null: the type has no equality). */
   equality: Equality | null;
 }
@@ -35,8 +37,17 @@ export interface Equality {
   operator: QualifiedName;
   /** pg_operator oid: equal oids, same equality. */
   operatorOid: number;
-  /** A hash function consistent with the operator (its hash opfamily's), null when none is known. */
-  hash: QualifiedName | null;
+  /**
+   * A hash function consistent with the operator (its hash opfamily's), null when none is known.
+   * `direct`: a call by name binds it to the value; else it is called through hash_array.
+   */
+  hash: { fn: QualifiedName; direct: boolean } | null;
+  /**
+   * For a domain over an enum, the enum, that its values are cast to before they are compared or
+   * hashed: the server has no `=` for the domain (`feeling = feeling` is 42883; no foreign key can
+   * use it either), though GROUP BY and unique indexes compare it as the enum. Null for other types.
+   */
+  operand: QualifiedName | null;
   /** false: not the type's default equality, so GROUP BY cannot group by it. */
   groupable: boolean;
 }

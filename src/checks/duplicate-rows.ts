@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { DuplicateRule, KeyPart } from '../rules/types.js';
+import { noEquality } from '../errors.js';
 import { RuleCannotRun } from './rule-error.js';
 import { keyLabel } from '../rules/types.js';
 import {
@@ -334,6 +335,14 @@ export const duplicateRepair: Repairer<DuplicateRule> = {
  * class has another equality cannot be grouped that way, and is refused rather than miscounted.
  */
 export function groupable(rule: { table: Table; key: KeyPart[] }): void {
+  const none = rule.key.find((k) => partEquality(rule.table, k) === null);
+  if (none) {
+    const type = none.kind === 'column' ? rule.table.columns.find((c) => c.name === none.column)?.type : undefined;
+    if (type) {
+      const { message, hint } = noEquality('key part', keyLabel(none), type);
+      throw new RuleCannotRun(message, hint);
+    }
+  }
   const odd = rule.key.filter((k) => partEquality(rule.table, k)?.groupable === false);
   if (!odd.length) return;
   throw new RuleCannotRun(

@@ -144,7 +144,7 @@ export function parentEquals(rule: OrphanRule, i: number, parent: Sql, child: Sq
   }
   const pc = rule.parent.columns.find((c) => c.name === rule.parentColumns[i]);
   const cc = rule.table.columns.find((c) => c.name === rule.columns[i]);
-  return sql`${parent} ${equalityOperator(pc && cc && pc.type === cc.type ? pc.equality : null)} ${child}`;
+  return equals(parent, child, pc && cc && pc.type === cc.type ? pc.equality : null, false);
 }
 
 /** Child column `i` holds key value `value` (a dangling key: MATCH FULL keys may hold NULLs). */

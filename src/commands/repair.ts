@@ -10,6 +10,7 @@ import { checkPrivileges } from '../repair/privileges.js';
 import { actionCounts, type RepairResult } from '../repair/actions.js';
 import { repairRules } from '../repair/run.js';
 import type { Rule } from '../rules/types.js';
+import type { Table } from '../catalog/types.js';
 import { scan } from '../scan.js';
 import { connect, prepare, snapshot } from './context.js';
 import { verifyConstraints } from '../verify/verify.js';
@@ -209,6 +210,12 @@ function checkRepairable(rules: Rule[]): void {
     }
     if (r.repair === 'soft-delete' && !r.table.softDelete)
       problems.push(`${r.table.id} has no soft-delete marker column, so repair: soft-delete is impossible`);
+    for (const c of withoutEquals(r))
+      problems.push(
+        `${c.table}(${c.column}) is of type ${c.type}, a domain over the enum ${c.base}: PostgreSQL has no = for it ` +
+          `(nor can a foreign key use it), so rows cannot be matched to re-point or delete them ` +
+          `(ALTER the column to TYPE ${c.base}, or use repair: report)`,
+      );
   }
   if (problems.length)
     throw new RowdoctorError(`Cannot repair as configured:\n${problems.map((p) => `  ${p}`).join('\n')}`);
@@ -221,4 +228,24 @@ function checkRepairable(rules: Rule[]): void {
  */
 function plainDeclared(r: Rule): boolean {
   return r.source !== 'discovered' && !(r.check === 'orphaned-rows' && r.typed);
+}
+
+/**
+ * The columns a repair of `r` matches rows on with `=` — its key or reference, the parent's columns,
+ * the primary key — whose type the server has no `=` for (a domain over an enum: Equality.operand).
+ */
+function withoutEquals(r: Rule): { table: string; column: string; type: string; base: string }[] {
+  const lacking = (table: Table, names: string[]) =>
+    names.flatMap((name) => {
+      const c = table.columns.find((x) => x.name === name);
+      return c?.equality?.operand
+        ? [{ table: table.id, column: name, type: c.type, base: c.equality.operand.name }]
+        : [];
+    });
+  const own = r.check === 'orphaned-rows' ? r.columns : r.key.flatMap((k) => (k.kind === 'column' ? [k.column] : []));
+  const pk = r.table.primaryKey ?? [];
+  return [
+    ...lacking(r.table, [...new Set([...own, ...pk])]),
+    ...(r.check === 'orphaned-rows' ? lacking(r.parent, r.parentColumns) : []),
+  ];
 }

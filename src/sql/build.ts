@@ -52,7 +52,11 @@ export function groupKeyExpr(table: Table, part: KeyPart, alias: string | null):
   if (part.collation) return sql`${keyExpr(part, alias)} collate ${qualified(part.collation)}`;
   if (part.kind !== 'column') return keyExpr(part, alias);
   const column = table.columns.find((c) => c.name === part.column);
-  const bytewise = column?.category === 'S' && column.deterministic && !table.indexedLeading.includes(part.column);
+  const bytewise =
+    column?.category === 'S' &&
+    column.collatable &&
+    column.deterministic &&
+    !table.indexedLeading.includes(part.column);
   return bytewise ? sql`${col(alias, part.column)} collate "C"` : col(alias, part.column);
 }
 
@@ -123,8 +127,13 @@ export function equalityOperator(e: Equality | null | undefined): Sql {
  * DISTINCT FROM would resolve `=` through the search_path, so it is spelled out).
  */
 export function equals(l: Sql, r: Sql, e: Equality | null | undefined, nullsNotDistinct: boolean): Sql {
-  const op = equalityOperator(e);
-  return nullsNotDistinct ? sql`coalesce(${l} ${op} ${r}, ${l} is null and ${r} is null)` : sql`${l} ${op} ${r}`;
+  const op = sql`${asOperand(l, e)} ${equalityOperator(e)} ${asOperand(r, e)}`;
+  return nullsNotDistinct ? sql`coalesce(${op}, ${l} is null and ${r} is null)` : op;
+}
+
+/** A value as its equality's operator takes it: a domain's cast to its base type (Equality.operand). */
+export function asOperand(value: Sql, e: Equality | null | undefined): Sql {
+  return e?.operand ? sql`(${value})::${qualified(e.operand)}` : value;
 }
 
 /** How a key part compares: its own equality, else its column type's (catalog), else null. */
@@ -156,12 +165,16 @@ export function keyAliases(n: number): string[] {
  * per row, so the bucket must be a property of the group, not of the row: each part is hashed by
  * the hash function that agrees with its equality (catalog/equality.ts), in the part's collation —
  * `Bob` and `bob` under a case-insensitive collation or citext, `1.0` and `1.00`, land together.
+ * A support function the server binds through the operator family only (timestamp_hash for
+ * timestamptz, hashvarlena for bytea) is reached through hash_array, which looks it up by the type.
  * Null when a part has no such hash: samples then come from the first groups in key order.
  */
 export function sampleBucket(parts: { ref: Sql; equality: Equality | null }[]): Sql | null {
   if (!parts.every((p) => p.equality?.hash && p.equality.groupable)) return null;
   const hashes = parts.map(({ ref, equality }, i) => {
-    const h = sql`${qualified(equality!.hash!)}(${ref})`;
+    const { fn, direct } = equality!.hash!;
+    const value = asOperand(ref, equality);
+    const h = direct ? sql`${qualified(fn)}(${value})` : sql`pg_catalog.hash_array(array[${value}])`;
     return i === 0 ? h : sql`(${h} << ${sql.lit(i)})`;
   });
   return sql`(${sql.join(hashes, sql` # `)}) & 255 = 0`;
