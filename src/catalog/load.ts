@@ -71,6 +71,7 @@ interface FkRow {
   references: string;
   ref_columns: string[];
   valid: boolean;
+  enforced: boolean;
   on_delete: string;
   on_update: string;
   on_partition: boolean;
@@ -189,6 +190,8 @@ export async function loadCatalog(
     equalities,
   );
 
+  // NOT ENFORCED foreign keys exist from PostgreSQL 18 on (pg_constraint.conenforced).
+  const enforced = serverVersion >= 180000 ? sql`con.conenforced` : sql`true`;
   // Every foreign key between user tables, once: the constraint on a partitioned table, not its
   // copies on the partitions (conparentid = 0). One that references a single partition directly is
   // kept: deleting from its partitioned parent would fire it (repair/references.ts follows it).
@@ -203,7 +206,8 @@ export async function loadCatalog(
                    from unnest(con.confkey) with ordinality k(n, o)
                    join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.n
                   order by k.o)::text[] as ref_columns,
-           con.convalidated as valid, con.confdeltype as on_delete, con.confupdtype as on_update,
+           con.convalidated as valid, ${enforced} as enforced,
+           con.confdeltype as on_delete, con.confupdtype as on_update,
            c.relispartition as on_partition,
            con.confmatchtype = 'f' as match_full,
            (select json_agg(json_build_object('op_oid', o.oid, 'op_schema', opn.nspname, 'op_name', o.oprname,
@@ -303,6 +307,7 @@ export async function loadCatalog(
     references: f.references,
     refColumns: f.ref_columns,
     valid: f.valid,
+    enforced: f.enforced,
     onDelete: f.on_delete,
     onUpdate: f.on_update,
     onPartition: f.on_partition,

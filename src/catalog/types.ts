@@ -109,7 +109,10 @@ export interface ForeignKey {
   /** schema.table of the referenced (parent) table. */
   references: string;
   refColumns: string[];
+  /** pg_constraint.convalidated: false for NOT VALID, and for NOT ENFORCED (PostgreSQL 18). */
   valid: boolean;
+  /** pg_constraint.conenforced (PostgreSQL 18; always true before): false checks no row, old or new. */
+  enforced: boolean;
   /** pg_constraint.confdeltype: a no action, r restrict, c cascade, n set null, d set default. */
   onDelete: string;
   /** pg_constraint.confupdtype, with the same letters. */

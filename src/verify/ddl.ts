@@ -139,9 +139,15 @@ export function foreignKeyDdl(
         'a foreign key needs one there first',
     );
   const lock = text(db, sql`SET lock_timeout = ${sql.lit(lockTimeout)}`);
+  // A NOT ENFORCED key cannot be validated (PostgreSQL 18 refuses); made ENFORCED, it is validated
+  // in the same statement, under a lock that holds writes for the scan (no NOT VALID step exists).
+  const complete = found?.enforced === false ? sql`ALTER CONSTRAINT ${sql.id(found.name)} ENFORCED` : null;
   if (status === 'invalid' && found)
     return {
-      statements: [lock, text(db, sql`ALTER TABLE ${tableRef(e.table)} VALIDATE CONSTRAINT ${sql.id(found.name)}`)],
+      statements: [
+        lock,
+        text(db, sql`ALTER TABLE ${tableRef(e.table)} ${complete ?? sql`VALIDATE CONSTRAINT ${sql.id(found.name)}`}`),
+      ],
       warnings,
     };
   const name = names.allocate(e.table, e.columns, 'fkey');

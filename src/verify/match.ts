@@ -76,7 +76,17 @@ export function matchUnique(e: ExpectedUnique, key: NormalizedKey, indexes: Map<
   return { status: 'mismatch', detail: `${label(closest)} differs: ${diffs.join('; ')}`, found: closest };
 }
 
-/** A foreign key with exactly these column pairs; NOT VALID is `invalid`. */
+/**
+ * Why a foreign key that exists is `invalid`: NOT VALID checks new rows only; NOT ENFORCED
+ * (PostgreSQL 18) checks none at all.
+ */
+export function notValidDetail(fk: ForeignKey): string {
+  return fk.enforced
+    ? `foreign key ${fk.name} is NOT VALID: rows written before it was added are unchecked`
+    : `foreign key ${fk.name} is NOT ENFORCED: it enforces nothing — no row, old or new, is checked against it`;
+}
+
+/** A foreign key with exactly these column pairs; NOT VALID or NOT ENFORCED is `invalid`. */
 export function matchForeignKey(catalog: Catalog, e: ExpectedForeignKey): Match {
   const pairs = (cols: string[], refs: string[]) =>
     cols
@@ -87,12 +97,7 @@ export function matchForeignKey(catalog: Catalog, e: ExpectedForeignKey): Match 
   const fks = catalog.foreignKeys.filter((f) => f.table === e.table.id && !f.onPartition);
   const exact = fks.find((f) => f.references === e.parent.id && pairs(f.columns, f.refColumns) === want);
   if (exact?.valid) return { status: 'ok', detail: `enforced by foreign key ${exact.name}`, found: exact };
-  if (exact)
-    return {
-      status: 'invalid',
-      detail: `foreign key ${exact.name} is NOT VALID: rows written before it was added are unchecked`,
-      found: exact,
-    };
+  if (exact) return { status: 'invalid', detail: notValidDetail(exact), found: exact };
   const other = fks.find((f) => f.columns.some((c) => e.columns.includes(c)));
   if (other) {
     const uses = `(${other.columns.join(', ')}) -> ${other.references}(${other.refColumns.join(', ')})`;

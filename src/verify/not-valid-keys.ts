@@ -1,16 +1,18 @@
 import type { Catalog, ForeignKey } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { foreignKeyDdl } from './ddl.js';
+import { notValidDetail } from './match.js';
 import { fixFor } from './migration.js';
 import type { NameAllocator } from './names.js';
 import type { ExpectedForeignKey, Verdict } from './types.js';
 import { foreignKeyViolations } from './violations.js';
 
 /**
- * Every NOT VALID foreign key in the checked schemas that no expectation covered, as `invalid`
- * (like every INVALID unique index): rows written before it was added are unchecked, while it
- * already rejects the application's new ones. A run of a migration whose VALIDATE failed leaves
- * exactly these behind; verify must not exit 0 past them.
+ * Every NOT VALID or NOT ENFORCED foreign key in the checked schemas that no expectation covered,
+ * as `invalid` (like every INVALID unique index): rows written before it was added are unchecked,
+ * while it already rejects the application's new ones — or, NOT ENFORCED, it checks none at all.
+ * A run of a migration whose VALIDATE failed leaves exactly these behind; verify must not exit 0
+ * past them.
  */
 export async function notValidForeignKeys(
   tx: Tx,
@@ -44,8 +46,9 @@ export async function notValidForeignKeys(
       where: null,
       status: 'invalid',
       detail:
-        `foreign key ${fk.name} is NOT VALID: rows written before it was added are unchecked, ` +
-        `while it already rejects new ones${ddl.warnings.length ? `; ${ddl.warnings.join('; ')}` : ''}`,
+        notValidDetail(fk) +
+        (fk.enforced ? ', while it already rejects new ones' : '') +
+        (ddl.warnings.length ? `; ${ddl.warnings.join('; ')}` : ''),
       references: `${parent.id}(${fk.refColumns.join(', ')})`,
       violations: await violations(() => foreignKeyViolations(tx, e, fk)),
       ddl: ddl.statements,

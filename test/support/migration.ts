@@ -12,6 +12,11 @@ export async function runMigration(url: string, file: string): Promise<void> {
     execFileSync(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', file], { stdio: 'pipe' });
     return;
   }
+  await runMigrationStatements(url, file);
+}
+
+/** Run a migration file's statements one by one through node-postgres, as psql would without -1. */
+export async function runMigrationStatements(url: string, file: string): Promise<void> {
   const client = new pg.Client(url);
   await client.connect();
   try {
