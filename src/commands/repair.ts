@@ -58,7 +58,7 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
     const { snap, toRepair, scanned, derived } = await readOnly(conn.db, statementTimeoutMs, async (tx) => {
       const snap = await snapshot(tx, opts, loaded);
       const toRepair = snap.rules.filter((r) => r.source !== 'discovered' && r.repair !== 'report');
-      const declaredRules = snap.rules.filter(plainDeclared);
+      const declaredRules = snap.rules.filter((r) => r.source !== 'discovered');
       await refuseRowSecurity(tx, tablesTouched(snap.catalog, toRepair, declaredRules, opts.infer), 'repair');
       const derived = new Set(toRepair.filter((r, i) => repairerFor(r).finding && i === 0));
       return {
@@ -74,7 +74,7 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
         ).findings,
       };
     });
-    const declared = snap.rules.filter(plainDeclared);
+    const declared = snap.rules.filter((r) => r.source !== 'discovered');
     checkRepairable(toRepair);
     const planScope = { catalog: snap.catalog, rules: toRepair, declared, infer: opts.infer };
     const planHooks = opts.planOut
@@ -219,15 +219,6 @@ function checkRepairable(rules: Rule[]): void {
   }
   if (problems.length)
     throw new RowdoctorError(`Cannot repair as configured:\n${problems.map((p) => `  ${p}`).join('\n')}`);
-}
-
-/**
- * The declared rules a repair follows as references. Polymorphic and generic ones are left out
- * until the merge's re-pointing tests their type column: followed as plain references, they would
- * move rows of every type.
- */
-function plainDeclared(r: Rule): boolean {
-  return r.source !== 'discovered' && !(r.check === 'orphaned-rows' && r.typed);
 }
 
 /**

@@ -1,8 +1,8 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { Table } from '../catalog/types.js';
-import { and, col, keyAliases, tableRef } from '../sql/build.js';
-import { referencesInto } from './references.js';
+import { keyAliases, tableRef } from '../sql/build.js';
+import { pointsAt, referencesInto } from './references.js';
 import { workTable, type WorkTable } from '../sql/work-table.js';
 import { pkMatches, run, type BatchContext, type SkippedGroup } from './context.js';
 
@@ -127,7 +127,7 @@ export async function lockBatchRows(
   const notAside = sql`g.n not in (select n from ${ASIDE})`;
   if (batch.children) {
     for (const ref of referencesInto(ctx.catalog, table, ctx.declared, ctx.infer)) {
-      const points = and(ref.columns.map((c, i) => sql`${col('x', c)} = ${col('t', ref.parentColumns[i]!)}`));
+      const points = pointsAt(ref, 'x', 't');
       const children = sql`${listed} join ${tableRef(ref.child)} x on ${points}`;
       const locked = ctx.nextTemp();
       await run(

@@ -36,14 +36,17 @@ export function missingSupportingIndexes(
   for (const rule of rules) {
     if (rule.check === 'orphaned-rows' && rule.repair !== 'delete') continue;
     for (const ref of referencesInto(catalog, rule.table, declared, infer)) {
-      const key = `${ref.child.id}|${ref.columns.join(',')}`;
-      if (seen.has(key) || ref.child.indexedLeading.includes(ref.columns[0]!)) continue;
+      // A polymorphic reference is looked up by type and id: an index leading with either serves it.
+      const lookup = ref.typed ? [ref.typed.typeColumn, ...ref.columns] : ref.columns;
+      const key = `${ref.child.id}|${lookup.join(',')}`;
+      if (seen.has(key) || lookup.slice(0, ref.typed ? 2 : 1).some((c) => ref.child.indexedLeading.includes(c)))
+        continue;
       seen.add(key);
-      const name = constraintName(ref.child, ref.columns, 'idx');
-      const columns = sql.join(ref.columns.map((c) => sql.id(c)));
+      const name = constraintName(ref.child, lookup, 'idx');
+      const columns = sql.join(lookup.map((c) => sql.id(c)));
       out.push({
         child: ref.child.id,
-        columns: ref.columns,
+        columns: lookup,
         via: ref.via,
         ddl: sql`CREATE INDEX CONCURRENTLY ${sql.id(name)} ON ${tableName(ref.child)} (${columns})`.compile(db).sql,
         scanSeconds: (ref.child.pages * 8192) / SCAN_BYTES_PER_SECOND,

@@ -3,7 +3,7 @@ import type { Table, UniqueIndex } from '../catalog/types.js';
 import { and, col, tableRef } from '../sql/build.js';
 import type { WorkTable } from '../sql/work-table.js';
 import { pkMatches, pkOf, run, type BatchContext } from './context.js';
-import type { Reference } from './references.js';
+import { childValue, holdsKey, type Reference } from './references.js';
 
 /**
  * Unique keys of the child that re-pointing could break: every valid unique index or constraint
@@ -53,7 +53,7 @@ export async function collisionMap(
   const after = sql.join(
     child.columns.map((c) => {
       const i = ref.columns.indexOf(c.name);
-      return sql`${i >= 0 ? sql`r.${sql.id(`sr${i}`)}` : col('t', c.name)} as ${sql.id(c.name)}`;
+      return sql`${i >= 0 ? childValue(ref, sql`r.${sql.id(`sr${i}`)}`) : col('t', c.name)} as ${sql.id(c.name)}`;
     }),
   );
   // Bare column names in the parts and the predicate: inside `x` they are the row after the update,
@@ -70,7 +70,11 @@ export async function collisionMap(
     with moved as (
       select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))}, ${tuple}
         from ${tableRef(child)} t
-        join ${refmap} r on ${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(`lr${i}`)}`))}
+        join ${refmap} r on ${holdsKey(
+          ref,
+          't',
+          ref.columns.map((_, i) => sql`r.${sql.id(`lr${i}`)}`),
+        )}
         cross join lateral (select ${keyParts}, ${predicate} as rd_in from (select ${after}) x) k
        where k.rd_in${going}
     ),

@@ -1,11 +1,12 @@
 import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
 import { BatchRetry, RowdoctorError } from '../errors.js';
-import { and, col, tableRef } from '../sql/build.js';
+import { tableRef } from '../sql/build.js';
+import { holdsType } from '../sql/typed.js';
 import { backupRows, recordAfterImages } from './backup.js';
 import { recordMerges } from './merge-redirects.js';
 import { count, pkMatches, run, type BatchContext } from './context.js';
-import { referencesInto, type Reference } from './references.js';
+import { childValue, holdsKey, referencesInto, type Reference } from './references.js';
 import { provenUnreferenced } from './rows.js';
 import type { WorkTable } from '../sql/work-table.js';
 import { collidingIndexes, collisionMap } from './merge-collisions.js';
@@ -60,12 +61,14 @@ async function namingLosers(
   const pk = table.primaryKey;
   const asked = refs.filter((r) => pk && r.parentColumns.join() === pk.join());
   if (!asked.length) return () => true;
-  const losers = sql.join(pk!.map((_, i) => sql.id(`l${i}`)));
   const probes = asked.map((r, i) => {
-    const names = sql.join(r.columns.map((c) => col('t', c)));
+    const names = sql.join(r.columns.map((c) => sql.id('t', c)));
+    // A loser's key as the child holds it; a polymorphic row names it only with its type.
+    const losers = sql.join(pk!.map((_, k) => childValue(r, sql.id(`l${k}`))));
+    const ofType = r.typed ? sql`${holdsType(r.child, r.typed.typeColumn, r.typed.type, 't')} and ` : sql``;
     return sql`exists (select 1
                          from ${tableRef(r.child)} t
-                        where (${names}) in (select ${losers} from ${map})) as ${sql.id(`r${i}`)}`;
+                        where ${ofType}(${names}) in (select ${losers} from ${map})) as ${sql.id(`r${i}`)}`;
   });
   const { rows } = await run<Record<string, boolean>>(ctx, sql`select ${sql.join(probes)}`, 'read');
   const none = new Set(asked.filter((_, i) => rows[0]?.[`r${i}`] === false));
@@ -165,7 +168,15 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
   );
 
   const child = ref.child;
-  const values = new Map(ref.columns.map((c, i) => [c, sql`r.${sql.id(sr[i]!)}`]));
+  // The survivor's key as the child holds it (a text object_id: its text form).
+  const survivor = (i: number) => childValue(ref, sql`r.${sql.id(sr[i]!)}`);
+  const atLoser = (alias: string) =>
+    holdsKey(
+      ref,
+      alias,
+      lr.map((c) => sql`r.${sql.id(c)}`),
+    );
+  const values = new Map(ref.columns.map((c, i) => [c, survivor(i)]));
   // A table with two composite keys into the child that share a re-pointed column (edges(source_job_id,
   // workflow_id) and edges(target_job_id, workflow_id) → jobs(id, workflow_id)): its rows move in
   // the one statement below.
@@ -204,26 +215,16 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
   // A deferred loser stays where it is until it is deleted (moving it would collide).
   const notLoser = (alias: string) =>
     losers ? sql` and not exists (select 1 from ${losers} m where ${pkMatches(child, alias, 'm', 'l')})` : sql``;
-  const onLoser = and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`));
-  const pointsAtLoser = sql`exists (select 1 from ${refmap} r where ${onLoser})${notLoser('t')}`;
+  const pointsAtLoser = sql`exists (select 1 from ${refmap} r where ${atLoser('t')})${notLoser('t')}`;
 
-  const set = sql.join(ref.columns.map((c, i) => sql`${sql.id(c)} = r.${sql.id(sr[i]!)}`));
-  const match = sql`${and(ref.columns.map((c, i) => sql`${col('t', c)} = r.${sql.id(lr[i]!)}`))}${notLoser('t')}`;
-  const dependents = mergeSteps(
-    dependentSteps(
-      ctx,
-      child,
-      values,
-      sql`${tableRef(child)} c0`,
-      and(ref.columns.map((c, i) => sql`${col('c0', c)} = r.${sql.id(lr[i]!)}`)),
-      'c0',
-    ),
-  );
+  const set = sql.join(ref.columns.map((c, i) => sql`${sql.id(c)} = ${survivor(i)}`));
+  const match = sql`${atLoser('t')}${notLoser('t')}`;
+  const dependents = mergeSteps(dependentSteps(ctx, child, values, sql`${tableRef(child)} c0`, atLoser('c0'), 'c0'));
   if (losers) mapToSurvivors(child, losers, straddling, values, dependents);
   if (ctx.backup) {
     // What each re-pointed column will hold: its survivor's value (a join table's key changes with it).
     const repointed = new Map(
-      ref.columns.map((c, i) => [c, sql`(select r.${sql.id(sr[i]!)} from ${refmap} r where ${onLoser})`]),
+      ref.columns.map((c, i) => [c, sql`(select ${survivor(i)} from ${refmap} r where ${atLoser('t')})`]),
     );
     await backupRows(ctx, child, 'update', pointsAtLoser, ref.columns, repointed);
     for (const d of dependents) {

@@ -1,6 +1,9 @@
+import { sql } from 'kysely';
 import type { Catalog, ForeignKey, Table } from '../catalog/types.js';
-import { discoverRules } from '../rules/discover.js';
-import type { OrphanRule, Rule } from '../rules/types.js';
+import { discoverRules, discoverTypedRules } from '../rules/discover.js';
+import type { OrphanRule, Rule, TypedKey } from '../rules/types.js';
+import { and, col, type Sql } from '../sql/build.js';
+import { holdsType } from '../sql/typed.js';
 
 /**
  * Every table a repair of `rules` reads or writes: each rule's table (and an orphan rule's parent)
@@ -33,6 +36,37 @@ export interface Reference {
   via: string;
   /** A foreign key's ON UPDATE action (pg_constraint.confupdtype); none for declared or inferred references. */
   onUpdate?: string;
+  /**
+   * A polymorphic or generic reference: only the child rows whose type column holds this type name
+   * the parent (their id, as text where the id column is text). Everything that follows a reference
+   * — re-pointing, collisions, proofs, locks, backups — asks `pointsAt` and `childValue`.
+   */
+  typed?: TypedKey;
+}
+
+/** Child row `x` names parent row `t` through `ref` (its type test included). */
+export function pointsAt(
+  ref: Pick<Reference, 'child' | 'columns' | 'parentColumns' | 'typed'>,
+  x: string,
+  t: string,
+): Sql {
+  return and([
+    ...(ref.typed ? [holdsType(ref.child, ref.typed.typeColumn, ref.typed.type, x)] : []),
+    ...ref.columns.map((c, i) => sql`${col(x, c)} = ${childValue(ref, col(t, ref.parentColumns[i]!))}`),
+  ]);
+}
+
+/** Child row `x` holds the parent key values `values` (one per column of the reference). */
+export function holdsKey(ref: Pick<Reference, 'child' | 'columns' | 'typed'>, x: string, values: Sql[]): Sql {
+  return and([
+    ...(ref.typed ? [holdsType(ref.child, ref.typed.typeColumn, ref.typed.type, x)] : []),
+    ...ref.columns.map((c, i) => sql`${col(x, c)} = ${childValue(ref, values[i]!)}`),
+  ]);
+}
+
+/** A parent key value as the reference's child column holds it: its text form for a text object_id. */
+export function childValue(ref: Pick<Reference, 'typed'>, value: Sql): Sql {
+  return ref.typed?.asText ? sql`(${value})::text` : value;
 }
 
 /**
@@ -73,14 +107,26 @@ function referenceMemo(catalog: Catalog, declared: Rule[], infer: boolean): Refe
     const everywhere = { ...catalog, schemas: [...new Set(catalog.tables.map((t) => t.schema))] };
     memo = {
       byId: new Map(catalog.tables.map((t) => [t.id, t])),
-      inferred: infer
-        ? discoverRules(everywhere).filter((r): r is OrphanRule => r.check === 'orphaned-rows' && r.inferred)
-        : null,
+      inferred: infer ? inferredReferences(everywhere, declared) : null,
       byParent: new Map(),
     };
     byInfer.set(infer, memo);
   }
   return memo;
+}
+
+/**
+ * Inferred references of the whole catalog: `X_id` columns, and polymorphic and generic ones — but
+ * for a type column the config declares, whose listed types are all there is (nothing inferred).
+ */
+function inferredReferences(everywhere: Catalog, declared: Rule[]): OrphanRule[] {
+  const declaredPairs = new Set(
+    declared.flatMap((r) => (r.check === 'orphaned-rows' && r.typed ? [`${r.table.id}|${r.typed.typeColumn}`] : [])),
+  );
+  return [
+    ...discoverRules(everywhere).filter((r): r is OrphanRule => r.check === 'orphaned-rows' && r.inferred),
+    ...discoverTypedRules(everywhere).filter((r) => !declaredPairs.has(`${r.table.id}|${r.typed!.typeColumn}`)),
+  ];
 }
 
 function findReferencesInto(catalog: Catalog, parent: Table, declared: Rule[], memo: ReferenceMemo): Reference[] {
@@ -92,13 +138,17 @@ function findReferencesInto(catalog: Catalog, parent: Table, declared: Rule[], m
     parentColumns: string[],
     via: string,
     onUpdate?: string,
+    typed?: TypedKey,
   ) => {
     if (!child) return;
-    const key = `${child.id}|${columns.join(',')}|${parentColumns.join(',')}`;
+    const type = typed ? `${typed.typeColumn}=${typed.type}|` : '';
+    const key = `${child.id}|${type}${columns.join(',')}|${parentColumns.join(',')}`;
     if (seen.has(key)) return;
     seen.add(key);
-    refs.push({ child, columns, parentColumns, via, ...(onUpdate ? { onUpdate } : {}) });
+    refs.push({ child, columns, parentColumns, via, ...(onUpdate ? { onUpdate } : {}), ...(typed ? { typed } : {}) });
   };
+  const viaTyped = (r: OrphanRule, how: string) =>
+    `${how} ${r.typed!.kind} reference (${r.typed!.typeColumn} = '${r.typed!.type}')`;
   // A foreign key may reference the table itself or one of its partitions directly.
   const intoParent = (f: ForeignKey) => (catalog.partitionRoot.get(f.references) ?? f.references) === parent.id;
   for (const fk of catalog.foreignKeys.filter(intoParent)) {
@@ -107,8 +157,14 @@ function findReferencesInto(catalog: Catalog, parent: Table, declared: Rule[], m
   }
   const orphanRules = (rules: Rule[]) =>
     rules.filter((r): r is OrphanRule => r.check === 'orphaned-rows' && r.parent.id === parent.id);
-  for (const r of orphanRules(declared)) add(r.table, r.columns, r.parentColumns, `${r.source} reference`);
-  for (const r of orphanRules(memo.inferred ?? [])) add(r.table, r.columns, r.parentColumns, 'inferred reference');
+  for (const r of orphanRules(declared)) {
+    const via = r.typed ? viaTyped(r, r.source) : `${r.source} reference`;
+    add(r.table, r.columns, r.parentColumns, via, undefined, r.typed);
+  }
+  for (const r of orphanRules(memo.inferred ?? [])) {
+    const via = r.typed ? viaTyped(r, 'inferred') : 'inferred reference';
+    add(r.table, r.columns, r.parentColumns, via, undefined, r.typed);
+  }
   return refs;
 }
 
@@ -121,6 +177,8 @@ export interface RecordedReference {
   columns: string[];
   references: string;
   refColumns: string[];
+  /** A polymorphic or generic reference: which rows of `table` name `references`. */
+  typed?: TypedKey;
 }
 
 /** Every reference into the tables of `rules`, as the run follows them. */
@@ -133,11 +191,16 @@ export function referencesOfRun(
   const out = new Map<string, RecordedReference>();
   for (const rule of rules)
     for (const r of referencesInto(catalog, rule.table, declared, infer))
-      out.set(`${r.child.id}|${r.columns.join(',')}|${rule.table.id}|${r.parentColumns.join(',')}`, {
-        table: r.child.id,
-        columns: r.columns,
-        references: rule.table.id,
-        refColumns: r.parentColumns,
-      });
+      out.set(
+        `${r.child.id}|${r.typed ? `${r.typed.typeColumn}=${r.typed.type}|` : ''}${r.columns.join(',')}|` +
+          `${rule.table.id}|${r.parentColumns.join(',')}`,
+        {
+          table: r.child.id,
+          columns: r.columns,
+          references: rule.table.id,
+          refColumns: r.parentColumns,
+          ...(r.typed ? { typed: r.typed } : {}),
+        },
+      );
   return [...out.values()];
 }

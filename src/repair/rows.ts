@@ -1,9 +1,9 @@
 import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
-import { and, col, tableRef, type Sql } from '../sql/build.js';
+import { and, tableRef, type Sql } from '../sql/build.js';
 import { backupCascades, backupRows, recordAfterImages } from './backup.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from './context.js';
-import { referencesInto } from './references.js';
+import { pointsAt, referencesInto } from './references.js';
 import type { WorkTable } from '../sql/work-table.js';
 import { recordSkipped } from './groups.js';
 
@@ -50,10 +50,9 @@ export function unreferencedRow(ctx: BatchContext, table: Table): Sql {
   if (!refs.length) return sql`true`;
   return and(
     refs.map((r) => {
-      const pointsAtT = and(r.columns.map((c, i) => sql`${col('x', c)} = ${col('t', r.parentColumns[i]!)}`));
       return sql`not exists (select 1
                                from ${tableRef(r.child)} x
-                              where ${pointsAtT})`;
+                              where ${pointsAt(r, 'x', 't')})`;
     }),
   );
 }
@@ -169,7 +168,7 @@ async function skipReferenced(
   const byGroup = new Map<string, string[]>();
   const overall: string[] = [];
   for (const r of referencesInto(ctx.catalog, table, ctx.declared, ctx.infer)) {
-    const points = and(r.columns.map((c, i) => sql`${col('x', c)} = ${col('t', r.parentColumns[i]!)}`));
+    const points = pointsAt(r, 'x', 't');
     const { rows } = await run<{ n: string; k: string }>(
       ctx,
       sql`

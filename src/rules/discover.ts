@@ -176,8 +176,8 @@ function inferredReferences(catalog: Catalog, table: Table): OrphanRule[] {
 
 /**
  * Polymorphic and generic references the data supports (catalog.typedReferences): one rule per
- * type value that names a table, inferred, so warnings. Kept apart from discoverRules while the
- * repair's reference graph (repair/references.ts) follows references without their type column.
+ * type value that names a table, inferred, so warnings. Apart from discoverRules, whose plain
+ * references repair/references.ts follows by their columns alone: these need their type column.
  */
 export function discoverTypedRules(catalog: Catalog): OrphanRule[] {
   return catalog.typedReferences.flatMap((r): OrphanRule[] => {

@@ -3,6 +3,8 @@ import type { Catalog, Column, Table } from '../catalog/types.js';
 import { tableRef, type Sql } from '../sql/build.js';
 import { BACKUP_SCHEMA } from '../journal/backup-tables.js';
 import type { RecordedReference } from '../repair/references.js';
+import type { TypedKey } from '../rules/types.js';
+import { holdsType } from '../sql/typed.js';
 
 /**
  * A row undo puts back names other rows through its references. It may come back only where each
@@ -23,6 +25,8 @@ export interface ParentLink {
   rekeyed?: string;
   /** A valid foreign key: the server would refuse a row naming no parent. */
   enforced: boolean;
+  /** A polymorphic or generic reference: only rows of this type name `table`. */
+  typed?: TypedKey;
 }
 
 /** What of an undo target this module reads. */
@@ -57,7 +61,9 @@ export function linkParents(catalog: Catalog, targets: LinkedTarget[], recorded:
       const parentId = root(ref.references);
       if (root(ref.table) !== target.table.id || parentId === target.table.id) continue;
       const table = byId.get(parentId);
-      const key = `${ref.columns.join(',')}>${parentId}(${ref.refColumns.join(',')})`;
+      const typed = 'typed' in ref ? ref.typed : undefined;
+      const type = typed ? `${typed.typeColumn}=${typed.type}|` : '';
+      const key = `${type}${ref.columns.join(',')}>${parentId}(${ref.refColumns.join(',')})`;
       if (!table || seen.has(key)) continue;
       seen.add(key);
       const parent = targets.find((p) => p.table.id === parentId && p.restore > 0);
@@ -69,6 +75,7 @@ export function linkParents(catalog: Catalog, targets: LinkedTarget[], recorded:
         enforced: ref.enforced,
         ...(parent ? { target: parent } : {}),
         ...(rekeyedParent ? { rekeyed: rekeyedParent.backup } : {}),
+        ...(typed ? { typed } : {}),
       });
     }
   }
@@ -88,9 +95,14 @@ export function rowText(t: Pick<LinkedTarget, 'columns'>, alias: string): Sql {
 export function parentsMissing(t: LinkedTarget, runId: string, b: string, phase: 'plan' | 'apply', depth = 0): Sql {
   const blocked = t.parents.map((link) => {
     const named = sql.join(link.columns.map((c) => sql.id(b, c)));
-    const refs = (alias: string) => sql.join(link.refColumns.map((c) => sql.id(alias, c)));
+    // A text object_id names its parent by the key's text form.
+    const asText = link.typed?.asText ? sql`::text` : sql``;
+    const refs = (alias: string) => sql.join(link.refColumns.map((c) => sql`${sql.id(alias, c)}${asText}`));
     const nonNull = sql.join(
-      link.columns.map((c) => sql`${sql.id(b, c)} is not null`),
+      [
+        ...(link.typed ? [holdsType(t.table, link.typed.typeColumn, link.typed.type, b)] : []),
+        ...link.columns.map((c) => sql`${sql.id(b, c)} is not null`),
+      ],
       sql` and `,
     );
     // Aliases of their own at each depth: a nested check names the outer backup row.

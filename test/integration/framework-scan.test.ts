@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
-import { DJANGO, LARAVEL, RAILS } from '../support/frameworks.js';
+import { danglingBySql, DJANGO, LARAVEL, MAPPINGS, RAILS } from '../support/frameworks.js';
 import { runCli, scanFindings, writeConfig } from '../support/run.js';
 
 /**
@@ -9,81 +9,12 @@ import { runCli, scanFindings, writeConfig } from '../support/run.js';
  * singular and the plural), Django generic foreign keys (content types; a text object_id). Every
  * count is compared with SQL written here; the type → table mapping is what the frameworks do.
  */
-const MAPPINGS: { table: string; typeColumn: string; idColumn: string; types: Record<string, string> }[] = [
-  {
-    table: 'rails.comments',
-    typeColumn: 'commentable_type',
-    idColumn: 'commentable_id',
-    types: { User: 'rails.users', Post: 'rails.posts' },
-  },
-  {
-    table: 'rails.active_storage_attachments',
-    typeColumn: 'record_type',
-    idColumn: 'record_id',
-    types: { User: 'rails.users', 'ActiveStorage::VariantRecord': 'rails.active_storage_variant_records' },
-  },
-  {
-    table: 'rails.taggings',
-    typeColumn: 'taggable_type',
-    idColumn: 'taggable_id',
-    types: { User: 'rails.users', Post: 'rails.posts' },
-  },
-  {
-    table: 'django.taggit_taggeditem',
-    typeColumn: 'content_type_id',
-    idColumn: 'object_id',
-    types: { '1': 'django.auth_user', '2': 'django.blog_entry' },
-  },
-  {
-    table: 'django.django_admin_log',
-    typeColumn: 'content_type_id',
-    idColumn: 'object_id',
-    types: { '1': 'django.auth_user', '2': 'django.blog_entry' },
-  },
-  {
-    table: 'laravel.comments',
-    typeColumn: 'commentable_type',
-    idColumn: 'commentable_id',
-    types: {
-      'App\\Models\\Post': 'laravel.posts',
-      'App\\Models\\Video': 'laravel.videos',
-      user: 'laravel.users',
-      users: 'laravel.users',
-    },
-  },
-  {
-    table: 'laravel.images',
-    typeColumn: 'imageable_type',
-    idColumn: 'imageable_id',
-    types: { user: 'laravel.users', post: 'laravel.posts' },
-  },
-  {
-    table: 'laravel.taggables',
-    typeColumn: 'taggable_type',
-    idColumn: 'taggable_id',
-    types: { user: 'laravel.users', 'App\\Models\\Post': 'laravel.posts' },
-  },
-];
 
 let db: TestDb;
 beforeAll(async () => {
   db = await freshDatabase(RAILS + DJANGO + LARAVEL);
 });
 afterAll(() => db.drop());
-
-/** Orphans of one type, by SQL: rows of the type whose id (as text) is no parent key (as text). */
-async function orphansBySql(m: (typeof MAPPINGS)[number], type: string) {
-  const parent = m.types[type]!;
-  const rows = await db.query<{ id: string; n: number }>(
-    `select c.${m.idColumn}::text as id, count(*)::int as n
-       from ${m.table} c
-      where c.${m.typeColumn}::text = $1 and c.${m.idColumn} is not null
-        and not exists (select 1 from ${parent} p where p.id::text = c.${m.idColumn}::text)
-      group by 1 order by 1`,
-    [type],
-  );
-  return { rows: rows.reduce((n, r) => n + r.n, 0), groups: rows.length, keys: rows.map((r) => r.id) };
-}
 
 describe('zero-config scan of Rails, Django and Laravel schemas', () => {
   it('finds every polymorphic and generic reference, one finding per type, exact against SQL', async () => {
@@ -94,7 +25,7 @@ describe('zero-config scan of Rails, Django and Laravel schemas', () => {
     const expected = [];
     for (const m of MAPPINGS)
       for (const type of Object.keys(m.types)) {
-        const sqlCount = await orphansBySql(m, type);
+        const sqlCount = await danglingBySql(db, m, type);
         if (sqlCount.rows)
           expected.push({
             table: m.table,

@@ -1,3 +1,5 @@
+import type { TestDb } from './db.js';
+
 /**
  * Schemas shaped as Rails, Django and Laravel create them (tables, indexes, foreign keys as their
  * migrations write them), with a little damage each: references the catalog does not hold.
@@ -120,9 +122,90 @@ export const LARAVEL = `
     (1, 'u1', 'user', 1), (2, 'u3', 'user', 3), (3, 'p1', 'post', 1), (4, 'u2', 'user', 2), (5, 'u9', 'user', 9);
   create table tags (id bigserial primary key, name varchar(255) not null);
   insert into tags values (1, 'red'), (2, 'blue');
-  create table taggables (tag_id bigint not null references tags, taggable_type varchar(255) not null,
-                          taggable_id bigint not null, primary key (tag_id, taggable_type, taggable_id));
-  insert into taggables values (1, 'user', 1), (1, 'user', 3), (2, 'user', 3), (2, 'App\\Models\\Post', 1),
+  create table taggables (id bigserial primary key, tag_id bigint not null references tags,
+                          taggable_type varchar(255) not null, taggable_id bigint not null);
+  -- morphToMany's pivot, with an id (undo cannot tell a re-pointed row of a keyless pivot from its siblings)
+  create unique index taggables_unique on taggables (tag_id, taggable_type, taggable_id);
+  create index taggables_taggable_type_taggable_id_index on taggables (taggable_type, taggable_id);
+  insert into taggables (tag_id, taggable_type, taggable_id) values (1, 'user', 1), (1, 'user', 3), (2, 'user', 3), (2, 'App\\Models\\Post', 1),
                                (1, 'user', 4), (2, 'user', 2);
   reset search_path;
 `;
+
+/** A polymorphic or generic reference of these schemas, and the table each type value names (the frameworks' rules). */
+export interface Mapping {
+  table: string;
+  typeColumn: string;
+  idColumn: string;
+  types: Record<string, string>;
+}
+
+export const MAPPINGS: Mapping[] = [
+  {
+    table: 'rails.comments',
+    typeColumn: 'commentable_type',
+    idColumn: 'commentable_id',
+    types: { User: 'rails.users', Post: 'rails.posts' },
+  },
+  {
+    table: 'rails.active_storage_attachments',
+    typeColumn: 'record_type',
+    idColumn: 'record_id',
+    types: { User: 'rails.users', 'ActiveStorage::VariantRecord': 'rails.active_storage_variant_records' },
+  },
+  {
+    table: 'rails.taggings',
+    typeColumn: 'taggable_type',
+    idColumn: 'taggable_id',
+    types: { User: 'rails.users', Post: 'rails.posts' },
+  },
+  {
+    table: 'django.taggit_taggeditem',
+    typeColumn: 'content_type_id',
+    idColumn: 'object_id',
+    types: { '1': 'django.auth_user', '2': 'django.blog_entry' },
+  },
+  {
+    table: 'django.django_admin_log',
+    typeColumn: 'content_type_id',
+    idColumn: 'object_id',
+    types: { '1': 'django.auth_user', '2': 'django.blog_entry' },
+  },
+  {
+    table: 'laravel.comments',
+    typeColumn: 'commentable_type',
+    idColumn: 'commentable_id',
+    types: {
+      'App\\Models\\Post': 'laravel.posts',
+      'App\\Models\\Video': 'laravel.videos',
+      user: 'laravel.users',
+      users: 'laravel.users',
+    },
+  },
+  {
+    table: 'laravel.images',
+    typeColumn: 'imageable_type',
+    idColumn: 'imageable_id',
+    types: { user: 'laravel.users', post: 'laravel.posts' },
+  },
+  {
+    table: 'laravel.taggables',
+    typeColumn: 'taggable_type',
+    idColumn: 'taggable_id',
+    types: { user: 'laravel.users', 'App\\Models\\Post': 'laravel.posts' },
+  },
+];
+
+/** Rows of one type whose id (as text) is no key of the type's table (as text): per id, how many. */
+export async function danglingBySql(db: TestDb, m: Mapping, type: string) {
+  const parent = m.types[type]!;
+  const rows = await db.query<{ id: string; n: number }>(
+    `select c.${m.idColumn}::text as id, count(*)::int as n
+       from ${m.table} c
+      where c.${m.typeColumn}::text = $1 and c.${m.idColumn} is not null
+        and not exists (select 1 from ${parent} p where p.id::text = c.${m.idColumn}::text)
+      group by 1 order by 1`,
+    [type],
+  );
+  return { rows: rows.reduce((n, r) => n + r.n, 0), groups: rows.length, keys: rows.map((r) => r.id) };
+}
