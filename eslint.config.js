@@ -4,6 +4,11 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
+const CORE_NEVER_IMPORTS_COMMANDS = {
+  regex: '^\\.\\./(commands/|cli\\.js$)',
+  message: 'The core never imports commands or the CLI.',
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**'] },
   js.configs.recommended,
@@ -71,16 +76,65 @@ export default tseslint.config(
       'src/repair/**/*.ts',
       'src/verify/**/*.ts',
     ],
+    rules: { 'no-restricted-imports': ['error', { patterns: [CORE_NEVER_IMPORTS_COMMANDS] }] },
+  },
+  {
+    // The rooms of a run (docs/architecture.md): repair never reaches into undo …
+    files: ['src/repair/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
         {
           patterns: [
-            { regex: '^\\.\\./(commands/|cli\\.js$)', message: 'The core never imports commands or the CLI.' },
+            CORE_NEVER_IMPORTS_COMMANDS,
+            { regex: '^\\.\\./undo/', message: 'Repair never imports undo: move what both need to src/journal/.' },
           ],
         },
       ],
     },
+  },
+  {
+    // … undo uses the journal and only these shared helpers of repair …
+    files: ['src/undo/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            CORE_NEVER_IMPORTS_COMMANDS,
+            {
+              regex: '^\\.\\./repair/(?!(references|replica-lag|batch-transaction)\\.js$)',
+              message:
+                'Undo uses only repair/references, replica-lag and batch-transaction: ' +
+                'put what a run leaves behind in src/journal/, a shared helper beside those.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // … and the journal, which both read, imports neither.
+    files: ['src/journal/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            CORE_NEVER_IMPORTS_COMMANDS,
+            {
+              regex: '^\\.\\./(repair|undo|checks|verify)/',
+              message: 'The journal imports neither repair nor undo: it sits below both.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // .dependency-cruiser.cjs is CommonJS.
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: globals.node },
   },
   {
     files: ['**/*.js'],
