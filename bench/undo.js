@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { benchServer } from './server.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -16,26 +17,11 @@ const { values: args } = parseArgs({
 const log = (s) => process.stderr.write(`${s}\n`);
 const secs = (ms) => `${(ms / 1000).toFixed(2)} s`;
 
-let server = null;
-let adminUrl = args['database-url'];
-if (!adminUrl) {
-  const { startEmbeddedPostgres } = await import('../dist/embedded.js');
-  server = await startEmbeddedPostgres();
-  adminUrl = server.adminUrl;
-}
-const urlFor = (db) => {
-  const u = new URL(adminUrl);
-  u.pathname = `/${db}`;
-  return u.toString();
-};
-const admin = new pg.Client(adminUrl);
-await admin.connect();
-const version = (await admin.query('show server_version')).rows[0].server_version;
+const { urlFor, admin, version, recreate, stop } = await benchServer(args['database-url']);
 
 /** A fresh database with `setup`, and jit = on as most production servers run (a no-op without LLVM). */
 async function database(name, setup) {
-  await admin.query(`drop database if exists ${name} with (force)`);
-  await admin.query(`create database ${name}`);
+  await recreate(name);
   await admin.query(`alter database ${name} set jit = on`);
   const c = new pg.Client(urlFor(name));
   await c.connect();
@@ -175,8 +161,7 @@ await database(
   log(`inferred: repair ${secs(r.repair)}, undo ${secs(r.undo)}`);
 }
 
-await admin.end();
-await server?.stop();
+await stop();
 
 const table = [
   '| operation | repair --apply | undo --apply | undo / repair | everything restored | target | met |',
