@@ -75,6 +75,8 @@ export default tseslint.config(
       'src/checks/**/*.ts',
       'src/repair/**/*.ts',
       'src/verify/**/*.ts',
+      'src/plan/**/*.ts',
+      'src/diagnosis/**/*.ts',
     ],
     rules: { 'no-restricted-imports': ['error', { patterns: [CORE_NEVER_IMPORTS_COMMANDS] }] },
   },
