@@ -13,6 +13,7 @@ interface ColRow {
   category: string;
   not_null: boolean;
   generated: boolean;
+  virtual_expr: string | null;
   deterministic: boolean;
   collatable: boolean;
 }
@@ -30,11 +31,13 @@ export async function loadColumns(
            coalesce(bt.typname, t.typname) as base_type,
            coalesce(bt.typcategory, t.typcategory) as category,
            a.attnotnull as not_null, a.attgenerated <> '' as generated,
+           case when a.attgenerated = 'v' then pg_get_expr(d.adbin, d.adrelid) end as virtual_expr,
            coalesce(co.collisdeterministic, true) as deterministic, a.attcollation <> 0 as collatable
       from pg_attribute a
       join pg_type t on t.oid = a.atttypid
       left join pg_collation co on co.oid = a.attcollation
       left join pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype
+      left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
      where a.attrelid = any(${oids}::oid[]) and a.attnum > 0 and not a.attisdropped
      order by a.attrelid, a.attnum`.execute(db);
   const equalities = await loadEqualities(db, [...cols.rows.map((c) => c.type_oid)]);
@@ -49,6 +52,7 @@ export async function loadColumns(
         category: c.category,
         notNull: c.not_null,
         generated: c.generated,
+        virtual: c.virtual_expr,
         deterministic: c.deterministic,
         collatable: c.collatable,
         equality: equalities.get(c.type_oid) ?? null,

@@ -11,6 +11,11 @@ export interface Column {
   notNull: boolean;
   generated: boolean;
   /**
+   * A virtual generated column's expression (PostgreSQL 18: computed on read, never stored), else null.
+   * No index can name such a column: an index that enforces a key on it indexes this expression.
+   */
+  virtual: string | null;
+  /**
    * Its collation compares bytes for equality (true for non-text types): GROUP BY … COLLATE "C"
    * gives the same groups.
    */

@@ -224,7 +224,9 @@ async function expectedKey(
   const bare: string[] = [];
   const how: string[] = [];
   for (const k of e.key) {
-    const expr = keyExpr(k, null);
+    const virtual = k.kind === 'column' ? e.table.columns.find((c) => c.name === k.column)?.virtual : null;
+    // A virtual generated column is compared (and indexed) as its expression: no index can name it.
+    const expr = virtual ? sql.raw(`(${virtual})`) : keyExpr(k, null);
     const form = await probe(tx, async () => ({
       text: await plannedForm(tx, e.table, expr, null),
       collation: await collationOf(tx, e.table, expr),
@@ -236,7 +238,7 @@ async function expectedKey(
     how.push(howOf(form));
     // The text of an index part that is the same as this one (pg_get_indexdef's), else one built from the form.
     const same = knownParts.find((p) => p.form === key);
-    const own = k.kind === 'column' ? k.column : `(${k.expr.text})`;
+    const own = virtual ? `(${virtual})` : k.kind === 'column' ? k.column : `(${k.expr.text})`;
     parts.push(same ? await withCollation(tx, e.table, same.row.part, form) : await partText(tx, e.table, form, own));
   }
   const predicateForm = e.where ? await probe(tx, () => predicateFormOf(tx, e.table, fragment(e.where!))) : null;

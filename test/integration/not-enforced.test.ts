@@ -51,6 +51,12 @@ async function verify(config: string, migration?: string): Promise<VerifyDoc['co
   return (JSON.parse(res.stdout) as VerifyDoc).constraints.filter((c) => c.kind === 'foreign-key');
 }
 
+async function verifyUnique(config: string, migration?: string): Promise<VerifyDoc['constraints'][number] | undefined> {
+  const args = ['verify-constraints', '--database-url', db.url, '--config', config, '--format', 'json'];
+  const res = await runCli(migration ? [...args, '--emit-migration', migration] : args);
+  return (JSON.parse(res.stdout) as VerifyDoc).constraints.find((c) => c.kind === 'unique');
+}
+
 /** The child rows the key would reject, by the server's own NOT EXISTS. */
 async function serverOrphans(): Promise<number> {
   const [r] = await db.query<{ n: number }>(`
@@ -121,6 +127,23 @@ describe('PostgreSQL 18', () => {
     ).toEqual([{ convalidated: true, conenforced: true }]);
     await expect(db.exec('insert into invoice values (8, 99, 1)')).rejects.toThrow(/violates foreign key/);
     expect((await verify(fkOnly))[0]).toMatchObject({ status: 'ok', violations: 0 });
+
+    // The expected unique key on the virtual column: PostgreSQL indexes no virtual column, so the migration
+    // indexes its generation expression; once built, verify finds the key enforced.
+    const keyFile = join(mkdtempSync(join(tmpdir(), 'rd-ne-')), 'migration.sql');
+    const unique = await verifyUnique(config, keyFile);
+    expect(unique).toMatchObject({ table: 'public.account', status: 'missing', violations: 0 });
+    expect(unique!.ddl.join('\n')).toMatch(
+      /CREATE UNIQUE INDEX CONCURRENTLY .* ON "public"."account" \(lower\(email\)\)/,
+    );
+    await runMigrationStatements(db.url, keyFile);
+    expect((await verifyUnique(config))!).toMatchObject({ status: 'ok', violations: 0 });
+    await expect(db.exec("insert into account (id, email) values (6, 'ANN@x.org')")).rejects.toThrow(/duplicate key/);
+    // (Undo would bring the copies back: the index goes first, as an operator undoing a merge would drop it.)
+    const [built] = await db.query<{ name: string }>(
+      "select indexrelid::regclass::text as name from pg_index where indrelid = 'account'::regclass and indexprs is not null",
+    );
+    await db.exec(`drop index ${built!.name}`);
 
     // Undo puts every row back as it was (the key, now enforced, is set aside as undo does for NOT VALID ones).
     await db.exec('alter table invoice alter constraint invoice_account_fkey not enforced');
