@@ -89,6 +89,13 @@ export const RETRYABLE_SQLSTATES = new Set(['55P03', '40P01', '40001']);
 export class BatchRetry extends Error {}
 
 /**
+ * rowdoctor itself will not take a group's change (a loser that a candidate reference it does not
+ * follow still names): like a constraint the server enforces, the group is rolled back and skipped
+ * alone with this message as its reason (repair/groupwise.ts).
+ */
+export class GroupRefusal extends Error {}
+
+/**
  * Why a key part or reference column of type `type` cannot be compared, and what to do: a type with
  * no default btree equality (xml, point, json) cannot be grouped, matched or indexed uniquely.
  */

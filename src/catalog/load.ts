@@ -40,6 +40,7 @@ export async function loadCatalog(
     partitionColumns: new Map(partitions.map((r) => [tableId(r.schema, r.name), columnsOf.get(r.oid) ?? []])),
     assumptions: [],
     typedReferences: [],
+    unconfirmedReferences: [],
     contentTypes: new Map(),
     warnings: [],
   };
@@ -50,6 +51,7 @@ export async function loadCatalog(
   catalog.contentTypes = await loadContentTypes(db, catalog);
   const typed = await weighTypedReferences(db, catalog);
   catalog.typedReferences = typed.references;
+  catalog.unconfirmedReferences = typed.unconfirmed;
   catalog.assumptions.push(...typed.assumptions);
   catalog.warnings = typed.warnings;
   return catalog;

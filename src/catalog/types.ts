@@ -193,6 +193,13 @@ export interface Catalog {
    * value that names a table: discovered rules are made from them.
    */
   typedReferences: TypedReference[];
+  /**
+   * Type values of candidate pairs the data does not support that still name a table by framework
+   * naming (an audit log whose users were mostly deleted): not references, so nothing follows or
+   * checks them, but no delete removes a row one of them names (contract: "Nothing is ever deleted
+   * while something still references it"); `evidence` says why the pair was not taken.
+   */
+  unconfirmedReferences: TypedReference[];
   /** Content types of every Django `django_content_type` table, by that table's id (small tables, read whole). */
   contentTypes: Map<string, ContentType[]>;
   /** What discovery saw but would not guess (a type value that names no table): JSON `warnings`. */

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { isPgError, type PgErrorFields } from '../errors.js';
+import { GroupRefusal, isPgError, type PgErrorFields } from '../errors.js';
 import { realName, realTableOf } from '../sql/shadow.js';
 import type { WorkTable } from '../sql/work-table.js';
 import { run, type BatchContext } from './context.js';
@@ -8,6 +8,8 @@ import { run, type BatchContext } from './context.js';
 export interface RefusedGroup {
   n: number;
   reason: string;
+  /** Refused by rowdoctor (GroupRefusal), not by the server. */
+  byRowdoctor?: boolean;
 }
 
 /**
@@ -73,7 +75,7 @@ export async function groupwise(
       await exec(ctx, 'release savepoint rd_group');
       return null;
     } catch (e) {
-      if (!refusesGroup(e)) throw e;
+      if (!refusesGroup(e) && !(e instanceof GroupRefusal)) throw e;
       await exec(ctx, 'rollback to savepoint rd_group');
       await exec(ctx, 'release savepoint rd_group');
       Object.assign(ctx.counts, before);
@@ -87,13 +89,16 @@ export async function groupwise(
     const one = ctx.nextTemp();
     await run(ctx, sql`create temp table ${one} on commit drop as select * from ${map} where n = ${n}`, 'plan');
     const e = await attempt(one);
-    if (e) refused.push({ n: Number(n), reason: refusalReason(e as Parameters<typeof refusalReason>[0]) });
+    if (e instanceof GroupRefusal) refused.push({ n: Number(n), reason: e.message, byRowdoctor: true });
+    else if (e) refused.push({ n: Number(n), reason: refusalReason(e as Parameters<typeof refusalReason>[0]) });
   }
   return refused;
 }
 
 /** One note per distinct reason: "skipped, the server refused the merge: check constraint … (23514)". */
 export function refusedReason(refused: RefusedGroup[], what = 'merge'): string | undefined {
-  if (!refused.length) return undefined;
-  return `skipped, the server refused the ${what}: ${[...new Set(refused.map((r) => r.reason))].join('; ')}`;
+  const server = [...new Set(refused.filter((r) => !r.byRowdoctor).map((r) => r.reason))];
+  const own = [...new Set(refused.filter((r) => r.byRowdoctor).map((r) => r.reason))];
+  const notes = [...(server.length ? [`skipped, the server refused the ${what}: ${server.join('; ')}`] : []), ...own];
+  return notes.length ? notes.join('; ') : undefined;
 }

@@ -1,13 +1,13 @@
 import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
-import { BatchRetry, RowdoctorError } from '../errors.js';
+import { BatchRetry, GroupRefusal, RowdoctorError } from '../errors.js';
 import { tableRef } from '../sql/build.js';
 import { holdsType } from '../sql/typed.js';
 import { backupRows, recordAfterImages } from './backup.js';
 import { recordMerges } from './merge-redirects.js';
 import { count, pkMatches, run, type BatchContext } from './context.js';
-import { childValue, holdsKey, referencesInto, type Reference } from './references.js';
-import { provenUnreferenced } from './rows.js';
+import { childValue, holdsKey, pointsAt, referencesInto, unconfirmedInto, type Reference } from './references.js';
+import { childRows, provenUnreferenced } from './rows.js';
 import type { WorkTable } from '../sql/work-table.js';
 import { collidingIndexes, collisionMap } from './merge-collisions.js';
 import { dependentSteps, mapToSurvivors, mergeSteps, sharingRefs } from './merge-dependents.js';
@@ -77,6 +77,7 @@ async function namingLosers(
 
 /** Once nothing points at them any more: prove it, remember the merges, delete the losers. */
 async function finishMerge(ctx: BatchContext, table: Table, map: WorkTable, depth: number): Promise<number> {
+  await refuseUnconfirmed(ctx, table, map);
   // Prove, under the batch's lock, that nothing points at a loser any more before deleting it: a
   // row written for it meanwhile through a reference the database does not enforce keeps it (and
   // its group) for the next run, rather than being left dangling. A dry run re-points nothing, so
@@ -92,6 +93,31 @@ async function finishMerge(ctx: BatchContext, table: Table, map: WorkTable, dept
     throw new BatchRetry(`a row was written meanwhile for a ${table.id} row being merged away`);
   await recordMerges(ctx, table, proven);
   return deleteLosers(ctx, table, proven);
+}
+
+/**
+ * A loser that a candidate pair the data did not support still names (its type names the table,
+ * its id the loser) is not deleted: that pair is not followed, so its rows would be left naming a
+ * row that is gone. The merge of its group is refused (groupwise rolls it back and skips it alone,
+ * in a dry run as in an apply), with what to declare. Asked at every depth, before the proof.
+ */
+async function refuseUnconfirmed(ctx: BatchContext, table: Table, map: WorkTable): Promise<void> {
+  for (const r of unconfirmedInto(ctx.catalog, table, ctx.declared, ctx.infer)) {
+    const { rows } = await run<{ k: string }>(
+      ctx,
+      sql`select count(*) as k
+        from ${map} m
+        join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'l')}
+        join ${childRows(r)} x on ${pointsAt(r, 'x', 't')}`,
+      'read',
+    );
+    const k = Number(rows[0]?.k ?? 0);
+    if (k)
+      throw new GroupRefusal(
+        `losers of ${table.id} kept: ${r.child.id} (${r.via}: ${k.toLocaleString('en-US')} ` +
+          `${k === 1 ? 'row' : 'rows'}) names them; ${r.unconfirmed}`,
+      );
+  }
 }
 
 /**

@@ -42,6 +42,11 @@ export interface Reference {
    * — re-pointing, collisions, proofs, locks, backups — asks `pointsAt` and `childValue`.
    */
   typed?: TypedKey;
+  /**
+   * A candidate pair the data does not support (Catalog.unconfirmedReferences): never followed, only
+   * asked before a delete. What to do about it, for the reason of a skipped group.
+   */
+  unconfirmed?: string;
 }
 
 /** Child row `x` names parent row `t` through `ref` (its type test included). */
@@ -92,6 +97,7 @@ interface ReferenceMemo {
   /** Inferred references of the whole catalog; null when inference is off. */
   inferred: OrphanRule[] | null;
   byParent: Map<string, Reference[]>;
+  unconfirmedByParent: Map<string, Reference[]>;
 }
 
 // Per catalog, then per declared rule list (one per command), then inference on or off.
@@ -109,6 +115,7 @@ function referenceMemo(catalog: Catalog, declared: Rule[], infer: boolean): Refe
       byId: new Map(catalog.tables.map((t) => [t.id, t])),
       inferred: infer ? inferredReferences(everywhere, declared) : null,
       byParent: new Map(),
+      unconfirmedByParent: new Map(),
     };
     byInfer.set(infer, memo);
   }
@@ -116,13 +123,58 @@ function referenceMemo(catalog: Catalog, declared: Rule[], infer: boolean): Refe
 }
 
 /**
+ * Candidate pairs whose type values name `parent` but which the data does not support (an audit
+ * log whose users were mostly deleted, a column that only looks like a reference): a merge does not
+ * re-point them — that would be a guess — but no delete removes a row they name: the group is
+ * skipped, and the reason says to declare the pair (or its other types) under `references:`. A pair
+ * the config declares is followed exactly as declared; with inference off none is asked.
+ */
+export function unconfirmedInto(catalog: Catalog, parent: Table, declared: Rule[], infer: boolean): Reference[] {
+  if (!infer) return [];
+  const memo = referenceMemo(catalog, declared, infer);
+  let refs = memo.unconfirmedByParent.get(parent.id);
+  if (!refs) {
+    const declaredPairs = declaredTypeColumns(declared);
+    refs = catalog.unconfirmedReferences
+      .filter((r) => r.parent === parent.id && !declaredPairs.has(`${r.table}|${r.typeColumn}`))
+      .flatMap((r): Reference[] => {
+        const child = memo.byId.get(r.table);
+        if (!child) return [];
+        const what = r.kind === 'generic' ? `content type ${r.type}` : `'${r.type}'`;
+        const spec =
+          r.kind === 'generic'
+            ? `generic: { contentType: ${r.typeColumn}, id: ${r.idColumn} }`
+            : `polymorphic: { type: ${r.typeColumn}, id: ${r.idColumn} }, types: { ${r.type}: ${parent.id}, … }`;
+        return [
+          {
+            child,
+            columns: [r.idColumn],
+            parentColumns: [r.parentColumn],
+            via: `${r.typeColumn} = ${what}, a ${r.kind} candidate not taken as a reference (${r.evidence})`,
+            typed: { kind: r.kind, typeColumn: r.typeColumn, type: r.type, asText: r.asText },
+            unconfirmed:
+              `declare it under references: (table: ${child.id}, ${spec}) for a merge to re-point those rows, ` +
+              `or declare the types it does name, without ${what}, if it does not name ${parent.id}`,
+          },
+        ];
+      });
+    memo.unconfirmedByParent.set(parent.id, refs);
+  }
+  return refs;
+}
+
+function declaredTypeColumns(declared: Rule[]): Set<string> {
+  return new Set(
+    declared.flatMap((r) => (r.check === 'orphaned-rows' && r.typed ? [`${r.table.id}|${r.typed.typeColumn}`] : [])),
+  );
+}
+
+/**
  * Inferred references of the whole catalog: `X_id` columns, and polymorphic and generic ones — but
  * for a type column the config declares, whose listed types are all there is (nothing inferred).
  */
 function inferredReferences(everywhere: Catalog, declared: Rule[]): OrphanRule[] {
-  const declaredPairs = new Set(
-    declared.flatMap((r) => (r.check === 'orphaned-rows' && r.typed ? [`${r.table.id}|${r.typed.typeColumn}`] : [])),
-  );
+  const declaredPairs = declaredTypeColumns(declared);
   return [
     ...discoverRules(everywhere).filter((r): r is OrphanRule => r.check === 'orphaned-rows' && r.inferred),
     ...discoverTypedRules(everywhere).filter((r) => !declaredPairs.has(`${r.table.id}|${r.typed!.typeColumn}`)),

@@ -1,9 +1,9 @@
 import { sql } from 'kysely';
 import type { Table } from '../catalog/types.js';
-import { and, tableRef, type Sql } from '../sql/build.js';
+import { and, liveTableRef, tableRef, type Sql } from '../sql/build.js';
 import { backupCascades, backupRows, recordAfterImages } from './backup.js';
 import { count, pkMatches, pkOf, run, type BatchContext } from './context.js';
-import { pointsAt, referencesInto } from './references.js';
+import { pointsAt, referencesInto, unconfirmedInto, type Reference } from './references.js';
 import type { WorkTable } from '../sql/work-table.js';
 import { recordSkipped } from './groups.js';
 
@@ -41,20 +41,37 @@ export async function updateRows(
 }
 
 /**
- * No row points at `t` any more, through any foreign key (whatever its ON DELETE action) or
- * declared/inferred reference. One NOT EXISTS per reference, ANDed at the top, so the planner
- * can run each as an anti-join rather than a subquery per row.
+ * No row points at `t` any more, through any foreign key (whatever its ON DELETE action),
+ * declared/inferred reference, or candidate pair the data did not support (unconfirmedInto). One
+ * NOT EXISTS per reference, ANDed at the top, so the planner can run each as an anti-join rather
+ * than a subquery per row.
  */
 export function unreferencedRow(ctx: BatchContext, table: Table): Sql {
-  const refs = referencesInto(ctx.catalog, table, ctx.declared, ctx.infer);
+  const refs = askedBeforeDelete(ctx, table);
   if (!refs.length) return sql`true`;
   return and(
     refs.map((r) => {
       return sql`not exists (select 1
-                               from ${tableRef(r.child)} x
+                               from ${childRows(r)} x
                               where ${pointsAt(r, 'x', 't')})`;
     }),
   );
+}
+
+/** Every reference a delete from `table` must find empty: the followed ones and the unconfirmed. */
+export function askedBeforeDelete(ctx: BatchContext, table: Table): Reference[] {
+  return [
+    ...referencesInto(ctx.catalog, table, ctx.declared, ctx.infer),
+    ...unconfirmedInto(ctx.catalog, table, ctx.declared, ctx.infer),
+  ];
+}
+
+/**
+ * The rows of a reference's child. An unconfirmed candidate's are read where they are, also in a
+ * dry run: its copies hold only the rows the followed references reach.
+ */
+export function childRows(r: Reference): Sql {
+  return r.unconfirmed ? liveTableRef(r.child) : tableRef(r.child);
 }
 
 /**
@@ -167,7 +184,10 @@ async function skipReferenced(
 ): Promise<{ skipped: number; reason: string }> {
   const byGroup = new Map<string, string[]>();
   const overall: string[] = [];
-  for (const r of referencesInto(ctx.catalog, table, ctx.declared, ctx.infer)) {
+  // What to do about an unconfirmed candidate that holds a group's rows, after why they stay.
+  const hintsOf = new Map<string, Set<string>>();
+  const allHints = new Set<string>();
+  for (const r of askedBeforeDelete(ctx, table)) {
     const points = pointsAt(r, 'x', 't');
     const { rows } = await run<{ n: string; k: string }>(
       ctx,
@@ -175,12 +195,17 @@ async function skipReferenced(
       select m.n, count(*) as k
         from ${kept} m
         join ${tableRef(table)} t on ${pkMatches(table, 't', 'm', 'l')}
-       where exists (select 1 from ${tableRef(r.child)} x where ${points})
+       where exists (select 1 from ${childRows(r)} x where ${points})
        group by m.n`,
       'read',
     );
     const by = (n: number) => `${r.child.id} (${r.via}: ${n.toLocaleString('en-US')} ${n === 1 ? 'row' : 'rows'})`;
     for (const row of rows) byGroup.set(row.n, [...(byGroup.get(row.n) ?? []), by(Number(row.k))]);
+    if (r.unconfirmed)
+      for (const row of rows) {
+        hintsOf.set(row.n, (hintsOf.get(row.n) ?? new Set()).add(r.unconfirmed));
+        allHints.add(r.unconfirmed);
+      }
     const total = rows.reduce((n, row) => n + Number(row.k), 0);
     if (total) overall.push(by(total));
   }
@@ -189,11 +214,15 @@ async function skipReferenced(
   const groups = await run<{ n: string }>(ctx, sql`select distinct n from ${kept} order by n`, 'read');
   const byReason = new Map<string, string[]>();
   for (const { n } of groups.rows) {
-    const reason = why(byGroup.get(n)?.join(', ') ?? fallback);
+    const reason = withHints(why(byGroup.get(n)?.join(', ') ?? fallback), hintsOf.get(n));
     byReason.set(reason, [...(byReason.get(reason) ?? []), n]);
   }
   let skipped = 0;
   for (const [reason, ns] of byReason)
     skipped += await recordSkipped(ctx, sql`select unnest(${sql.val(ns)}::bigint[]) as n`, reason);
-  return { skipped, reason: why(overall.join(', ') || fallback) };
+  return { skipped, reason: withHints(why(overall.join(', ') || fallback), allHints) };
+}
+
+function withHints(reason: string, hints: Set<string> | undefined): string {
+  return hints?.size ? `${reason}: ${[...hints].join('; ')}` : reason;
 }

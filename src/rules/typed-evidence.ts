@@ -10,6 +10,11 @@ import { contentTypeTable, tableNamed, tableNamesFor, typedPairs, type TypedPair
 /** What discovery made of the polymorphic and generic candidates (see Catalog). */
 export interface TypedEvidence {
   references: TypedReference[];
+  /**
+   * Type values of pairs the data does not support (or could not show) that still name a table:
+   * never followed, but a delete of a row they name is refused (see Catalog.unconfirmedReferences).
+   */
+  unconfirmed: TypedReference[];
   assumptions: Assumption[];
   warnings: CatalogWarning[];
 }
@@ -90,16 +95,18 @@ export function typedIdMatches(target: TypedParent, parentAlias: string, id: Sql
  * values that name no table are warnings, never guessed.
  */
 export async function weighTypedReferences(db: Db | Tx, catalog: Catalog): Promise<TypedEvidence> {
-  const out: TypedEvidence = { references: [], assumptions: [], warnings: [] };
+  const out: TypedEvidence = { references: [], unconfirmed: [], assumptions: [], warnings: [] };
   for (const table of catalog.tables.filter((t) => catalog.schemas.includes(t.schema))) {
     for (const pair of typedPairs(catalog, table)) {
       const unweighed = (e: Error): TypedEvidence => ({
         references: [],
+        unconfirmed: [],
         warnings: [],
         assumptions: [notAReference(pair, `could not be weighed: ${e.message}`)],
       });
       const found = await guarded(db, () => weighPair(db, catalog, pair), unweighed);
       out.references.push(...found.references);
+      out.unconfirmed.push(...found.unconfirmed);
       out.assumptions.push(...found.assumptions);
       out.warnings.push(...found.warnings);
     }
@@ -120,7 +127,7 @@ async function weighPair(db: Db | Tx, catalog: Catalog, pair: TypedPair): Promis
   const known = mapped.flatMap((m) => ('parent' in m.target ? [{ type: m.type, target: m.target }] : []));
   if (!known.length) {
     const why = types.length ? `none of its ${types.length} type values names a table` : 'no rows to compare';
-    return { references: [], warnings: [], assumptions: [notAReference(pair, why)] };
+    return { references: [], unconfirmed: [], warnings: [], assumptions: [notAReference(pair, why)] };
   }
   const exists = sql.join(
     known.map((k) => {
@@ -141,10 +148,6 @@ async function weighPair(db: Db | Tx, catalog: Catalog, pair: TypedPair): Promis
     matched: matched.reduce((n, m) => n + Number(m.matched), 0),
   };
   const n = (x: number | string) => Number(x).toLocaleString('en-US');
-  if (!supports(total)) {
-    const why = `${n(total.matched)} of ${n(total.values)} distinct ids found in the tables its types name`;
-    return { references: [], warnings: [], assumptions: [notAReference(pair, why)] };
-  }
   const references = known.map(({ type, target }): TypedReference => {
     const m = of(type);
     const what = pair.kind === 'generic' ? `content type ${type}` : `'${type}'`;
@@ -163,6 +166,12 @@ async function weighPair(db: Db | Tx, catalog: Catalog, pair: TypedPair): Promis
       evidence,
     };
   });
+  if (!supports(total)) {
+    // Not a reference, but its rows may still mean one: no delete removes a row they name (rows.ts).
+    const why = `${n(total.matched)} of ${n(total.values)} distinct ids found in the tables its types name`;
+    const unconfirmed = references.map((r) => ({ ...r, evidence: `the data does not support it: ${why}` }));
+    return { references: [], unconfirmed, warnings: [], assumptions: [notAReference(pair, why)] };
+  }
   const warnings = mapped.flatMap((m): CatalogWarning[] =>
     'reason' in m.target
       ? [
@@ -184,7 +193,7 @@ async function weighPair(db: Db | Tx, catalog: Catalog, pair: TypedPair): Promis
     evidence: r.evidence,
     references: `${r.parent}(${r.parentColumn})`,
   }));
-  return { references, warnings, assumptions };
+  return { references, unconfirmed: [], warnings, assumptions };
 }
 
 function notAReference(pair: TypedPair, why: string): Assumption {

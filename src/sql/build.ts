@@ -19,6 +19,14 @@ export function tableRef(table: Table): Sql {
   return table.hasInheritors ? sql`only ${tableName(table)}` : tableName(table);
 }
 
+/**
+ * The table's own rows as they are in the database, even in a dry run's shadow scope: for reading
+ * rows the repair never writes, which its copies may hold only some of.
+ */
+export function liveTableRef(table: Table): Sql {
+  return table.hasInheritors ? sql`only ${tableName(table)}` : tableName(table);
+}
+
 /** The table's name, where a name and not a row source is meant: DDL, LIKE, REFERENCES, casts. */
 export function tableName(table: Pick<Table, 'schema' | 'name'>): Sql {
   return sql.id(table.schema, table.name);
