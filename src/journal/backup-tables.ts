@@ -4,8 +4,12 @@ import type { Tx } from '../db.js';
 import { tableName, type Sql } from '../sql/build.js';
 
 /**
- * Backups live in schema rowdoctor_backup: one typed copy per user table (CREATE TABLE … LIKE),
- * so a restore is an INSERT … SELECT of the very same values — bit for bit, no text round trip.
+ * Backups live in schema rowdoctor_backup: one copy per user table (CREATE TABLE … LIKE), so a
+ * restore is an INSERT … SELECT of the very same values — bit for bit. Columns of the application's
+ * own types (enums, domains, composites, arrays of them, extension types: any type outside
+ * pg_catalog) are the exception: they are stored as text, the type's name recorded as the column's
+ * comment, and undo casts them back (journal/typed-backup.ts). A backup column of such a type would
+ * depend on it: the application's DROP TYPE would fail on it, or drop it with CASCADE.
  * Every row deleted or updated is copied in the same transaction as the change.
  */
 export const BACKUP_SCHEMA = 'rowdoctor_backup';
@@ -15,7 +19,7 @@ export function backupTableName(table: Table): string {
   return `${table.oid}_${table.name}`.slice(0, 63);
 }
 
-/** Create the typed backup copy of `table` if missing; add columns the table gained since. */
+/** Create the backup copy of `table` if missing; add columns the table gained since. */
 export async function ensureBackupTable(tx: Tx, table: Table): Promise<void> {
   const name = backupTableName(table);
   const bt = sql.id(BACKUP_SCHEMA, name);
@@ -28,14 +32,15 @@ export async function ensureBackupTable(tx: Tx, table: Table): Promise<void> {
         on conflict do nothing`.execute(tx);
   // The backup table's columns so far: a column added to the table since an earlier run is added to it.
   const backupTable = `${BACKUP_SCHEMA}."${name.replace(/"/g, '""')}"`;
-  const existing = await sql<{ name: string }>`
-    select attname as name
-      from pg_attribute
-     where attrelid = ${backupTable}::regclass and attnum > 0 and not attisdropped`.execute(tx);
+  const existing = await sql<{ name: string; typed: boolean }>`
+    select a.attname as name, t.typnamespace <> 'pg_catalog'::regnamespace as typed
+      from pg_attribute a
+      join pg_type t on t.oid = a.atttypid
+     where a.attrelid = ${backupTable}::regclass and a.attnum > 0 and not a.attisdropped`.execute(tx);
   const have = new Set(existing.rows.map((r) => r.name));
-  for (const c of table.columns.filter((c) => !have.has(c.name))) {
-    await sql`alter table ${bt} add column ${sql.id(c.name)} ${sql.raw(c.type)}`.execute(tx);
-  }
+  const added = table.columns.filter((c) => !have.has(c.name));
+  for (const c of added) await sql`alter table ${bt} add column ${sql.id(c.name)} ${sql.raw(c.type)}`.execute(tx);
+  if (added.length || existing.rows.some((r) => r.typed)) await storeApplicationTypesAsText(tx, backupTable);
   if (!have.has(AFTER)) {
     // md5 of the whole row as the update left it: undo restores a row only while it still matches
     await sql`alter table ${bt} add column ${sql.id(AFTER)} text`.execute(tx);
@@ -87,7 +92,8 @@ export function keyAfterUpdate(table: Table, b: string, t: string): Sql {
   return sql.join(
     table.primaryKey!.map((c, i) => {
       const type = table.columns.find((x) => x.name === c)?.type ?? 'text';
-      return sql`${sql.id(t, c)} = case when ${sql.id(b, KEY)} is null then ${sql.id(b, c)}
+      // The backup's column is cast too: a column of an application type is stored as text.
+      return sql`${sql.id(t, c)} = case when ${sql.id(b, KEY)} is null then cast(${sql.id(b, c)} as ${sql.raw(type)})
                                       else cast(${sql.id(b, KEY)}[${sql.lit(i + 1)}] as ${sql.raw(type)}) end`;
     }),
     sql` and `,
@@ -102,4 +108,29 @@ export function keyTextAfterUpdate(table: Table, b: string): Sql {
 /** The primary key of row `b` (a backup row or a live one), as text per column. */
 export function keyText(table: Table, b: string): Sql {
   return sql`array[${sql.join(table.primaryKey!.map((c) => sql`${sql.id(b, c)}::text`))}]`;
+}
+
+/**
+ * Turn the backup's columns of the application's types into text, each with its type's name (schema
+ * qualified) as the column's comment: new backup tables (LIKE copies the types), columns added
+ * since, and backup tables of earlier versions, which held the types themselves.
+ */
+async function storeApplicationTypesAsText(tx: Tx, backupTable: string): Promise<void> {
+  const { rows } = await sql<{ name: string; type: string }>`
+    select a.attname as name,
+           case when e.oid is null then format('%I.%I', n.nspname, t.typname)
+                else format('%I.%I[]', en.nspname, e.typname) end as type
+      from pg_attribute a
+      join pg_type t on t.oid = a.atttypid
+      join pg_namespace n on n.oid = t.typnamespace
+      left join pg_type e on e.oid = t.typelem and t.typcategory = 'A'
+      left join pg_namespace en on en.oid = e.typnamespace
+     where a.attrelid = ${backupTable}::regclass and a.attnum > 0 and not a.attisdropped
+       and t.typnamespace <> 'pg_catalog'::regnamespace
+     order by a.attnum`.execute(tx);
+  if (!rows.length) return;
+  const bt = sql.raw(backupTable);
+  const changes = rows.map((c) => sql`alter column ${sql.id(c.name)} type text using ${sql.id(c.name)}::text`);
+  await sql`alter table ${bt} ${sql.join(changes)}`.execute(tx);
+  for (const c of rows) await sql`comment on column ${bt}.${sql.id(c.name)} is ${sql.lit(c.type)}`.execute(tx);
 }

@@ -4,6 +4,7 @@ import type { Db } from '../db.js';
 import { RowdoctorError } from '../errors.js';
 import { AFTER, BACKUP_SCHEMA, BATCH, KEY } from '../journal/backup-tables.js';
 import { RUN_TABLES } from '../journal/schema.js';
+import { backupColumns, typedBackup } from '../journal/typed-backup.js';
 import type { RecordedReference } from '../repair/references.js';
 import type { Sql } from '../sql/build.js';
 import { chainHeads, inSlice, type Slice } from './conflicts.js';
@@ -45,13 +46,11 @@ export async function backupsOf(
     // statistics the planner guesses their size, and its plans over them may cost minutes. (An
     // ANALYZE by a role that does not own the table only warns, and skips it.)
     await sql`analyze ${bt}`.execute(session);
-    const columns = await sql<{ name: string }>`
-      select attname as name from pg_attribute
-       where attrelid = ${`${BACKUP_SCHEMA}."${b.backup_table.replace(/"/g, '""')}"`}::regclass
-         and attnum > 0 and not attisdropped`.execute(session);
-    const has = new Set(columns.rows.map((r) => r.name));
+    const columns = await backupColumns(session, b.backup_table);
+    const has = new Set(columns.map((r) => r.name));
     const table = catalog.tables.find((t) => t.schema === b.table_schema && t.name === b.table_name);
-    const target = { backup: b.backup_table, batched: has.has(BATCH) };
+    const source = table ? typedBackup(b.backup_table, table, columns) : bt;
+    const target = { backup: b.backup_table, source, batched: has.has(BATCH) };
     const scope = inSlice(target, slice);
     if (table) await refuseLostColumns(session, table, b.backup_table, has, scope, slice.runId);
     // A primary key some update changed (runs of earlier versions recorded none): rows are then

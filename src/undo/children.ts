@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Catalog, Table } from '../catalog/types.js';
-import { AFTER, BACKUP_SCHEMA } from '../journal/backup-tables.js';
+import { AFTER } from '../journal/backup-tables.js';
 import { tableRef, type Sql } from '../sql/build.js';
 
 /**
@@ -15,13 +15,14 @@ export interface ChildLink {
   table: Table;
   columns: string[];
   refColumns: string[];
-  backup?: string;
+  /** The child's backup, as undo reads it (journal/typed-backup.ts). */
+  backup?: Sql;
 }
 
 /** What of an undo target this module reads and sets. */
 export interface ChildrenTarget {
   table: Table;
-  backup: string;
+  source: Sql;
   children: ChildLink[];
 }
 
@@ -34,7 +35,7 @@ export function linkChildren(catalog: Catalog, targets: ChildrenTarget[]): void 
       if (!fk.valid || fk.onPartition || root(fk.references) !== target.table.id) continue;
       const table = byId.get(root(fk.table));
       if (!table) continue;
-      const backup = targets.find((t) => t.table.id === table.id)?.backup;
+      const backup = targets.find((t) => t.table.id === table.id)?.source;
       target.children.push({ table, columns: fk.columns, refColumns: fk.refColumns, ...(backup ? { backup } : {}) });
     }
   }
@@ -59,7 +60,7 @@ export function childrenLeftBehind(t: ChildrenTarget, x: string, b: string, runI
     const goesBack =
       link.backup && pk
         ? sql`exists (
-            select 1 from ${sql.id(BACKUP_SCHEMA, link.backup)} ${sql.id(u)}
+            select 1 from ${link.backup} ${sql.id(u)}
              where ${sql.id(u, '_rd_run')} = ${runId} and ${sql.id(u, '_rd_op')} = 'update'
                and ${sql.join(
                  pk.map((p) => sql`${sql.id(u, p)} = ${sql.id(c, p)}`),

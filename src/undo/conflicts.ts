@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Column, Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { tableName, tableRef, type Sql } from '../sql/build.js';
-import { AFTER, BACKUP_SCHEMA, BATCH, keyText, keyTextAfterUpdate } from '../journal/backup-tables.js';
+import { AFTER, BATCH, keyText, keyTextAfterUpdate } from '../journal/backup-tables.js';
 import { childrenLeftBehind, type ChildLink } from './children.js';
 import { parentsMissing, type ParentLink } from './parents.js';
 
@@ -15,6 +15,8 @@ export interface UndoTarget {
   table: Table;
   /** rowdoctor_backup table of `table`. */
   backup: string;
+  /** How to read it: its columns of application types cast back (journal/typed-backup.ts). */
+  source: Sql;
   /** Every update of this run recorded its after-image (runs of earlier versions did not). */
   afterImages: boolean;
   /** The backup table records each row's repair batch (BATCH; tables of earlier versions may not). */
@@ -70,7 +72,7 @@ export interface Conflicts {
   samples: ConflictSample[];
 }
 
-const backupOf = (t: Pick<UndoTarget, 'backup'>) => sql.id(BACKUP_SCHEMA, t.backup);
+const backupOf = (t: Pick<UndoTarget, 'source'>) => t.source;
 
 /**
  * md5 of a live row's text over the columns the backup holds: what the repair's after-image
@@ -366,7 +368,7 @@ export async function uniqueCollisions(db: Db | Tx, t: UndoTarget, slice: Slice)
  * The first update of each chain of updates of a row in the slice (alias `b`): no earlier update
  * of the slice left the row with the key `b` found it with.
  */
-export function chainHeads(t: Pick<UndoTarget, 'table' | 'backup' | 'batched'>, slice: Slice, b: string): Sql {
+export function chainHeads(t: Pick<UndoTarget, 'table' | 'source' | 'batched'>, slice: Slice, b: string): Sql {
   return sql`not exists (
     select 1 from ${backupOf(t)} e
      where ${inSlice(t, slice, 'e')} and e._rd_op = 'update' and e._rd_seq < ${sql.id(b, '_rd_seq')}

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Column, Table } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
 import { AFTER, AFTER_UNKNOWN, BACKUP_SCHEMA } from '../journal/backup-tables.js';
-import { tableRef } from '../sql/build.js';
+import { tableRef, type Sql } from '../sql/build.js';
 import type { Warning } from '../catalog/row-security.js';
 import { inSlice, type Slice } from './conflicts.js';
 
@@ -113,7 +113,7 @@ async function tellApart(db: Db | Tx, target: Target, slice: Slice): Promise<boo
     const { rows } = await sql<{ n: string }>`
       select count(*) as n
         from (select ${sql.join(columns.map((c) => sql`${value(null, c)} as ${sql.id(c.name)}`))}, count(*) as backed
-                from ${sql.id(BACKUP_SCHEMA, backup)}
+                from ${target.source}
                where ${inSlice(target, slice)} and _rd_op = 'update' and _rd_columns = ${cols}::text[]
                group by ${sql.join(others.map((_, i) => sql.raw(String(i + 1))))}) g
        where (select count(*) from ${tableRef(table)} t where ${same}) > g.backed`.execute(db);
@@ -131,6 +131,8 @@ async function tellApart(db: Db | Tx, target: Target, slice: Slice): Promise<boo
 interface Target {
   table: Table;
   backup: string;
+  /** How to read it: its columns of application types cast back (journal/typed-backup.ts). */
+  source: Sql;
   batched: boolean;
   /** The table's columns its backup holds. */
   columns: Column[];

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import { tableRef, type Sql } from '../sql/build.js';
-import { AFTER, AFTER_UNKNOWN, BACKUP_SCHEMA } from '../journal/backup-tables.js';
+import { AFTER, AFTER_UNKNOWN } from '../journal/backup-tables.js';
 import { inSlice, rowImage, type Conflicts, type Slice, type UndoTarget } from './conflicts.js';
 import { parentsMissing } from './parents.js';
 
@@ -31,7 +31,7 @@ async function fill(tx: Tx, t: UndoTarget, slice: Slice): Promise<void> {
     create temp table ${work} on commit drop as
     select b._rd_seq as seq, b.${sql.id(AFTER)} as h, ${beforeImage(t)} as bh, false as done, false as matched,
            0 as round
-      from ${sql.id(BACKUP_SCHEMA, t.backup)} b
+      from ${t.source} b
      where ${inSlice(t, slice, 'b')} and b._rd_op = 'update'`.execute(tx);
   await sql`analyze ${work}`.execute(tx);
 }
@@ -71,7 +71,7 @@ export async function revertNoKeyRows(tx: Tx, t: UndoTarget, slice: Slice): Prom
         update ${tableRef(t.table)} x
            set ${assignments}
           from pairs p
-          join ${sql.id(BACKUP_SCHEMA, t.backup)} b on b._rd_seq = p.seq and b._rd_run = ${slice.runId}
+          join ${t.source} b on b._rd_seq = p.seq and b._rd_run = ${slice.runId}
          where x.tableoid = p.toid and x.ctid = p.tid  -- a ctid is a row's only within its partition
            and not (${parentsMissing(t, slice.runId, 'b', 'apply')})
         returning p.seq),
@@ -132,14 +132,14 @@ export async function noKeyConflicts(db: Db, t: UndoTarget, slice: Slice, sample
     const { rows } = await sql<{ key: unknown[] }>`
       select json_build_array(${sql.join(t.table.columns.map((c) => sql.id('b', c.name)))}) as key
         from ${work} w
-        join ${sql.id(BACKUP_SCHEMA, t.backup)} b on b._rd_seq = w.seq and b._rd_run = ${slice.runId}
+        join ${t.source} b on b._rd_seq = w.seq and b._rd_run = ${slice.runId}
        where (not w.matched or ${blocked}) and w.h <> ${AFTER_UNKNOWN}
        order by w.seq
        limit ${sample}`.execute(tx);
     const count = await sql<{ n: string }>`
       select count(*) as n
         from ${work} w
-        join ${sql.id(BACKUP_SCHEMA, t.backup)} b on b._rd_seq = w.seq and b._rd_run = ${slice.runId}
+        join ${t.source} b on b._rd_seq = w.seq and b._rd_run = ${slice.runId}
        where (not w.matched or ${blocked}) and w.h <> ${AFTER_UNKNOWN}`.execute(tx);
     return {
       count: Number(count.rows[0]?.n ?? 0),

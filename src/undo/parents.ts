@@ -1,7 +1,6 @@
 import { sql } from 'kysely';
 import type { Catalog, Column, Table } from '../catalog/types.js';
 import { tableRef, type Sql } from '../sql/build.js';
-import { BACKUP_SCHEMA } from '../journal/backup-tables.js';
 import type { RecordedReference } from '../repair/references.js';
 import type { TypedKey } from '../rules/types.js';
 import { holdsType } from '../sql/typed.js';
@@ -21,8 +20,8 @@ export interface ParentLink {
   table: Table;
   /** The parent's undo target when the run deleted rows of it. */
   target?: LinkedTarget;
-  /** The parent's backup table when the run changed primary keys of it (undo takes those back first). */
-  rekeyed?: string;
+  /** The parent's backup (as undo reads it) when the run changed primary keys of it (undo takes those back first). */
+  rekeyed?: Sql;
   /** A valid foreign key: the server would refuse a row naming no parent. */
   enforced: boolean;
   /** A polymorphic or generic reference: only rows of this type name `table`. */
@@ -33,6 +32,8 @@ export interface ParentLink {
 export interface LinkedTarget {
   table: Table;
   backup: string;
+  /** How to read the backup: its columns of application types cast back (journal/typed-backup.ts). */
+  source: Sql;
   /** The table's columns its backup holds, in table order. */
   columns: Column[];
   parents: ParentLink[];
@@ -74,7 +75,7 @@ export function linkParents(catalog: Catalog, targets: LinkedTarget[], recorded:
         table,
         enforced: ref.enforced,
         ...(parent ? { target: parent } : {}),
-        ...(rekeyedParent ? { rekeyed: rekeyedParent.backup } : {}),
+        ...(rekeyedParent ? { rekeyed: rekeyedParent.source } : {}),
         ...(typed ? { typed } : {}),
       });
     }
@@ -117,7 +118,7 @@ export function parentsMissing(t: LinkedTarget, runId: string, b: string, phase:
       // (undo reverts a restored row that the run had re-pointed before deleting it).
       const ua = `u${depth}`;
       const reverted = sql`exists (
-        select 1 from ${sql.id(BACKUP_SCHEMA, deleted.backup)} ${sql.id(ua)}
+        select 1 from ${deleted.source} ${sql.id(ua)}
          where ${sql.id(ua, '_rd_run')} = ${runId} and ${sql.id(ua, '_rd_op')} = 'update'
            and (${refs(ua)}) = (${refs(d)}) and ${rowText(deleted, pa)} = ${rowText(deleted, ua)})`;
       const back = live(
@@ -132,7 +133,7 @@ export function parentsMissing(t: LinkedTarget, runId: string, b: string, phase:
     const runDeleted = (d: string, condition: Sql) =>
       deleted
         ? sql`exists (
-            select 1 from ${sql.id(BACKUP_SCHEMA, deleted.backup)} ${sql.id(d)}
+            select 1 from ${deleted.source} ${sql.id(d)}
              where ${sql.id(d, '_rd_run')} = ${runId} and ${sql.id(d, '_rd_op')} = 'delete'
                and (${refs(d)}) = (${named}) and ${condition})`
         : sql`false`;
@@ -144,7 +145,7 @@ export function parentsMissing(t: LinkedTarget, runId: string, b: string, phase:
       const rekeyedBack =
         phase === 'plan' && link.rekeyed
           ? sql` and not exists (
-              select 1 from ${sql.id(BACKUP_SCHEMA, link.rekeyed)} ${sql.id(`k${depth}`)}
+              select 1 from ${link.rekeyed} ${sql.id(`k${depth}`)}
                where ${sql.id(`k${depth}`, '_rd_run')} = ${runId} and ${sql.id(`k${depth}`, '_rd_op')} = 'update'
                  and (${refs(`k${depth}`)}) = (${named}))`
           : sql``;

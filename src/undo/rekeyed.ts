@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
-import { AFTER, BACKUP_SCHEMA, keyAfterUpdate, keyText, keyTextAfterUpdate } from '../journal/backup-tables.js';
+import { AFTER, keyAfterUpdate, keyText, keyTextAfterUpdate } from '../journal/backup-tables.js';
 import { tableRef, type Sql } from '../sql/build.js';
 import { holdsWhatRepairLeft, inSlice, type Conflicts, type Slice, type UndoTarget } from './conflicts.js';
 import { childrenLeftBehind } from './children.js';
@@ -16,7 +16,7 @@ import { parentsMissing } from './parents.js';
  */
 
 const work = sql.id('pg_temp', 'rowdoctor_undo_rekeyed');
-const backupOf = (t: UndoTarget) => sql.id(BACKUP_SCHEMA, t.backup);
+const backupOf = (t: UndoTarget) => t.source;
 
 /** The slice's update backups of `t`: each one's key before and after its update. */
 async function fill(tx: Tx, t: UndoTarget, slice: Slice): Promise<void> {
