@@ -16,7 +16,7 @@ import { connect, prepare, snapshot } from './context.js';
 import { verifyConstraints } from '../verify/verify.js';
 import { missingSupportingIndexes } from '../repair/indexes.js';
 import { refuseOnStandby } from './primary-only.js';
-import { refuseRowSecurity } from '../catalog/row-security.js';
+import { printWarnings, refuseRowSecurity } from '../catalog/row-security.js';
 import { tablesTouched } from '../repair/references.js';
 import { parseFormat, parsePositiveInt, type CommonOptions } from './options.js';
 import { parseBatchFlags, stopOnCtrlC, type BatchFlags } from './batching.js';
@@ -76,6 +76,8 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
     });
     const declared = snap.rules.filter((r) => r.source !== 'discovered');
     checkRepairable(toRepair);
+    // What discovery would not guess (a type value that names no table: its rows are left alone), as scan says it.
+    printWarnings(snap.catalog.warnings);
     const planScope = { catalog: snap.catalog, rules: toRepair, declared, infer: opts.infer };
     const planHooks = opts.planOut
       ? startPlanOut(toRepair)
@@ -121,7 +123,14 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
     const unrepaired = findings.filter((f) => f.source === 'discovered');
     if (format === 'json') {
       const doc = {
-        ...scanDocument('repair', conn.target.display, findings, snap.rules.length, snap.catalog.assumptions),
+        ...scanDocument(
+          'repair',
+          conn.target.display,
+          findings,
+          snap.rules.length,
+          snap.catalog.assumptions,
+          snap.catalog.warnings,
+        ),
         runId: result.runId,
         applied: result.applied,
         actions: result.actions.map((a) => ({

@@ -18,6 +18,8 @@ const CASES: {
   mappings: Mapping[];
   /** Rows of another type holding a loser's id: never touched. */
   untouched: string;
+  /** The type value that names no table (a warning in the repair's output too, with its row count). */
+  unknown: [table: string, type: string, rows: string];
   changed: Record<string, number>;
 }[] = [
   {
@@ -31,6 +33,7 @@ const CASES: {
                 union all select id, record_type, record_id from rails.active_storage_attachments where record_type <> 'User'`,
     // 3 users; attachments (User 4, avatar, blob 1) and (User 5, avatar, blob 6); taggings (1, User 4),
     // (2, User 7) after (2, User 4) moved, (2, User 5)
+    unknown: ['rails.comments', 'Ghost', '2'],
     changed: { 'rails.users': -3, 'rails.active_storage_attachments': -2, 'rails.taggings': -3, 'rails.comments': 0 },
   },
   {
@@ -41,6 +44,7 @@ const CASES: {
     mappings: MAPPINGS.filter((x) => x.table.startsWith('django.')),
     untouched: `select id, content_type_id::text as t, object_id::text as i from django.taggit_taggeditem where content_type_id <> 1
                 union all select id, content_type_id::text, object_id from django.django_admin_log where content_type_id <> 1`,
+    unknown: ['django.taggit_taggeditem', '4', '1'],
     changed: { 'django.auth_user': -2, 'django.taggit_taggeditem': -2, 'django.django_admin_log': 0 },
   },
   {
@@ -52,6 +56,7 @@ const CASES: {
     untouched: `select id::text, commentable_type as t, commentable_id as i from laravel.comments where commentable_type not in ('user', 'users')
                 union all select id::text, imageable_type, imageable_id from laravel.images where imageable_type <> 'user'
                 union all select id::text, taggable_type, taggable_id from laravel.taggables where taggable_type <> 'user'`,
+    unknown: ['laravel.comments', 'App\\Models\\Podcast', '1'],
     changed: { 'laravel.users': -1, 'laravel.images': -1, 'laravel.taggables': -1, 'laravel.comments': 0 },
   },
 ];
@@ -96,6 +101,16 @@ describe('merging through references the catalog does not hold', () => {
       expect(apply.code, apply.stderr).toBe(0);
       expect(dry.doc.actions).toEqual(apply.doc.actions);
       expect(apply.doc.actions[0]).toMatchObject({ skipped: 0 });
+      // Type values that name no table are reported by the repair as by scan: their rows are left alone.
+      for (const res of [dry, apply]) {
+        const warnings = (res.doc as unknown as { warnings: { code: string; table: string; message: string }[] })
+          .warnings;
+        const unknown = warnings
+          .filter((w) => w.code === 'unknown-polymorphic-type' && w.table.startsWith(c.merged.split('.')[0]!))
+          .map((w) => [w.table, ...(w.message.match(/'(.*)' in (\d+) row/)?.slice(1) ?? [])]);
+        expect(unknown).toEqual([c.unknown]);
+        expect(res.stderr).toContain(`rowdoctor: warning: ${c.unknown[0]}.`);
+      }
 
       // Conservation: no row names a missing parent that did not before, through any reference kind.
       expect(await dangling(c.mappings)).toEqual(before);
