@@ -81,6 +81,7 @@ function tableOf(
     softDelete: markerFor(id, columns, softDelete),
     estimatedRows: r.estimated_rows,
     indexedLeading: keys.indexedLeading.get(r.oid) ?? [],
+    orderedLeading: keys.orderedLeading.get(r.oid) ?? [],
     pages: r.pages,
   };
 }

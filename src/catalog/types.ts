@@ -170,6 +170,8 @@ export interface Table {
   estimatedRows: number;
   /** Columns that lead a valid, non-partial index: equality on them can use an index scan. */
   indexedLeading: string[];
+  /** Columns that lead a btree index ordered as the column compares (see load-keys.ts). */
+  orderedLeading: string[];
   /** Pages on disk (pg_class.relpages), for time estimates. */
   pages: number;
 }

@@ -115,64 +115,52 @@ export async function weighTypedReferences(db: Db | Tx, catalog: Catalog): Promi
 }
 
 async function weighPair(db: Db | Tx, catalog: Catalog, pair: TypedPair): Promise<TypedEvidence> {
-  const t = col('c', pair.typeColumn);
-  const id = col('c', pair.idColumn);
-  const { rows: types } = await sql<{ type: string; rows: string }>`
-    select ${t}::text as type, count(*) as rows
-      from ${tableRef(pair.table)} c
-     where ${t} is not null and ${id} is not null
-     group by 1
-     order by 1`.execute(db);
-  const mapped = types.map((r) => ({ ...r, target: typedParent(catalog, pair, r.type) }));
+  const values = await typeValues(db, pair);
+  const mapped = values.map((type) => ({ type, target: typedParent(catalog, pair, type) }));
   const known = mapped.flatMap((m) => ('parent' in m.target ? [{ type: m.type, target: m.target }] : []));
   if (!known.length) {
-    const why = types.length ? `none of its ${types.length} type values names a table` : 'no rows to compare';
+    const why = values.length ? `none of its ${values.length} type values names a table` : 'no rows to compare';
     return { references: [], unconfirmed: [], warnings: [], assumptions: [notAReference(pair, why)] };
   }
-  const exists = sql.join(
-    known.map((k) => {
-      const holds = typedIdMatches(k.target, 'p', sql`d.id`);
-      return sql`when ${k.type} then exists (select 1 from ${tableRef(k.target.parent)} p where ${holds})`;
-    }),
-    sql` `,
-  );
-  const { rows: matched } = await sql<{ type: string; values: string; matched: string }>`
-    select d.type, count(*) as values, count(*) filter (where case d.type ${exists} else false end) as matched
-      from (select distinct ${t}::text as type, ${id} as id
-              from ${tableRef(pair.table)} c
-             where ${t}::text = any(${known.map((k) => k.type)}::text[]) and ${id} is not null) d
-     group by d.type`.execute(db);
-  const of = (type: string) => matched.find((m) => m.type === type);
+  const perType = await weighTypes(db, pair, known);
+  const of = (type: string) => perType.find((m) => m.type === type);
+  const withRows = mapped.flatMap((m) => {
+    const counted = of(m.type);
+    return counted ? [{ ...m, rows: counted.rows }] : [];
+  });
+  const matched = perType.filter((m) => known.some((k) => k.type === m.type));
   const total = {
     values: matched.reduce((n, m) => n + Number(m.values), 0),
     matched: matched.reduce((n, m) => n + Number(m.matched), 0),
   };
   const n = (x: number | string) => Number(x).toLocaleString('en-US');
-  const references = known.map(({ type, target }): TypedReference => {
-    const m = of(type);
-    const what = pair.kind === 'generic' ? `content type ${type}` : `'${type}'`;
-    const evidence =
-      `${pair.typeColumn} ${what} → ${target.parent.id}(${target.parentColumn}): matched ${n(m?.matched ?? 0)} of ` +
-      `${n(m?.values ?? 0)} distinct ${pair.idColumn} values${target.asText ? ' (as text)' : ''}`;
-    return {
-      kind: pair.kind,
-      table: pair.table.id,
-      typeColumn: pair.typeColumn,
-      idColumn: pair.idColumn,
-      type,
-      parent: target.parent.id,
-      parentColumn: target.parentColumn,
-      asText: target.asText,
-      evidence,
-    };
-  });
+  const references = known
+    .filter((k) => of(k.type))
+    .map(({ type, target }): TypedReference => {
+      const m = of(type);
+      const what = pair.kind === 'generic' ? `content type ${type}` : `'${type}'`;
+      const evidence =
+        `${pair.typeColumn} ${what} → ${target.parent.id}(${target.parentColumn}): matched ${n(m?.matched ?? 0)} of ` +
+        `${n(m?.values ?? 0)} distinct ${pair.idColumn} values${target.asText ? ' (as text)' : ''}`;
+      return {
+        kind: pair.kind,
+        table: pair.table.id,
+        typeColumn: pair.typeColumn,
+        idColumn: pair.idColumn,
+        type,
+        parent: target.parent.id,
+        parentColumn: target.parentColumn,
+        asText: target.asText,
+        evidence,
+      };
+    });
   if (!supports(total)) {
     // Not a reference, but its rows may still mean one: no delete removes a row they name (rows.ts).
     const why = `${n(total.matched)} of ${n(total.values)} distinct ids found in the tables its types name`;
     const unconfirmed = references.map((r) => ({ ...r, evidence: `the data does not support it: ${why}` }));
     return { references: [], unconfirmed, warnings: [], assumptions: [notAReference(pair, why)] };
   }
-  const warnings = mapped.flatMap((m): CatalogWarning[] =>
+  const warnings = withRows.flatMap((m): CatalogWarning[] =>
     'reason' in m.target
       ? [
           {
@@ -194,6 +182,71 @@ async function weighPair(db: Db | Tx, catalog: Catalog, pair: TypedPair): Promis
     references: `${r.parent}(${r.parentColumn})`,
   }));
   return { references, unconfirmed: [], warnings, assumptions };
+}
+
+/**
+ * The type values of the pair's rows. Where a btree index leads with the type column (Rails' and
+ * Laravel's `morphs` create one on (type, id); Django indexes the content type key), a loose index
+ * scan: one probe of the index per distinct value, not a pass over the rows. Otherwise one
+ * `GROUP BY` pass: then discovery costs this pair two passes (the README's hint names the index).
+ */
+async function typeValues(db: Db | Tx, pair: TypedPair): Promise<string[]> {
+  const t = col('c', pair.typeColumn);
+  if (pair.table.orderedLeading.includes(pair.typeColumn)) {
+    const { rows } = await sql<{ type: string }>`
+      with recursive v(type) as (
+        (select ${t} from ${tableRef(pair.table)} c where ${t} is not null order by ${t} limit 1)
+        union all
+        select (select ${t} from ${tableRef(pair.table)} c where ${t} > v.type order by ${t} limit 1)
+          from v
+         where v.type is not null)
+      select type::text as type from v where type is not null`.execute(db);
+    return rows.map((r) => r.type);
+  }
+  const { rows } = await sql<{ type: string }>`
+    select distinct ${t}::text as type
+      from ${tableRef(pair.table)} c
+     where ${t} is not null`.execute(db);
+  return rows.map((r) => r.type);
+}
+
+/** What one type value's rows showed: how many, how many distinct ids, how many of those exist. */
+interface TypeWeight {
+  type: string;
+  rows: string;
+  values: string;
+  matched: string;
+}
+
+/**
+ * The one grouped pass over the pair's rows: per type value, its rows, its distinct ids and — for a
+ * type that names a table — how many of those ids that table holds (an index probe per distinct
+ * id). Type values whose rows all lack an id are not returned.
+ */
+async function weighTypes(
+  db: Db | Tx,
+  pair: TypedPair,
+  known: { type: string; target: TypedParent }[],
+): Promise<TypeWeight[]> {
+  const t = col('c', pair.typeColumn);
+  const id = col('c', pair.idColumn);
+  const exists = sql.join(
+    known.map((k) => {
+      const holds = typedIdMatches(k.target, 'p', sql`d.id`);
+      return sql`when ${k.type} then exists (select 1 from ${tableRef(k.target.parent)} p where ${holds})`;
+    }),
+    sql` `,
+  );
+  const { rows } = await sql<TypeWeight>`
+    select d.type, sum(d.n)::int8::text as rows, count(*) as values,
+           count(*) filter (where case d.type ${exists} else false end) as matched
+      from (select ${t}::text as type, ${id} as id, count(*) as n
+              from ${tableRef(pair.table)} c
+             where ${t} is not null and ${id} is not null
+             group by 1, 2) d
+     group by d.type
+     order by d.type`.execute(db);
+  return rows;
 }
 
 function notAReference(pair: TypedPair, why: string): Assumption {
