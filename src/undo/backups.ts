@@ -85,6 +85,7 @@ export async function backupsOf(
       throw new RowdoctorError(
         `Run ${runId} changed ${b.table_schema}.${b.table_name}, which no longer exists; it cannot be restored.`,
       );
+    const inBatches = new Set<string>();
     if (target.batched) {
       const { rows } = await sql<{ batch: string | null; n: string; last: string }>`
         select ${sql.id(BATCH)}::text as batch, count(*) as n, max(_rd_seq) as last
@@ -96,12 +97,14 @@ export async function backupsOf(
           legacy = true;
           continue;
         }
+        inBatches.add(r.batch);
         const seen = batches.get(r.batch) ?? { id: r.batch, rows: 0, last: 0 };
         batches.set(r.batch, { id: r.batch, rows: seen.rows + Number(r.n), last: Math.max(seen.last, Number(r.last)) });
       }
     } else legacy = true;
     out.push({
       ...target,
+      inBatches,
       table,
       columns: table.columns.filter((c) => has.has(c.name)),
       added: await addedSince(session, table, has),

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Catalog, Table } from '../catalog/types.js';
-import { AFTER } from '../journal/backup-tables.js';
+import { AFTER, KEY, keyText } from '../journal/backup-tables.js';
 import { tableRef, type Sql } from '../sql/build.js';
 
 /**
@@ -57,16 +57,21 @@ export function childrenLeftBehind(t: ChildrenTarget, x: string, b: string, runI
       sql` and `,
     );
     const pk = link.table.primaryKey;
+    // A backup row of the child's whose after-image the child still holds, found by the key the
+    // run left it with: the one it had, or the one the run gave it (a child keyed by the reference,
+    // re-pointed by the merge itself, is re-keyed too). Two look-ups, each by an index.
+    const holds = (where: Sql) => sql`exists (
+      select 1 from ${link.backup!} ${sql.id(u)}
+       where ${sql.id(u, '_rd_run')} = ${runId} and ${sql.id(u, '_rd_op')} = 'update' and ${where}
+         and ${sql.id(u, AFTER)} = md5((${sql.id(c)}.*)::text))`;
     const goesBack =
       link.backup && pk
-        ? sql`exists (
-            select 1 from ${link.backup} ${sql.id(u)}
-             where ${sql.id(u, '_rd_run')} = ${runId} and ${sql.id(u, '_rd_op')} = 'update'
-               and ${sql.join(
-                 pk.map((p) => sql`${sql.id(u, p)} = ${sql.id(c, p)}`),
-                 sql` and `,
-               )}
-               and ${sql.id(u, AFTER)} = md5((${sql.id(c)}.*)::text))`
+        ? sql`(${holds(
+            sql.join(
+              pk.map((p) => sql`${sql.id(u, p)} = ${sql.id(c, p)}`),
+              sql` and `,
+            ),
+          )} or ${holds(sql`${sql.id(u, KEY)} = ${keyText(link.table, c)}`)})`
         : sql`false`;
     return sql`((${ours}) is distinct from (${before})
       and exists (select 1 from ${tableRef(link.table)} ${sql.id(c)} where ${names} and not ${goesBack}))`;

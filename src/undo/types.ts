@@ -46,6 +46,8 @@ export interface RunRow {
   options: { rowText?: RowTextSettings; references?: RecordedReference[] } | null;
 }
 export interface BackupInfo extends UndoTarget {
+  /** The repair batches that backed up rows of its table (none for runs of versions that did not record them). */
+  inBatches: Set<string>;
   restore: number;
   revert: number;
   lastDelete: number;

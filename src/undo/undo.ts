@@ -224,30 +224,36 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
         `${what} · ${rowsDone.toLocaleString('en-US')} rows taken back · ` +
           `batch of ${rows.toLocaleString('en-US')} rows · ${seconds(elapsed)}${left}`,
       );
-      const these: Slice = legacy ? { runId } : { runId, only: take.map((b) => b.id), except: slice.except! };
+      // The repair's batches go back one by one, last first, even inside one transaction: a row two
+      // of them changed (two rules re-keying a join table and its children) passes back through the
+      // state between them, where what it names is as the earlier batch left it.
+      const slices: Slice[] = legacy ? [{ runId }] : take.map((b) => ({ runId, only: [b.id], except: slice.except! }));
       const attempt = await batchTransaction(session, options, what, async (tx) => {
         const batch = new Map(infos.map((i) => [i.table.id, { restore: 0, revert: 0 }]));
         if (replica) await useReplicaRole(tx);
-        for (const info of await parentsFirst(tx, infos, these))
-          batch.get(info.table.id)!.restore += await restoreFreeRows(tx, info, these);
-        // Rows whose key the run changed go back to it first: rows naming them find them there.
-        for (const info of [...infos.filter((i) => i.rekeyed), ...infos.filter((i) => !i.rekeyed)]) {
-          const revert = !info.table.primaryKey
-            ? revertNoKeyRows
-            : info.rekeyed
-              ? revertRekeyedRows
-              : revertUnchangedRows;
-          if (counted(info)) batch.get(info.table.id)!.revert += await revert(tx, info, these);
-          else await revertUpdated(tx, info, these);
+        for (const these of slices) {
+          const touched = legacy ? infos : infos.filter((i) => i.inBatches.has(these.only![0]!));
+          for (const info of await parentsFirst(tx, touched, these))
+            batch.get(info.table.id)!.restore += await restoreFreeRows(tx, info, these);
+          // Rows whose key the run changed go back to it first: rows naming them find them there.
+          for (const info of [...touched.filter((i) => i.rekeyed), ...touched.filter((i) => !i.rekeyed)]) {
+            const revert = !info.table.primaryKey
+              ? revertNoKeyRows
+              : info.rekeyed
+                ? revertRekeyedRows
+                : revertUnchangedRows;
+            if (counted(info)) batch.get(info.table.id)!.revert += await revert(tx, info, these);
+            else await revertUpdated(tx, info, these);
+          }
         }
         if (committed === 0)
           await sql`
             insert into ${sql.id(BACKUP_SCHEMA, 'runs')} (run_id, command, status, options, undo_of)
             values (${undoRunId}, 'undo', 'running', '{}'::jsonb, ${runId})`.execute(tx);
-        if (these.only)
+        if (!legacy)
           await sql`
             insert into ${sql.id(BACKUP_SCHEMA, 'undone')} (undo_of, batch, undo_run)
-            select ${runId}, unnest(${these.only}::bigint[]), ${undoRunId}`.execute(tx);
+            select ${runId}, unnest(${take.map((b) => b.id)}::bigint[]), ${undoRunId}`.execute(tx);
         // The last batch ends the run in its own commit: a kill after it leaves nothing to finish.
         if (last) await finishUndo(tx, undoRunId, 'completed', settled(batch));
         return batch;

@@ -62,6 +62,46 @@ describe('a join table keyed by the references a merge re-points', () => {
     expect(userTables(await db.checksums())).toEqual(original);
   });
 
+  for (const batches of [[], ['--batch-size', '1']])
+    it(`two merges move a join-table row and its child keyed by it, nothing written since: no conflict (undo ${
+      batches.join(' ') || 'in one transaction'
+    })`, async () => {
+      db = await freshDatabase(`
+        create table tag (id int primary key, name text not null);
+        insert into tag values (1, 'red'), (3, 'red'), (5, 'x');
+        create table post (id int primary key, slug text not null);
+        insert into post values (1, 'a'), (2, 'a'), (3, 'b');
+        create table "PostTag" ("postId" int not null references post, "tagId" int not null references tag, n int,
+                                primary key ("postId", "tagId"));
+        insert into "PostTag" values (2, 3, 12), (3, 5, 13), (1, 5, 14);
+        -- Keyed by its reference: each merge re-keys it (its post_id and tag_id are references too).
+        create table post_tag_note (post_id int, tag_id int, k int, body text, primary key (post_id, tag_id, k),
+                                    foreign key (post_id, tag_id) references "PostTag" on update cascade);
+        insert into post_tag_note values (2, 3, 1, 'moves twice'), (3, 5, 1, 'stays');
+      `);
+      const original = userTables(await db.checksums());
+      const config = writeConfig(
+        'rules:\n' +
+          '  - { check: duplicate-rows, table: tag, key: [name], repair: merge }\n' +
+          '  - { check: duplicate-rows, table: post, key: [slug], repair: merge }\n',
+      );
+      const repair = await repairJson(db.url, config, '--apply', ...batches);
+      expect(repair.code, repair.stderr).toBe(0);
+      expect(await db.query('select post_id, tag_id from post_tag_note order by 1, 2')).toEqual([
+        { post_id: 1, tag_id: 1 },
+        { post_id: 3, tag_id: 5 },
+      ]);
+      // Before: PostTag (1,1) was a conflict ("changed since the repair"): its note was looked for
+      // under the key it had before the run; and undone in one transaction, the note was left
+      // naming a PostTag row that was gone.
+      const dry = await undo(repair.doc.runId);
+      expect(dry.doc).toMatchObject({ restored: 2, reverted: 2, conflicts: 0 });
+      const applied = await undo(repair.doc.runId, '--apply', ...batches);
+      expect(applied.code, applied.stdout + applied.stderr).toBe(0);
+      expect(applied.doc).toMatchObject({ restored: 2, reverted: 2, conflicts: 0 });
+      expect(userTables(await db.checksums())).toEqual(original);
+    });
+
   it('a re-pointed row the application changed since is a conflict, found by its new key', async () => {
     db = await freshDatabase(`
       create table tag (id int primary key, name text not null);
