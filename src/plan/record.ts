@@ -30,8 +30,6 @@ export function planRule(rule: Rule): PlanRule {
  */
 export class PlanRecorder implements PlanHooks {
   readonly groups: PlanGroup[] = [];
-  /** The rules whose rd_groups has an index on n (each rule lists its groups anew). */
-  private readonly indexed = new Set<Rule>();
 
   constructor(private readonly rules: Rule[]) {}
 
@@ -41,13 +39,8 @@ export class PlanRecorder implements PlanHooks {
     const pkLen = (table.primaryKey ?? []).length;
     const ids = (p: string) => sql.join(Array.from({ length: pkLen }, (_, i) => col('m', `${p}${i}`)));
     const idOf = (p: string) => (pkLen === 1 ? ids(p) : sql`json_build_array(${ids(p)})`);
-    const keys = sql.join(Object.keys(keyColumns(rule)).map((k) => col('g', k)));
+    const keys = sql.join(groupKeyColumns(rule).map((k) => col('g', k)));
     const refs = referencesInto(ctx.catalog, table, ctx.declared, ctx.infer);
-    if (!this.indexed.has(rule)) {
-      // The batch's keys are looked up by n: without an index, every batch would read every group.
-      await run(ctx, sql`create index on ${GROUPS} (n)`, 'read');
-      this.indexed.add(rule);
-    }
     await underCanonicalRowText(ctx.tx, async () => {
       // Per group: key, survivor, losers (in key order).
       const { rows: heads } = await run<{ n: string; key: unknown[]; survivor: unknown; losers: unknown[] }>(
@@ -116,9 +109,9 @@ export class PlanRecorder implements PlanHooks {
 }
 
 /** rd_groups' key columns k0… of the rule. */
-function keyColumns(rule: Rule): Record<string, true> {
+export function groupKeyColumns(rule: Rule): string[] {
   const n = rule.check === 'orphaned-rows' ? rule.columns.length : rule.key.length;
-  return Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, true]));
+  return Array.from({ length: n }, (_, i) => `k${i}`);
 }
 
 /** The rows of the rule's own table the group's repair deletes or updates. */

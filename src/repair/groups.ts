@@ -18,6 +18,9 @@ export async function createGroups(session: Db, keyCount: number, keys: RawBuild
   await sql`drop table if exists ${GROUPS}`.execute(session);
   await sql`create temp table ${GROUPS} as
     select row_number() over (order by ${sql.join(names)}) as n, ${sql.join(names)} from (${keys}) g`.execute(session);
+  // Every batch reads its groups by n: without an index each of its statements reads every group
+  // (at 100k groups, 14 ms a statement instead of 0.5 ms, four such statements a batch).
+  await sql`create index on ${GROUPS} (n)`.execute(session);
   await sql`analyze ${GROUPS}`.execute(session);
   const res = await sql<{ n: string }>`select count(*) as n from ${GROUPS}`.execute(session);
   return Number(res.rows[0]?.n ?? 0);
