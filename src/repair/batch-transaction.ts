@@ -69,3 +69,10 @@ export async function batchTransaction<T>(
     }
   }
 }
+
+/** A batch's elapsed or remaining time as progress lines print it: `4.2s`, `3min 12s`. */
+export function seconds(ms: number): string {
+  return ms < 60_000
+    ? `${(ms / 1000).toFixed(1)}s`
+    : `${Math.floor(ms / 60_000)}min ${Math.round((ms % 60_000) / 1000)}s`;
+}

@@ -8,7 +8,7 @@ import { describeRule, type Rule } from '../rules/types.js';
 import { inRealNames } from '../sql/shadow.js';
 import { workTable } from '../sql/work-table.js';
 import { runCounts, type RepairOptions, type RuleAction } from './actions.js';
-import { batchTransaction, nextBatchSize } from './batch-transaction.js';
+import { batchTransaction, nextBatchSize, seconds } from './batch-transaction.js';
 import { addCounts, statementStats, zeroCounts, type BatchContext, type Counts, type SkippedGroup } from './context.js';
 import { describeGroups } from './groups.js';
 import { waitForReplicas } from './replica-lag.js';
@@ -195,12 +195,6 @@ const LAST_PASS_ALONE = 200;
 
 /** The first batch of a time-sized walk: small, so that a slow table costs one short transaction. */
 const FIRST_BATCH = 50;
-
-function seconds(ms: number): string {
-  return ms < 60_000
-    ? `${(ms / 1000).toFixed(1)}s`
-    : `${Math.floor(ms / 60_000)}min ${Math.round((ms % 60_000) / 1000)}s`;
-}
 
 function plural(n: number, word: string): string {
   return `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;

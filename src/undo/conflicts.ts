@@ -75,6 +75,30 @@ export interface Conflicts {
 const backupOf = (t: Pick<UndoTarget, 'source'>) => t.source;
 
 /**
+ * The conflicts a dry-run query found: each row one, `n` the count of all of them (count(*) over ()),
+ * the first `sample` with their key and `reason`.
+ */
+export function conflictsOf<R extends { key: unknown[]; n: string }>(
+  t: Pick<UndoTarget, 'table'>,
+  rows: R[],
+  sample: number,
+  reason: (row: R) => string,
+): Conflicts {
+  return {
+    count: Number(rows[0]?.n ?? 0),
+    samples: rows.slice(0, sample).map((r) => ({ table: t.table.id, key: r.key, reason: reason(r) })),
+  };
+}
+
+/** Why an updated row stays as the repair left it (its key found, or not: `gone`). */
+export function updateReason(r: { gone: boolean; reused: boolean; behind: boolean }): string {
+  if (r.gone) return 'deleted since the repair';
+  if (r.reused) return 'a row it pointed at before the repair is gone, or was written anew since';
+  if (r.behind) return 'a row that points at it was changed since the repair';
+  return 'changed since the repair';
+}
+
+/**
  * md5 of a live row's text over the columns the backup holds: what the repair's after-image
  * recorded (md5 of the whole row then), even where a column was added to the table since.
  */
@@ -83,7 +107,8 @@ export function rowImage(t: Pick<UndoTarget, 'table' | 'columns'>, alias: string
   return sql`md5(row(${sql.join(t.columns.map((c) => sql.id(alias, c.name)))})::text)`;
 }
 
-function pkEquals(table: Table, a: string, b: string): Sql {
+/** Row `a` and row `b` of `table` (live or backed up) have the same primary key. */
+export function pkEquals(table: Table, a: string, b: string): Sql {
   return sql.join(
     table.primaryKey!.map((c) => sql`${sql.id(a, c)} = ${sql.id(b, c)}`),
     sql` and `,
@@ -127,16 +152,11 @@ export async function deleteConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, 
      where ${inSlice(t, slice, 'b')} and b._rd_op = 'delete'
        and (${taken} or ${missing})
      order by b._rd_seq`.execute(db);
-  return {
-    count: Number(rows[0]?.n ?? 0),
-    samples: rows.slice(0, sample).map((r) => ({
-      table: t.table.id,
-      key: r.key,
-      reason: r.taken
-        ? 'a row written since the repair holds its primary key'
-        : 'a row it points at is gone, or was written anew since the repair',
-    })),
-  };
+  return conflictsOf(t, rows, sample, (r) =>
+    r.taken
+      ? 'a row written since the repair holds its primary key'
+      : 'a row it points at is gone, or was written anew since the repair',
+  );
 }
 
 /**
@@ -157,20 +177,7 @@ export async function updateConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, 
          select 1 from ${backupOf(t)} d
           where ${inSlice(t, slice, 'd')} and d._rd_op = 'delete' and ${pkEquals(t.table, 'd', 'f')})
      order by ${pkList(t.table, 'f')}`.execute(db);
-  return {
-    count: Number(rows[0]?.n ?? 0),
-    samples: rows.slice(0, sample).map((r) => ({
-      table: t.table.id,
-      key: r.key,
-      reason: r.gone
-        ? 'deleted since the repair'
-        : r.reused
-          ? 'a row it pointed at before the repair is gone, or was written anew since'
-          : r.behind
-            ? 'a row that points at it was changed since the repair'
-            : 'changed since the repair',
-    })),
-  };
+  return conflictsOf(t, rows, sample, updateReason);
 }
 
 /** Put deleted rows back where their key is still free; returns how many. */

@@ -4,6 +4,7 @@ import { tableRef, type Sql } from '../sql/build.js';
 import { AFTER, AFTER_UNKNOWN } from '../journal/backup-tables.js';
 import { inSlice, rowImage, type Conflicts, type Slice, type UndoTarget } from './conflicts.js';
 import { parentsMissing } from './parents.js';
+import { revertInRounds } from './rounds.js';
 
 /**
  * Undo of updated rows of a table without a primary key, for runs that recorded after-images
@@ -57,13 +58,12 @@ function liveRows(t: UndoTarget): Sql {
  * backup rows were taken back; the rest of the slice's update backups are conflicts.
  */
 export async function revertNoKeyRows(tx: Tx, t: UndoTarget, slice: Slice): Promise<number> {
-  const columns = t.columns.filter((c) => !c.generated);
-  if (!columns.length) return 0;
-  await fill(tx, t, slice);
-  const assignments = sql.join(columns.map((c) => sql`${sql.id(c.name)} = b.${sql.id(c.name)}`));
-  let reverted = 0;
-  for (;;) {
-    const { rows } = await sql<{ round: string; reverted: string }>`
+  return revertInRounds(
+    tx,
+    t,
+    work,
+    () => fill(tx, t, slice),
+    (assignments) => sql`
       with r as (${round}),
       live as (${liveRows(t)}),
       pairs as (select r.seq, live.toid, live.tid from r join live on live.h = r.h and live.rn = r.rn),
@@ -80,12 +80,8 @@ export async function revertNoKeyRows(tx: Tx, t: UndoTarget, slice: Slice): Prom
            set done = true, matched = w.seq in (select seq from back)
          where w.seq in (select seq from r)
         returning 1)
-      select (select count(*) from marked) as round, (select count(*) from back) as reverted`.execute(tx);
-    reverted += Number(rows[0]?.reverted ?? 0);
-    if (Number(rows[0]?.round ?? 0) === 0) break;
-  }
-  await sql`drop table ${work}`.execute(tx);
-  return reverted;
+      select (select count(*) from marked) as round, (select count(*) from back) as reverted`,
+  );
 }
 
 /**

@@ -2,9 +2,18 @@ import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import { AFTER, keyAfterUpdate, keyText, keyTextAfterUpdate } from '../journal/backup-tables.js';
 import { tableRef, type Sql } from '../sql/build.js';
-import { holdsWhatRepairLeft, inSlice, type Conflicts, type Slice, type UndoTarget } from './conflicts.js';
+import {
+  conflictsOf,
+  holdsWhatRepairLeft,
+  inSlice,
+  updateReason,
+  type Conflicts,
+  type Slice,
+  type UndoTarget,
+} from './conflicts.js';
 import { childrenLeftBehind } from './children.js';
 import { parentsMissing } from './parents.js';
+import { revertInRounds } from './rounds.js';
 
 /**
  * Undo of updated rows whose primary key the run changed (a join table keyed by its references,
@@ -44,14 +53,13 @@ function earlierStep(t: UndoTarget, slice: Slice, r: string): Sql {
  * many rows went back to what they were before the run (a chain counts once, at its first update).
  */
 export async function revertRekeyedRows(tx: Tx, t: UndoTarget, slice: Slice): Promise<number> {
-  const columns = t.columns.filter((c) => !c.generated);
-  if (!columns.length) return 0;
-  await fill(tx, t, slice);
-  const assignments = sql.join(columns.map((c) => sql`${sql.id(c.name)} = b.${sql.id(c.name)}`));
-  let reverted = 0;
-  for (;;) {
-    // The last remaining step of every chain: no later backup starts from the key it left.
-    const { rows } = await sql<{ round: string; reverted: string }>`
+  // Each round takes back the last remaining step of every chain: no later backup starts from the key it left.
+  return revertInRounds(
+    tx,
+    t,
+    work,
+    () => fill(tx, t, slice),
+    (assignments) => sql`
       with r as (
         select w.seq from ${work} w
          where not w.done
@@ -69,12 +77,8 @@ export async function revertRekeyedRows(tx: Tx, t: UndoTarget, slice: Slice): Pr
       marked as (
         update ${work} w set done = true where w.seq in (select seq from r) returning 1)
       select (select count(*) from marked) as round,
-             (select count(*) from back k where not ${earlierStep(t, slice, 'k')}) as reverted`.execute(tx);
-    reverted += Number(rows[0]?.reverted ?? 0);
-    if (Number(rows[0]?.round ?? 0) === 0) break;
-  }
-  await sql`drop table ${work}`.execute(tx);
-  return reverted;
+             (select count(*) from back k where not ${earlierStep(t, slice, 'k')}) as reverted`,
+  );
 }
 
 /**
@@ -85,9 +89,10 @@ export async function revertRekeyedRows(tx: Tx, t: UndoTarget, slice: Slice): Pr
 export async function rekeyedConflicts(db: Db | Tx, t: UndoTarget, slice: Slice, sample: number): Promise<Conflicts> {
   if (!t.afterImages) return { count: 0, samples: [] };
   const reused = parentsMissing(t, slice.runId, 'b', 'plan');
-  const { rows } = await sql<{ key: unknown[]; gone: boolean; reused: boolean; n: string }>`
+  const behind = childrenLeftBehind(t, 'x', 'b', slice.runId);
+  const { rows } = await sql<{ key: unknown[]; gone: boolean; reused: boolean; behind: boolean; n: string }>`
     select to_json(${keyTextAfterUpdate(t.table, 'b')}) as key, (x.*) is null as gone, ${reused} as reused,
-           count(*) over () as n
+           ${behind} as behind, count(*) over () as n
       from ${backupOf(t)} b
       left join ${tableRef(t.table)} x on ${keyAfterUpdate(t.table, 'b', 'x')}
      where ${inSlice(t, slice, 'b')} and b._rd_op = 'update'
@@ -95,19 +100,7 @@ export async function rekeyedConflicts(db: Db | Tx, t: UndoTarget, slice: Slice,
          select 1 from ${backupOf(t)} l
           where ${inSlice(t, slice, 'l')} and l._rd_op in ('update', 'delete') and l._rd_seq > b._rd_seq
             and ${keyText(t.table, 'l')} = ${keyTextAfterUpdate(t.table, 'b')})
-       and ((x.*) is null or not (${holdsWhatRepairLeft(t, 'x', sql.id('b', AFTER))}) or ${reused}
-            or ${childrenLeftBehind(t, 'x', 'b', slice.runId)})
+       and ((x.*) is null or not (${holdsWhatRepairLeft(t, 'x', sql.id('b', AFTER))}) or ${reused} or ${behind})
      order by b._rd_seq`.execute(db);
-  return {
-    count: Number(rows[0]?.n ?? 0),
-    samples: rows.slice(0, sample).map((r) => ({
-      table: t.table.id,
-      key: r.key,
-      reason: r.gone
-        ? 'deleted since the repair'
-        : r.reused
-          ? 'a row it pointed at before the repair is gone, or was written anew since'
-          : 'changed since the repair',
-    })),
-  };
+  return conflictsOf(t, rows, sample, updateReason);
 }

@@ -3,15 +3,8 @@ import type { Table } from '../catalog/types.js';
 import type { Tx } from '../db.js';
 import { BACKUP_SCHEMA } from '../journal/backup-tables.js';
 import { tableRef } from '../sql/build.js';
-import { inSlice, type Slice } from './conflicts.js';
+import { inSlice, pkEquals, type Slice } from './conflicts.js';
 import type { BackupInfo } from './types.js';
-
-function pkEquals(table: Table, a: string, b: string) {
-  return sql.join(
-    table.primaryKey!.map((c) => sql`${sql.id(a, c)} = ${sql.id(b, c)}`),
-    sql` and `,
-  );
-}
 
 /**
  * How a live row is matched to its backup when reverting an update: by primary key; in a table

@@ -2,12 +2,12 @@ import { sql } from 'kysely';
 import { refuseRowSecurity } from '../catalog/row-security.js';
 import type { Catalog } from '../catalog/types.js';
 import type { Db, Tx } from '../db.js';
-import { RowdoctorError, describePgError, isPgError } from '../errors.js';
+import { RowdoctorError, connectionLost, describePgError, isPgError } from '../errors.js';
 import { BACKUP_SCHEMA } from '../journal/backup-tables.js';
 import { useRowTextSettings } from '../journal/row-text.js';
 import { newRunId, takeRepairLock } from '../journal/run-lock.js';
 import { markDeadRuns } from '../journal/run-status.js';
-import { batchTransaction, nextBatchSize } from '../repair/batch-transaction.js';
+import { batchTransaction, nextBatchSize, seconds } from '../repair/batch-transaction.js';
 import { waitForReplicas } from '../repair/replica-lag.js';
 import { backupsOf } from './backups.js';
 import {
@@ -27,14 +27,6 @@ import { rekeyedConflicts, revertRekeyedRows } from './rekeyed.js';
 import { revertUpdated } from './revert-updates.js';
 import type { BackupInfo, RepairBatch, RunRow, UndoOptions, UndoResult, UndoTable } from './types.js';
 import { prepareBatches, undoneBatches } from './undone-batches.js';
-
-/** A connection lost mid-run: terminated, the server restarted, the network dropped. */
-function connectionLost(e: unknown): boolean {
-  if (isPgError(e)) return /^(08|57P0[1-3])/.test(e.code ?? '');
-  return (
-    e instanceof Error && /Connection terminated|ECONNRESET|EPIPE|connection (was )?(closed|ended)/i.test(e.message)
-  );
-}
 
 /**
  * Restore what a repair run changed, taking its batches back one by one, last first, each in its
@@ -343,10 +335,4 @@ async function finishUndo(
     update ${sql.id(BACKUP_SCHEMA, 'runs')}
        set status = ${status}, finished_at = now(), counts = ${JSON.stringify(tables)}, error = ${error}
      where run_id = ${undoRunId}`.execute(db);
-}
-
-function seconds(ms: number): string {
-  return ms < 60_000
-    ? `${(ms / 1000).toFixed(1)}s`
-    : `${Math.floor(ms / 60_000)}min ${Math.round((ms % 60_000) / 1000)}s`;
 }
