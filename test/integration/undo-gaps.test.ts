@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
-import { repairJson, runCli, writeConfig } from '../support/run.js';
+import { repairJson, undoJson, userTables, writeConfig } from '../support/run.js';
 
 /**
  * What undo must see that it once missed: cascaded children the application changed since, a row
@@ -10,20 +10,7 @@ import { repairJson, runCli, writeConfig } from '../support/run.js';
 let db: TestDb;
 afterEach(() => db.drop());
 
-interface UndoDoc {
-  restored: number;
-  reverted: number;
-  conflicts: number;
-  conflictSamples: { table: string; key: unknown[]; reason: string }[];
-}
-
-async function undo(runId: string, ...args: string[]) {
-  const res = await runCli(['undo', runId, '--database-url', db.url, '--format', 'json', ...args]);
-  return { ...res, doc: (res.stdout ? JSON.parse(res.stdout) : null) as UndoDoc };
-}
-
-const userTables = (sums: Record<string, string>) =>
-  Object.fromEntries(Object.entries(sums).filter(([t]) => !t.startsWith('rowdoctor_backup.')));
+const undo = (runId: string, ...args: string[]) => undoJson(db.url, runId, ...args);
 
 async function merge(rules: string, ...args: string[]): Promise<string> {
   const repair = await repairJson(db.url, writeConfig(`rules:\n${rules}`), '--apply', ...args);

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
 import { loadPagila, pagilaAvailable } from '../support/pagila.js';
-import { repairJson, runCli, writeConfig } from '../support/run.js';
+import { repairJson, runCli, undoJson, userTables, writeConfig } from '../support/run.js';
 
 /**
  * Join tables keyed by their references: a merge re-points rows and so changes their primary key.
@@ -11,19 +11,18 @@ import { repairJson, runCli, writeConfig } from '../support/run.js';
 let db: TestDb;
 afterEach(() => db.drop());
 
-const userTables = (sums: Record<string, string>) =>
-  Object.fromEntries(Object.entries(sums).filter(([t]) => !t.startsWith('rowdoctor_backup.')));
+const undo = (runId: string, ...args: string[]) => undoJson(db.url, runId, ...args);
 
-interface UndoDoc {
-  restored: number;
-  reverted: number;
-  conflicts: number;
-  conflictSamples: { table: string; key: unknown[]; reason: string }[];
-}
-
-async function undo(runId: string, ...args: string[]) {
-  const res = await runCli(['undo', runId, '--database-url', db.url, '--format', 'json', ...args]);
-  return { ...res, doc: (res.stdout ? JSON.parse(res.stdout) : null) as UndoDoc };
+/** Two rules, one repair --apply: tags merged by name, posts by slug. */
+async function mergeTagsAndPosts(...args: string[]) {
+  const config = writeConfig(
+    'rules:\n' +
+      '  - { check: duplicate-rows, table: tag, key: [name], repair: merge }\n' +
+      '  - { check: duplicate-rows, table: post, key: [slug], repair: merge }\n',
+  );
+  const repair = await repairJson(db.url, config, '--apply', ...args);
+  expect(repair.code, repair.stderr).toBe(0);
+  return repair;
 }
 
 describe('a join table keyed by the references a merge re-points', () => {
@@ -42,13 +41,7 @@ describe('a join table keyed by the references a merge re-points', () => {
       insert into post_tag_note values (1, 2, 5, 'moves with its row'), (2, 3, 2, 'stays');
     `);
     const original = userTables(await db.checksums());
-    const config = writeConfig(
-      'rules:\n' +
-        '  - { check: duplicate-rows, table: tag, key: [name], repair: merge }\n' +
-        '  - { check: duplicate-rows, table: post, key: [slug], repair: merge }\n',
-    );
-    const repair = await repairJson(db.url, config, '--apply', '--batch-size', '1');
-    expect(repair.code, repair.stderr).toBe(0);
+    const repair = await mergeTagsAndPosts('--batch-size', '1');
     expect(userTables(await db.checksums())).not.toEqual(original);
     const dry = await undo(repair.doc.runId);
     expect(dry.code, dry.stdout + dry.stderr).toBe(0);
@@ -80,13 +73,7 @@ describe('a join table keyed by the references a merge re-points', () => {
         insert into post_tag_note values (2, 3, 1, 'moves twice'), (3, 5, 1, 'stays');
       `);
       const original = userTables(await db.checksums());
-      const config = writeConfig(
-        'rules:\n' +
-          '  - { check: duplicate-rows, table: tag, key: [name], repair: merge }\n' +
-          '  - { check: duplicate-rows, table: post, key: [slug], repair: merge }\n',
-      );
-      const repair = await repairJson(db.url, config, '--apply', ...batches);
-      expect(repair.code, repair.stderr).toBe(0);
+      const repair = await mergeTagsAndPosts(...batches);
       expect(await db.query('select post_id, tag_id from post_tag_note order by 1, 2')).toEqual([
         { post_id: 1, tag_id: 1 },
         { post_id: 3, tag_id: 5 },

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
-import { repairJson, runCli, writeConfig } from '../support/run.js';
+import { repairJson, undoJson, userTables, writeConfig } from '../support/run.js';
 
 /**
  * Backup tables hold values of the application's own types (enums, domains, composites) as text,
@@ -10,9 +10,6 @@ import { repairJson, runCli, writeConfig } from '../support/run.js';
  */
 let db: TestDb;
 afterEach(() => db.drop());
-
-const userTables = (sums: Record<string, string>) =>
-  Object.fromEntries(Object.entries(sums).filter(([t]) => !t.startsWith('rowdoctor_backup.')));
 
 // Every column of the application's own types: an enum (also in a join table's primary key), a
 // domain, a composite and an array of the enum.
@@ -71,9 +68,9 @@ describe('backups of values of the application types', () => {
     // Before: "cannot drop type mood because other objects depend on it" (the backup's columns).
     await db.exec(RETIRE);
     await db.exec(RESTORE);
-    const applied = await runCli(['undo', runId, '--database-url', db.url, '--format', 'json', '--apply']);
+    const applied = await undoJson(db.url, runId, '--apply');
     expect(applied.code, applied.stdout + applied.stderr).toBe(0);
-    expect(JSON.parse(applied.stdout)).toMatchObject({ restored: 1, reverted: 2, conflicts: 0 });
+    expect(applied.doc).toMatchObject({ restored: 1, reverted: 2, conflicts: 0 });
     expect(userTables(await db.checksums())).toEqual(original);
   });
 
@@ -106,9 +103,9 @@ describe('backups of values of the application types', () => {
     db = await freshDatabase(SCHEMA);
     const original = userTables(await db.checksums());
     const runId = await merge();
-    const dry = await runCli(['undo', runId, '--database-url', db.url, '--format', 'json']);
-    expect(JSON.parse(dry.stdout)).toMatchObject({ restored: 1, reverted: 2, conflicts: 0 });
-    const applied = await runCli(['undo', runId, '--database-url', db.url, '--format', 'json', '--apply']);
+    const dry = await undoJson(db.url, runId);
+    expect(dry.doc).toMatchObject({ restored: 1, reverted: 2, conflicts: 0 });
+    const applied = await undoJson(db.url, runId, '--apply');
     expect(applied.code, applied.stdout + applied.stderr).toBe(0);
     expect(userTables(await db.checksums())).toEqual(original);
   });

@@ -80,6 +80,25 @@ export async function repairJson(
   return { ...res, doc: (res.stdout.trim() ? JSON.parse(res.stdout) : null) as RepairDoc };
 }
 
+/** An undo's JSON document (contract §JSON), as the tests read it. */
+export interface UndoDoc {
+  restored: number;
+  reverted: number;
+  conflicts: number;
+  conflictSamples: { table: string; key: unknown[]; reason: string }[];
+}
+
+/** `undo <runId> --format json` against `url`, plus `args` (`--apply` …): exit code, output and document. */
+export async function undoJson(url: string, runId: string, ...args: string[]): Promise<CliResult & { doc: UndoDoc }> {
+  const res = await runCli(['undo', runId, '--database-url', url, '--format', 'json', ...args]);
+  return { ...res, doc: (res.stdout.trim() ? JSON.parse(res.stdout) : null) as UndoDoc };
+}
+
+/** A database's table checksums (TestDb.checksums) without rowdoctor's backups: the application's tables. */
+export function userTables(sums: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(sums).filter(([t]) => !t.startsWith('rowdoctor_backup.')));
+}
+
 /** Write a config to a temp file; returns its path. */
 export function writeConfig(text: string, ext = 'yml'): string {
   const dir = mkdtempSync(join(tmpdir(), 'rowdoctor-cfg-'));
