@@ -1,6 +1,8 @@
 // npm run bench:polymorphic [-- --rows 1000000 --reps 3 --database-url postgres://…]
 // Discovery of polymorphic references (Rails comments.commentable_type/commentable_id) on a large
-// table: what a zero-config scan costs, against one grouped pass over the pair written by hand.
+// table: what a zero-config scan costs, against one grouped pass over the pair written by hand; and
+// discovery in-process (loadCatalog, serial plans): its time and how many rows of comments the
+// server says it read (one pass: the table's rows; two: twice that).
 // A benchmark, not a test: it prints figures and never fails on time.
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -69,6 +71,27 @@ function scan(...extra) {
   });
 }
 
+const { loadCatalog } = await import('../dist/catalog/load.js');
+const { Kysely, PostgresDialect, sql } = await import('kysely');
+const pool = new pg.Pool({ connectionString: url, max: 1 });
+pool.on('error', () => undefined); // the database is dropped at the end
+const kysely = new Kysely({ dialect: new PostgresDialect({ pool }) });
+async function discoverInProcess() {
+  return kysely.transaction().execute(async (tx) => {
+    await sql`set local max_parallel_workers_per_gather = 0`.execute(tx);
+    const t = performance.now();
+    await loadCatalog(tx, { schemas: ['public'], softDelete: { columns: [], tables: new Map() } });
+    const ms = performance.now() - t;
+    const { rows: r } = await sql`
+      select pg_stat_get_xact_tuples_returned('comments'::regclass)
+           + (select coalesce(sum(pg_stat_get_xact_tuples_returned(indexrelid)), 0)
+                from pg_index where indrelid = 'comments'::regclass) as read`.execute(tx);
+    return { ms, read: Number(r[0].read) };
+  });
+}
+
+const inProcess = [];
+let read = 0;
 const rd = [];
 const discovery = [];
 const pass = [];
@@ -79,6 +102,9 @@ for (let i = 0; i < reps; i++) {
   doc = r.doc;
   // No orphaned-rows check runs: what is left is connecting, the catalog and discovery's evidence.
   discovery.push((await scan('--only', 'soft-delete-conflicts')).ms);
+  const d = await discoverInProcess();
+  inProcess.push(d.ms);
+  read = d.read;
   const t = performance.now();
   await db.query(`select commentable_type, count(*), count(distinct commentable_id) from comments group by 1`);
   pass.push(performance.now() - t);
@@ -89,8 +115,11 @@ log(
   `zero-config scan (discovery + one orphaned-rows check per type): ${(median(rd) / 1000).toFixed(2)} s; ` +
     `discovery alone (scan --only soft-delete-conflicts): ${(median(discovery) / 1000).toFixed(2)} s; ` +
     `one grouped pass by hand: ${(median(pass) / 1000).toFixed(2)} s; ` +
+    `discovery in-process (serial): ${(median(inProcess) / 1000).toFixed(2)} s, ` +
+    `${read.toLocaleString('en-US')} rows of comments read; ` +
     `${mapped} mappings, findings ${findings.join(', ')}, warnings ${doc.warnings.length}`,
 );
+await kysely.destroy();
 await db.end();
 await admin.query('drop database if exists bench_poly with (force)');
 await admin.end();
