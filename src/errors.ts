@@ -96,6 +96,13 @@ export class BatchRetry extends Error {}
 export class GroupRefusal extends Error {}
 
 /**
+ * The server refused a batch of several groups (a CHECK, a raising trigger …): roll it back and run
+ * its halves as batches of their own, down to the one group it refuses. Re-running the groups one by
+ * one inside the refused batch's transaction held its row locks for a minute on a 300-table schema.
+ */
+export class BatchSplit extends Error {}
+
+/**
  * Why a key part or reference column of type `type` cannot be compared, and what to do: a type with
  * no default btree equality (xml, point, json) cannot be grouped, matched or indexed uniquely.
  */

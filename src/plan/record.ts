@@ -30,6 +30,11 @@ export function planRule(rule: Rule): PlanRule {
  */
 export class PlanRecorder implements PlanHooks {
   readonly groups: PlanGroup[] = [];
+  /**
+   * Where each rule's group n sits in `groups`: a batch the server refused as a whole is run again
+   * in halves (BatchSplit), which record its groups again — in place of the first record.
+   */
+  private readonly at = new Map<string, number>();
 
   constructor(private readonly rules: Rule[]) {}
 
@@ -80,7 +85,9 @@ export class PlanRecorder implements PlanHooks {
           ...rowsChanged(rule, h.survivor, h.losers),
         };
         byN.set(String(h.n), group);
-        this.groups.push(group);
+        const seen = this.at.get(`${ruleIndex}|${h.n}`);
+        if (seen === undefined) this.at.set(`${ruleIndex}|${h.n}`, this.groups.push(group) - 1);
+        else this.groups[seen] = group;
       }
       for (const m of members) {
         const g = byN.get(String(m.n));

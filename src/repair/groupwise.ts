@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
-import { GroupRefusal, isPgError, type PgErrorFields } from '../errors.js';
+import { BatchSplit, GroupRefusal, isPgError, type PgErrorFields } from '../errors.js';
 import { realName, realTableOf } from '../sql/shadow.js';
 import type { WorkTable } from '../sql/work-table.js';
+import { forgetListedTables } from './backup.js';
 import { run, type BatchContext } from './context.js';
 
 /** A group the server refused to merge: its number in rd_groups and why (constraint, SQLSTATE). */
@@ -56,8 +57,10 @@ async function exec(ctx: BatchContext, text: string): Promise<void> {
 /**
  * Run `work` on the whole `map` (a temp table with the group number `n`) inside a savepoint. When
  * the server refuses it (a CHECK or exclusion constraint, a trigger that raises, a restricting
- * key …), roll back to the savepoint and run it once per group, each in its own savepoint: the
- * groups the server refuses are left alone and returned with their reason, the others go on.
+ * key …) and `map` holds one group, roll back to the savepoint and return that group with its
+ * reason: the batch goes on without it. When `map` holds several, throw BatchSplit: the batch is
+ * rolled back and its halves run as batches of their own (rule-batches.ts), each a short
+ * transaction, rather than this one re-running every group while it holds the batch's row locks.
  * Counts of a refused attempt are taken back, so they stay exactly what the server did.
  */
 export async function groupwise(
@@ -65,34 +68,26 @@ export async function groupwise(
   map: WorkTable,
   work: (map: WorkTable) => Promise<void>,
 ): Promise<RefusedGroup[]> {
-  const attempt = async (m: WorkTable): Promise<unknown> => {
-    const before = { ...ctx.counts };
-    await exec(ctx, 'savepoint rd_group');
-    try {
-      await work(m);
-      // Deferred constraints are checked now, inside the savepoint, not at commit for the whole batch.
-      await exec(ctx, 'set constraints all immediate');
-      await exec(ctx, 'release savepoint rd_group');
-      return null;
-    } catch (e) {
-      if (!refusesGroup(e) && !(e instanceof GroupRefusal)) throw e;
-      await exec(ctx, 'rollback to savepoint rd_group');
-      await exec(ctx, 'release savepoint rd_group');
-      Object.assign(ctx.counts, before);
-      return e;
-    }
-  };
-  if (!(await attempt(map))) return [];
-  const { rows } = await run<{ n: string }>(ctx, sql`select distinct n from ${map} order by n`, 'read');
-  const refused: RefusedGroup[] = [];
-  for (const { n } of rows) {
-    const one = ctx.nextTemp();
-    await run(ctx, sql`create temp table ${one} on commit drop as select * from ${map} where n = ${n}`, 'plan');
-    const e = await attempt(one);
-    if (e instanceof GroupRefusal) refused.push({ n: Number(n), reason: e.message, byRowdoctor: true });
-    else if (e) refused.push({ n: Number(n), reason: refusalReason(e as Parameters<typeof refusalReason>[0]) });
+  const before = { ...ctx.counts };
+  await exec(ctx, 'savepoint rd_group');
+  try {
+    await work(map);
+    // Deferred constraints are checked now, inside the savepoint, not at commit for the whole batch.
+    await exec(ctx, 'set constraints all immediate');
+    await exec(ctx, 'release savepoint rd_group');
+    return [];
+  } catch (e) {
+    if (!refusesGroup(e) && !(e instanceof GroupRefusal)) throw e;
+    await exec(ctx, 'rollback to savepoint rd_group');
+    forgetListedTables(ctx.tx);
+    await exec(ctx, 'release savepoint rd_group');
+    Object.assign(ctx.counts, before);
+    const reason = e instanceof GroupRefusal ? e.message : refusalReason(e);
+    const { rows } = await run<{ n: string }>(ctx, sql`select distinct n from ${map} order by n limit 2`, 'read');
+    if (rows.length > 1) throw new BatchSplit(reason);
+    const byRowdoctor = e instanceof GroupRefusal ? { byRowdoctor: true } : {};
+    return rows.map(({ n }) => ({ n: Number(n), reason, ...byRowdoctor }));
   }
-  return refused;
 }
 
 /** One note per distinct reason: "skipped, the server refused the merge: check constraint … (23514)". */

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Catalog } from '../catalog/types.js';
 import { repairerFor } from '../checks/index.js';
 import { preferParallel, type Db } from '../db.js';
-import { RowdoctorError, connectionLost, describePgError, isPgError } from '../errors.js';
+import { BatchSplit, RowdoctorError, connectionLost, describePgError, isPgError } from '../errors.js';
 import { recordCounts } from '../journal/run-status.js';
 import { describeRule, type Rule } from '../rules/types.js';
 import { inRealNames } from '../sql/shadow.js';
@@ -117,6 +117,15 @@ export async function repairEach(
           ),
       );
       step.done();
+      if ('split' in outcome) {
+        // Refused by the server as a whole: its halves, each its own transaction, down to the refused group.
+        const mid = from + Math.floor((to - from) / 2);
+        const again = label.startsWith('retrying') ? 'retrying groups' : 'groups';
+        await batch(from, mid, `${again} ${from + 1}–${mid}`);
+        await batch(mid, to, `${again} ${mid + 1}–${to}`);
+        // What a transaction of this many groups took before the server refused it: sizes the next batch.
+        return outcome.ms;
+      }
       done += to - from;
       if ('error' in outcome) {
         for (let n = from + 1; n <= to; n++) aside.set(n, outcome.error);
@@ -202,7 +211,9 @@ function plural(n: number, word: string): string {
 
 type BatchOutcome =
   | { counts: Counts; result: BatchResult; skippedGroups: SkippedGroup[]; setAside: number[]; ms: number }
-  | { error: string };
+  | { error: string }
+  /** The server refused the batch's groups together (BatchSplit): rolled back, run again in halves. */
+  | { split: string; ms: number };
 
 async function runBatch(
   session: Db,
@@ -218,6 +229,7 @@ async function runBatch(
   skipSample: number,
   countsAfter: (counts: Counts, result: BatchResult) => unknown,
 ): Promise<BatchOutcome> {
+  const began = performance.now();
   try {
     const attempt = await batchTransaction(
       session,
@@ -251,6 +263,12 @@ async function runBatch(
     if (options.apply) statementStats.longestTransactionMs = Math.max(statementStats.longestTransactionMs, attempt.ms);
     return { ...attempt.value, ms: attempt.ms };
   } catch (e) {
+    if (e instanceof BatchSplit) {
+      const ms = performance.now() - began;
+      // Its row locks were held all the same.
+      if (options.apply) statementStats.longestTransactionMs = Math.max(statementStats.longestTransactionMs, ms);
+      return { split: e.message, ms };
+    }
     if (isPgError(e) && !connectionLost(e)) {
       const hint = e.code === '42501' ? 'grant the privilege named above, or run as a role that has it' : undefined;
       // A dry run's error names its copies: the user reads the tables they stand for.
