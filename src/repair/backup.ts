@@ -10,6 +10,7 @@ import {
   ensureBackupTable,
   keyAfterUpdate,
 } from '../journal/backup-tables.js';
+import type { Tx } from '../db.js';
 import { run, type BatchContext } from './context.js';
 import { RUN_TABLES } from '../journal/schema.js';
 
@@ -90,6 +91,48 @@ async function recordNoKeyAfterImages(ctx: BatchContext, table: Table): Promise<
   }
 }
 
+/**
+ * Per run, the tables whose backup table was made ready before its first batch (prepareBackupTables):
+ * a batch then backs up rows without first asking the catalog (create if not exists, its columns) —
+ * four round trips per backed-up statement that its transaction held its row locks through.
+ */
+const prepared = new Map<string, Set<string>>();
+
+/** Before a run's batches, in a transaction of its own: the backup table of every table it may change. */
+export async function prepareBackupTables(tx: Tx, runId: string, tables: Table[]): Promise<void> {
+  for (const table of tables) await ensureBackupTable(tx, table);
+  prepared.set(runId, new Set(tables.map((t) => t.id)));
+}
+
+/** Per batch transaction, the backup tables already listed in the run's tables (RUN_TABLES). */
+const listed = new WeakMap<Tx, Set<string>>();
+
+/**
+ * Bookkeeping, not part of the plan (--sql leaves it out): the run wrote rows into `table`'s backup
+ * table. Undo reads this run's tables only. Once per table and batch transaction.
+ */
+export async function listBackupTable(ctx: BatchContext, table: Table): Promise<void> {
+  if (!ctx.apply) return;
+  let inTx = listed.get(ctx.tx);
+  if (!inTx) listed.set(ctx.tx, (inTx = new Set()));
+  if (inTx.has(table.id)) return;
+  inTx.add(table.id);
+  await sql`
+    insert into ${sql.id(BACKUP_SCHEMA, RUN_TABLES)} (run_id, backup_table)
+    values (${ctx.runId}, ${backupTableName(table)})
+        on conflict do nothing`.execute(ctx.tx);
+}
+
+/** `table`'s backup table exists and has its columns (made so now, unless before the run's batches). */
+export async function readyBackupTable(ctx: BatchContext, table: Table): Promise<void> {
+  if (ctx.apply && !prepared.get(ctx.runId)?.has(table.id)) await ensureBackupTable(ctx.tx, table);
+}
+
+/** After a rollback to a savepoint: what was listed in it is gone, so list again. */
+export function forgetListedTables(tx: Tx): void {
+  listed.delete(tx);
+}
+
 /** Copy the rows of `table` that `where` selects (alias t) into its backup, before they change. */
 export async function backupRows(
   ctx: BatchContext,
@@ -99,7 +142,7 @@ export async function backupRows(
   columns: string[] | null,
   newValues?: Map<string, Sql>,
 ): Promise<number> {
-  if (ctx.apply) await ensureBackupTable(ctx.tx, table);
+  await readyBackupTable(ctx, table);
   const cols = sql.join(table.columns.map((c) => sql.id(c.name)));
   const values = sql.join(table.columns.map((c) => sql.id('t', c.name)));
   const changed = columns ? sql`${columns}::text[]` : sql`null`;
@@ -119,12 +162,7 @@ export async function backupRows(
      where ${where}`,
     'backup',
   );
-  // Bookkeeping, not part of the plan (--sql leaves it out): undo reads this run's tables only.
-  if (ctx.apply && res.affected)
-    await sql`
-      insert into ${sql.id(BACKUP_SCHEMA, RUN_TABLES)} (run_id, backup_table)
-      values (${ctx.runId}, ${backupTableName(table)})
-          on conflict do nothing`.execute(ctx.tx);
+  if (res.affected) await listBackupTable(ctx, table);
   return res.affected;
 }
 

@@ -10,6 +10,7 @@ import { ensureBackupSchema } from '../journal/schema.js';
 import { describeRule, type Rule } from '../rules/types.js';
 import { withShadows } from '../sql/shadow.js';
 import { runCounts, type RepairOptions, type RepairResult, type RuleAction } from './actions.js';
+import { prepareBackupTables } from './backup.js';
 import { statementStats } from './context.js';
 import { referencesOfRun, tablesTouched } from './references.js';
 import { repairEach } from './rule-batches.js';
@@ -54,6 +55,11 @@ export async function repairRules(
           values (${runId}, 'repair', 'running', ${JSON.stringify(runOptions)})`.execute(tx);
       });
       recorded = true;
+      // Every backup table the batches may write, made ready now rather than inside each batch.
+      if (options.backup)
+        await session
+          .transaction()
+          .execute((tx) => prepareBackupTables(tx, runId, tablesTouched(catalog, rules, declared, options.infer)));
     }
     let interrupted: boolean;
     const each = () => repairEach(session, catalog, rules, declared, options, runId, statements, actions);
