@@ -105,9 +105,12 @@ export async function run<R = Record<string, unknown>>(
   ctx: BatchContext,
   q: RawBuilder<unknown>,
   kind: 'read' | 'plan' | 'write' | 'backup',
+  /** What --sql shows instead, where a dry run leaves out parts of it (the backups --apply writes). */
+  shown?: RawBuilder<unknown>,
 ): Promise<{ rows: R[]; affected: number }> {
   const compiled = q.compile(ctx.tx);
-  if (kind !== 'read') ctx.statements.set(unshadowed(compiled.sql).replace(/\s+/g, ' ').trim(), true);
+  const text = shown ? shown.compile(ctx.tx).sql : compiled.sql;
+  if (kind !== 'read') ctx.statements.set(unshadowed(text).replace(/\s+/g, ' ').trim(), true);
   if (kind === 'backup' && !ctx.apply) return { rows: [], affected: 0 };
   if (kind === 'write' && !ctx.apply) onlyCopies(compiled.sql);
   const started = performance.now();

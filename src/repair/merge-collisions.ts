@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Table, UniqueIndex } from '../catalog/types.js';
-import { and, col, tableRef } from '../sql/build.js';
+import { and, col, tableRef, type Sql } from '../sql/build.js';
 import type { WorkTable } from '../sql/work-table.js';
 import { pkMatches, pkOf, run, type BatchContext } from './context.js';
 import { childValue, holdsKey, type Reference } from './references.js';
@@ -38,6 +38,23 @@ export async function collisionMap(
   index: UniqueIndex,
   deferred: WorkTable[] = [],
 ): Promise<WorkTable> {
+  const name = ctx.nextTemp();
+  await run(
+    ctx,
+    sql`create temp table ${name} on commit drop as ${collisionQuery(child, ref, refmap, index, deferred)}`,
+    'plan',
+  );
+  return name;
+}
+
+/** The query behind collisionMap: (l0…, s0…) per child row merged into a sibling under `index`. */
+export function collisionQuery(
+  child: Table,
+  ref: Reference,
+  refmap: WorkTable,
+  index: UniqueIndex,
+  deferred: WorkTable[] = [],
+): Sql {
   const pk = pkOf(child);
   // Losers already deferred (merged under another key of the child) are going: they collide with nothing.
   const going = sql.join(
@@ -63,10 +80,7 @@ export async function collisionMap(
   const collides = index.nullsNotDistinct
     ? sql`exists (select 1 from moved mv where (${tuple}) is not distinct from (${sql.join(parts)}))`
     : sql`(${sql.join(parts)}) in (select ${tuple} from moved where ${nonNull})`;
-  const name = ctx.nextTemp();
-  await run(
-    ctx,
-    sql`create temp table ${name} on commit drop as
+  return sql`
     with moved as (
       select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${sql.id(`p${i}`)}`))}, ${tuple}
         from ${tableRef(child)} t
@@ -100,8 +114,5 @@ export async function collisionMap(
     select ${sql.join(pk.map((_, i) => sql`${sql.id(`p${i}`)} as ${sql.id(`l${i}`)}`))},
            ${sql.join(pk.map((_, i) => sql.id(`s${i}`)))}
       from ranked
-     where (${pkCols}) is distinct from (${sql.join(pk.map((_, i) => sql.id(`s${i}`)))})`,
-    'plan',
-  );
-  return name;
+     where (${pkCols}) is distinct from (${sql.join(pk.map((_, i) => sql.id(`s${i}`)))})`;
 }

@@ -7,9 +7,10 @@ import { backupRows, recordAfterImages } from './backup.js';
 import { recordMerges } from './merge-redirects.js';
 import { count, pkMatches, run, type BatchContext } from './context.js';
 import { childValue, holdsKey, pointsAt, referencesInto, unconfirmedInto, type Reference } from './references.js';
-import { childRows, provenUnreferenced } from './rows.js';
+import { askedBeforeDelete, childRows, provenUnreferenced } from './rows.js';
 import type { WorkTable } from '../sql/work-table.js';
 import { collidingIndexes, collisionMap } from './merge-collisions.js';
+import { isLeaf, repointLeaves, type Leaf } from './merge-fused.js';
 import { dependentSteps, mapToSurvivors, mergeSteps, sharingRefs } from './merge-dependents.js';
 
 /**
@@ -19,9 +20,15 @@ import { dependentSteps, mapToSurvivors, mergeSteps, sharingRefs } from './merge
  * first (recursively, so grandchildren are moved, never cascaded away); the remaining children are
  * re-pointed; then the losers are backed up and deleted. Returns how many losers were deleted.
  */
-export async function mergeRows(ctx: BatchContext, table: Table, map: WorkTable, depth = 0): Promise<number> {
+export async function mergeRows(
+  ctx: BatchContext,
+  table: Table,
+  map: WorkTable,
+  depth = 0,
+  size?: number,
+): Promise<number> {
   await repointAll(ctx, table, map, depth);
-  return finishMerge(ctx, table, map, depth);
+  return finishMerge(ctx, table, map, depth, size);
 }
 
 /** Re-point every reference into the losers of `map` but those in `skip` (moved by the caller). */
@@ -42,7 +49,24 @@ async function repointAll(
     (ref) => !skipped(ref),
   );
   const named = await namingLosers(ctx, table, map, refs);
-  for (const ref of refs) if (named(ref)) await repoint(ctx, table, map, ref, depth);
+  // Consecutive leaves (children nothing references) go in one statement: repointLeaves.
+  let leaves: Leaf[] = [];
+  const flush = async () => {
+    if (leaves.length) await repointLeaves(ctx, leaves);
+    leaves = [];
+  };
+  for (const ref of refs.filter(named)) {
+    const lr = ref.parentColumns.map((_, i) => `lr${i}`);
+    const sr = ref.parentColumns.map((_, i) => `sr${i}`);
+    const refmap = await refmapOf(ctx, table, map, ref, lr, sr);
+    if (isLeaf(ctx, ref)) {
+      leaves.push({ ref, refmap, lr, sr });
+      continue;
+    }
+    await flush();
+    await repoint(ctx, table, map, ref, depth, refmap, lr, sr);
+  }
+  await flush();
 }
 
 /**
@@ -75,24 +99,35 @@ async function namingLosers(
   return (ref) => !none.has(ref);
 }
 
-/** Once nothing points at them any more: prove it, remember the merges, delete the losers. */
-async function finishMerge(ctx: BatchContext, table: Table, map: WorkTable, depth: number): Promise<number> {
+/**
+ * Once nothing points at them any more: prove it, remember the merges, delete the losers. `size`:
+ * how many rows `map` lists, when the caller counted them.
+ */
+async function finishMerge(
+  ctx: BatchContext,
+  table: Table,
+  map: WorkTable,
+  depth: number,
+  size?: number,
+): Promise<number> {
   await refuseUnconfirmed(ctx, table, map);
   // Prove, under the batch's lock, that nothing points at a loser any more before deleting it: a
   // row written for it meanwhile through a reference the database does not enforce keeps it (and
   // its group) for the next run, rather than being left dangling. A dry run re-points nothing, so
-  // it has nothing to prove.
-  const proven = ctx.apply ? await provenUnreferenced(ctx, table, map) : map;
+  // it has nothing to prove; nor does a table nothing can reference (most children: tags, links),
+  // whose rows the delete locks itself.
+  const referenced = askedBeforeDelete(ctx, table).length > 0;
+  const proven = ctx.apply && referenced ? await provenUnreferenced(ctx, table, map) : map;
   // A child merged away at depth that something now points at would collide once its parent's
   // children are re-pointed: retry the batch, which then sees (and moves) the new row.
   if (
     depth > 0 &&
-    ctx.apply &&
+    proven !== map &&
     (await count(ctx, sql`select 1 from ${proven}`)) < (await count(ctx, sql`select 1 from ${map}`))
   )
     throw new BatchRetry(`a row was written meanwhile for a ${table.id} row being merged away`);
   await recordMerges(ctx, table, proven);
-  return deleteLosers(ctx, table, proven);
+  return deleteLosers(ctx, table, proven, proven === map ? size : undefined);
 }
 
 /**
@@ -149,12 +184,15 @@ function parentsFirst(ctx: BatchContext, refs: Reference[]): Reference[] {
     .map((x) => x.ref);
 }
 
-/** Backup and delete the losers of `map` (in a dry run: from the copies, sql/shadow.ts). */
-export async function deleteLosers(ctx: BatchContext, table: Table, map: WorkTable): Promise<number> {
+/**
+ * Backup and delete the losers of `map` (in a dry run: from the copies, sql/shadow.ts). `size`: how
+ * many rows `map` lists, when known: a delete that took them all needs no look for rows left.
+ */
+export async function deleteLosers(ctx: BatchContext, table: Table, map: WorkTable, size?: number): Promise<number> {
   const isLoser = sql`exists (select 1 from ${map} m where ${pkMatches(table, 't', 'm', 'l')})`;
   if (ctx.backup) await backupRows(ctx, table, 'delete', isLoser, null);
   const { affected } = await run(ctx, sql`delete from ${tableRef(table)} t where ${isLoser}`, 'write');
-  if (ctx.apply) {
+  if (ctx.apply && affected !== size) {
     // A BEFORE DELETE trigger that returns NULL (an application's own soft delete) keeps rows the
     // plan deleted and backed up: stop, roll the batch back, and say what to do.
     const left = await count(
@@ -175,11 +213,29 @@ export async function deleteLosers(ctx: BatchContext, table: Table, map: WorkTab
   return affected;
 }
 
-async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Reference, depth: number): Promise<void> {
-  // Loser and survivor values of the referenced columns (usually the primary key itself).
+/**
+ * Per merge map, its re-pointing maps by referenced columns: the references into the primary key
+ * (all but a few) share one, rather than each building its own inside the batch.
+ */
+const refmaps = new WeakMap<WorkTable, Map<string, WorkTable>>();
+
+/** Loser and survivor values of the referenced columns (usually the primary key itself): lr0… → sr0…. */
+async function refmapOf(
+  ctx: BatchContext,
+  parent: Table,
+  map: WorkTable,
+  ref: Reference,
+  lr: string[],
+  sr: string[],
+): Promise<WorkTable> {
+  // Only a key's values stay what they were while children are re-pointed; other columns may not.
+  const shared = parent.primaryKey?.join() === ref.parentColumns.join() ? ref.parentColumns.join() : null;
+  let maps = refmaps.get(map);
+  if (!maps) refmaps.set(map, (maps = new Map<string, WorkTable>()));
+  const known = shared === null ? undefined : maps.get(shared);
+  if (known) return known;
   const refmap = ctx.nextTemp();
-  const lr = ref.parentColumns.map((_, i) => `lr${i}`);
-  const sr = ref.parentColumns.map((_, i) => `sr${i}`);
+  if (shared !== null) maps.set(shared, refmap);
   await run(
     ctx,
     sql`create temp table ${refmap} on commit drop as
@@ -192,7 +248,20 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
            is distinct from (${sql.join(ref.parentColumns.map((c) => sql`sx.${sql.id(c)}`))})`,
     'plan',
   );
+  return refmap;
+}
 
+/** Re-point the children of `ref` through `refmap` (lr… → sr…): the general path, for any child. */
+async function repoint(
+  ctx: BatchContext,
+  parent: Table,
+  map: WorkTable,
+  ref: Reference,
+  depth: number,
+  refmap: WorkTable,
+  lr: string[],
+  sr: string[],
+): Promise<void> {
   const child = ref.child;
   // The survivor's key as the child holds it (a text object_id: its text form).
   const survivor = (i: number) => childValue(ref, sql`r.${sql.id(sr[i]!)}`);
@@ -225,7 +294,7 @@ async function repoint(ctx: BatchContext, parent: Table, map: WorkTable, ref: Re
       continue;
     }
     // Not `+= await`: that would read the count before the nested merges below add theirs.
-    const merged = await mergeRows(ctx, child, childMap, depth + 1);
+    const merged = await mergeRows(ctx, child, childMap, depth + 1, n);
     ctx.counts.childRowsMerged += merged;
   }
   const losers = deferred.length ? ctx.nextTemp() : null;
