@@ -127,6 +127,8 @@ async function storeApplicationTypesAsText(tx: Tx, backupTable: string): Promise
       left join pg_namespace en on en.oid = e.typnamespace
      where a.attrelid = ${backupTable}::regclass and a.attnum > 0 and not a.attisdropped
        and t.typnamespace <> 'pg_catalog'::regnamespace
+       -- Only the owner may alter it: another role's backups of earlier versions keep their types.
+       and pg_has_role((select relowner from pg_class where oid = ${backupTable}::regclass), 'USAGE')
      order by a.attnum`.execute(tx);
   if (!rows.length) return;
   const bt = sql.raw(backupTable);

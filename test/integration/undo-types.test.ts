@@ -99,6 +99,33 @@ describe('backups of values of the application types', () => {
     ]);
   });
 
+  it('kept with their types by an earlier version are turned into text when a repair next writes there', async () => {
+    db = await freshDatabase(SCHEMA);
+    const original = userTables(await db.checksums());
+    const first = await merge();
+    // As an earlier version left it: the backup's columns of the person table hold the types.
+    const [backup] = await db.query<{ t: string }>(`
+      select format('%I.%I', 'rowdoctor_backup', backup_table) as t from rowdoctor_backup.tables
+       where table_name = 'person'`);
+    await db.exec(`
+      alter table ${backup!.t} alter column mail type email, alter column mood type mood using mood::mood,
+                  alter column home type address using home::address, alter column moods type mood[] using moods::mood[];
+      insert into person values (4, 'c@x', 'sad', null, null), (5, 'c@x', 'happy', null, null)`);
+    const second = await merge();
+    expect(
+      await db.query(`select count(*)::int as n from pg_attribute a where a.attrelid = '${backup!.t}'::regclass
+                             and a.atttypid not in ('text'::regtype) and a.attname in ('mail', 'mood', 'home', 'moods')`),
+    ).toEqual([{ n: 0 }]);
+    await db.exec(RETIRE);
+    await db.exec(RESTORE);
+    for (const runId of [second, first]) {
+      const applied = await undoJson(db.url, runId, '--apply');
+      expect(applied.code, applied.stdout + applied.stderr).toBe(0);
+    }
+    await db.exec('delete from person where id in (4, 5)');
+    expect(userTables(await db.checksums())).toEqual(original);
+  });
+
   it('are undone in place while the types stay, the re-keyed join table included', async () => {
     db = await freshDatabase(SCHEMA);
     const original = userTables(await db.checksums());
