@@ -114,7 +114,24 @@ export async function readPlan(file: string): Promise<LoadedPlan> {
 
 /** Write the plan; returns the md5 of what was written. */
 export async function writePlan(file: string, plan: Plan): Promise<string> {
-  const text = JSON.stringify(plan, null, 1) + '\n';
+  const { groups, ...head } = plan;
+  return writePlanText(
+    file,
+    head,
+    groups.map((g) => JSON.stringify(g)),
+  );
+}
+
+/**
+ * Write a plan whose groups are JSON texts already (as the server printed them): one group a line,
+ * so a plan of 100k groups is never parsed and printed again. Returns the md5 of what was written.
+ */
+export async function writePlanText(file: string, head: Omit<Plan, 'groups'>, groups: string[]): Promise<string> {
+  const { summary, ...top } = head;
+  const fields = Object.entries(top).map(([k, v]) => ` ${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+  const text =
+    `{\n${fields.join(',\n')},\n "groups": [\n${groups.map((g) => `  ${g}`).join(',\n')}\n ],\n` +
+    ` "summary": ${JSON.stringify(summary)}\n}\n`;
   try {
     await writeFile(file, text);
   } catch (e) {

@@ -9,8 +9,30 @@ import { col, type Sql } from '../sql/build.js';
 export function planId(table: Table, alias: string): Sql {
   const pk = table.primaryKey;
   if (!pk) return sql`to_json(md5(${sql.id(alias)}::text))`;
-  if (pk.length === 1) return sql`to_json(${col(alias, pk[0]!)})`;
-  return sql`json_build_array(${sql.join(pk.map((c) => col(alias, c)))})`;
+  return listedPlanId(
+    table,
+    pk.map((c) => col(alias, c)),
+  );
+}
+
+/** The same for a row given by its primary key's values (`parts`, in key order). */
+export function listedPlanId(table: Table, parts: Sql[]): Sql {
+  const pk = table.primaryKey ?? [];
+  const spelled = parts.map((p, i) => idPart(table, pk[i]!, p));
+  return spelled.length === 1 ? spelled[0]! : sql`json_build_array(${sql.join(spelled)})`;
+}
+
+/**
+ * One part of an id as JSON: a number where a double holds it exactly, else its text — an int8
+ * past 2^53 (a snowflake id) read back as a number would name another row, and every group
+ * holding one would look changed since the plan. plannedIdKey casts either back.
+ */
+function idPart(table: Table, column: string, value: Sql): Sql {
+  const base = table.columns.find((c) => c.name === column)?.baseType;
+  const exact = sql`${value} between -9007199254740991 and 9007199254740991`;
+  if (base === 'int8') return sql`case when ${exact} then to_json(${value}) else to_json(${value}::text) end`;
+  if (base === 'numeric') return sql`to_json(${value}::text)`;
+  return sql`to_json(${value})`;
 }
 
 /** A row's id as a comparable jsonb: the same value for the row and for its id read from a plan. */

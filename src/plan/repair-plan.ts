@@ -4,7 +4,7 @@ import { RowdoctorError } from '../errors.js';
 import { actionCounts, type RepairResult } from '../repair/actions.js';
 import { tablesTouched } from '../repair/references.js';
 import { describeRule, type Rule } from '../rules/types.js';
-import { writePlan, type LoadedPlan, type Plan } from './file.js';
+import { writePlanText, type LoadedPlan, type Plan } from './file.js';
 import { PlanGuard } from './guard.js';
 import { planRule, PlanRecorder } from './record.js';
 import { databaseIdentity, refuseStalePlan, schemaFingerprint } from './shape.js';
@@ -40,7 +40,7 @@ export async function finishPlanOut(
 ): Promise<{ md5: string; groups: number }> {
   const actions = result.actions.map((a) => ({ check: a.rule.check, table: a.rule.table.id, ...actionCounts(a) }));
   const sum = (k: keyof ReturnType<typeof actionCounts>) => actions.reduce((n, a) => n + a[k], 0);
-  const plan: Plan = {
+  const plan: Omit<Plan, 'groups'> = {
     tool: 'rowdoctor',
     schemaVersion: 1,
     kind: 'rowdoctor-plan',
@@ -48,7 +48,6 @@ export async function finishPlanOut(
     createdAt: new Date().toISOString(),
     schemaFingerprint: schemaFingerprint(scope.catalog, touched(scope)),
     rules: scope.rules.map(planRule),
-    groups: recorder.groups,
     summary: {
       groups: sum('groups'),
       rowsDeleted: sum('rowsDeleted'),
@@ -60,7 +59,7 @@ export async function finishPlanOut(
       actions,
     },
   };
-  return { md5: await writePlan(file, plan), groups: plan.groups.length };
+  return { md5: await writePlanText(file, plan, recorder.groups), groups: recorder.groups.length };
 }
 
 /**

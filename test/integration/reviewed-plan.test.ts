@@ -201,3 +201,40 @@ describe('reviewed plans: refusals', () => {
     expect(order!.customer_id).toBe(29);
   });
 });
+
+// Snowflake-style ids past 2^53: a double cannot hold them, so the plan must spell them as text.
+const BIG = 9007199254740993n;
+const BIG_IDS = `
+  create table customers (id bigint primary key, email text not null, name text);
+  insert into customers select ${BIG} + i * 2, 'c' || (i % 20), 'n' || i from generate_series(1, 40) i;
+  create table orders (id bigint primary key, customer_id bigint not null references customers, amount int not null);
+  create index on orders (customer_id);
+  insert into orders select ${BIG} + i * 2, ${BIG} + (1 + i % 40) * 2, i from generate_series(1, 80) i;
+`;
+
+describe('reviewed plans: int8 ids a double cannot hold', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await freshDatabase(BIG_IDS);
+  });
+  afterAll(() => db.drop());
+
+  it('names them exactly in the plan, and applies every planned group', async () => {
+    const file = join(dir, 'big.json');
+    await planOut(db, file);
+    const plan = readJson(file);
+    expect(plan.groups).toHaveLength(20);
+    const first = plan.groups.find((g) => JSON.stringify(g.key) === '["c1"]')!;
+    // c1: i = 1 and 21; survivor the lower id (created first), as text.
+    expect(first).toMatchObject({ survivor: String(BIG + 2n), losers: [String(BIG + 42n)] });
+    expect(first.children[0]!.ids).toEqual([String(BIG + 40n), String(BIG + 120n)]);
+    const before = await tableStats(db);
+    const applied = await repairJson(db.url, MERGE, '--apply', '--plan', file);
+    expect(applied.code).toBe(0);
+    expect(applied.doc.actions[0]).toMatchObject({ groups: 20, skipped: 0, rowsDeleted: 20 });
+    const after = await tableStats(db);
+    expect(after['public.customers']!.rows).toBe(before['public.customers']!.rows - 20);
+    expect(after['public.orders']!.rows).toBe(before['public.orders']!.rows);
+    expect(after['public.orders']!.sums.amount).toBe(before['public.orders']!.sums.amount);
+  });
+});
