@@ -15,7 +15,7 @@ import { runCli, userTables, writeConfig, type RepairDoc } from '../support/run.
  * nothing; undo restores every table.
  *
  * `npm run test:scale`, alone on the machine (CI runs it after `npm test`): a lock wait measured while
- * other test files load the same two cores measures them.
+ * other test files load the same two cores measures them, so only there is it asserted.
  */
 const shape = musicBrainzShape();
 const CONFIG = 'rules:\n  - { check: duplicate-rows, table: artist, key: [name] }\n';
@@ -65,6 +65,10 @@ describe('merging artists on a MusicBrainz-shaped schema', () => {
     const application = touchRows(db.url, 'artist', 'id', shape.duplicateIds, 500);
     applied = await repair('--apply');
     seen = await application.stop();
+    console.info(
+      `merge-musicbrainz-shape: ${shape.tables} tables, ${shape.references} references into artist, ` +
+        `${shape.groups} groups; application: ${JSON.stringify(seen)}; rowdoctor: ${JSON.stringify(applied.stats)}`,
+    );
     expect(applied.code, applied.stderr).toBe(1);
     expect(applied.doc.actions).toEqual(dry.doc.actions);
     const [action] = applied.doc.actions;
@@ -91,15 +95,16 @@ describe('merging artists on a MusicBrainz-shaped schema', () => {
     ]);
   }, 180_000);
 
-  it('the application touching the merged artists meanwhile never waited 500 ms for a row', () => {
-    console.info(
-      `merge-musicbrainz-shape: ${shape.tables} tables, ${shape.references} references into artist, ` +
-        `${shape.groups} groups; application: ${JSON.stringify(seen)}; rowdoctor: ${JSON.stringify(applied.stats)}`,
-    );
-    // It did meet rowdoctor's row locks (else this measured nothing), and none held it 500 ms.
-    expect(seen.contended, JSON.stringify(seen)).toBeGreaterThan(0);
-    expect(seen.timedOut, JSON.stringify(seen)).toBe(0);
-  });
+  // A lock wait measures the machine as much as rowdoctor: asserted where nothing else runs (npm run
+  // test:scale sets ROWDOCTOR_LOCK_WAITS; CI runs it alone). Elsewhere the figures are still printed.
+  it.runIf(process.env.ROWDOCTOR_LOCK_WAITS === '1')(
+    'the application touching the merged artists meanwhile never waited 500 ms for a row',
+    () => {
+      // It did meet rowdoctor's row locks (else this measured nothing), and none held it 500 ms.
+      expect(seen.contended, JSON.stringify(seen)).toBeGreaterThan(0);
+      expect(seen.timedOut, JSON.stringify(seen)).toBe(0);
+    },
+  );
 
   it('the re-run changes nothing: the refused group is refused again', async () => {
     // The application's tables (the journal records the run).
