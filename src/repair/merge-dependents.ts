@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
-import type { Table } from '../catalog/types.js';
+import type { Table, UniqueIndex } from '../catalog/types.js';
 import { and, col, tableRef, type Sql } from '../sql/build.js';
 import type { WorkTable } from '../sql/work-table.js';
-import { pkMatches, type BatchContext } from './context.js';
+import { pkMatches, pkOf, run, type BatchContext } from './context.js';
 import { referencesInto, type Reference } from './references.js';
 
 /*
@@ -119,4 +119,72 @@ export function mergeSteps(steps: Step[]): Step[] {
     seen.reached = (alias) => sql`(${a(alias)} or ${b(alias)})`;
   }
   return [...byTable.values()];
+}
+
+/**
+ * Rows of a dependent step that would collide, once moved, with a sibling under one of their
+ * table's own unique keys (workflow_edges(source_trigger_id, target_trigger_id): a copy's edge
+ * between two triggers merged into the survivor's becomes the survivor's own edge): a map (l0… → s0…)
+ * per such key, the sibling already in place surviving, else the lowest key, for the caller to merge
+ * before the statement moves the rest. Keys of plain columns, not partial, NULLs distinct; others
+ * are left to the server (a collision then skips the group with that key as its reason).
+ */
+export async function stepCollisions(
+  ctx: BatchContext,
+  step: Step,
+  refmap: WorkTable,
+  index: UniqueIndex,
+): Promise<WorkTable> {
+  const table = step.table;
+  const pk = pkOf(table);
+  const cols = index.columns as string[];
+  const u = cols.map((_, i) => sql.id(`u${i}`));
+  const p = pk.map((_, i) => sql.id(`p${i}`));
+  const after = cols.map((c, i) => sql`${step.set.get(c) ?? col('d', c)} as ${u[i]!}`);
+  const name = ctx.nextTemp();
+  await run(
+    ctx,
+    sql`create temp table ${name} on commit drop as
+    with moved as (
+      select distinct on (${sql.join(pk.map((c) => col('d', c)))})
+             ${sql.join(pk.map((c, i) => sql`${col('d', c)} as ${p[i]!}`))}, ${sql.join(after)}
+        from ${tableRef(table)} d, ${refmap} r
+       where ${step.reached('d')}
+    ),
+    in_place as (
+      select ${sql.join(pk.map((c, i) => sql`${col('t', c)} as ${p[i]!}`))},
+             ${sql.join(cols.map((c, i) => sql`${col('t', c)} as ${u[i]!}`))}
+        from ${tableRef(table)} t
+       where (${sql.join(cols.map((c) => col('t', c)))}) in (select ${sql.join(u)} from moved)
+         and not exists (select 1 from moved mv where ${and(pk.map((c, i) => sql`mv.${p[i]!} = ${col('t', c)}`))})
+    ),
+    candidates as (
+      select ${sql.join(p)}, ${sql.join(u)}, 1 as prio from moved where ${and(u.map((x) => sql`${x} is not null`))}
+      union all
+      select ${sql.join(p)}, ${sql.join(u)}, 0 from in_place
+    ),
+    ranked as (
+      select ${sql.join(p)}, ${sql.join(p.map((x, i) => sql`first_value(${x}) over w as ${sql.id(`s${i}`)}`))}
+        from candidates
+      window w as (partition by ${sql.join(u)} order by prio, ${sql.join(p)})
+    )
+    select ${sql.join(p.map((x, i) => sql`${x} as ${sql.id(`l${i}`)}`))},
+           ${sql.join(pk.map((_, i) => sql.id(`s${i}`)))}
+      from ranked
+     where (${sql.join(p)}) is distinct from (${sql.join(pk.map((_, i) => sql.id(`s${i}`)))})`,
+    'plan',
+  );
+  return name;
+}
+
+/** The unique keys stepCollisions can weigh for `step`: plain columns, one of them moved, not partial. */
+export function stepKeys(step: Step): UniqueIndex[] {
+  return step.table.uniqueIndexes.filter(
+    (i) =>
+      i.valid &&
+      !i.predicate &&
+      !i.nullsNotDistinct &&
+      i.columns.every((c) => c !== null) &&
+      i.columns.some((c) => c !== null && step.set.has(c)),
+  );
 }

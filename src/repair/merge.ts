@@ -11,7 +11,14 @@ import { askedBeforeDelete, childRows, provenUnreferenced } from './rows.js';
 import type { WorkTable } from '../sql/work-table.js';
 import { collidingIndexes, collisionMap } from './merge-collisions.js';
 import { isLeaf, repointLeaves, type Leaf } from './merge-fused.js';
-import { dependentSteps, mapToSurvivors, mergeSteps, sharingRefs } from './merge-dependents.js';
+import {
+  dependentSteps,
+  mapToSurvivors,
+  mergeSteps,
+  sharingRefs,
+  stepCollisions,
+  stepKeys,
+} from './merge-dependents.js';
 
 /**
  * Merge rows of `table` into survivors. `map` is a temp table with columns l0.. (a loser's
@@ -316,6 +323,15 @@ async function repoint(
   const match = sql`${atLoser('t')}${notLoser('t')}`;
   const dependents = mergeSteps(dependentSteps(ctx, child, values, sql`${tableRef(child)} c0`, atLoser('c0'), 'c0'));
   if (losers) mapToSurvivors(child, losers, straddling, values, dependents);
+  // A row that moves along and would then collide with a sibling under its table's own unique key
+  // is merged into that sibling first, as a re-pointed child is (the statement below would fail 23505).
+  for (const d of dependents)
+    for (const index of stepKeys(d)) {
+      const stepMap = await stepCollisions(ctx, d, refmap, index);
+      if (!(await count(ctx, sql`select 1 from ${stepMap}`))) continue;
+      const merged = await mergeRows(ctx, d.table, stepMap, depth + 1);
+      ctx.counts.childRowsMerged += merged;
+    }
   if (ctx.backup) {
     // What each re-pointed column will hold: its survivor's value (a join table's key changes with it).
     const repointed = new Map(
