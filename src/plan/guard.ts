@@ -8,7 +8,7 @@ import { run, type BatchContext } from '../repair/context.js';
 import { GROUPS, MEMBERS, recordSkipped } from '../repair/groups.js';
 import { referencesInto } from '../repair/references.js';
 import type { Plan } from './file.js';
-import { CHANGED_SINCE_THE_PLAN, type PlanHooks } from '../repair/context.js';
+import { CHANGED_SINCE_THE_PLAN, type PlanHooks, type SkippedGroup } from '../repair/context.js';
 import { idKey, listedIdKey, plannedIdKey } from './ids.js';
 import { childrenOf, rowByPk } from './lookups.js';
 import { groupKeyColumns, referenceName } from './record.js';
@@ -54,7 +54,7 @@ export class PlanGuard implements PlanHooks {
    * children for the batches' checks. Returns how many groups are left, and how many were dropped
    * (found since the plan: left alone).
    */
-  async restrict(tx: Tx, rule: Rule): Promise<{ total: number; unplanned: number }> {
+  async restrict(tx: Tx, rule: Rule): Promise<{ total: number; unplanned: number; vanished: SkippedGroup[] }> {
     const table = rule.table;
     const groups = this.groupsOf(rule);
     const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -110,8 +110,19 @@ export class PlanGuard implements PlanHooks {
     await sql`create index on ${PLANNED_CHILDREN} (n, ref, id)`.execute(tx);
     for (const t of [PLANNED_MEMBERS, PLANNED_CHILDREN]) await sql`analyze ${t}`.execute(tx);
     await sql`drop table ${PLAN_ROWS}, ${PLAN_KIDS}`.execute(tx);
+    // A planned group no listed group holds a row of: its rows left the key (gone, or re-keyed so
+    // they are no longer duplicates). Changed since the plan, as the contract says.
+    const { rows: gone } = await sql<{ pg: number }>`
+      select pg from generate_series(0, ${groups.length - 1}) pg
+      except
+      select pg from ${PLAN_GROUPS}
+       order by pg`.execute(tx);
+    const vanished = gone.map(({ pg }) => {
+      const g = groups[Number(pg)]!;
+      return { key: g.key, ids: g.rows.map((r) => r.id), reason: CHANGED_SINCE_THE_PLAN };
+    });
     const kept = Number(rows[0]?.kept ?? 0);
-    return { total: kept, unplanned: Number(rows[0]?.listed ?? 0) - kept };
+    return { total: kept, unplanned: Number(rows[0]?.listed ?? 0) - kept, vanished };
   }
 
   /**

@@ -52,8 +52,11 @@ export const CHANGED_SINCE_THE_PLAN = 'changed since the plan';
  * (`restrict`) and, under each batch's row locks, leaves out those that changed (`checkLocked`).
  */
 export interface PlanHooks {
-  /** After the rule's groups were listed into rd_groups/rd_members: keep only the plan's. */
-  restrict?(tx: Tx, rule: Rule): Promise<{ total: number; unplanned: number }>;
+  /**
+   * After the rule's groups were listed into rd_groups/rd_members: keep only the plan's. `vanished`:
+   * the plan's groups no longer listed at all (a row gone or re-keyed, so no longer duplicates).
+   */
+  restrict?(tx: Tx, rule: Rule): Promise<{ total: number; unplanned: number; vanished: SkippedGroup[] }>;
   /** Under the batch's locks (`rows`: n, p0…): drop the groups changed since the plan; returns how many. */
   checkLocked?(ctx: BatchContext, rule: Rule, rows: WorkTable): Promise<number>;
   /** After the batch ranked its groups into `map` (n, l0…, s0…): record them. */

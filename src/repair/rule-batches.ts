@@ -67,8 +67,14 @@ export async function repairEach(
         action.finding = await repairer.finding(tx, rule, options.sample);
       if (!options.plan?.restrict) return n;
       // A reviewed plan: its groups only; one found since is left alone.
-      const { total, unplanned } = await options.plan.restrict(tx, rule);
+      const { total, unplanned, vanished } = await options.plan.restrict(tx, rule);
       if (unplanned) action.notes.push(`${plural(unplanned, 'group')} not in the plan left alone (found since)`);
+      if (vanished.length) {
+        // Skipped like a group whose rows changed under the lock: it is one, found before any batch.
+        action.skipped += vanished.length;
+        action.skippedGroups.push(...vanished.slice(0, options.sample));
+        action.notes.push(`${plural(vanished.length, 'group')} of the plan no longer found: ${vanished[0]!.reason}`);
+      }
       return total;
     });
     /** Groups to retry, with why they were left. */

@@ -238,3 +238,31 @@ describe('reviewed plans: int8 ids a double cannot hold', () => {
     expect(after['public.orders']!.sums.amount).toBe(before['public.orders']!.sums.amount);
   });
 });
+
+describe('reviewed plans: a planned group that is no longer a group', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await freshDatabase(FIXTURE);
+  });
+  afterAll(() => db.drop());
+
+  it('is skipped as changed since the plan when its loser left the key, not silently dropped', async () => {
+    const file = join(dir, 'vanished.json');
+    await planOut(db, file);
+    // c10 was 10 and 30: the application moves 30 to another email, so no group c10 is listed now.
+    await db.exec(`update customers set email = 'moved' where id = 30`);
+    const before = await tableStats(db);
+    const applied = await repairJson(db.url, MERGE, '--apply', '--plan', file);
+    expect(applied.code).toBe(1);
+    expect(applied.doc.actions[0]).toMatchObject({ groups: 19, skipped: 1, rowsDeleted: 24 });
+    expect(applied.doc.actions[0]!.skippedGroups).toEqual([
+      { key: ['c10'], ids: [10, 30], reason: 'changed since the plan' },
+    ]);
+    const after = await tableStats(db);
+    expect(after['public.customers']!.rows).toBe(before['public.customers']!.rows - 24);
+    expect(after['public.orders']!.rows).toBe(before['public.orders']!.rows);
+    expect(after['public.orders']!.sums.amount).toBe(before['public.orders']!.sums.amount);
+    const [kept] = await db.query<{ n: number }>(`select count(*)::int as n from customers where id in (10, 30)`);
+    expect(kept!.n).toBe(2);
+  });
+});
