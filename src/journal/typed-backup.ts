@@ -27,6 +27,7 @@ export async function backupColumns(db: Db | Tx, backup: string): Promise<Backup
  * a column whose type the application changed from text since: each is cast to the live column's
  * type, which the server checks as it would the row's own. Where nothing needs a cast, the table
  * itself (a subquery of plain columns and casts is pulled up into the statement that reads it).
+ * Always give it an alias: before PostgreSQL 16 a subquery in FROM needs one.
  */
 export function typedBackup(backup: string, table: Table, columns: BackupColumn[]): Sql {
   const bt = sql.id(BACKUP_SCHEMA, backup);

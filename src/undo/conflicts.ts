@@ -130,7 +130,7 @@ export function firstWithLast(t: UndoTarget, slice: Slice): Sql {
     (select distinct on (${pk}) *,
             last_value(${sql.id(AFTER)}) over (partition by ${pk} order by _rd_seq
                                                rows between unbounded preceding and unbounded following) as _rd_last
-       from ${backupOf(t)}
+       from ${backupOf(t)} s  -- an alias: PostgreSQL before 16 needs one for a subquery
       where ${inSlice(t, slice)} and _rd_op = 'update'
       order by ${pk}, _rd_seq)`;
 }

@@ -113,7 +113,7 @@ async function tellApart(db: Db | Tx, target: Target, slice: Slice): Promise<boo
     const { rows } = await sql<{ n: string }>`
       select count(*) as n
         from (select ${sql.join(columns.map((c) => sql`${value(null, c)} as ${sql.id(c.name)}`))}, count(*) as backed
-                from ${target.source}
+                from ${target.source} s
                where ${inSlice(target, slice)} and _rd_op = 'update' and _rd_columns = ${cols}::text[]
                group by ${sql.join(others.map((_, i) => sql.raw(String(i + 1))))}) g
        where (select count(*) from ${tableRef(table)} t where ${same}) > g.backed`.execute(db);

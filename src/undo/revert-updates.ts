@@ -30,7 +30,7 @@ export async function revertUpdated(tx: Tx, info: BackupInfo, slice: Slice): Pro
   const id = info.table.primaryKey ? sql.join(info.table.primaryKey.map((c) => sql.id(c))) : sql`_rd_seq`;
   for (const { cols } of sets.rows) {
     await sql`update ${tableRef(info.table)} t set ${sql.join(cols.map((c) => sql`${sql.id(c)} = b.${sql.id(c)}`))}
-      from (select distinct on (${id}) * from ${info.source}
+      from (select distinct on (${id}) * from ${info.source} s
              where ${inSlice(info, slice)} and _rd_op = 'update' and _rd_columns = ${cols}::text[]
              order by ${id}, _rd_seq) b
      where ${sameRow(info.table, cols, 't', 'b')}`.execute(tx);
