@@ -176,4 +176,52 @@ references:
     for (const [t, sum] of Object.entries(original))
       if (!t.startsWith('rowdoctor_backup.')) expect(now[t], t).toBe(sum);
   });
+
+  it('keeps a colliding child merged away at depth that such a pair names: the group is skipped', async () => {
+    await db.exec(`
+      create schema deep;
+      set search_path = deep;
+      create table users (id bigint primary key, email varchar not null);
+      insert into users values (1, 'ann@x.io'), (2, 'ann@x.io'), (3, 'bob@x.io'), (4, 'bob@x.io');
+      create table tags (id bigint primary key, name varchar not null);
+      insert into tags values (1, 'red');
+      create table taggings (id bigint primary key, tag_id bigint not null references tags,
+                             taggable_type varchar not null, taggable_id bigint not null);
+      create unique index taggings_idx on taggings (tag_id, taggable_type, taggable_id);
+      insert into taggings values (1, 1, 'User', 1), (2, 1, 'User', 2), (3, 1, 'User', 3), (4, 1, 'User', 4);
+      -- a notification log whose taggings were mostly deleted: 1 of 5 ids found, not a reference
+      create table notifications (id bigint primary key, notifiable_type varchar not null, notifiable_id bigint not null);
+      insert into notifications values (1, 'Tagging', 2), (2, 'Tagging', 90), (3, 'Tagging', 91), (4, 'Tagging', 92),
+                                       (5, 'Tagging', 93);
+      reset search_path;`);
+    const config = writeConfig(
+      'rules:\n  - { check: duplicate-rows, table: deep.users, key: [email], repair: merge }\n',
+    );
+    const original = await db.checksums();
+    const before = await tableStats(db);
+    const dry = await repairJson(db.url, config);
+    const apply = await repairJson(db.url, config, '--apply');
+    expect(apply.code, apply.stderr).toBe(1);
+    expect(dry.doc.actions).toEqual(apply.doc.actions);
+    // ann's group: tagging 2 (User 2) would be merged into tagging 1 and deleted, but notification 1 names it.
+    expect(apply.doc.actions[0], JSON.stringify(apply.doc.actions)).toMatchObject({
+      groups: 2,
+      rowsDeleted: 1,
+      childRowsMerged: 1,
+      skipped: 1,
+    });
+    expect(apply.doc.actions[0]!.skippedGroups.map((g) => g.ids)).toEqual([[1, 2]]);
+    expect(apply.doc.actions[0]!.skippedGroups[0]!.reason).toContain(
+      "deep.notifications (notifiable_type = 'Tagging', a polymorphic candidate not taken as a reference",
+    );
+    expect(await db.query('select id from deep.taggings order by id')).toEqual([{ id: '1' }, { id: '2' }, { id: '3' }]);
+    expect(await db.query('select id from deep.users order by id')).toEqual([{ id: '1' }, { id: '2' }, { id: '3' }]);
+    const after = await tableStats(db);
+    expect(after['deep.notifications']).toEqual(before['deep.notifications']);
+    const undo = await runCli(['undo', apply.doc.runId, '--database-url', db.url, '--apply']);
+    expect(undo.code, undo.stderr).toBe(0);
+    const now = await db.checksums();
+    for (const [t, sum] of Object.entries(original))
+      if (!t.startsWith('rowdoctor_backup.')) expect(now[t], t).toBe(sum);
+  });
 });
