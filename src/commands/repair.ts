@@ -114,6 +114,10 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
     else if (opts.planOut && planHooks instanceof PlanRecorder) {
       const written = await finishPlanOut(conn.db, opts.planOut, planHooks, planScope, result);
       progress.note(`plan written to ${opts.planOut}: ${written.groups} groups, md5 ${written.md5}`);
+      progress.note(
+        `Next: review it (rowdoctor plan show ${opts.planOut}), then apply exactly it: ` +
+          `rowdoctor repair --apply --plan ${opts.planOut}, with the same config and flags.`,
+      );
     }
     const findings = await reportedFindings(conn, snap.rules, scanned, derived, result, {
       sample,

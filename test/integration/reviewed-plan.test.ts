@@ -51,6 +51,8 @@ async function planOut(db: TestDb, file: string) {
   const res = await repairJson(db.url, MERGE, '--plan-out', file);
   expect(res.stderr).not.toMatch(/error/i);
   expect(res.code).toBe(1);
+  expect(res.stderr).toContain(`rowdoctor plan show ${file}`);
+  expect(res.stderr).toContain(`rowdoctor repair --apply --plan ${file}`);
   return res;
 }
 
