@@ -31,7 +31,11 @@ function idPart(table: Table, column: string, value: Sql): Sql {
   const base = table.columns.find((c) => c.name === column)?.baseType;
   const exact = sql`${value} between -9007199254740991 and 9007199254740991`;
   if (base === 'int8') return sql`case when ${exact} then to_json(${value}) else to_json(${value}::text) end`;
-  if (base === 'numeric') return sql`to_json(${value}::text)`;
+  // A numeric: an integer in a double's exact range as a number (as JSON output spells it), else text.
+  if (base === 'numeric')
+    return sql`case when not (${exact}) then to_json(${value}::text)
+                    when ${value} = trunc(${value}) then to_json(${value})
+                    else to_json(${value}::text) end`;
   return sql`to_json(${value})`;
 }
 
