@@ -137,6 +137,8 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
         ),
         runId: result.runId,
         applied: result.applied,
+        // The dry run's footprint, the rows it copied to plan on (null with --apply).
+        plannedRows: result.plannedRows ?? null,
         actions: result.actions.map((a) => ({
           check: a.rule.check,
           table: a.rule.table.id,

@@ -49,6 +49,8 @@ export interface RepairResult {
   actions: RuleAction[];
   interrupted: boolean;
   statements: string[];
+  /** A dry run only: how many rows it copied to plan on (all tables together). */
+  plannedRows?: number;
 }
 
 /** An action's counts, as the contract's `actions` entries and the runs table spell them. */

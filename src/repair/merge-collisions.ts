@@ -18,7 +18,7 @@ export function collidingIndexes(child: Table, ref: Reference): UniqueIndex[] {
 }
 
 /** The deparsed expression names the column (bare or quoted); a false positive costs one query. */
-function mentions(text: string, column: string): boolean {
+export function mentions(text: string, column: string): boolean {
   if (text.includes(`"${column.replace(/"/g, '""')}"`)) return true;
   const bare = column.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return new RegExp(`(^|[^A-Za-z0-9_$"])${bare}($|[^A-Za-z0-9_$"])`).test(text);

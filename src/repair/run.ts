@@ -62,11 +62,17 @@ export async function repairRules(
           .execute((tx) => prepareBackupTables(tx, runId, tablesTouched(catalog, rules, declared, options.infer)));
     }
     let interrupted: boolean;
+    /** A dry run's footprint: the rows it copied. */
+    let plannedRows: number | undefined;
     const each = () => repairEach(session, catalog, rules, declared, options, runId, statements, actions);
     if (options.apply) interrupted = await each();
     else {
       // A dry run plans on copies of the tables it would touch: the same statements, the server's counts.
-      const shadows = await createShadows(session, catalog, tablesTouched(catalog, rules, declared, options.infer));
+      const touched = tablesTouched(catalog, rules, declared, options.infer);
+      const shadows = await createShadows(session, catalog, touched, { rules, declared, infer: options.infer });
+      plannedRows = shadows.plannedRows;
+      for (const [table, why] of shadows.copiedWhole)
+        options.progress.note(`the dry run copies ${table} whole: ${why}`);
       try {
         interrupted = await withShadows(shadows, each);
       } finally {
@@ -85,7 +91,14 @@ export async function repairRules(
       const status = interrupted ? 'interrupted' : skipped ? 'partial' : 'completed';
       await finishRun(session, runId, status, ruleCounts());
     }
-    return { runId, applied: options.apply, actions, interrupted, statements: [...statements.keys()] };
+    return {
+      runId,
+      applied: options.apply,
+      actions,
+      interrupted,
+      statements: [...statements.keys()],
+      ...(plannedRows === undefined ? {} : { plannedRows }),
+    };
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     if (connectionLost(e)) {

@@ -42,6 +42,8 @@ export function renderRepairText(view: RepairView, c: ChalkInstance): string {
   const out = [
     `rowdoctor repair · ${view.database} · run ${result.runId} · ${mode}`,
     `${plural(result.actions.length, 'rule')} · ${plural(t.groups, 'group')} · ${changes}${skipped}`,
+    // The dry run's footprint: it planned on copies of these rows, not of the tables.
+    ...(result.plannedRows === undefined ? [] : [`planned on copies of ${plural(result.plannedRows, 'row')}`]),
     '',
   ];
   if (result.actions.length) {
