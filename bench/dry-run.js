@@ -42,18 +42,21 @@ await gen.query(`
   create table orders (id bigint primary key, account_id bigint not null references account, number int not null,
                        amount int not null, unique (account_id, number));
   insert into orders select i, 1 + i % ${A + G}, i / ${A + G}, i % 100 from generate_series(1, ${O}) i;
-  vacuum analyze;`);
+  analyze;`);
 await gen.end();
 
 /** Bytes of temp relations extended (written to local buffers) server-wide so far; null before PostgreSQL 16. */
 async function tempBytes() {
   const c = new pg.Client(urlFor('rd_bench_dry'));
   await c.connect();
-  try {
+  // PostgreSQL 18 counts bytes (extend_bytes); 16 and 17 count blocks of op_bytes.
+  const bytes = async (expr) => {
     const { rows } = await c.query(`
-      select coalesce(sum(extends * op_bytes), 0)::bigint as b
-        from pg_stat_io where object = 'temp relation'`);
+      select coalesce(sum(${expr}), 0)::bigint as b from pg_stat_io where object = 'temp relation'`);
     return Number(rows[0].b);
+  };
+  try {
+    return await bytes('extend_bytes').catch(() => bytes('extends * op_bytes'));
   } catch {
     return null;
   } finally {
