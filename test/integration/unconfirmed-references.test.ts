@@ -46,6 +46,24 @@ const named = (type: string, table: string) =>
         and exists (select 1 from ${table} p where p.id = a.auditable_id) order by a.id`,
   );
 
+/** A dry run, then --apply: a group is skipped (exit 1), and the apply did what the dry run said. */
+async function applyAsDryRunSaid(config: string) {
+  const dry = await repairJson(db.url, config);
+  expect(dry.code, dry.stderr).toBe(1);
+  const apply = await repairJson(db.url, config, '--apply');
+  expect(apply.code, apply.stderr).toBe(1);
+  expect(dry.doc.actions).toEqual(apply.doc.actions);
+  return apply;
+}
+
+/** Undo of the run puts every application table back bit for bit. */
+async function expectUndoRestores(runId: string, original: Record<string, string>) {
+  const undo = await runCli(['undo', runId, '--database-url', db.url, '--apply']);
+  expect(undo.code, undo.stderr).toBe(0);
+  const now = await db.checksums();
+  for (const [t, sum] of Object.entries(original)) if (!t.startsWith('rowdoctor_backup.')) expect(now[t], t).toBe(sum);
+}
+
 describe('a candidate type/id pair the data does not support', () => {
   it('is not a reference, and the scan says why', async () => {
     const res = await runCli(['scan', '--database-url', db.url, '--format', 'json']);
@@ -65,11 +83,7 @@ describe('a candidate type/id pair the data does not support', () => {
     const auditsBefore = await audits();
     const namedBefore = await named('User', 'uc.users');
 
-    const dry = await repairJson(db.url, config);
-    expect(dry.code, dry.stderr).toBe(1);
-    const apply = await repairJson(db.url, config, '--apply');
-    expect(apply.code, apply.stderr).toBe(1); // a group skipped
-    expect(dry.doc.actions).toEqual(apply.doc.actions);
+    const apply = await applyAsDryRunSaid(config); // a group skipped
     expect(apply.doc.actions[0], JSON.stringify(apply.doc.actions)).toMatchObject({
       groups: 2,
       rowsDeleted: 1,
@@ -97,11 +111,7 @@ describe('a candidate type/id pair the data does not support', () => {
     expect(after['uc.users']!.sums.id).toBe(String(Number(before['uc.users']!.sums.id) - 4));
     for (const t of ['uc.audits', 'uc.items', 'uc.owners']) expect(after[t], t).toEqual(before[t]);
 
-    const undo = await runCli(['undo', apply.doc.runId, '--database-url', db.url, '--apply']);
-    expect(undo.code, undo.stderr).toBe(0);
-    const now = await db.checksums();
-    for (const [t, sum] of Object.entries(original))
-      if (!t.startsWith('rowdoctor_backup.')) expect(now[t], t).toBe(sum);
+    await expectUndoRestores(apply.doc.runId, original);
   });
 
   it('keeps an orphan its rows name: orphan delete skips it with what to declare', async () => {
@@ -110,10 +120,7 @@ describe('a candidate type/id pair the data does not support', () => {
     );
     const before = await tableStats(db);
     const original = await db.checksums();
-    const dry = await repairJson(db.url, config);
-    const apply = await repairJson(db.url, config, '--apply');
-    expect(apply.code, apply.stderr).toBe(1);
-    expect(dry.doc.actions).toEqual(apply.doc.actions);
+    const apply = await applyAsDryRunSaid(config);
     expect(apply.doc.actions[0], JSON.stringify(apply.doc.actions)).toMatchObject({
       groups: 2,
       rowsDeleted: 1,
@@ -130,11 +137,7 @@ describe('a candidate type/id pair the data does not support', () => {
     expect(after['uc.items']!.rows).toBe(before['uc.items']!.rows - 1);
     expect(after['uc.audits']).toEqual(before['uc.audits']);
 
-    const undo = await runCli(['undo', apply.doc.runId, '--database-url', db.url, '--apply']);
-    expect(undo.code, undo.stderr).toBe(0);
-    const now = await db.checksums();
-    for (const [t, sum] of Object.entries(original))
-      if (!t.startsWith('rowdoctor_backup.')) expect(now[t], t).toBe(sum);
+    await expectUndoRestores(apply.doc.runId, original);
   });
 
   it('is followed once declared: the merge then re-points its rows and skips nothing', async () => {
@@ -158,10 +161,7 @@ references:
     );
     const before = await tableStats(db);
     const original = await db.checksums();
-    const dry = await repairJson(db.url, config);
-    const apply = await repairJson(db.url, config, '--apply');
-    expect(apply.code, apply.stderr).toBe(1);
-    expect(dry.doc.actions).toEqual(apply.doc.actions);
+    const apply = await applyAsDryRunSaid(config);
     expect(apply.doc.actions[0], JSON.stringify(apply.doc.actions)).toMatchObject({ rowsDeleted: 1, skipped: 1 });
     expect(apply.doc.actions[0]!.skippedGroups[0]!.reason).toContain(
       "uc.notes (notable_type = 'Account', a polymorphic candidate not taken as a reference",
@@ -170,11 +170,7 @@ references:
     const after = await tableStats(db);
     expect(after['uc.accounts']!.rows).toBe(before['uc.accounts']!.rows - 1);
     expect(after['uc.notes']).toEqual(before['uc.notes']);
-    const undo = await runCli(['undo', apply.doc.runId, '--database-url', db.url, '--apply']);
-    expect(undo.code, undo.stderr).toBe(0);
-    const now = await db.checksums();
-    for (const [t, sum] of Object.entries(original))
-      if (!t.startsWith('rowdoctor_backup.')) expect(now[t], t).toBe(sum);
+    await expectUndoRestores(apply.doc.runId, original);
   });
 
   it('keeps a colliding child merged away at depth that such a pair names: the group is skipped', async () => {
@@ -199,10 +195,7 @@ references:
     );
     const original = await db.checksums();
     const before = await tableStats(db);
-    const dry = await repairJson(db.url, config);
-    const apply = await repairJson(db.url, config, '--apply');
-    expect(apply.code, apply.stderr).toBe(1);
-    expect(dry.doc.actions).toEqual(apply.doc.actions);
+    const apply = await applyAsDryRunSaid(config);
     // ann's group: tagging 2 (User 2) would be merged into tagging 1 and deleted, but notification 1 names it.
     expect(apply.doc.actions[0], JSON.stringify(apply.doc.actions)).toMatchObject({
       groups: 2,
@@ -218,10 +211,6 @@ references:
     expect(await db.query('select id from deep.users order by id')).toEqual([{ id: '1' }, { id: '2' }, { id: '3' }]);
     const after = await tableStats(db);
     expect(after['deep.notifications']).toEqual(before['deep.notifications']);
-    const undo = await runCli(['undo', apply.doc.runId, '--database-url', db.url, '--apply']);
-    expect(undo.code, undo.stderr).toBe(0);
-    const now = await db.checksums();
-    for (const [t, sum] of Object.entries(original))
-      if (!t.startsWith('rowdoctor_backup.')) expect(now[t], t).toBe(sum);
+    await expectUndoRestores(apply.doc.runId, original);
   });
 });
