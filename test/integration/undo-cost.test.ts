@@ -49,14 +49,27 @@ async function tablesRead(schema: string): Promise<string[]> {
     );
     return r!.n === 0;
   });
-  const rows = await db.query<{ relname: string }>(
-    `select relname
-       from pg_stat_all_tables
-      where schemaname = $1 and coalesce(seq_scan, 0) + coalesce(idx_scan, 0) > 0
-      order by 1`,
-    [schema],
+  // PostgreSQL 14 and older send a session's counts to a statistics collector, which readers see up to
+  // half a second late (and one session's before another's): read until two reads 0.6 s apart agree.
+  let last: string | null = null;
+  const read = await until(
+    'the statistics collector has caught up',
+    async () => {
+      const rows = await db.query<{ relname: string }>(
+        `select relname
+           from pg_stat_all_tables
+          where schemaname = $1 and coalesce(seq_scan, 0) + coalesce(idx_scan, 0) > 0
+          order by 1`,
+        [schema],
+      );
+      const now = JSON.stringify(rows.map((r) => r.relname));
+      const settled = rows.length > 0 && now === last;
+      last = now;
+      return settled ? rows : null;
+    },
+    { everyMs: 600 },
   );
-  return rows.map((r) => r.relname);
+  return read.map((r) => r.relname);
 }
 
 describe('undo of a run that changed 10 tables of a 1,000-table schema', () => {
