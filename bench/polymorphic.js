@@ -80,7 +80,11 @@ async function discoverInProcess() {
   return kysely.transaction().execute(async (tx) => {
     await sql`set local max_parallel_workers_per_gather = 0`.execute(tx);
     const t = performance.now();
-    await loadCatalog(tx, { schemas: ['public'], softDelete: { columns: [], tables: new Map() } });
+    await loadCatalog(tx, {
+      schemas: ['public'],
+      softDelete: { columns: [], tables: new Map() },
+      weighReferences: true,
+    });
     const ms = performance.now() - t;
     const { rows: r } = await sql`
       select pg_stat_get_xact_tuples_returned('comments'::regclass)

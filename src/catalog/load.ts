@@ -9,15 +9,23 @@ import { checkedSchemas, loadRelations, loadServerVersion, type RelRow } from '.
 import { markerFor, weighMarkers, type SoftDeleteSettings } from './soft-delete.js';
 import { tableId, type Catalog, type Column, type Table, type UniqueIndex } from './types.js';
 
+export interface CatalogOptions {
+  schemas: string[] | null;
+  softDelete: SoftDeleteSettings;
+  /**
+   * Weigh references the catalog does not hold (`X_id` names, polymorphic and generic pairs) against
+   * the data. Each candidate costs a pass over its table, so only commands that use them ask: scan and
+   * verify with discovery, repair unless --no-infer. Off, the catalog holds foreign keys and markers only.
+   */
+  weighReferences: boolean;
+}
+
 /**
  * Read one consistent snapshot of the catalog. `schemas` limits what is checked; tables of every
  * user schema are still loaded, because a foreign key may cross schemas. Each step reads one thing
  * from pg_catalog (load-*.ts); a new kind of fact is a new step here.
  */
-export async function loadCatalog(
-  db: Db | Tx,
-  options: { schemas: string[] | null; softDelete: SoftDeleteSettings },
-): Promise<Catalog> {
+export async function loadCatalog(db: Db | Tx, options: CatalogOptions): Promise<Catalog> {
   const serverVersion = await loadServerVersion(db);
   const relations = await loadRelations(db);
   const schemas = await checkedSchemas(db, options.schemas);
@@ -46,9 +54,11 @@ export async function loadCatalog(
   };
   // Names only suggest: soft-delete markers and references are weighed against the data.
   catalog.assumptions.push(...(await weighMarkers(db, tables, options.softDelete)));
+  // Django's content types (one small table): what a declared generic reference's type values name.
+  catalog.contentTypes = await loadContentTypes(db, catalog);
+  if (!options.weighReferences) return catalog;
   catalog.assumptions.push(...(await weighReferences(db, catalog)));
   // Polymorphic and generic references: type values mapped by framework naming, weighed the same way.
-  catalog.contentTypes = await loadContentTypes(db, catalog);
   const typed = await weighTypedReferences(db, catalog);
   catalog.typedReferences = typed.references;
   catalog.unconfirmedReferences = typed.unconfirmed;

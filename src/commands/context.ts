@@ -42,6 +42,8 @@ export async function connect(
 export interface SnapshotMode {
   /** false: only discovered rules (init describes the database, not an existing config's rules). */
   declared?: boolean;
+  /** Weigh inferred and polymorphic references (see CatalogOptions); default: when discovering. */
+  weighReferences?: boolean;
 }
 
 export async function snapshot(
@@ -52,13 +54,18 @@ export async function snapshot(
 ): Promise<Snapshot> {
   const declared = mode.declared ?? true;
   const schemas = opts.schema?.length ? opts.schema : (loaded.config.schemas ?? null);
-  const catalog = await loadCatalog(tx, { schemas, softDelete: softDeleteSettings(loaded.config.softDelete) });
+  const discover = declared ? opts.discover : true;
+  const catalog = await loadCatalog(tx, {
+    schemas,
+    softDelete: softDeleteSettings(loaded.config.softDelete),
+    weighReferences: discover || mode.weighReferences === true,
+  });
   const sources = {
     config: declared ? loaded.config : {},
     configFile: loaded.file,
     duplicates: declared ? opts.duplicates : [],
     orphans: declared ? opts.orphans : [],
-    discover: declared ? opts.discover : true,
+    discover,
     only: parseOnly(opts.only),
   };
   // A declared key expression replaces the discovered one it equals as the server normalises both.

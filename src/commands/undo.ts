@@ -29,7 +29,12 @@ export async function undoCommand(runId: string, opts: UndoCommandOptions, out: 
   try {
     await refuseOnStandby(conn.db, 'undo', conn.target.display);
     const catalog = await readOnly(conn.db, statementTimeoutMs, (tx) =>
-      loadCatalog(tx, { schemas: null, softDelete: softDeleteSettings(loaded.config.softDelete) }),
+      // Undo follows the references its run recorded, not the ones the data suggests today.
+      loadCatalog(tx, {
+        schemas: null,
+        softDelete: softDeleteSettings(loaded.config.softDelete),
+        weighReferences: false,
+      }),
     );
     const result = await conn.db.connection().execute((session) =>
       undoRun(session, catalog, runId, {

@@ -28,7 +28,9 @@ export async function verifyCommand(opts: VerifyCommandOptions, out: (s: string)
   try {
     // Expectations come from declared rules; --discover adds inferred references, nothing else.
     const { snap, warnings } = await readOnly(conn.db, statementTimeoutMs, async (tx) => {
-      const snap = await snapshot(tx, { ...opts, discover: false }, loaded);
+      const snap = await snapshot(tx, { ...opts, discover: false }, loaded, {
+        weighReferences: opts.discover === true,
+      });
       return { snap, warnings: [...snap.catalog.warnings, ...(await rowSecurityWarnings(tx, tablesRead(snap.rules)))] };
     });
     printWarnings(warnings);

@@ -39,7 +39,11 @@ describe('discovery of a polymorphic pair', () => {
     try {
       const { read, references } = await kysely.transaction().execute(async (tx) => {
         await sql`set local max_parallel_workers_per_gather = 0`.execute(tx);
-        const catalog = await loadCatalog(tx, { schemas: ['public'], softDelete: { columns: [], tables: new Map() } });
+        const catalog = await loadCatalog(tx, {
+          schemas: ['public'],
+          softDelete: { columns: [], tables: new Map() },
+          weighReferences: true,
+        });
         const { rows } = await sql<{ read: string }>`
           -- Rows a sequential scan of comments returned, and entries its indexes returned (idx_tup_read).
           select pg_stat_get_xact_tuples_returned('comments'::regclass)

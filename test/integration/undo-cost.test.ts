@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDb } from '../support/db.js';
 import { brokenForeignKeys } from '../support/foreign-keys.js';
-import { until } from '../support/poll.js';
+import { tablesRead as read } from '../support/tables-read.js';
 import { repairJson, runCli, writeConfig } from '../support/run.js';
 
 /**
@@ -38,39 +38,10 @@ beforeAll(async () => {
 });
 afterAll(() => db.drop());
 
+const tablesRead = (schema: string) => read(db, schema);
+
 const merge = (table: string) =>
   writeConfig(`rules:\n  - { check: duplicate-rows, table: ${table}, key: [name], repair: merge }\n`);
-
-/** Tables of `schema` that anything read since the last pg_stat_reset(), once rowdoctor's sessions are gone. */
-async function tablesRead(schema: string): Promise<string[]> {
-  await until('rowdoctor’s sessions have ended (their statistics are flushed)', async () => {
-    const [r] = await db.query<{ n: number }>(
-      "select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'rowdoctor'",
-    );
-    return r!.n === 0;
-  });
-  // PostgreSQL 14 and older send a session's counts to a statistics collector, which readers see up to
-  // half a second late (and one session's before another's): read until two reads 0.6 s apart agree.
-  let last: string | null = null;
-  const read = await until(
-    'the statistics collector has caught up',
-    async () => {
-      const rows = await db.query<{ relname: string }>(
-        `select relname
-           from pg_stat_all_tables
-          where schemaname = $1 and coalesce(seq_scan, 0) + coalesce(idx_scan, 0) > 0
-          order by 1`,
-        [schema],
-      );
-      const now = JSON.stringify(rows.map((r) => r.relname));
-      const settled = rows.length > 0 && now === last;
-      last = now;
-      return settled ? rows : null;
-    },
-    { everyMs: 600 },
-  );
-  return read.map((r) => r.relname);
-}
 
 describe('undo of a run that changed 10 tables of a 1,000-table schema', () => {
   it('reads those tables and that run’s backups only', async () => {
