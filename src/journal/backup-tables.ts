@@ -60,7 +60,21 @@ export async function ensureBackupTable(tx: Tx, table: Table): Promise<void> {
     await sql`alter table ${bt} add column ${sql.id(BATCH)} bigint`.execute(tx);
     await sql`alter table ${bt} alter column ${sql.id(BATCH)} set default txid_current()`.execute(tx);
   }
+  if (!have.has(XMIN))
+    // The row version (xmin) an update of a table without a primary key left: undo tells the row
+    // from untouched ones of the same content by it. Rows of earlier versions' runs keep NULL.
+    await sql`alter table ${bt} add column ${sql.id(XMIN)} xid`.execute(tx);
 }
+
+/**
+ * The backup column holding, for an update of a table without a primary key, the xmin of the live
+ * row it left (the repair's (sub)transaction): the row version that tells it from rows of the same
+ * content the run never touched (older xmin) and from rows the application wrote since (newer one).
+ * PostgreSQL keeps the raw xmin when it freezes a row (9.4+: freezing sets a hint bit), and VACUUM
+ * FULL and CLUSTER copy it; a dump and restore gives every row a new one (undo then sees conflicts,
+ * never a wrong row). NULL where the after-image is unknown, and in runs of earlier versions.
+ */
+export const XMIN = '_rd_xmin';
 
 /**
  * The backup column holding the id of the transaction that wrote the row (txid_current(), by its

@@ -6,6 +6,7 @@ import {
   AFTER_UNKNOWN,
   BACKUP_SCHEMA,
   KEY,
+  XMIN,
   backupTableName,
   ensureBackupTable,
   keyAfterUpdate,
@@ -55,7 +56,9 @@ function rowText(alias: string, columns: string[]): Sql {
  * those it did (compared as row text: byte-exact, and a json column has no equality). Each backup row gets that
  * row's md5 only where its candidates all hold the same content (rows equal in every column are
  * interchangeable); where they do not, or none is left (a BEFORE trigger stamped a column),
- * AFTER_UNKNOWN: undo then leaves it alone rather than revert a row the run never touched.
+ * AFTER_UNKNOWN: undo then leaves it alone rather than revert a row the run never touched. With the
+ * md5 goes that xmin (XMIN): the row version undo tells the row by from untouched rows of the same
+ * content (a re-pointed pivot row next to the survivor's identical one).
  */
 async function recordNoKeyAfterImages(ctx: BatchContext, table: Table): Promise<void> {
   const bt = sql.id(BACKUP_SCHEMA, backupTableName(table));
@@ -76,15 +79,16 @@ async function recordNoKeyAfterImages(ctx: BatchContext, table: Table): Promise<
       ctx,
       sql`
       update ${bt} b
-         set ${sql.id(AFTER)} = m.h
-        from (select p._rd_seq as seq,
+         set ${sql.id(AFTER)} = m.h,
+             ${sql.id(XMIN)} = case when m.h <> ${AFTER_UNKNOWN} then m.v::xid end
+        from (select p._rd_seq as seq, p.xmin::text as v,  -- xid has no ordering to group by
                      case when count(distinct ${h}) filter (where x.ctid is not null) = 1
                           then min(${h}) filter (where x.ctid is not null)
                           else ${AFTER_UNKNOWN} end as h
                 from ${bt} p
                 left join ${tableRef(table)} x on x.xmin = p.xmin and ${same} and ${moved}
                where ${pending} and p._rd_columns = ${cols}::text[]
-               group by p._rd_seq) m
+               group by p._rd_seq, p.xmin::text) m
        where b._rd_run = ${ctx.runId} and b._rd_op = 'update' and b.${sql.id(AFTER)} is null and b._rd_seq = m.seq`,
       'backup',
     );
