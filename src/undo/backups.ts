@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Catalog, Table } from '../catalog/types.js';
 import type { Db } from '../db.js';
 import { RowdoctorError } from '../errors.js';
-import { AFTER, BACKUP_SCHEMA, BATCH, KEY } from '../journal/backup-tables.js';
+import { AFTER, BACKUP_SCHEMA, BATCH, KEY, XMIN } from '../journal/backup-tables.js';
 import { RUN_TABLES } from '../journal/schema.js';
 import { backupColumns, typedBackup } from '../journal/typed-backup.js';
 import type { RecordedReference } from '../repair/references.js';
@@ -81,6 +81,18 @@ export async function backupsOf(
              where ${scope} and _rd_op = 'update' and ${sql.id(AFTER)} is null`.execute(session)
         ).rows[0]?.n ?? 0,
       ) === 0;
+    // Without a primary key: every update recorded the row version it left (runs of earlier versions did not).
+    const rowVersions =
+      afterImages &&
+      !table?.primaryKey &&
+      has.has(XMIN) &&
+      Number(
+        (
+          await sql<{ n: string }>`
+            select count(*) as n from ${bt}
+             where ${scope} and _rd_op = 'update' and ${sql.id(XMIN)} is null`.execute(session)
+        ).rows[0]?.n ?? 0,
+      ) === 0;
     if (!table)
       throw new RowdoctorError(
         `Run ${runId} changed ${b.table_schema}.${b.table_name}, which no longer exists; it cannot be restored.`,
@@ -115,6 +127,7 @@ export async function backupsOf(
       revert: Number(s.revert),
       lastDelete: Number(s.last_delete ?? 0),
       afterImages,
+      rowVersions,
     });
   }
   linkParents(catalog, out, references);

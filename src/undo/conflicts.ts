@@ -19,6 +19,11 @@ export interface UndoTarget {
   source: Sql;
   /** Every update of this run recorded its after-image (runs of earlier versions did not). */
   afterImages: boolean;
+  /**
+   * A table without a primary key whose every update of this run recorded the row version (xmin) it
+   * left (journal/backup-tables.ts, XMIN): undo tells the row by it from rows of the same content.
+   */
+  rowVersions: boolean;
   /** The backup table records each row's repair batch (BATCH; tables of earlier versions may not). */
   batched: boolean;
   /**

@@ -36,10 +36,11 @@ export async function useReplicaRole(tx: Tx): Promise<void> {
 }
 
 /**
- * Undo finds an updated row again by its primary key. A table without one, or an update that
- * changed a primary-key column (a re-pointed key that is part of a join table's primary key),
- * leaves it nothing to find the row by: rather than revert the wrong rows, or none while saying
- * it did, undo names the table and refuses.
+ * Undo finds an updated row again by its primary key, or in a table without one by its content and
+ * the row version the update left (runs of earlier versions recorded none: by content alone). An
+ * update that changed a primary-key column (a re-pointed key that is part of a join table's primary
+ * key), or content that does not tell rows apart, leaves it nothing to find the row by: rather than
+ * revert the wrong rows, or none while saying it did, undo names the table and refuses.
  */
 async function unmatchedUpdates(db: Db | Tx, target: Target, slice: Slice): Promise<string | null> {
   const { table, backup } = target;
@@ -58,7 +59,8 @@ async function unmatchedUpdates(db: Db | Tx, target: Target, slice: Slice): Prom
         `it has no primary key, and the repair could not tell ${unknown} updated row(s) apart from rows of other ` +
         `content (or found them no more: a trigger stamped them), so undo cannot know which rows to take back`
       );
-    if (await tellApart(db, target, slice)) return null;
+    // Each updated row is told from the rest by the row version it was left with (undo/no-key.ts).
+    if (target.rowVersions || (await tellApart(db, target, slice))) return null;
     return (
       `it has no primary key, and rows the run did not update hold the same values as updated ones in every column ` +
       `it did not change, so undo cannot tell the ${updated} updated row(s) apart from them`
@@ -138,6 +140,8 @@ interface Target {
   columns: Column[];
   /** Every update of the run found its row again by primary key after the update (conflicts.ts). */
   afterImages: boolean;
+  /** Without a primary key: every update recorded the row version it left (conflicts.ts). */
+  rowVersions: boolean;
 }
 
 export async function inexactTables(
