@@ -124,7 +124,7 @@ export const LARAVEL = `
   insert into tags values (1, 'red'), (2, 'blue');
   create table taggables (id bigserial primary key, tag_id bigint not null references tags,
                           taggable_type varchar(255) not null, taggable_id bigint not null);
-  -- morphToMany's pivot, with an id (undo cannot tell a re-pointed row of a keyless pivot from its siblings)
+  -- morphToMany's pivot, here with an id and a unique key (Laravel's default keyless one: undo-nokey-versions.test.ts)
   create unique index taggables_unique on taggables (tag_id, taggable_type, taggable_id);
   create index taggables_taggable_type_taggable_id_index on taggables (taggable_type, taggable_id);
   insert into taggables (tag_id, taggable_type, taggable_id) values (1, 'user', 1), (1, 'user', 3), (2, 'user', 3), (2, 'App\\Models\\Post', 1),
