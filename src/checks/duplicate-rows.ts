@@ -59,23 +59,97 @@ export const duplicateRows: Check<DuplicateRule> = {
 
 /** The rows a rule looks at, as WHERE terms over the table (unqualified or under `alias`). */
 export function duplicateScope(rule: DuplicateRule, alias: string | null): Sql[] {
-  const terms: Sql[] = [];
-  if (rule.where) terms.push(fragment(rule.where));
-  if (rule.table.softDelete && !rule.includeSoftDeleted) terms.push(isAlive(rule.table.softDelete, alias));
+  const terms = rowScope(rule, alias);
   if (!rule.nullsNotDistinct) terms.push(...rule.key.map((k) => sql`${keyExpr(k, alias)} is not null`));
   return terms;
 }
 
+/** The rows a rule looks at whatever their key holds: its `where` scope, and live rows unless includeSoftDeleted. */
+export function rowScope(rule: DuplicateRule, alias: string | null): Sql[] {
+  const terms: Sql[] = [];
+  if (rule.where) terms.push(fragment(rule.where));
+  if (rule.table.softDelete && !rule.includeSoftDeleted) terms.push(isAlive(rule.table.softDelete, alias));
+  return terms;
+}
+
 async function detect(db: Db | Tx, rule: DuplicateRule, options: DetectOptions): Promise<Finding | null> {
+  const result = await sql<DetectRow>`${detectStatement(rule, options, ownGroups(rule, options))}`.execute(db);
+  return findingOf(rule, options, result.rows[0]!);
+}
+
+/** What a detect statement selects: the counts, the samples and the diagnosis' figures. */
+export interface DetectRow {
+  groups: string;
+  rows: string;
+  samples: Sample[];
+  diagnosis: unknown;
+}
+
+/** A detect statement's row as the rule's finding (null when it found no group). */
+export function findingOf(rule: DuplicateRule, options: DetectOptions, row: DetectRow): Finding | null {
+  if (toCount(row.groups) === 0) return null;
+  return {
+    ...baseFinding(rule, rule.key.map(keyLabel)),
+    groups: toCount(row.groups),
+    rows: toCount(row.rows),
+    samples: row.samples,
+    ...withFigures(options, row.diagnosis),
+  };
+}
+
+/**
+ * The fixed hash bucket samples are collected from, over the key parts as `refs` name them — none
+ * where an index serves the key (samples are then looked up by key) or a part has no hash.
+ */
+export function bucketOf(rule: DuplicateRule, refs: Sql[]): Sql | null {
+  if (keyIndexed(rule)) return null;
+  return sampleBucket(refs.map((ref, i) => ({ ref, equality: partEquality(rule.table, rule.key[i]!) })));
+}
+
+/**
+ * The rule's own groups: key values held by more than one in-scope row, with exact counts from
+ * that one aggregate pass over the table. Columns: the key as keyAliases(), n, ids (the bucket's
+ * row ids, else NULL) and the diagnosis' aggregates.
+ */
+function ownGroups(rule: DuplicateRule, options: DetectOptions): Sql {
+  const names = keyAliases(rule.key.length);
+  const keyCols = sql.join(names.map((n) => sql.id(n)));
+  const selectKeys = sql.join(
+    rule.key.map((k, i) => sql`${groupKeyExpr(rule.table, k, null)} as ${sql.id(names[i]!)}`),
+  );
+  const scope = and(duplicateScope(rule, null));
+  // Where an index serves the key, the aggregate reads the key alone (an index-only scan is then
+  // possible) and samples always come from the join back to the table (a few index lookups).
+  // Otherwise the aggregate also collects the ids of the groups whose key falls in a fixed 1-in-256
+  // hash bucket (bounded memory, deterministic); only when that bucket holds too few groups does
+  // the join back run — lazily, in detectStatement's CASE.
+  const bucket = bucketOf(
+    rule,
+    names.map((n) => sql.id(n)),
+  );
+  // The diagnosis may want more from the aggregate (src/diagnosis/duplicates.ts).
+  const extra = options.diagnosis?.aggregates ?? [];
+  const idColumn = bucket || extra.length ? sql`, ${rowId(rule.table, null)} as id` : sql``;
+  const bucketIds = bucket ? sql`array_agg(id) filter (where ${bucket})` : sql`null::text[]`;
+  const extras = extra.map((a) => sql`, ${a.value} as ${sql.id(a.name)}`);
+  return sql`
+      select ${keyCols}, count(*) as n, ${bucketIds} as ids${sql.join(extras, sql``)}
+        from (select ${selectKeys}${idColumn} from ${tableRef(rule.table)} where ${scope}) k
+       group by ${keyCols}
+      having count(*) > 1`;
+}
+
+/**
+ * The rule's detect statement over `groups`, the body of its `g`: the key values held by more than
+ * one in-scope row (columns as ownGroups() selects them). Whether they come from the rule's own
+ * pass or from a pass shared with other rules (duplicate-chain.ts), the rest reads them alike.
+ */
+export function detectStatement(rule: DuplicateRule, options: DetectOptions, groups: Sql): Sql {
   const t = tableRef(rule.table);
   const limit = options.sample;
   const names = keyAliases(rule.key.length);
   const keyCols = sql.join(names.map((n) => sql.id(n)));
   const sampleKeyCols = sql.join(names.map((n) => sql.id('s', n)));
-  const selectKeys = sql.join(
-    rule.key.map((k, i) => sql`${groupKeyExpr(rule.table, k, null)} as ${sql.id(names[i]!)}`),
-  );
-  const scope = and(duplicateScope(rule, null));
   const rowScope = and(duplicateScope(rule, 'r'));
   groupable(rule);
   const joinOn = keysEqual(
@@ -85,19 +159,11 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: DetectOptions):
     names.map((n) => sql.id('s', n)),
     rule.nullsNotDistinct,
   );
-  // Where an index serves the key, the aggregate reads the key alone (an index-only scan is then
-  // possible) and samples always come from the join back to the table (a few index lookups).
-  // Otherwise the aggregate also collects the ids of the groups whose key falls in a fixed 1-in-256
-  // hash bucket (bounded memory, deterministic); only when that bucket holds too few groups does
-  // the join back run — lazily, in the CASE below.
-  const bucket = keyIndexed(rule)
-    ? null
-    : sampleBucket(names.map((n, i) => ({ ref: sql.id(n), equality: partEquality(rule.table, rule.key[i]!) })));
-  const collect = bucket !== null;
-  // The diagnosis may want more from the aggregate (src/diagnosis/duplicates.ts).
-  const extra = options.diagnosis?.aggregates;
-  const idColumn = collect || extra ? sql`, ${rowId(rule.table, null)} as id` : sql``;
-  const bucketIds = collect ? sql`array_agg(id) filter (where ${bucket})` : sql`null::text[]`;
+  const collect =
+    bucketOf(
+      rule,
+      names.map((n) => sql.id(n)),
+    ) !== null;
   const sampleOf = (ids: Sql) => sql`json_build_object('key', json_build_array(${keyCols}), 'ids', ${ids})`;
   const sortedIds = sql`(select json_agg(x order by ${rowIdSortKey(rule.table, sql`x`)}) from unnest(ids) x)`;
   const exactSamples = sql`(
@@ -111,15 +177,11 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: DetectOptions):
     ? sql`case when ${bucketIsEnough} then ${bucketSamples} else ${exactSamples} end`
     : exactSamples;
 
-  // Key values held by more than one in-scope row (g), with exact counts from that one aggregate
-  // pass; the first `limit` groups in key order (s) and their rows read back by key (si); the
-  // bucket's first groups (bucketed) when the aggregate collected their ids.
-  const result = await sql<{ groups: string; rows: string; samples: Sample[]; diagnosis: unknown }>`
-    with g as (
-      select ${keyCols}, count(*) as n, ${bucketIds} as ids${extra ? sql`, ${extra}` : sql``}
-        from (select ${selectKeys}${idColumn} from ${t} where ${scope}) k
-       group by ${keyCols}
-      having count(*) > 1
+  // The key values held by more than one in-scope row (g); the first `limit` groups in key order
+  // (s) and their rows read back by key (si); the bucket's first groups (bucketed) when the
+  // aggregate collected their ids.
+  return sql`
+    with g as (${groups}
     ),
     bucketed as (
       select ${keyCols}, ids
@@ -144,16 +206,7 @@ async function detect(db: Db | Tx, rule: DuplicateRule, options: DetectOptions):
            (select coalesce(sum(n - 1), 0) from g) as rows,
            ${samples} as samples,
            ${diagnosisValue(options)} as diagnosis
-  `.execute(db);
-  const row = result.rows[0]!;
-  if (toCount(row.groups) === 0) return null;
-  return {
-    ...baseFinding(rule, rule.key.map(keyLabel)),
-    groups: toCount(row.groups),
-    rows: toCount(row.rows),
-    samples: row.samples,
-    ...withFigures(options, row.diagnosis),
-  };
+  `;
 }
 
 // ── repair ────────────────────────────────────────────────────────────────────────────────────

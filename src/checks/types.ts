@@ -67,8 +67,8 @@ export interface DetectOptions {
 export interface DiagnosisSql {
   ctes: Sql;
   value: Sql;
-  /** More aggregates for `g`'s GROUP BY over its input (key aliases and `id`, the row id). */
-  aggregates?: Sql;
+  /** More aggregates for `g`'s GROUP BY over its input (key aliases and `id`, the row id), as `g` names them. */
+  aggregates?: { name: string; value: Sql }[];
 }
 
 /** A kind of damage: how to find it (read-only, one set-based query per rule). */

@@ -120,6 +120,11 @@ export function duplicateDiagnosis(rule: DuplicateRule, created: CreationColumn,
                            from dx_copies),
              'differingColumns', ${differing}))`;
   // The aggregate's extra columns: each group's lowest and highest primary key.
-  const aggregates = byId ? sql`min(id) as dx_lo, max(id) as dx_hi` : undefined;
+  const aggregates = byId
+    ? [
+        { name: 'dx_lo', value: sql`min(id)` },
+        { name: 'dx_hi', value: sql`max(id)` },
+      ]
+    : undefined;
   return { ctes, value, ...(aggregates ? { aggregates } : {}) };
 }
