@@ -6,7 +6,10 @@ import { isPgError } from './errors.js';
 import { RuleCannotRun, ruleErrorFinding } from './checks/rule-error.js';
 import { isRecoveryConflict } from './catalog/recovery.js';
 import type { Progress } from './report/progress.js';
-import { describeRule, type Rule } from './rules/types.js';
+import { describeRule, type DuplicateRule, type Rule } from './rules/types.js';
+import { scanUnits } from './checks/duplicate-nesting.js';
+import { detectChain } from './checks/duplicate-chain.js';
+import { duplicateRows } from './checks/duplicate-rows.js';
 import { diagnoseFinding, diagnosisSql } from './diagnosis/diagnose.js';
 import type { DiagnoseOptions } from './diagnosis/types.js';
 
@@ -40,39 +43,60 @@ export interface ScanOptions {
 export async function scan(tx: Tx, rules: Rule[], options: ScanOptions): Promise<ScanResult> {
   const slots = [tx, ...(options.alongside ?? [])];
   await Promise.all(slots.map(preferParallel));
+  // Rules that one pass checks together are one unit of work (a chain); every other rule is one alone.
+  let units: number[][];
+  let lost = false;
+  try {
+    units = await scanUnits(tx, rules);
+  } catch (e) {
+    if (!isRecoveryConflict(e) || !options.fresh) throw queryError(e, 'Finding rules that share a pass');
+    // The standby ended tx: the first worker starts on a new one, as after a cancelled rule.
+    lost = true;
+    units = await options.fresh(async (nt) => scanUnits(nt, rules));
+  }
   const found: (Finding | null)[] = rules.map(() => null);
   let next = 0;
   let failed = false;
   const retried = new Set<number>();
-  const take = () => (next < rules.length && !failed ? next++ : null);
-  const run = (t: Tx, i: number) => checkOne(t, rules[i]!, `[${i + 1}/${rules.length}]`, options, slots.length > 1);
-  // Rules from `first` on, one after another, until none is left — or until the standby cancels
+  const take = () => (next < units.length && !failed ? next++ : null);
+  const run = async (t: Tx, u: number) => {
+    const unit = units[u]!;
+    const position = `[${unit.map((i) => i + 1).join(', ')}/${rules.length}]`;
+    const results =
+      unit.length === 1
+        ? [await checkOne(t, rules[unit[0]!]!, position, options, slots.length > 1)]
+        : await checkChain(t, unit, rules, position, options, slots.length > 1);
+    unit.forEach((i, k) => (found[i] = results[k]!));
+  };
+  // Units from `first` on, one after another, until none is left — or until the standby cancels
   // one for a recovery conflict, which ends the transaction (in a savepoint, the whole session):
-  // then the rule to run first in a new transaction, if it is to be retried.
+  // then the unit to run first in a new transaction, if it is to be retried.
   const drain = async (t: Tx, first: number | null): Promise<{ retry: number | null } | null> => {
-    for (let i = first ?? take(); i !== null; i = take()) {
+    for (let u = first ?? take(); u !== null; u = take()) {
       try {
-        found[i] = await run(t, i);
+        await run(t, u);
       } catch (e) {
         if (!isRecoveryConflict(e) || !options.fresh) {
           failed = true;
           throw e;
         }
-        const again = !retried.has(i);
-        retried.add(i);
-        if (!again) found[i] = ruleErrorFinding(rules[i]!, e as Error);
-        options.notice?.(
-          `${describeRule(rules[i]!)}: the standby cancelled the query (conflict with recovery); ` +
-            (again ? 'retrying it once on a new snapshot' : 'cancelled again on the retry, so reported as an error'),
-        );
-        return { retry: again ? i : null };
+        const again = !retried.has(u);
+        retried.add(u);
+        for (const i of units[u]!) {
+          if (!again) found[i] = ruleErrorFinding(rules[i]!, e as Error);
+          options.notice?.(
+            `${describeRule(rules[i]!)}: the standby cancelled the query (conflict with recovery); ` +
+              (again ? 'retrying it once on a new snapshot' : 'cancelled again on the retry, so reported as an error'),
+          );
+        }
+        return { retry: again ? u : null };
       }
     }
     return null;
   };
   // A worker goes on in new transactions, one at a time, each ended before the next begins.
-  const worker = async (t: Tx): Promise<void> => {
-    let cancelled = await drain(t, null);
+  const worker = async (t: Tx, slot: number): Promise<void> => {
+    let cancelled = lost && slot === 0 ? { retry: null } : await drain(t, null);
     while (cancelled && options.fresh) {
       const first = cancelled.retry;
       cancelled = await options.fresh(async (nt) => {
@@ -95,12 +119,7 @@ async function checkOne(
   concurrent: boolean,
 ): Promise<Finding | null> {
   const check = checkFor(rule);
-  const label = `${position} ${check.id} ${check.describe(rule)}`;
-  // Side by side, a line per finished check: "label … 1.2s" lines would interleave.
-  const started = Date.now();
-  const step = concurrent
-    ? { done: () => options.progress.log(`${label} ${((Date.now() - started) / 1000).toFixed(1)}s`) }
-    : options.progress.start(label);
+  const step = progressStep(`${position} ${check.id} ${check.describe(rule)}`, options, concurrent);
   // A savepoint per rule: a rule the server cannot run (a json key, a timeout) rolls back to it and
   // becomes that rule's error finding, and the transaction goes on for every other rule.
   await sql`savepoint rd_rule`.execute(tx);
@@ -122,6 +141,54 @@ async function checkOne(
   } finally {
     step.done();
   }
+}
+
+/**
+ * A chain of duplicate-rows rules (duplicate-nesting.ts) in one statement, one pass over their
+ * table. Should the server refuse it (a timeout, an expression failing on some row), each rule is
+ * checked on its own, as without chains: its answer or its own error finding.
+ */
+async function checkChain(
+  tx: Tx,
+  unit: number[],
+  rules: Rule[],
+  position: string,
+  options: ScanOptions,
+  concurrent: boolean,
+): Promise<(Finding | null)[]> {
+  const chain = unit.map((i) => rules[i] as DuplicateRule);
+  const label = `${position} duplicate-rows ${chain.map((r) => duplicateRows.describe(r)).join(', ')} in one pass`;
+  const step = progressStep(label, options, concurrent);
+  await sql`savepoint rd_rule`.execute(tx);
+  try {
+    const detectOptions = chain.map((rule) => ({
+      sample: options.sample,
+      diagnosis: options.diagnose ? diagnosisSql(rule, options.diagnose) : null,
+    }));
+    const findings = await detectChain(tx, chain, detectOptions);
+    for (const finding of findings)
+      if (finding && options.diagnose) await diagnoseFinding(tx, finding, options.diagnose);
+    await sql`release savepoint rd_rule`.execute(tx);
+    step.done();
+    return findings;
+  } catch (e) {
+    step.done();
+    if (isRecoveryConflict(e)) throw e;
+    if (!isRuleLevel(e)) throw queryError(e, `Checking duplicate-rows on ${chain.map(describeRule).join(', ')}`);
+    await sql`rollback to savepoint rd_rule`.execute(tx);
+    const alone: (Finding | null)[] = [];
+    for (const [k, rule] of chain.entries())
+      alone.push(await checkOne(tx, rule, `[${unit[k]! + 1}/${rules.length}]`, options, concurrent));
+    return alone;
+  }
+}
+
+/** Progress for one unit of work. Side by side, a line per finished unit: "label … 1.2s" lines would interleave. */
+function progressStep(label: string, options: ScanOptions, concurrent: boolean): { done(): void } {
+  const started = Date.now();
+  return concurrent
+    ? { done: () => options.progress.log(`${label} ${((Date.now() - started) / 1000).toFixed(1)}s`) }
+    : options.progress.start(label);
 }
 
 /**
