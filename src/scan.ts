@@ -2,12 +2,12 @@ import { checkFor } from './checks/index.js';
 import type { Finding } from './checks/types.js';
 import { sql } from 'kysely';
 import { preferParallel, queryError, type Tx } from './db.js';
-import { isPgError } from './errors.js';
+import { describePgError, isPgError } from './errors.js';
 import { RuleCannotRun, ruleErrorFinding } from './checks/rule-error.js';
 import { isRecoveryConflict } from './catalog/recovery.js';
 import type { Progress } from './report/progress.js';
 import { describeRule, type DuplicateRule, type Rule } from './rules/types.js';
-import { scanUnits } from './checks/duplicate-nesting.js';
+import { scanUnits, type ScanUnit } from './checks/duplicate-nesting.js';
 import { detectChain } from './checks/duplicate-chain.js';
 import { duplicateRows } from './checks/duplicate-rows.js';
 import { diagnoseFinding, diagnosisSql } from './diagnosis/diagnose.js';
@@ -44,7 +44,7 @@ export async function scan(tx: Tx, rules: Rule[], options: ScanOptions): Promise
   const slots = [tx, ...(options.alongside ?? [])];
   await Promise.all(slots.map(preferParallel));
   // Rules that one pass checks together are one unit of work (a chain); every other rule is one alone.
-  let units: number[][];
+  let units: ScanUnit[];
   let lost = false;
   try {
     units = await scanUnits(tx, rules);
@@ -61,12 +61,12 @@ export async function scan(tx: Tx, rules: Rule[], options: ScanOptions): Promise
   const take = () => (next < units.length && !failed ? next++ : null);
   const run = async (t: Tx, u: number) => {
     const unit = units[u]!;
-    const position = `[${unit.map((i) => i + 1).join(', ')}/${rules.length}]`;
+    const position = `[${unit.rules.map((i) => i + 1).join(', ')}/${rules.length}]`;
     const results =
-      unit.length === 1
-        ? [await checkOne(t, rules[unit[0]!]!, position, options, slots.length > 1)]
+      unit.rules.length === 1
+        ? [await checkOne(t, rules[unit.rules[0]!]!, position, options, slots.length > 1)]
         : await checkChain(t, unit, rules, position, options, slots.length > 1);
-    unit.forEach((i, k) => (found[i] = results[k]!));
+    unit.rules.forEach((i, k) => (found[i] = results[k]!));
   };
   // Units from `first` on, one after another, until none is left — or until the standby cancels
   // one for a recovery conflict, which ends the transaction (in a savepoint, the whole session):
@@ -82,7 +82,7 @@ export async function scan(tx: Tx, rules: Rule[], options: ScanOptions): Promise
         }
         const again = !retried.has(u);
         retried.add(u);
-        for (const i of units[u]!) {
+        for (const i of units[u]!.rules) {
           if (!again) found[i] = ruleErrorFinding(rules[i]!, e as Error);
           options.notice?.(
             `${describeRule(rules[i]!)}: the standby cancelled the query (conflict with recovery); ` +
@@ -150,13 +150,13 @@ async function checkOne(
  */
 async function checkChain(
   tx: Tx,
-  unit: number[],
+  unit: ScanUnit,
   rules: Rule[],
   position: string,
   options: ScanOptions,
   concurrent: boolean,
 ): Promise<(Finding | null)[]> {
-  const chain = unit.map((i) => rules[i] as DuplicateRule);
+  const chain = unit.rules.map((i) => rules[i] as DuplicateRule);
   const label = `${position} duplicate-rows ${chain.map((r) => duplicateRows.describe(r)).join(', ')} in one pass`;
   const step = progressStep(label, options, concurrent);
   await sql`savepoint rd_rule`.execute(tx);
@@ -165,7 +165,7 @@ async function checkChain(
       sample: options.sample,
       diagnosis: options.diagnose ? diagnosisSql(rule, options.diagnose) : null,
     }));
-    const findings = await detectChain(tx, chain, detectOptions);
+    const findings = await detectChain(tx, chain, detectOptions, unit.collations);
     for (const finding of findings)
       if (finding && options.diagnose) await diagnoseFinding(tx, finding, options.diagnose);
     await sql`release savepoint rd_rule`.execute(tx);
@@ -176,9 +176,13 @@ async function checkChain(
     if (isRecoveryConflict(e)) throw e;
     if (!isRuleLevel(e)) throw queryError(e, `Checking duplicate-rows on ${chain.map(describeRule).join(', ')}`);
     await sql`rollback to savepoint rd_rule`.execute(tx);
+    const why = isPgError(e) ? describePgError(e) : e.message;
+    options.notice?.(
+      `${chain.map(describeRule).join(', ')}: the pass they share failed (${why}); checking each on its own`,
+    );
     const alone: (Finding | null)[] = [];
     for (const [k, rule] of chain.entries())
-      alone.push(await checkOne(tx, rule, `[${unit[k]! + 1}/${rules.length}]`, options, concurrent));
+      alone.push(await checkOne(tx, rule, `[${unit.rules[k]! + 1}/${rules.length}]`, options, concurrent));
     return alone;
   }
 }

@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db.js';
 import type { DuplicateRule, KeyPart } from '../rules/types.js';
-import { and, groupKeyExpr, keyExpr, rowId, tableRef, type Sql } from '../sql/build.js';
+import { and, groupKeyExpr, keyExpr, qualified, rowId, tableRef, type Sql } from '../sql/build.js';
+import type { QualifiedName } from '../catalog/types.js';
 import { bucketOf, detectStatement, findingOf, rowScope, type DetectRow } from './duplicate-rows.js';
 import type { DetectOptions, Finding } from './types.js';
 
@@ -19,12 +20,14 @@ import type { DetectOptions, Finding } from './types.js';
  * own detect statement (duplicate-rows.ts) reads them from there: the same counts, samples and
  * diagnosis as its own pass.
  *
- * Returns each rule's finding, in the chain's order.
+ * `collations`: the collation of each text expression part (scanUnits), which the rollup sorts
+ * bytewise. Returns each rule's finding, in the chain's order.
  */
 export async function detectChain(
   db: Db | Tx,
   rules: DuplicateRule[],
   options: DetectOptions[],
+  collations: Map<string, QualifiedName>,
 ): Promise<(Finding | null)[]> {
   const table = rules[0]!.table;
   const { parts, at } = chainParts(rules);
@@ -34,24 +37,46 @@ export async function detectChain(
   const width = at.map((_, i) => 1 + Math.max(...at.slice(0, i + 1).flat()));
   const levelOf = (i: number) => (1 << (parts.length - width[i]!)) - 1;
   const sets = [...new Set(width)].map((w) => sql`(${sql.join(parts.slice(0, w).map((_, j) => e(j)))})`);
-  const buckets = rules.map((r, i) => bucketOf(r, at[i]!.map(e)));
-  const extras = rules.map((_, i) => options[i]!.diagnosis?.aggregates ?? []);
-  const idColumn = buckets.some(Boolean) || extras.some((x) => x.length) ? sql`, ${rowId(table, null)} as id` : sql``;
+  // Each rule's sample bucket, decided per row below the sort (in the parallel workers), so the
+  // single-process aggregate above it only tests a flag.
+  const buckets = rules.map((r, i) =>
+    bucketOf(
+      r,
+      at[i]!.map((j) => groupKeyExpr(table, parts[j]!, null)),
+    ),
+  );
+  const flag = (i: number) => sql.id(`__rd_b${i}`);
+  const flags = buckets.map((b, i) => (b ? sql`, ${b} as ${flag(i)}` : sql``));
+  // The diagnosis' aggregates are over the row id alone: one of each name serves every rule.
+  const extras = new Map(options.flatMap((o) => o.diagnosis?.aggregates ?? []).map((a) => [a.name, a.value] as const));
+  const extra = (name: string) => sql.id(`__rd_x_${name}`);
+  const idColumn = buckets.some(Boolean) || extras.size ? sql`, ${rowId(table, null)} as id` : sql``;
   const aggregates = [
-    ...buckets.map((b, i) => (b ? sql`, array_agg(id) filter (where ${b}) as ${sql.id(`__rd_ids${i}`)}` : sql``)),
-    ...extras.flatMap((x, i) => x.map((a) => sql`, ${a.value} as ${sql.id(`__rd_x${i}_${a.name}`)}`)),
+    ...buckets.map((b, i) => (b ? sql`, array_agg(id) filter (where ${flag(i)}) as ${sql.id(`__rd_ids${i}`)}` : sql``)),
+    ...[...extras].map(([name, value]) => sql`, ${value} as ${extra(name)}`),
   ];
   // A row some rule of the chain holds: in the shared scope, with no NULL in that rule's key.
   const anyKey = sql.join(
     rules.map((r) => sql`(${and(r.key.map((k) => sql`${keyExpr(k, null)} is not null`))})`),
     sql` or `,
   );
-  const selectExprs = sql.join(parts.map((p, j) => sql`${groupKeyExpr(table, p, null)} as ${e(j)}`));
+  // A text expression is sorted bytewise, as text columns are (groupKeyExpr): in a deterministic
+  // collation the same groups, without the locale's comparison rules. Rule i's g gives it back in
+  // its own collation, so that its samples come in the order of the rule's own pass.
+  const sorted = (p: KeyPart) => (p.kind === 'expr' ? collations.get(partId(p)) : undefined);
+  const selectExprs = sql.join(
+    parts.map((p, j) => sql`${groupKeyExpr(table, p, null)}${sorted(p) ? sql` collate "C"` : sql``} as ${e(j)}`),
+  );
   // Rule i's groups: its level of the rollup, its key parts named as its own aggregate names them.
   const groupsOf = (rule: DuplicateRule, i: number): Sql => {
-    const keys = sql.join(at[i]!.map((j, k) => sql`${e(j)} as ${sql.id(`__rd_k${k}`)}`));
+    const keys = sql.join(
+      at[i]!.map((j, k) => {
+        const collation = sorted(parts[j]!);
+        return sql`${e(j)}${collation ? sql` collate ${qualified(collation)}` : sql``} as ${sql.id(`__rd_k${k}`)}`;
+      }),
+    );
     const ids = buckets[i] ? sql.id(`__rd_ids${i}`) : sql`null::text[]`;
-    const named = extras[i]!.map((a) => sql`, ${sql.id(`__rd_x${i}_${a.name}`)} as ${sql.id(a.name)}`);
+    const named = (options[i]!.diagnosis?.aggregates ?? []).map((a) => sql`, ${extra(a.name)} as ${sql.id(a.name)}`);
     const keyNotNull = sql.join(
       at[i]!.map((j) => sql` and ${e(j)} is not null`),
       sql``,
@@ -70,7 +95,7 @@ export async function detectChain(
   const { rows } = await sql<DetectRow & { rule: number }>`
     with rolled as materialized (
       select ${all}, grouping(${all}) as __rd_level, count(*) as n${sql.join(aggregates, sql``)}
-        from (select ${selectExprs}${idColumn}
+        from (select ${selectExprs}${idColumn}${sql.join(flags, sql``)}
                 from ${tableRef(table)}
                where ${and([...rowScope(rules[0]!, null), sql`(${anyKey})`])}) k
        group by grouping sets (${sql.join(sets)})

@@ -3,6 +3,7 @@ import type { Tx } from '../db.js';
 import { isPgError } from '../errors.js';
 import { isRecoveryConflict } from '../catalog/recovery.js';
 import type { DuplicateRule, KeyPart, Rule } from '../rules/types.js';
+import type { QualifiedName } from '../catalog/types.js';
 import { and, col, fragment, keyExpr, partEquality, tableRef } from '../sql/build.js';
 import { partId } from './duplicate-chain.js';
 import { chainOrder } from './chain-order.js';
@@ -40,7 +41,7 @@ const IDENTITY_TYPES = new Map<number, string>([
  * rule's key: a part of that key itself, or an expression the server shows to be an immutable
  * function of that key's columns (functionOf).
  */
-export async function scanUnits(tx: Tx, rules: Rule[]): Promise<number[][]> {
+export async function scanUnits(tx: Tx, rules: Rule[]): Promise<ScanUnit[]> {
   const byScope = new Map<string, number[]>();
   rules.forEach((rule, i) => {
     if (rule.check !== 'duplicate-rows' || rule.nullsNotDistinct) return;
@@ -49,12 +50,12 @@ export async function scanUnits(tx: Tx, rules: Rule[]): Promise<number[][]> {
     const scope = `${rule.table.oid}\u0000${rule.where?.text ?? ''}\u0000${alive}`;
     byScope.set(scope, [...(byScope.get(scope) ?? []), i]);
   });
-  const units: number[][] = [];
+  const units: ScanUnit[] = [];
   const chained = new Set<number>();
   for (const members of byScope.values()) {
     if (members.length < 2) continue;
     const proof = new Proof(tx);
-    const typed = await proof.identityTyped(members.map((i) => rules[i] as DuplicateRule));
+    const { typed, collations } = await proof.identityTyped(members.map((i) => rules[i] as DuplicateRule));
     const eligible = members.filter((_, m) => typed[m]);
     if (eligible.length < 2) continue;
     const covers = new Map<string, boolean>();
@@ -62,14 +63,26 @@ export async function scanUnits(tx: Tx, rules: Rule[]): Promise<number[][]> {
       for (const b of eligible)
         if (a !== b) covers.set(`${a} ${b}`, await proof.covers(rules[a] as DuplicateRule, rules[b] as DuplicateRule));
     for (const chain of chainOrder(eligible, (a, b) => covers.get(`${a} ${b}`) === true)) {
-      units.push(chain);
+      const parts = chain.flatMap((i) => (rules[i] as DuplicateRule).key.map(partId));
+      units.push({ rules: chain, collations: new Map([...collations].filter(([id]) => parts.includes(id))) });
       chain.forEach((i) => chained.add(i));
     }
   }
   rules.forEach((_, i) => {
-    if (!chained.has(i)) units.push([i]);
+    if (!chained.has(i)) units.push({ rules: [i], collations: new Map() });
   });
-  return units.sort((a, b) => Math.min(...a) - Math.min(...b));
+  return units.sort((a, b) => Math.min(...a.rules) - Math.min(...b.rules));
+}
+
+/** One unit of a scan's work: a chain of rules (coarse → fine) that one pass checks, or one rule. */
+export interface ScanUnit {
+  /** Indices into the scan's rules. */
+  rules: number[];
+  /**
+   * A chain's text expression parts (by partId) with the collation they compare in, deterministic:
+   * the chain may sort them bytewise (COLLATE "C"), the same groups, and give them back in it.
+   */
+  collations: Map<string, QualifiedName>;
 }
 
 /** The server's answers for one table's rules, each question asked once. */
@@ -81,9 +94,10 @@ class Proof {
 
   /**
    * Per rule: every key part is of an identity type (in a deterministic collation) and compares
-   * with that type's own `=`. Types are read without evaluating anything (selected from no rows).
+   * with that type's own `=`; and the collation of each text expression part. Types are read
+   * without evaluating anything (selected from no rows).
    */
-  async identityTyped(rules: DuplicateRule[]): Promise<boolean[]> {
+  async identityTyped(rules: DuplicateRule[]): Promise<{ typed: boolean[]; collations: Map<string, QualifiedName> }> {
     const table = rules[0]!.table;
     const parts = new Map<string, KeyPart>();
     for (const rule of rules) for (const part of rule.key) parts.set(partId(part), part);
@@ -92,32 +106,37 @@ class Proof {
     const cols = sql.join(list.map((p, j) => sql`${keyExpr(p, null)} as ${sql.id(`x${j}`)}`));
     const types = sql.join(list.map((_, j) => sql`pg_catalog.pg_typeof(${x(j)})::oid::int`));
     // A non-text type has no collation: its text form's ("default") is asked instead, and ignored.
-    const deterministic = sql.join(
+    const collation = sql.join(
       list.map(
-        (_, j) => sql`coalesce((select c.collisdeterministic
-                                  from pg_catalog.pg_collation c
-                                 where c.oid = pg_catalog.to_regcollation(
-                                                 pg_catalog.pg_collation_for(${x(j)}::pg_catalog.text))), false)`,
+        (_, j) => sql`(select pg_catalog.json_build_object('deterministic', c.collisdeterministic,
+                                                          'schema', n.nspname, 'name', c.collname)
+                         from pg_catalog.pg_collation c
+                         join pg_catalog.pg_namespace n on n.oid = c.collnamespace
+                        where c.oid = pg_catalog.to_regcollation(
+                                        pg_catalog.pg_collation_for(${x(j)}::pg_catalog.text)))`,
       ),
     );
+    type Collation = (QualifiedName & { deterministic: boolean }) | null;
     const found = await this.attempt(async () => {
-      const { rows } = await sql<{ types: number[]; deterministic: boolean[] }>`
-        select array[${types}] as types, array[${deterministic}] as deterministic
+      const { rows } = await sql<{ types: number[]; collations: Collation[] }>`
+        select array[${types}] as types, array[${collation}] as collations
           from (select 1) v
           left join (select ${cols} from ${tableRef(table)} where false) k on true`.execute(this.tx);
       return rows[0]!;
     });
-    const identity = new Map(
-      list.map((p, j) => {
-        const type = found?.types[j];
-        const name = type === undefined ? undefined : IDENTITY_TYPES.get(type);
-        const collated = name === 'text' || name === 'varchar';
-        const eq = partEquality(table, p);
-        const plainEquality = eq?.groupable === true && eq.operator.schema === 'pg_catalog' && eq.operator.name === '=';
-        return [partId(p), Boolean(name && plainEquality && (!collated || found?.deterministic[j]))];
-      }),
-    );
-    return rules.map((rule) => rule.key.every((p) => identity.get(partId(p))));
+    const identity = new Map<string, boolean>();
+    const collations = new Map<string, QualifiedName>();
+    list.forEach((p, j) => {
+      const type = found?.types[j];
+      const name = type === undefined ? undefined : IDENTITY_TYPES.get(type);
+      const text = name === 'text' || name === 'varchar';
+      const coll = found?.collations[j];
+      const eq = partEquality(table, p);
+      const plainEquality = eq?.groupable === true && eq.operator.schema === 'pg_catalog' && eq.operator.name === '=';
+      identity.set(partId(p), Boolean(name && plainEquality && (!text || coll?.deterministic)));
+      if (text && coll && p.kind === 'expr') collations.set(partId(p), { schema: coll.schema, name: coll.name });
+    });
+    return { typed: rules.map((rule) => rule.key.every((p) => identity.get(partId(p)))), collations };
   }
 
   /** Every part of `coarse`'s key is a function of `fine`'s key. */

@@ -67,7 +67,10 @@ export interface DetectOptions {
 export interface DiagnosisSql {
   ctes: Sql;
   value: Sql;
-  /** More aggregates for `g`'s GROUP BY over its input (key aliases and `id`, the row id), as `g` names them. */
+  /**
+   * More aggregates for `g`'s GROUP BY, over `id` (the row id) alone, as `g` names them: a pass
+   * shared by several rules (duplicate-chain.ts) computes each name once for all of them.
+   */
   aggregates?: { name: string; value: Sql }[];
 }
 
