@@ -15,7 +15,8 @@ export interface CatalogOptions {
   /**
    * Weigh references the catalog does not hold (`X_id` names, polymorphic and generic pairs) against
    * the data. Each candidate costs a pass over its table, so only commands that use them ask: scan and
-   * verify with discovery, repair unless --no-infer. Off, the catalog holds foreign keys and markers only.
+   * verify with discovery (all of them). Off, the catalog holds foreign keys and markers only; a repair
+   * without discovery then weighs those in its reach (weighCatalogReferences).
    */
   weighReferences: boolean;
 }
@@ -56,15 +57,23 @@ export async function loadCatalog(db: Db | Tx, options: CatalogOptions): Promise
   catalog.assumptions.push(...(await weighMarkers(db, tables, options.softDelete)));
   // Django's content types (one small table): what a declared generic reference's type values name.
   catalog.contentTypes = await loadContentTypes(db, catalog);
-  if (!options.weighReferences) return catalog;
-  catalog.assumptions.push(...(await weighReferences(db, catalog)));
-  // Polymorphic and generic references: type values mapped by framework naming, weighed the same way.
+  if (options.weighReferences) await weighCatalogReferences(db, catalog, null);
+  return catalog;
+}
+
+/**
+ * Weigh the references the catalog does not hold against the data, into `catalog`: name-based
+ * candidates (only those into the `into` tables, when given: see rules/reach.ts), then every
+ * polymorphic and generic pair (type values mapped by framework naming; a pair's parents are known
+ * only once its type values are read, so every pair is weighed).
+ */
+export async function weighCatalogReferences(db: Db | Tx, catalog: Catalog, into: Set<string> | null): Promise<void> {
+  catalog.assumptions.push(...(await weighReferences(db, catalog, into)));
   const typed = await weighTypedReferences(db, catalog);
   catalog.typedReferences = typed.references;
   catalog.unconfirmedReferences = typed.unconfirmed;
   catalog.assumptions.push(...typed.assumptions);
   catalog.warnings = typed.warnings;
-  return catalog;
 }
 
 /** One plain or partitioned table, from what the steps read. */

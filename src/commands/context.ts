@@ -1,4 +1,5 @@
-import { loadCatalog } from '../catalog/load.js';
+import { loadCatalog, weighCatalogReferences } from '../catalog/load.js';
+import { tablesInReach } from '../rules/reach.js';
 import { softDeleteSettings } from '../catalog/soft-delete.js';
 import type { Catalog } from '../catalog/types.js';
 import { loadConfig, type LoadedConfig } from '../config.js';
@@ -42,8 +43,11 @@ export async function connect(
 export interface SnapshotMode {
   /** false: only discovered rules (init describes the database, not an existing config's rules). */
   declared?: boolean;
-  /** Weigh inferred and polymorphic references (see CatalogOptions); default: when discovering. */
-  weighReferences?: boolean;
+  /**
+   * Weigh inferred and polymorphic references (see CatalogOptions). With discovery, or 'all': all of
+   * them; 'reach': those into the tables a repair of the declared rules may change (rules/reach.ts).
+   */
+  weighReferences?: 'all' | 'reach';
 }
 
 export async function snapshot(
@@ -58,7 +62,7 @@ export async function snapshot(
   const catalog = await loadCatalog(tx, {
     schemas,
     softDelete: softDeleteSettings(loaded.config.softDelete),
-    weighReferences: discover || mode.weighReferences === true,
+    weighReferences: discover || mode.weighReferences === 'all',
   });
   const sources = {
     config: declared ? loaded.config : {},
@@ -68,6 +72,9 @@ export async function snapshot(
     discover,
     only: parseOnly(opts.only),
   };
+  // Without discovery, a repair weighs only the references into the tables it may change.
+  if (!discover && mode.weighReferences === 'reach')
+    await weighCatalogReferences(tx, catalog, tablesInReach(catalog, collectRules(catalog, sources)));
   // A declared key expression replaces the discovered one it equals as the server normalises both.
   const candidates = [...collectRules(catalog, sources), ...(sources.discover ? discoverRules(catalog) : [])];
   const rules = collectRules(catalog, sources, await expressionForms(tx, candidates));

@@ -56,7 +56,7 @@ export async function repairCommand(opts: RepairCommandOptions, out: (s: string)
     // is that answer already, so the first rule is not scanned first (a full pass saved); later
     // ones run after writes (in a dry run, to the copies of the tables), so they are scanned first.
     const { snap, toRepair, scanned, derived } = await readOnly(conn.db, statementTimeoutMs, async (tx) => {
-      const snap = await snapshot(tx, opts, loaded, { weighReferences: opts.infer });
+      const snap = await snapshot(tx, opts, loaded, { weighReferences: opts.infer ? 'reach' : undefined });
       const toRepair = snap.rules.filter((r) => r.source !== 'discovered' && r.repair !== 'report');
       const declaredRules = snap.rules.filter((r) => r.source !== 'discovered');
       await refuseRowSecurity(tx, tablesTouched(snap.catalog, toRepair, declaredRules, opts.infer), 'repair');

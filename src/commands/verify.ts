@@ -29,7 +29,7 @@ export async function verifyCommand(opts: VerifyCommandOptions, out: (s: string)
     // Expectations come from declared rules; --discover adds inferred references, nothing else.
     const { snap, warnings } = await readOnly(conn.db, statementTimeoutMs, async (tx) => {
       const snap = await snapshot(tx, { ...opts, discover: false }, loaded, {
-        weighReferences: opts.discover === true,
+        weighReferences: opts.discover === true ? 'all' : undefined,
       });
       return { snap, warnings: [...snap.catalog.warnings, ...(await rowSecurityWarnings(tx, tablesRead(snap.rules)))] };
     });

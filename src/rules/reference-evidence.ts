@@ -15,13 +15,19 @@ import { referenceCandidates, type ReferenceCandidate } from './discover.js';
 export const MIN_MATCHED_SHARE = 0.8;
 
 /**
- * Ask the data about every name-based reference candidate in the checked schemas: an
- * `inferred-reference` assumption when it agrees, a `not-a-reference` one when it does not.
+ * Ask the data about every name-based reference candidate in the checked schemas (only those into
+ * the `into` tables, when given): an `inferred-reference` assumption when it agrees, a
+ * `not-a-reference` one when it does not.
  */
-export async function weighReferences(db: Db | Tx, catalog: Catalog): Promise<Assumption[]> {
+export async function weighReferences(
+  db: Db | Tx,
+  catalog: Catalog,
+  into: Set<string> | null = null,
+): Promise<Assumption[]> {
   const assumptions: Assumption[] = [];
   for (const table of catalog.tables.filter((t) => catalog.schemas.includes(t.schema))) {
     for (const candidate of referenceCandidates(catalog, table)) {
+      if (into && !into.has(candidate.parent.id)) continue;
       assumptions.push(
         await guarded(
           db,

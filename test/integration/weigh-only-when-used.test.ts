@@ -6,9 +6,11 @@ import { tablesRead } from '../support/tables-read.js';
 /**
  * Weighing the references the catalog does not hold (an `X_id` name, a polymorphic pair) costs a pass
  * over each candidate's table. A command pays for it only when it uses them: a scan or verify with
- * discovery, a repair unless --no-infer. `scan --no-discover` of one rule reads that rule's table and
- * nothing else, whatever else the database holds (10M rows: 7–8 s for the inference it did not use,
- * against 1.6 s for the check). Asserted by what the server counted (pg_stat_all_tables).
+ * discovery; a repair unless --no-infer, and without discovery only those into the tables it may change.
+ * `scan --no-discover` of one rule reads that rule's table and nothing else, whatever else the database
+ * holds (10M rows: 7–8 s for the inference it did not use, against 1.6 s for the check); a repair of
+ * 100M rows spent 9+ minutes weighing `user_id` columns into a table it never touched. Asserted by
+ * what the server counted (pg_stat_all_tables).
  */
 let db: TestDb;
 beforeAll(async () => {
@@ -23,6 +25,9 @@ beforeAll(async () => {
     create table notes (id int primary key, noteable_type text not null, noteable_id int not null);
     create index on notes (noteable_type, noteable_id);
     insert into notes select g, 'Post', 1 + g % 50 from generate_series(1, 100) g;
+    -- A reference by name only into the table a merge changes: the one a repair must weigh.
+    create table sessions (id int primary key, account_id int);
+    insert into sessions select g, 1 + g % 100 from generate_series(1, 300) g;
   `);
   // The set-up session's own counts (the index build's scan, the inserts) reach the server a second
   // after it goes idle: wait for them, or they land after a test's pg_stat_reset() as reads of its own.
@@ -32,7 +37,9 @@ afterAll(() => db.drop());
 
 const WEIGHED = ['comments', 'notes'];
 const referenceAssumptions = (stdout: string) =>
-  (JSON.parse(stdout) as { assumptions: { kind: string }[] }).assumptions.filter((a) => a.kind.includes('reference'));
+  (JSON.parse(stdout) as { assumptions: { kind: string; table: string; column: string }[] }).assumptions.filter((a) =>
+    a.kind.includes('reference'),
+  );
 
 async function readBy(args: string[]): Promise<{ read: string[]; stdout: string }> {
   await db.query('select pg_stat_reset()');
@@ -56,17 +63,26 @@ describe('scan', () => {
 });
 
 describe('repair and undo', () => {
-  it('repair weighs references unless --no-infer', async () => {
-    const inferring = await readBy(['repair', '--duplicates', 'accounts(email)', '--no-discover']);
-    expect(inferring.read).toEqual(expect.arrayContaining(WEIGHED));
-    const not = await readBy(['repair', '--duplicates', 'accounts(email)', '--no-discover', '--no-infer']);
-    expect(not.read.filter((t) => WEIGHED.includes(t))).toEqual([]);
+  it('repair weighs the references into the tables it may change, and no other', async () => {
+    const { read, stdout } = await readBy(['repair', '--duplicates', 'accounts(email)', '--no-discover']);
+    // sessions.account_id names accounts, which the merge changes; comments.post_id names posts, which
+    // it does not; a type/id pair names what its types say, known only once read: it is weighed.
+    expect(read).toEqual(expect.arrayContaining(['accounts', 'sessions', 'notes']));
+    expect(read).not.toContain('comments');
+    const inferred = referenceAssumptions(stdout).filter((a) => a.kind === 'inferred-reference');
+    expect(inferred).toEqual([expect.objectContaining({ table: 'public.sessions', column: 'account_id' })]);
+  });
+
+  it('repair --no-infer weighs none', async () => {
+    const { read } = await readBy(['repair', '--duplicates', 'accounts(email)', '--no-discover', '--no-infer']);
+    expect(read.filter((t) => [...WEIGHED, 'sessions'].includes(t))).toEqual([]);
   });
 
   it('undo follows the references its run recorded and weighs none', async () => {
     const repair = await readBy(['repair', '--duplicates', 'accounts(email)', '--no-discover', '--apply']);
     const { runId } = JSON.parse(repair.stdout) as { runId: string };
     const undo = await readBy(['undo', runId]);
+    // sessions is read: the run re-pointed its rows (an inferred reference into accounts).
     expect(undo.read.filter((t) => WEIGHED.includes(t))).toEqual([]);
     expect(undo.read).toContain('accounts');
   });
