@@ -56,8 +56,13 @@ export async function detectChain(
     ...[...extras].map(([name, value]) => sql`, ${value} as ${extra(name)}`),
   ];
   // A row some rule of the chain holds: in the shared scope, with no NULL in that rule's key.
+  // Rules keyed on columns alone come first: OR stops at the first that holds, so an expression is
+  // evaluated here only for rows those leave out.
+  const exprCount = (r: DuplicateRule) => r.key.filter((k) => k.kind === 'expr').length;
   const anyKey = sql.join(
-    rules.map((r) => sql`(${and(r.key.map((k) => sql`${keyExpr(k, null)} is not null`))})`),
+    [...rules]
+      .sort((a, b) => exprCount(a) - exprCount(b))
+      .map((r) => sql`(${and(r.key.map((k) => sql`${keyExpr(k, null)} is not null`))})`),
     sql` or `,
   );
   // A text expression is sorted bytewise, as text columns are (groupKeyExpr): in a deterministic
