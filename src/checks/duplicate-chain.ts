@@ -37,22 +37,15 @@ export async function detectChain(
   const width = at.map((_, i) => 1 + Math.max(...at.slice(0, i + 1).flat()));
   const levelOf = (i: number) => (1 << (parts.length - width[i]!)) - 1;
   const sets = [...new Set(width)].map((w) => sql`(${sql.join(parts.slice(0, w).map((_, j) => e(j)))})`);
-  // Each rule's sample bucket, decided per row below the sort (in the parallel workers), so the
-  // single-process aggregate above it only tests a flag.
-  const buckets = rules.map((r, i) =>
-    bucketOf(
-      r,
-      at[i]!.map((j) => groupKeyExpr(table, parts[j]!, null)),
-    ),
-  );
-  const flag = (i: number) => sql.id(`__rd_b${i}`);
-  const flags = buckets.map((b, i) => (b ? sql`, ${b} as ${flag(i)}` : sql``));
+  // Each rule's sample bucket, hashed from the expressions as sorted: an expression is evaluated
+  // once per row (a hash costs little next to lower() and the like).
+  const buckets = rules.map((r, i) => bucketOf(r, at[i]!.map(e)));
   // The diagnosis' aggregates are over the row id alone: one of each name serves every rule.
   const extras = new Map(options.flatMap((o) => o.diagnosis?.aggregates ?? []).map((a) => [a.name, a.value] as const));
   const extra = (name: string) => sql.id(`__rd_x_${name}`);
   const idColumn = buckets.some(Boolean) || extras.size ? sql`, ${rowId(table, null)} as id` : sql``;
   const aggregates = [
-    ...buckets.map((b, i) => (b ? sql`, array_agg(id) filter (where ${flag(i)}) as ${sql.id(`__rd_ids${i}`)}` : sql``)),
+    ...buckets.map((b, i) => (b ? sql`, array_agg(id) filter (where ${b}) as ${sql.id(`__rd_ids${i}`)}` : sql``)),
     ...[...extras].map(([name, value]) => sql`, ${value} as ${extra(name)}`),
   ];
   // A row some rule of the chain holds: in the shared scope, with no NULL in that rule's key.
@@ -100,7 +93,7 @@ export async function detectChain(
   const { rows } = await sql<DetectRow & { rule: number }>`
     with rolled as materialized (
       select ${all}, grouping(${all}) as __rd_level, count(*) as n${sql.join(aggregates, sql``)}
-        from (select ${selectExprs}${idColumn}${sql.join(flags, sql``)}
+        from (select ${selectExprs}${idColumn}
                 from ${tableRef(table)}
                where ${and([...rowScope(rules[0]!, null), sql`(${anyKey})`])}) k
        group by grouping sets (${sql.join(sets)})
