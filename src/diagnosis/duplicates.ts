@@ -52,19 +52,19 @@ export function duplicateDiagnosis(rule: DuplicateRule, created: CreationColumn,
     ? // one index lookup per group (OFFSET 0 keeps it a lookup whatever the planner thinks g holds)
       sql`select m.*
             from dx_g
-           cross join lateral (select ${member(sql`dx_g.gid`)}
+           cross join lateral (select ${member(sql`dx_g.__rd_gid`)}
                                  from ${tableRef(table)} r
                                 where ${onKey} and ${inScope}
                                offset 0) m`
-    : sql`select ${member(sql`dx_g.gid`)}
+    : sql`select ${member(sql`dx_g.__rd_gid`)}
             from dx_g
             join ${tableRef(table)} r on ${onKey} and ${inScope}
-           where ${byId ? sql`dx_g.n > 2` : sql`true`}`;
+           where ${byId ? sql`dx_g.__rd_n > 2` : sql`true`}`;
   const members = byId
     ? sql`select m.*
-            from (select gid, dx_lo as id from dx_g where n = 2
+            from (select __rd_gid as gid, __rd_lo as id from dx_g where __rd_n = 2
                   union all
-                  select gid, dx_hi from dx_g where n = 2) x
+                  select __rd_gid, __rd_hi from dx_g where __rd_n = 2) x
            cross join lateral (select ${member(sql`x.gid`)}
                                  from ${tableRef(table)} r
                                 where ${col('r', byId.name)} ${equalityOperator(byId.equality)} x.id
@@ -87,10 +87,10 @@ export function duplicateDiagnosis(rule: DuplicateRule, created: CreationColumn,
           from (values ${sql.join(perColumn)}) v(name, ord, n)
          where n > 0)`
     : sql`'[]'::json`;
-  const pair = byId ? sql`, dx_lo, dx_hi` : sql``;
+  const pair = byId ? sql`, __rd_lo, __rd_hi` : sql``;
   const ctes = sql`
     dx_g as (
-      select row_number() over () as gid, n, ${sql.join(names.map((n) => sql.id(n)))}${pair}
+      select row_number() over () as __rd_gid, n as __rd_n, ${sql.join(names.map((n) => sql.id(n)))}${pair}
         from g
     ),
     dx_members as (${members}),
@@ -122,8 +122,8 @@ export function duplicateDiagnosis(rule: DuplicateRule, created: CreationColumn,
   // The aggregate's extra columns: each group's lowest and highest primary key.
   const aggregates = byId
     ? [
-        { name: 'dx_lo', value: sql`min(id)` },
-        { name: 'dx_hi', value: sql`max(id)` },
+        { name: '__rd_lo', value: sql`min(id)` },
+        { name: '__rd_hi', value: sql`max(id)` },
       ]
     : undefined;
   return { ctes, value, ...(aggregates ? { aggregates } : {}) };
