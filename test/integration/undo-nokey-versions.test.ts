@@ -72,6 +72,29 @@ async function versions(untouched: string): Promise<{ untouched: string; repaire
 const untouchedVersion = async () =>
   (await db.query<{ v: string }>('select xmin::text as v from taggables where taggable_id = 1'))[0]!.v;
 
+/**
+ * The merge, then the application deletes one of the two identical (1, 'user', 1) rows — the one of
+ * the given row version — then undo's dry run and --apply, which must agree on the exit code and conflicts.
+ */
+async function deleteThenUndo(
+  version: 'untouched' | 'repaired',
+  expected: { code: number; conflicts: number },
+): Promise<{ applied: Awaited<ReturnType<typeof undo>>; untouched: string }> {
+  db = await freshDatabase(PIVOT);
+  const untouched = await untouchedVersion();
+  const runId = await repair(MERGE_USERS);
+  const v = await versions(untouched);
+  await db.exec(`delete from taggables where ctid = (select ctid from taggables
+                  where (tag_id, taggable_type, taggable_id) = (1, 'user', 1) and xmin = '${v[version]}'::xid limit 1)`);
+  const dry = await undo(runId);
+  expect(dry.code, dry.stderr).toBe(expected.code);
+  expect(dry.out.conflicts).toBe(expected.conflicts);
+  const applied = await undo(runId, '--apply');
+  expect(applied.code, applied.stderr).toBe(expected.code);
+  expect(applied.out.conflicts).toBe(expected.conflicts);
+  return { applied, untouched };
+}
+
 describe('undo of a keyless pivot tells a re-pointed row from its identical sibling by row version', () => {
   it('takes back a re-pointed row identical to a row the run never touched, bit for bit, exit 0', async () => {
     db = await freshDatabase(PIVOT);
@@ -97,18 +120,7 @@ describe('undo of a keyless pivot tells a re-pointed row from its identical sibl
   });
 
   it('the application deleted the untouched sibling: undo takes the moved row back to user 3', async () => {
-    db = await freshDatabase(PIVOT);
-    const untouched = await untouchedVersion();
-    const runId = await repair(MERGE_USERS);
-    const v = await versions(untouched);
-    await db.exec(`delete from taggables where ctid = (select ctid from taggables
-                    where (tag_id, taggable_type, taggable_id) = (1, 'user', 1) and xmin = '${v.untouched}'::xid limit 1)`);
-    const dry = await undo(runId);
-    expect(dry.code, dry.stderr).toBe(0);
-    expect(dry.out.conflicts).toBe(0);
-    const applied = await undo(runId, '--apply');
-    expect(applied.code, applied.stderr).toBe(0);
-    expect(applied.out.conflicts).toBe(0);
+    await deleteThenUndo('untouched', { code: 0, conflicts: 0 });
     // User 1's tag stays deleted (the application's doing); user 3 has its two tags back.
     expect(await pivot()).toEqual([
       { tag_id: 1, taggable_type: 'user', taggable_id: 3 },
@@ -122,18 +134,7 @@ describe('undo of a keyless pivot tells a re-pointed row from its identical sibl
   });
 
   it('the application deleted the moved row: a conflict, and user 1 keeps its own row', async () => {
-    db = await freshDatabase(PIVOT);
-    const untouched = await untouchedVersion();
-    const runId = await repair(MERGE_USERS);
-    const v = await versions(untouched);
-    await db.exec(`delete from taggables where ctid = (select ctid from taggables
-                    where (tag_id, taggable_type, taggable_id) = (1, 'user', 1) and xmin = '${v.repaired}'::xid limit 1)`);
-    const dry = await undo(runId);
-    expect(dry.code, dry.stderr).toBe(1);
-    expect(dry.out.conflicts).toBe(1);
-    const applied = await undo(runId, '--apply');
-    expect(applied.code, applied.stderr).toBe(1);
-    expect(applied.out.conflicts).toBe(1);
+    const { applied, untouched } = await deleteThenUndo('repaired', { code: 1, conflicts: 1 });
     expect(applied.out.conflictSamples).toEqual([
       { table: 'public.taggables', key: [1, 'user', 3], reason: 'changed or deleted since the repair' },
     ]);
