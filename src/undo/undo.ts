@@ -26,7 +26,7 @@ import { noKeyConflicts, revertNoKeyRows } from './no-key.js';
 import { rekeyedConflicts, revertRekeyedRows } from './rekeyed.js';
 import { revertUpdated } from './revert-updates.js';
 import type { BackupInfo, RepairBatch, RunRow, UndoOptions, UndoResult, UndoTable } from './types.js';
-import { prepareBatches, undoneBatches } from './undone-batches.js';
+import { indexBackups, prepareBatches, undoneBatches } from './undone-batches.js';
 
 /**
  * Restore what a repair run changed, taking its batches back one by one, last first, each in its
@@ -107,6 +107,7 @@ export async function undoRun(session: Db, catalog: Catalog, runId: string, opti
   };
   if (!infos.length) return { ...base, tables: [], nothingToUndo: true };
 
+  await indexBackups(session, infos);
   // What can be restored, and what the application changed since (left alone, reported).
   const tables: UndoTable[] = [];
   const conflictSamples: ConflictSample[] = [];

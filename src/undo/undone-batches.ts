@@ -34,6 +34,15 @@ export async function prepareBatches(session: Db, infos: BackupInfo[]): Promise<
         undo_run text not null,
         primary key (undo_of, batch)
       )`.execute(session);
+  await indexBackups(session, infos);
+}
+
+/**
+ * Index each backup table on what undo looks its rows up by (backup tables are rowdoctor's own:
+ * building an index locks no user table). Before anything reads them, the dry run's conflict check
+ * included: at 1M merged groups that check ran for more than six minutes without them.
+ */
+export async function indexBackups(session: Db, infos: BackupInfo[]): Promise<void> {
   for (const info of infos) {
     if (info.batched) await indexBackup(session, info, 'batch', sql`_rd_run, ${sql.id(BATCH)}`);
     // A backed-up row is looked up by its key once per row undo restores or reverts: whether a
