@@ -60,7 +60,11 @@ function record(operation, rd, refMs, refName, extra = {}) {
   };
   results.push(row);
   log(
-    `${operation}: rowdoctor ${secs(rd.ms)} vs ${refName} ${secs(refMs)} → ${row.ratio.toFixed(2)}×${row.countsMatch === false ? '  COUNTS DIFFER' : ''}`,
+    // Everything the table will show, as it is measured: a long run stopped part-way keeps its figures.
+    `${operation}: rowdoctor ${secs(rd.ms)} vs ${refName} ${secs(refMs)} → ${row.ratio.toFixed(2)}×` +
+      `${row.rssMb ? `, peak RSS ${row.rssMb.toFixed(0)} MB` : ''}` +
+      `${extra.longestMs ? `, longest batch statement ${extra.longestMs} ms` : ''}` +
+      `${row.countsMatch === undefined ? '' : row.countsMatch ? ', counts equal' : '  COUNTS DIFFER'}`,
   );
 }
 
